@@ -1,0 +1,200 @@
+"""The box's one TOML config file, validated up front.
+
+Every value is checked before anything starts; the first bad one is reported as one sentence naming
+its key path (``cameras[1].source: ...``), in the manner of Frigate's config validation. Unknown keys
+are errors too: a typo must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from edge.errors import ConfigError
+
+DEFAULT_STATE_DIR = "/var/lib/edge"
+
+
+@dataclass
+class CameraConfig:
+    id: str
+    source: str  # file path, rtsp://, http://, or a V4L2 device ("/dev/video0" or "0")
+    loop: bool = False  # a file source restarts at its end (demos)
+    realtime: bool = True  # a file source is read at its own frame rate, like a live camera
+    enabled: bool = True
+
+
+@dataclass
+class DetectConfig:
+    max_width: int = 640  # HOG runs on a copy downscaled to this width
+    upsample: int = 1  # dlib upsampling passes (1 finds faces down to ~40 px at 640 wide)
+    track_iou: float = 0.3  # a detection joins a track when it overlaps its last box this much
+    track_max_missed: int = 12  # frames a track survives without a detection
+
+
+@dataclass
+class QualityConfig:
+    min_face_px: int = 40  # face height in full-frame pixels
+    min_sharpness: float = 15.0  # variance of the Laplacian on the 150 px chip
+    max_yaw: float = 0.45  # |nose offset from the eye midpoint| / eye distance
+
+
+@dataclass
+class EncodeConfig:
+    max_per_track: int = 3  # encodes per track at most
+    improve_ratio: float = 1.3  # re-encode only when the quality score beats the last by this
+    backend: str = "auto"  # "auto", "dlib" or another registered encoder
+    threads: int = 1  # math threads per camera process: one camera, one core
+
+
+@dataclass
+class MatchConfig:
+    threshold: float = 0.6  # a hit is a distance at or under this
+    threshold_floor: float = 0.6  # the daemon refuses a more lenient threshold than this
+
+
+@dataclass
+class AlertsConfig:
+    endpoint: str = "tcp://127.0.0.1:5599"  # where the box serves alerts
+    control_endpoint: str = ""  # `edge status` etc. talk to the daemon here; "" = ipc in the state dir
+
+
+@dataclass
+class WatchlistConfig:
+    folder: str = ""  # simple local list: reference_number.jpg files (development and demos)
+    usb_mounts: list[str] = field(default_factory=list)  # mount points watched for .wlb files
+
+
+@dataclass
+class HealthConfig:
+    log_interval: float = 10.0  # seconds between health log lines
+    max_restarts: int = 5  # a dead camera process is restarted at most this many times
+    reconnect_max_backoff: float = 30.0  # seconds
+
+
+@dataclass
+class Config:
+    box_id: str
+    cameras: list[CameraConfig]
+    state_dir: str = DEFAULT_STATE_DIR
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    match: MatchConfig = field(default_factory=MatchConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    watchlist: WatchlistConfig = field(default_factory=WatchlistConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    path: str = ""  # where it was read from (not a config key)
+
+    @property
+    def control_endpoint(self) -> str:
+        return self.alerts.control_endpoint or f"ipc://{Path(self.state_dir) / 'control.sock'}"
+
+    def camera(self, cam_id: str) -> CameraConfig:
+        return next(c for c in self.cameras if c.id == cam_id)
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _build(cls, data: Any, path: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a table")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls) if f.name != "path"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{path + '.' if path else ''}{key}: unknown key")
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in data:
+            if f.name != "path" and f.default is MISSING and f.default_factory is MISSING:
+                raise ConfigError(f"{path + '.' if path else ''}{f.name}: required key is missing")
+            continue
+        kwargs[f.name] = _value(hints[f.name], data[f.name], f"{path + '.' if path else ''}{f.name}")
+    return cls(**kwargs)
+
+
+def _value(tp, value: Any, path: str):
+    if is_dataclass(tp):
+        return _build(tp, value, path)
+    if get_origin(tp) is list:
+        (item,) = get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list")
+        return [_value(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool) or tp is not bool and isinstance(value, bool):
+        raise ConfigError(f"{path}: expected {_TYPE_NAMES[tp]}")
+    if not isinstance(value, tp):
+        raise ConfigError(f"{path}: expected {_TYPE_NAMES.get(tp, tp.__name__)}")
+    return value
+
+
+def _check(cfg: Config) -> None:
+    def need(ok: bool, path: str, why: str):
+        if not ok:
+            raise ConfigError(f"{path}: {why}")
+
+    need(bool(cfg.box_id.strip()), "box_id", "must not be empty")
+    need(len(cfg.cameras) >= 1, "cameras", "at least one camera is needed")
+    seen = set()
+    for i, cam in enumerate(cfg.cameras):
+        need(bool(cam.id) and cam.id.replace("-", "").replace("_", "").isalnum(), f"cameras[{i}].id",
+             "must be letters, digits, - or _")
+        need(cam.id not in seen, f"cameras[{i}].id", f"duplicate camera id {cam.id!r}")
+        seen.add(cam.id)
+        need(bool(cam.source.strip()), f"cameras[{i}].source", "must not be empty")
+    need(160 <= cfg.detect.max_width <= 4096, "detect.max_width", "must be between 160 and 4096")
+    need(0 <= cfg.detect.upsample <= 2, "detect.upsample", "must be 0, 1 or 2")
+    need(0.0 < cfg.detect.track_iou < 1.0, "detect.track_iou", "must be between 0 and 1")
+    need(cfg.detect.track_max_missed >= 1, "detect.track_max_missed", "must be at least 1")
+    need(cfg.quality.min_face_px >= 20, "quality.min_face_px", "must be at least 20")
+    need(cfg.quality.min_sharpness >= 0, "quality.min_sharpness", "must not be negative")
+    need(0 < cfg.quality.max_yaw <= 1.0, "quality.max_yaw", "must be between 0 and 1")
+    need(1 <= cfg.encode.max_per_track <= 10, "encode.max_per_track", "must be between 1 and 10")
+    need(cfg.encode.improve_ratio >= 1.0, "encode.improve_ratio", "must be at least 1.0")
+    need(1 <= cfg.encode.threads <= 64, "encode.threads", "must be between 1 and 64")
+    need(0.0 < cfg.match.threshold < 2.0, "match.threshold", "must be between 0 and 2")
+    need(cfg.match.threshold <= cfg.match.threshold_floor, "match.threshold",
+         f"{cfg.match.threshold} is more lenient than the threshold floor {cfg.match.threshold_floor}")
+    for key in ("endpoint", "control_endpoint"):
+        ep = getattr(cfg.alerts, key)
+        need(ep == "" and key == "control_endpoint" or ep.startswith(("tcp://", "ipc://")),
+             f"alerts.{key}", "must be a ZeroMQ endpoint (tcp://host:port or ipc://path)")
+    need(cfg.health.log_interval > 0, "health.log_interval", "must be positive")
+    need(cfg.health.max_restarts >= 0, "health.max_restarts", "must not be negative")
+
+
+def parse(text: str, source: str = "config", state_dir: str | None = None) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    cfg = _build(Config, data, "")
+    if state_dir:
+        cfg.state_dir = state_dir
+    _check(cfg)
+    return cfg
+
+
+def load(path: str | Path, state_dir: str | None = None) -> Config:
+    """Read and validate a config file; relative camera/watch-list paths resolve from its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    cfg = parse(text, str(path), state_dir)
+    cfg.path = str(path.resolve())
+    base = path.resolve().parent
+    for cam in cfg.cameras:
+        if "://" not in cam.source and not cam.source.isdigit() and not cam.source.startswith("/dev/"):
+            cam.source = str((base / cam.source).resolve())
+    if cfg.watchlist.folder:
+        cfg.watchlist.folder = str((base / cfg.watchlist.folder).resolve())
+    cfg.state_dir = str((base / cfg.state_dir).resolve()) if not state_dir else str(Path(state_dir).resolve())
+    return cfg
