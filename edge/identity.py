@@ -1,0 +1,290 @@
+"""The box's identity: its keys, and the keys it trusts.
+
+One private file holds the box's three secrets (``keys/box.key.json``, mode 0600, in a 0700
+folder): an Ed25519 signing key (audit checkpoints, deletion receipts, exports), an X25519 key that
+watch-list bundles are encrypted to, and a ZeroMQ CURVE key pair for the console link. The public
+half is written next to it as ``keys/box.pub.json`` for the SPOC (``enrol build --for``).
+
+The trust store holds what an engineer registered: issuer public keys (who may sign watch lists)
+under ``trust/issuers/`` and console CURVE keys under ``trust/consoles/``. File formats:
+``docs/keys.md``. Keys are never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from zmq.utils import z85
+
+from edge.errors import EdgeError
+
+KEY_FILE = "box.key.json"
+PUB_FILE = "box.pub.json"
+ISSUER_KEY_TYPE = "edge-issuer-ed25519"
+BOX_PUB_TYPE = "edge-box-identity"
+MAX_KEY_FILE = 64 * 1024
+
+
+def key_id(raw_public: bytes) -> str:
+    """16 hex characters of SHA-256 over a raw public key: how files and messages name keys."""
+    return hashlib.sha256(raw_public).hexdigest()[:16]
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def unb64(text, what: str, length: int = 32) -> bytes:
+    try:
+        raw = base64.b64decode(str(text), validate=True)
+    except (binascii.Error, ValueError):
+        raise EdgeError(f"{what} is not valid base64") from None
+    if len(raw) != length:
+        raise EdgeError(f"{what} must be {length} bytes, got {len(raw)}")
+    return raw
+
+
+def _raw_private(key) -> bytes:
+    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+
+def raw_public(key) -> bytes:
+    """32 raw bytes of an Ed25519/X25519 private or public key's public half."""
+    pub = key.public_key() if hasattr(key, "public_key") else key
+    return pub.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a file whole or not at all: temp file in the same folder, fsync, rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Identity:
+    box_id: str
+    signing_key: Ed25519PrivateKey
+    wl_key: X25519PrivateKey
+    curve_public: bytes  # z85, 40 bytes
+    curve_secret: bytes  # z85, 40 bytes
+
+    @property
+    def signing_public(self) -> bytes:
+        return raw_public(self.signing_key)
+
+    @property
+    def wl_public(self) -> bytes:
+        return raw_public(self.wl_key)
+
+    def fingerprint(self) -> str:
+        """A short string to read out over the phone: covers all three public keys."""
+        h = hashlib.sha256(self.signing_public + self.wl_public + z85.decode(self.curve_public)).hexdigest()
+        return "-".join(h[i:i + 4] for i in range(0, 16, 4)).upper()
+
+    def public(self) -> dict:
+        return {
+            "type": BOX_PUB_TYPE,
+            "version": 1,
+            "box_id": self.box_id,
+            "signing_public": b64(self.signing_public),
+            "signing_key_id": key_id(self.signing_public),
+            "wl_public": b64(self.wl_public),
+            "wl_key_id": key_id(self.wl_public),
+            "curve_public": self.curve_public.decode("ascii"),
+            "fingerprint": self.fingerprint(),
+        }
+
+    def _private(self) -> dict:
+        return {
+            "version": 1,
+            "box_id": self.box_id,
+            "signing_key": b64(_raw_private(self.signing_key)),
+            "wl_key": b64(_raw_private(self.wl_key)),
+            "curve_public": self.curve_public.decode("ascii"),
+            "curve_secret": self.curve_secret.decode("ascii"),
+        }
+
+
+def _keys_dir(state_dir) -> Path:
+    return Path(state_dir) / "keys"
+
+
+def _save(state_dir, ident: Identity) -> None:
+    kdir = _keys_dir(state_dir)
+    kdir.mkdir(parents=True, exist_ok=True)
+    os.chmod(kdir, 0o700)
+    write_atomic(kdir / KEY_FILE, json.dumps(ident._private(), indent=1).encode(), 0o600)
+    pub = json.dumps(ident.public(), indent=1, sort_keys=True) + "\n"
+    write_atomic(kdir / PUB_FILE, pub.encode(), 0o644)
+
+
+def create(state_dir, box_id: str, rotate: bool = False) -> Identity:
+    """Make the box's keys if absent (or replace them when ``rotate``); return the identity.
+
+    Existing keys are never overwritten without ``rotate``; a changed ``box_id`` is only relabelled.
+    """
+    if not box_id or not box_id.strip():
+        raise EdgeError("box id must not be empty")
+    if (_keys_dir(state_dir) / KEY_FILE).exists() and not rotate:
+        ident = load(state_dir)
+        if ident.box_id != box_id:
+            ident.box_id = box_id
+            _save(state_dir, ident)
+        return ident
+    cpub, csec = zmq.curve_keypair()
+    ident = Identity(box_id, Ed25519PrivateKey.generate(), X25519PrivateKey.generate(), cpub, csec)
+    _save(state_dir, ident)
+    return ident
+
+
+def load(state_dir) -> Identity:
+    path = _keys_dir(state_dir) / KEY_FILE
+    if not path.exists():
+        raise EdgeError("this box is not provisioned: run 'edge provision'")
+    try:
+        d = json.loads(path.read_text())
+        ident = Identity(
+            box_id=str(d["box_id"]),
+            signing_key=Ed25519PrivateKey.from_private_bytes(unb64(d["signing_key"], "signing key")),
+            wl_key=X25519PrivateKey.from_private_bytes(unb64(d["wl_key"], "watch-list key")),
+            curve_public=_z85_key(d["curve_public"], "curve public key"),
+            curve_secret=_z85_key(d["curve_secret"], "curve secret key"),
+        )
+    except (OSError, ValueError, KeyError, TypeError, EdgeError) as exc:
+        raise EdgeError(f"the box key file {path} is damaged ({exc.__class__.__name__})") from None
+    return ident
+
+
+def public_identity(state_dir) -> dict:
+    """The box's public keys as a dict (also kept in ``keys/box.pub.json``)."""
+    return load(state_dir).public()
+
+
+def parse_box_public(data: dict) -> dict:
+    """Validate a ``box.pub.json`` dict; returns it with ``wl_public`` and ``signing_public`` as bytes."""
+    if not isinstance(data, dict) or data.get("type") != BOX_PUB_TYPE:
+        raise EdgeError(f"not a box public identity (expected type {BOX_PUB_TYPE!r})")
+    out = dict(data)
+    for name in ("wl_public", "signing_public"):
+        out[name] = unb64(data.get(name), f"box {name}")
+        if key_id(out[name]) != data.get(f"{name.split('_')[0]}_key_id"):
+            raise EdgeError(f"box {name} does not match its key id")
+    if not isinstance(data.get("box_id"), str):
+        raise EdgeError("box identity has no box_id")
+    return out
+
+
+# --- trust store -------------------------------------------------------------------------
+
+
+def _z85_key(text, what: str) -> bytes:
+    try:
+        s = str(text).strip().encode("ascii")
+        if len(s) != 40 or any(c not in z85.Z85CHARS for c in s) or z85.encode(z85.decode(s)) != s:
+            raise ValueError
+    except (ValueError, KeyError, IndexError, TypeError, OverflowError):  # UnicodeError is a ValueError
+        raise EdgeError(f"{what} is not a 40-character z85 CURVE key") from None
+    return s
+
+
+def _read_key_file(keyfile) -> str:
+    path = Path(keyfile)
+    try:
+        if path.stat().st_size > MAX_KEY_FILE:
+            raise EdgeError(f"{path} is too large to be a key file")
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EdgeError(f"cannot read key file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise EdgeError(f"{path} is not a text key file") from None
+
+
+def issuer_public_doc(raw_public: bytes, name: str = "") -> dict:
+    """The issuer public key file's content (``enrol keygen`` writes it)."""
+    return {"type": ISSUER_KEY_TYPE, "key_id": key_id(raw_public), "public_key": b64(raw_public),
+            "name": name}
+
+
+def parse_issuer_key(text: str, source: str = "issuer key file") -> bytes:
+    """An issuer public key file -> 32 raw Ed25519 public bytes (refuses anything else)."""
+    try:
+        d = json.loads(text)
+    except ValueError:
+        raise EdgeError(f"{source} is not an issuer public key file (not JSON)") from None
+    if not isinstance(d, dict) or d.get("type") != ISSUER_KEY_TYPE:
+        raise EdgeError(f"{source} is not an issuer public key file (expected type {ISSUER_KEY_TYPE!r})")
+    raw = unb64(d.get("public_key"), f"{source} public_key")
+    if d.get("key_id") != key_id(raw):
+        raise EdgeError(f"{source}: key_id does not match the public key")
+    return raw
+
+
+def _trust_dir(state_dir, kind: str) -> Path:
+    d = Path(state_dir) / "trust" / kind
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def add_issuer(state_dir, keyfile) -> str:
+    """Trust an issuer's Ed25519 public key to sign watch lists; returns its key id."""
+    text = _read_key_file(keyfile)
+    raw = parse_issuer_key(text, str(keyfile))
+    kid = key_id(raw)
+    doc = issuer_public_doc(raw, str(json.loads(text).get("name", "")))
+    write_atomic(_trust_dir(state_dir, "issuers") / f"{kid}.pub", json.dumps(doc, indent=1).encode() + b"\n")
+    return kid
+
+
+def issuers(state_dir) -> dict[str, bytes]:
+    """{key_id: raw Ed25519 public key} of trusted issuers (damaged files are skipped)."""
+    out = {}
+    d = Path(state_dir) / "trust" / "issuers"
+    for p in sorted(d.glob("*.pub")) if d.is_dir() else []:
+        try:
+            raw = parse_issuer_key(p.read_text(), str(p))
+        except (OSError, UnicodeDecodeError, EdgeError):
+            continue
+        out[key_id(raw)] = raw
+    return out
+
+
+def add_console(state_dir, keyfile) -> str:
+    """Trust an operator console's CURVE public key (z85); returns its key id."""
+    text = "\n".join(ln for ln in _read_key_file(keyfile).splitlines() if not ln.lstrip().startswith("#"))
+    pub = _z85_key(text, str(keyfile))
+    kid = key_id(z85.decode(pub))
+    write_atomic(_trust_dir(state_dir, "consoles") / f"{kid}.pub", pub + b"\n")
+    return kid
+
+
+def consoles(state_dir) -> dict[str, bytes]:
+    """{key_id: z85 CURVE public key} of trusted consoles (damaged files are skipped)."""
+    out = {}
+    d = Path(state_dir) / "trust" / "consoles"
+    for p in sorted(d.glob("*.pub")) if d.is_dir() else []:
+        try:
+            pub = _z85_key(p.read_text(), str(p))
+        except (OSError, UnicodeDecodeError, EdgeError):
+            continue
+        out[key_id(z85.decode(pub))] = pub
+    return out
