@@ -120,6 +120,15 @@ def encode(rgb: np.ndarray, boxes: list[Box], encoder: str | None = None) -> np.
     return encode_chips([chip(rgb, b) for b in boxes], encoder)
 
 
+def warm_up(encoder: str | None = None) -> None:
+    """Load every model now (in this process), so the first face does not pay for it."""
+    from edge.face import encoder as enc
+
+    models.detector()
+    models.shape_predictor()
+    enc.get(encoder)
+
+
 def face_distance(known: np.ndarray, probe: np.ndarray) -> np.ndarray:
     """Euclidean distance from ``probe`` (128,) to every row of ``known`` (n, 128)."""
     if len(known) == 0:

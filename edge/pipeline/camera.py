@@ -1,0 +1,162 @@
+"""One camera, one OS process: capture -> detect -> track -> quality gate -> encode once per track.
+
+The process sends small JSON stage messages to the daemon over a bounded queue: ``encoding`` (a
+track's descriptor and live crop, memory only), ``camera`` (up/down) and ``health`` (counters, once a
+second). Matching happens in the daemon, where the watch list is. Nothing here touches the disk.
+Models are loaded in this process, after it has started, never at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+from dataclasses import dataclass
+
+import cv2
+
+from edge.alerts import messages
+from edge.face import api, quality
+from edge.pipeline.capture import Capture
+from edge.pipeline.tracker import Tracker
+
+
+@dataclass
+class Counters:
+    frames_processed: int = 0
+    faces: int = 0
+    encodes: int = 0
+    rejected_small: int = 0
+    rejected_blurred: int = 0
+    rejected_turned: int = 0
+    not_authorised: int = 0  # faces seen while matching is off (outside a deployment window)
+    messages_dropped: int = 0
+    detect_ms: float = 0.0  # moving averages
+    encode_ms: float = 0.0
+    lag_ms: float = 0.0
+    fps: float = 0.0
+
+
+class CameraWorker:
+    def __init__(self, cam: dict, cfg: dict, out, stop_event, encode_allowed):
+        self.cam_id = cam["id"]
+        self.cam = cam
+        self.cfg = cfg
+        self.out = out
+        self.stop_event = stop_event
+        self.encode_allowed = encode_allowed  # multiprocessing.Event: inside an authorised window
+        self.counters = Counters()
+        self.epoch = int(time.time()) % 1_000_000  # keeps track ids unique across restarts
+        det = cfg["detect"]
+        self.tracker = Tracker(det["track_iou"], det["track_max_missed"])
+        self.capture: Capture | None = None
+        self._last_t: float | None = None
+
+    # -- messages -------------------------------------------------------------------------------
+    def send(self, kind: str, **fields) -> None:
+        try:
+            self.out.put_nowait(json.dumps(messages.stage(kind, camera_id=self.cam_id, **fields)))
+        except queue.Full:
+            self.counters.messages_dropped += 1
+
+    def on_state(self, state: str, reason: str) -> None:
+        self.send("camera", state=state, reason=reason, source_kind=_source_kind(self.cam["source"]))
+
+    def health(self) -> dict:
+        t = self.tracker
+        stats = dict(vars(self.counters))
+        stats.update(self.capture.stats if self.capture else {})
+        stats.update(tracks_started=t.started, tracks_ended=t.ended, tracks_active=len(t.tracks),
+                     up=bool(self.capture and self.capture.up))
+        return stats
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def run(self) -> None:
+        cv2.setNumThreads(self.cfg["encode"]["threads"])
+        self.start()
+        try:
+            last_health = 0.0
+            while not self.stop_event.is_set():
+                frame = self.capture.latest(timeout=0.5)
+                if frame is not None:
+                    self.process(frame)
+                if time.monotonic() - last_health >= 1.0:
+                    last_health = time.monotonic()
+                    self.send("health", stats=self.health())
+        finally:
+            self.stop()
+
+    def start(self) -> None:
+        api.warm_up(self.cfg["encode"]["backend"])  # load models here, in this process
+        self.capture = Capture(self.cam["source"], self.cam["loop"], self.cam["realtime"],
+                               self.cfg["health"]["reconnect_max_backoff"], self.on_state)
+        self.capture.start()
+
+    def stop(self) -> None:
+        if self.capture:
+            self.capture.stop()
+        self.send("health", stats=self.health())
+
+    # -- the per-frame work -----------------------------------------------------------------------
+    def process(self, frame) -> None:
+        c = self.counters
+        det, q = self.cfg["detect"], self.cfg["quality"]
+        c.frames_processed += 1
+        now = time.monotonic()
+        if self._last_t is not None:
+            c.fps = _ema(c.fps, 1.0 / max(1e-6, now - self._last_t))
+        self._last_t = now
+        if (c.frames_processed - 1) % det["every_n_frames"]:
+            return  # between detections the tracks simply carry on
+        t0 = time.perf_counter()
+        rgb = api.to_rgb(frame.image)
+        boxes = api.detect(rgb, det["max_width"], det["upsample"])
+        c.detect_ms = _ema(c.detect_ms, (time.perf_counter() - t0) * 1000)
+        c.faces += len(boxes)
+        live = self.tracker.update(boxes, frame.time)
+        if live and not self.encode_allowed.is_set():
+            c.not_authorised += len(live)
+            live = []
+        chosen = []
+        for track in live:
+            if track.encodes >= self.cfg["encode"]["max_per_track"]:
+                continue
+            chip = api.chip(rgb, track.box)
+            qual = quality.assess(rgb, track.box, chip, q["min_face_px"], q["min_sharpness"], q["max_yaw"])
+            if not qual.ok:
+                setattr(c, f"rejected_{qual.reason}", getattr(c, f"rejected_{qual.reason}") + 1)
+                continue
+            if track.encodes and qual.score < track.best_score * self.cfg["encode"]["improve_ratio"]:
+                continue
+            chosen.append((track, chip, qual))
+        if chosen:
+            t1 = time.perf_counter()
+            descs = api.encode_chips([ch for _, ch, _ in chosen], self.cfg["encode"]["backend"])
+            c.encode_ms = _ema(c.encode_ms, (time.perf_counter() - t1) * 1000 / len(chosen))
+            for (track, _, qual), desc in zip(chosen, descs, strict=True):
+                track.encodes += 1
+                track.best_score = qual.score
+                c.encodes += 1
+                self.send("encoding", track_id=f"{self.cam_id}-{self.epoch}-{track.id}",
+                          frame_time=frame.time, descriptor=[round(float(x), 6) for x in desc],
+                          crop_jpeg=messages.b64(api.jpeg(api.crop(rgb, track.box))),
+                          quality=round(qual.score, 4), encode_no=track.encodes)
+        c.lag_ms = _ema(c.lag_ms, (time.time() - frame.time) * 1000)
+
+
+def _ema(old: float, new: float, k: float = 0.1) -> float:
+    return new if old == 0.0 else old + k * (new - old)
+
+
+def _source_kind(source: str) -> str:
+    if "://" in source:
+        return source.split("://", 1)[0]
+    return "device" if source.isdigit() or source.startswith("/dev/") else "file"
+
+
+def camera_main(cam: dict, cfg: dict, out, stop_event, encode_allowed) -> None:
+    """Entry point of a camera process (multiprocessing 'spawn' target)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when cameras stop
+    CameraWorker(cam, cfg, out, stop_event, encode_allowed).run()

@@ -1,0 +1,295 @@
+"""The daemon: a supervisor for one process per camera, the matcher, the alert channel and control.
+
+Camera processes send stage messages (edge/pipeline/camera.py); the daemon matches each track's
+descriptor against the watch list in force, turns each hit into one alert per track and entry, and
+publishes it. A camera process that dies is restarted a bounded number of times (a watchdog, as in
+Frigate). Descriptors and crops of non-matching faces exist only in memory here and are dropped
+as soon as they are matched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge.alerts import messages
+from edge.alerts.publisher import Publisher
+from edge.config import Config
+from edge.errors import EdgeError
+from edge.pipeline.camera import camera_main
+from edge.pipeline.control import ControlServer
+from edge.pipeline.health import Latency, camera_line
+from edge.watchlist.base import Matcher
+
+log = logging.getLogger("edge")
+ALERT_MEMORY_S = 600.0  # how long (track, entry) pairs are remembered to keep one alert per track
+
+
+class CameraProcess:
+    """One camera's process handle, restartable."""
+
+    def __init__(self, ctx, cam, cfg_dict, out, encode_allowed):
+        self.cam, self.cfg_dict, self.out, self.encode_allowed = cam, cfg_dict, out, encode_allowed
+        self.ctx = ctx
+        self.stop_event = ctx.Event()
+        self.proc = None
+        self.restarts = 0
+        self.state = "starting"
+        self.stats: dict = {}
+        self.next_restart = 0.0
+
+    def start(self) -> None:
+        self.stop_event.clear()
+        self.proc = self.ctx.Process(
+            target=camera_main, name=f"edge-camera-{self.cam.id}",
+            args=(dataclasses.asdict(self.cam), self.cfg_dict, self.out, self.stop_event, self.encode_allowed),
+            daemon=True,
+        )
+        self.proc.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stop_event.set()
+        if self.proc is not None:
+            self.proc.join(timeout)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(2)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.is_alive()
+
+
+class Daemon:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.box_id = cfg.box_id
+        self.matcher = Matcher(cfg.match.threshold)
+        self.publisher = Publisher(cfg.alerts.endpoint)
+        self.control = ControlServer(cfg.control_endpoint)
+        self.commands = self.control.commands
+        self.ctx = mp.get_context("spawn")
+        self.queue = None
+        self.encode_allowed = None
+        self.cameras: dict[str, CameraProcess] = {}
+        self.latency = Latency()
+        self.counts = {"encodings": 0, "alerts": 0, "matches_suppressed": 0, "bad_stage_messages": 0}
+        self._alerted: dict[tuple[str, str], float] = {}
+        self._stopping = False
+        self._started = time.time()
+        self._last_health_log = time.monotonic()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.prepare_state_dir()
+        self.load_initial_watchlist()
+        self.publisher.start()
+        self.commands.update(status=self.status_command)
+        self.control.start()
+        self.start_cameras()
+        self.record("service_start", cameras=[c.id for c in self.cfg.cameras], config=self.cfg.path)
+        log.info("edge daemon %s started: %d camera(s), watch list %s", self.box_id, len(self.cameras),
+                 f"{len(self.matcher.current)} entries" if self.matcher.current else "none")
+
+    def stop(self) -> None:
+        self._stopping = True
+        for cam in self.cameras.values():
+            cam.stop()
+        self.drain()
+        self.record("service_stop")
+        self.control.stop()
+        self.publisher.stop()
+        old = self.matcher.swap(None)
+        if old is not None:
+            old.wipe()
+        log.info("edge daemon stopped")
+
+    def run(self, duration: float | None = None) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        stop_now = []
+        handler = lambda *_: stop_now.append(True)
+        old_term = signal.signal(signal.SIGTERM, handler)
+        old_int = signal.signal(signal.SIGINT, handler)
+        self.start()
+        deadline = time.monotonic() + duration if duration else None
+        try:
+            while not stop_now and (deadline is None or time.monotonic() < deadline):
+                self.step()
+        finally:
+            self.stop()
+            signal.signal(signal.SIGTERM, old_term)
+            signal.signal(signal.SIGINT, old_int)
+
+    # -- start-up steps -------------------------------------------------------------------------
+    def prepare_state_dir(self) -> None:
+        path = Path(self.cfg.state_dir)
+        try:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            probe = path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise EdgeError(f"the state dir {path} is not writable: {exc.strerror}") from None
+
+    def load_initial_watchlist(self) -> None:
+        if self.cfg.watchlist.folder:
+            from edge.watchlist.folder import load_folder
+
+            wl = load_folder(self.cfg.watchlist.folder, self.cfg.encode.backend)
+            self.matcher.swap(wl)
+            self.record("watchlist_loaded", issuer=wl.issuer, list_id=wl.list_id, entries=len(wl),
+                        refs=[e.ref for e in wl.entries], categories=sorted({e.category for e in wl.entries}))
+
+    def start_cameras(self) -> None:
+        threads = str(self.cfg.encode.threads)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, threads)  # one camera process, one core
+        self.queue = self.ctx.Queue(maxsize=512)
+        self.encode_allowed = self.ctx.Event()
+        self.encode_allowed.set()
+        cfg_dict = dataclasses.asdict(self.cfg)
+        for cam in self.cfg.cameras:
+            if cam.enabled:
+                self.cameras[cam.id] = CameraProcess(self.ctx, cam, cfg_dict, self.queue, self.encode_allowed)
+                self.cameras[cam.id].start()
+
+    # -- the main loop ----------------------------------------------------------------------------
+    def step(self) -> None:
+        try:
+            raw = self.queue.get(timeout=0.2)
+        except queue.Empty:
+            raw = None
+        if raw is not None:
+            self.handle(raw)
+        self.watchdog()
+        if time.monotonic() - self._last_health_log >= self.cfg.health.log_interval:
+            self._last_health_log = time.monotonic()
+            for cam_id, cam in sorted(self.cameras.items()):
+                log.info("health %s", camera_line(cam_id, {"state": cam.state, "stats": cam.stats,
+                                                           "restarts": cam.restarts}))
+
+    def drain(self) -> None:
+        while True:
+            try:
+                self.handle(self.queue.get(timeout=0.1))
+            except queue.Empty:
+                return
+            except (EOFError, OSError):
+                return
+
+    def handle(self, raw: str) -> None:
+        try:
+            msg = messages.loads(raw, allowed={"encoding", "health", "camera"})
+        except messages.MessageError:
+            self.counts["bad_stage_messages"] += 1
+            return
+        cam = self.cameras.get(msg["camera_id"])
+        if cam is None:
+            return
+        if msg["type"] == "health":
+            cam.stats = msg["stats"]
+        elif msg["type"] == "camera":
+            self.on_camera_state(cam, msg["state"], msg["reason"])
+        else:
+            self.on_encoding(msg)
+
+    def on_camera_state(self, cam: CameraProcess, state: str, reason: str) -> None:
+        was = cam.state
+        cam.state = state
+        if state == "down":
+            log.warning("camera %s down: %s", cam.cam.id, reason)
+            self.record("camera_fault", camera_id=cam.cam.id, reason=reason)
+            self.publish(messages.event(box_id=self.box_id, event="camera_down", camera_id=cam.cam.id,
+                                        reason=reason))
+        elif state == "up" and was in ("down", "failed"):
+            log.info("camera %s back", cam.cam.id)
+            self.record("camera_back", camera_id=cam.cam.id)
+            self.publish(messages.event(box_id=self.box_id, event="camera_up", camera_id=cam.cam.id))
+
+    def on_encoding(self, msg: dict) -> None:
+        self.counts["encodings"] += 1
+        probe = np.asarray(msg["descriptor"], dtype=np.float32)
+        if probe.shape != (128,):
+            self.counts["bad_stage_messages"] += 1
+            return
+        hit = self.matcher.match(probe)
+        del probe  # a passer-by's descriptor goes no further
+        if hit is None:
+            return
+        entry, distance = hit
+        key = (msg["track_id"], entry.ref)
+        now = time.time()
+        self._alerted = {k: t for k, t in self._alerted.items() if now - t < ALERT_MEMORY_S}
+        if key in self._alerted:
+            self.counts["matches_suppressed"] += 1
+            return
+        self._alerted[key] = now
+        wl = self.matcher.current
+        alert = messages.alert(
+            box_id=self.box_id, camera_id=msg["camera_id"], track_id=msg["track_id"], ref=entry.ref,
+            distance=distance, threshold=self.matcher.threshold,
+            crop_jpeg=messages.unb64(msg["crop_jpeg"]), reference_jpeg=entry.image_jpeg,
+            category=entry.category, list_id=wl.list_id if wl else "", frame_time=msg["frame_time"],
+        )
+        self.publish(alert)
+        self.counts["alerts"] += 1
+        self.latency.add((time.time() - msg["frame_time"]) * 1000)
+        self.record("alert", alert_id=alert["alert_id"], camera_id=alert["camera_id"], time=alert["time"],
+                    ref=entry.ref, distance=alert["distance"], track_id=alert["track_id"])
+        log.info("alert %s: camera %s ref %s distance %.3f", alert["alert_id"], alert["camera_id"],
+                 entry.ref, distance)
+
+    def watchdog(self) -> None:
+        if self._stopping:
+            return
+        now = time.monotonic()
+        for cam_id, cam in self.cameras.items():
+            if cam.alive() or cam.state == "failed":
+                continue
+            if cam.restarts >= self.cfg.health.max_restarts:
+                cam.state = "failed"
+                log.error("camera %s process died %d times; giving up", cam_id, cam.restarts + 1)
+                self.record("camera_fault", camera_id=cam_id, reason="process failed, restarts exhausted")
+                self.publish(messages.event(box_id=self.box_id, event="camera_failed", camera_id=cam_id))
+                continue
+            if cam.next_restart == 0.0:
+                cam.next_restart = now + min(2.0 ** cam.restarts, 30.0)
+                log.warning("camera %s process exited (code %s); restarting", cam_id, cam.proc.exitcode)
+                self.record("camera_fault", camera_id=cam_id, reason=f"process exited ({cam.proc.exitcode})")
+            elif now >= cam.next_restart:
+                cam.restarts += 1
+                cam.next_restart = 0.0
+                cam.state = "restarting"
+                cam.start()
+
+    # -- hooks other concerns use -----------------------------------------------------------------
+    def publish(self, msg: dict) -> None:
+        self.publisher.publish(msg)
+
+    def record(self, kind: str, **fields) -> None:
+        """Audit hook: every load, alert, decision and purge goes through here."""
+
+    def status_command(self, _req: dict) -> dict:
+        wl = self.matcher.current
+        return {
+            "box_id": self.box_id,
+            "uptime_s": round(time.time() - self._started, 1),
+            "watchlist": None if wl is None else {
+                "list_id": wl.list_id, "entries": len(wl), "issuer": wl.issuer, "sequence": wl.sequence,
+                "not_after": wl.not_after.isoformat() if wl.not_after else None},
+            "threshold": self.matcher.threshold,
+            "alerts_sent": self.counts["alerts"],
+            "counts": dict(self.counts),
+            "latency_ms": self.latency.summary(),
+            "cameras": {cid: {"state": c.state, "restarts": c.restarts, "stats": c.stats}
+                        for cid, c in self.cameras.items()},
+        }
+
+

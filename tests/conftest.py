@@ -1,0 +1,115 @@
+"""Shared test helpers: real daemons in subprocesses, real sockets, the bundled media."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+REPO = Path(__file__).resolve().parent.parent
+MEDIA = REPO / "tests" / "data" / "media"
+HAMILTON = MEDIA / "video" / "short_hamilton_clip.mp4"
+CAMERA_B = REPO / "demo" / "media" / "camera_b.mp4"
+LIN = MEDIA / "faces" / "lin-manuel-miranda.png"
+ALEX = MEDIA / "faces" / "alex-lacamoire.png"
+LIN_REF, ALEX_REF = "WL-2026-0001", "WL-2026-0002"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_watchlist_folder(path: Path, people: dict[str, Path]) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for ref, image in people.items():
+        shutil.copy(image, path / f"{ref}{image.suffix}")
+    return path
+
+
+def write_config(path: Path, cameras: list[dict], watchlist: Path | None, endpoint: str, extra: str = "") -> Path:
+    lines = ['box_id = "test-box"', f'state_dir = "{path.parent / "state"}"']
+    for cam in cameras:
+        lines.append("[[cameras]]")
+        for k, v in cam.items():
+            lines.append(f"{k} = {str(v).lower() if isinstance(v, bool) else repr(str(v))}".replace("'", '"'))
+    lines += ["[alerts]", f'endpoint = "{endpoint}"']
+    if watchlist is not None:
+        lines += ["[watchlist]", f'folder = "{watchlist}"']
+    lines += ["[health]", "log_interval = 2.0", extra]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def edge_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "edge", *args]
+
+
+@contextlib.contextmanager
+def running_daemon(config: Path, *extra: str, env: dict | None = None):
+    """`edge run` in a subprocess; stopped with SIGTERM (then killed) on exit."""
+    log = open(config.parent / "daemon.log", "w")
+    proc = subprocess.Popen(edge_cmd("run", "--config", str(config), *extra), stdout=log,
+                            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        log.close()
+
+
+class Subscriber:
+    """A plain SUB socket collecting every box message."""
+
+    def __init__(self, endpoint: str):
+        self.sock = zmq.Context.instance().socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(endpoint)
+        self.messages: list[dict] = []
+
+    def collect(self, seconds: float, until=None) -> list[dict]:
+        from edge.alerts import messages
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.sock.poll(200):
+                self.messages.append(messages.loads(self.sock.recv_multipart()[-1]))
+                if until and until(self.messages):
+                    break
+        return self.messages
+
+    def alerts(self) -> list[dict]:
+        return [m for m in self.messages if m["type"] == "alert"]
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def subscriber_factory():
+    subs = []
+
+    def make(endpoint):
+        subs.append(Subscriber(endpoint))
+        return subs[-1]
+
+    yield make
+    for s in subs:
+        s.close()
