@@ -1,0 +1,158 @@
+"""`edge audit`: verify the log (or an export, off the box), export a period, report on a period."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from edge.cli import config_option, load_config, state_dir_option, user_errors
+from edge.errors import EdgeError
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def resolve_state_dir(config_path: str, state_dir: str | None) -> Path:
+    """``--state-dir`` as given, else the config's state dir."""
+    return Path(state_dir) if state_dir else Path(load_config(config_path, None).state_dir)
+
+
+def period(start: str | None, end: str | None) -> tuple[datetime, datetime]:
+    """--from/--to: ISO times; a bare date in --to means the end of that day."""
+    from edge.audit.log import parse_time
+
+    lo = parse_time(start) if start else EPOCH
+    hi = parse_time(end) if end else datetime.now(UTC) + timedelta(days=1)
+    if end and len(end) == 10:
+        hi += timedelta(days=1)
+    if hi <= lo:
+        raise EdgeError("--to must be after --from")
+    return lo, hi
+
+
+def open_log(state: Path):
+    from edge.audit.log import AuditLog
+
+    return AuditLog(state)
+
+
+period_options = [
+    click.option("--from", "start", default=None, help="Start (ISO date or time, UTC; default: the beginning)."),
+    click.option("--to", "end", default=None, help="End, exclusive (a bare date includes that day; default: now)."),
+]
+
+
+def with_period(fn):
+    for opt in reversed(period_options):
+        fn = opt(fn)
+    return fn
+
+
+@click.group()
+def audit():
+    """The tamper-evident audit log: verify it, export a period, report to an oversight body."""
+
+
+@audit.command()
+@config_option
+@state_dir_option
+@click.option("--export", "export_file", type=click.Path(dir_okay=False, exists=True),
+              help="Check this export file instead of the box's log (works off the box).")
+@click.option("--box-key", type=click.Path(dir_okay=False, exists=True),
+              help="The box's public identity (box.pub.json) an export must be signed by.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@user_errors
+def verify(config_path, state_dir, export_file, box_key, as_json):
+    """Check the hash chain and signatures; name the first broken record and exit 1 if any."""
+    from edge.audit import verify as v
+
+    if export_file:
+        if not box_key:
+            raise EdgeError("--export needs --box-key box.pub.json (the key the export must be signed by)")
+        header, res = v.verify_export(Path(export_file).read_bytes(), v.load_box_public(box_key))
+        what = f"export of box {header.get('box_id')} ({header.get('from')} .. {header.get('to')})"
+    else:
+        state = resolve_state_dir(config_path, state_dir)
+        trusted = v.load_box_public(box_key) if box_key else None
+        res = v.verify_log(state, trusted)
+        what = f"audit log {state / 'audit' / 'audit.log'}"
+    if as_json:
+        click.echo(json.dumps(res.as_dict(), indent=2))
+    else:
+        click.echo(f"{what}: {res.summary()}")
+        for w in res.warnings:
+            click.echo(f"  note: {w}")
+    if not res.ok:
+        sys.exit(1)
+
+
+@audit.command()
+@config_option
+@state_dir_option
+@with_period
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Export file to write.")
+@user_errors
+def export(config_path, state_dir, start, end, output):
+    """Write a signed export of a period that `edge audit verify --export` checks off the box."""
+    import hashlib
+
+    from edge import identity
+    from edge.audit.log import fmt_time
+    from edge.audit.verify import make_export
+
+    state = resolve_state_dir(config_path, state_dir)
+    ident = identity.load(state)
+    lo, hi = period(start, end)
+    log = open_log(state)
+    log.checkpoint()
+    data, n = make_export(state, lo, hi, ident.signing_key, ident.box_id, fmt_time(time.time()))
+    identity.write_atomic(Path(output).resolve(), data, 0o644)
+    log.append("audit_exported", **{"from": lo.isoformat(), "to": hi.isoformat(), "records": n,
+                                    "sha256": hashlib.sha256(data).hexdigest()})
+    click.echo(f"exported {n} records to {output}")
+
+
+@audit.command()
+@config_option
+@state_dir_option
+@with_period
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@user_errors
+def report(config_path, state_dir, start, end, fmt, output):
+    """The oversight report for a period: deployments, watch lists, alerts, decisions, uptime."""
+    from edge.audit import report as rep
+    from edge.audit.verify import verify_log
+
+    state = resolve_state_dir(config_path, state_dir)
+    lo, hi = period(start, end)
+    res = verify_log(state)
+    r = rep.build(res.records, lo, hi, verification=res.summary())
+    text = {"text": rep.render_text, "json": rep.render_json, "html": rep.render_html}[fmt](r)
+    if output:
+        from edge.identity import write_atomic
+
+        write_atomic(Path(output).resolve(), text.encode(), 0o644)
+        click.echo(f"report written to {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@audit.command()
+@config_option
+@state_dir_option
+@click.option("--days", type=float, default=None, help="Keep alert crops and details this long (default 31).")
+@user_errors
+def retention(config_path, state_dir, days):
+    """Delete alert crops and details older than the retention period now; each deletion is logged."""
+    from edge.audit.retention import DEFAULT_DAYS, sweep
+
+    state = resolve_state_dir(config_path, state_dir)
+    log = open_log(state)
+    deleted = sweep(state, days or DEFAULT_DAYS, record=log.append)
+    log.close()
+    click.echo(f"deleted {len(deleted)} alert(s) older than {days or DEFAULT_DAYS:g} days")

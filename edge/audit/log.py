@@ -1,0 +1,326 @@
+"""The audit log: append-only, hash-chained JSON lines with Ed25519-signed checkpoints.
+
+Each line is one record in canonical JSON (``docs/audit-format.md``): its sequence number, time,
+kind, fields, the hash of the record before it (``prev``) and its own hash. Every
+``checkpoint_every`` records (or ``checkpoint_interval`` seconds, or on ``close``) the box signs a
+``checkpoint`` record with its key, which covers the whole chain before it. The log never holds
+images or templates: ``append`` refuses bytes, long strings and vectors of numbers.
+
+Appends take a thread lock and an exclusive ``flock`` on the file (the daemon and a CLI command may
+both write), are fsynced before returning, and pick up records another process wrote. A torn last
+line (a crash mid-write) is what ``verify`` reports as truncation; the next append cuts it off and
+records ``log_recovered`` with its length and hash, so the chain carries on intact.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge.errors import EdgeError
+
+VERSION = 1
+GENESIS = "0" * 64
+HASH_PREFIX = b"edge-audit-v1\n"
+CHECKPOINT_PREFIX = b"edge-audit-checkpoint-v1\n"
+LOG_NAME = "audit.log"
+HEAD_NAME = "audit.head"
+MAX_RECORD = 256 * 1024  # bytes of one line
+MAX_STRING = 1024  # characters of one string field
+MAX_LIST = 20000  # items of one list field (the refs of a big watch list)
+
+# kind -> required fields and their types (docs/audit-format.md); other fields are allowed.
+S, INT, N, L, D = str, int, (int, float), list, dict
+KINDS: dict[str, dict[str, object]] = {
+    "provisioned": {"box_id": S, "signing_key_id": S, "signing_public": S},
+    "key_rotated": {"old_key_id": S, "new_key_id": S, "signing_public": S},
+    "trust_added": {"what": S, "key_id": S},
+    "service_start": {},
+    "service_stop": {},
+    "config_changed": {"diff": D},
+    "watchlist_loaded": {"issuer": S, "list_id": S, "entries": INT, "refs": L, "categories": L},
+    "watchlist_refused": {"reason": S},
+    "watchlist_expired": {"list_id": S},
+    "watchlist_purged": {"list_id": S, "receipt_id": S},
+    "alert": {"alert_id": S, "camera_id": S, "time": S, "ref": S, "distance": N},
+    "adjudication": {"alert_id": S, "operator": S, "decision": S, "action": S, "reason": S,
+                     "seconds_to_decision": N},
+    "camera_fault": {"camera_id": S, "reason": S},
+    "camera_back": {"camera_id": S},
+    "console_connected": {"console": S},
+    "console_refused": {"console": S, "reason": S},
+    "deployment_loaded": {"deployment_id": S, "issuer": S, "location": S, "cameras": L, "start": S,
+                          "end": S, "purpose": S},
+    "deployment_refused": {"reason": S},
+    "deployment_start": {"deployment_id": S, "location": S, "cameras": L},
+    "deployment_end": {"deployment_id": S, "reason": S},
+    "faces_processed": {"camera_id": S, "faces": INT},
+    "retention_deleted": {"alert_id": S, "alert_time": S, "files": INT},
+    "audit_exported": {"from": S, "to": S, "records": INT, "sha256": S},
+    "log_recovered": {"torn_bytes": INT, "torn_sha256": S},
+    "checkpoint": {"key_id": S, "signing_public": S, "sig": S},
+}
+DECISIONS = ("confirm", "dismiss")
+
+
+def canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
+
+
+def record_hash(rec: dict) -> str:
+    body = {k: v for k, v in rec.items() if k != "hash"}
+    return hashlib.sha256(HASH_PREFIX + canonical(body)).hexdigest()
+
+
+def checkpoint_message(rec: dict) -> bytes:
+    """What a checkpoint's signature covers: the record minus its hash and its signature."""
+    body = {k: v for k, v in rec.items() if k != "hash"}
+    body["data"] = {k: v for k, v in body["data"].items() if k != "sig"}
+    return CHECKPOINT_PREFIX + canonical(body)
+
+
+def fmt_time(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 time (``Z`` or offset; a bare date is midnight UTC) -> aware UTC datetime."""
+    try:
+        t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise EdgeError(f"{text!r} is not a time like 2026-11-22 or 2026-11-22T08:00:00Z") from None
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _looks_binary(s: str) -> bool:
+    """Long runs of base64/hex are how an image or template would sneak in as text."""
+    if len(s) < 200:
+        return False
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
+    return sum(c in alphabet for c in s) / len(s) > 0.97
+
+
+def check_value(value, path: str) -> None:
+    """Refuse anything that could carry an image or a template (EdgeError names the field)."""
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise EdgeError(f"audit field {path} is not a finite number")
+        return
+    if isinstance(value, str):
+        if len(value) > MAX_STRING or _looks_binary(value):
+            raise EdgeError(f"audit field {path} is too long or looks like encoded data")
+        return
+    if isinstance(value, list | tuple):
+        if len(value) > MAX_LIST:
+            raise EdgeError(f"audit field {path} has too many items")
+        if len(value) >= 32 and all(isinstance(v, float) for v in value):
+            raise EdgeError(f"audit field {path} looks like a template (a vector of numbers)")
+        for i, v in enumerate(value):
+            check_value(v, f"{path}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise EdgeError(f"audit field {path} has a non-string key")
+            check_value(v, f"{path}.{k}")
+        return
+    raise EdgeError(f"audit field {path} has type {type(value).__name__}, not allowed in the audit log")
+
+
+def check_fields(kind: str, fields: dict) -> None:
+    if kind not in KINDS:
+        raise EdgeError(f"unknown audit record kind {kind!r}")
+    for name, tp in KINDS[kind].items():
+        v = fields.get(name)
+        if not isinstance(v, tp) or isinstance(v, bool):
+            raise EdgeError(f"audit record {kind} needs field {name!r}")
+    if kind == "adjudication" and fields["decision"] not in DECISIONS:
+        raise EdgeError(f"adjudication decision must be one of {', '.join(DECISIONS)}")
+    for k, v in fields.items():
+        check_value(v, f"{kind}.{k}")
+
+
+def read_lines(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        raise EdgeError(f"cannot read the audit log {path}: {exc.strerror}") from None
+
+
+def _last_line(f) -> tuple[bytes, int]:
+    """(last complete line, offset just past its newline); a record is at most MAX_RECORD bytes."""
+    size = os.fstat(f.fileno()).st_size
+    base = max(0, size - 2 * MAX_RECORD - 2)
+    f.seek(base)
+    tail = f.read()
+    nl = tail.rfind(b"\n")
+    if nl < 0:
+        return b"", base
+    start = tail.rfind(b"\n", 0, nl) + 1
+    return tail[start:nl], base + nl + 1
+
+
+class AuditLog:
+    """The box's audit log under ``<state_dir>/audit/``. ``append(kind, **fields)`` is the one hook."""
+
+    def __init__(self, state_dir, *, signing_key=None, box_id: str | None = None,
+                 checkpoint_every: int = 50, checkpoint_interval: float = 300.0, clock=time.time):
+        self.state_dir = Path(state_dir)
+        self.dir = self.state_dir / "audit"
+        self.path = self.dir / LOG_NAME
+        self.head_path = self.dir / HEAD_NAME
+        self.signing_key = signing_key
+        self.box_id = box_id
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._seq, self._hash, self._size = 0, GENESIS, -1
+        self._since_checkpoint = 0
+        self._last_checkpoint = clock()
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.signing_key is None:
+            self._load_identity()
+
+    def _load_identity(self) -> None:
+        from edge import identity
+
+        try:
+            ident = identity.load(self.state_dir)
+        except EdgeError:
+            return  # not provisioned yet: records are chained, checkpoints wait for the key
+        self.signing_key, self.box_id = ident.signing_key, self.box_id or ident.box_id
+
+    # -- writing ----------------------------------------------------------------------------------
+    def append(self, kind: str, **fields) -> dict:
+        """Add one record (validated, chained, fsynced); returns it. Raises EdgeError on bad fields."""
+        check_fields(kind, fields)
+        with self._lock:
+            rec = self._write(kind, fields)
+            if kind == "key_rotated":
+                self.signing_key = None
+                self._load_identity()
+            if self._checkpoint_due(kind):
+                self._write_checkpoint()
+        return rec
+
+    def checkpoint(self) -> dict | None:
+        """Sign the chain so far now (no-op without a box key, or when the last record is a checkpoint)."""
+        with self._lock:
+            with self._locked_file() as f:
+                self._sync_tail(f)
+            return self._write_checkpoint() if self._since_checkpoint else None
+
+    def tick(self) -> None:
+        """Call now and then: writes a checkpoint when the interval has passed and records are unsigned."""
+        with self._lock:
+            if self._since_checkpoint and self.clock() - self._last_checkpoint >= self.checkpoint_interval:
+                self._write_checkpoint()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._since_checkpoint:
+                self._write_checkpoint()
+
+    def _checkpoint_due(self, kind: str) -> bool:
+        return (self._since_checkpoint >= self.checkpoint_every
+                or kind in ("service_stop", "key_rotated", "provisioned", "audit_exported")
+                or self.clock() - self._last_checkpoint >= self.checkpoint_interval)
+
+    def _write_checkpoint(self) -> dict | None:
+        if self.signing_key is None:
+            self._load_identity()
+        if self.signing_key is None:
+            return None
+        from edge.identity import key_id, raw_public
+
+        pub = raw_public(self.signing_key)
+        fields = {"key_id": key_id(pub), "signing_public": base64.b64encode(pub).decode("ascii"), "sig": ""}
+
+        def sign(rec):
+            rec["data"]["sig"] = base64.b64encode(self.signing_key.sign(checkpoint_message(rec))).decode()
+
+        rec = self._write("checkpoint", fields, finish=sign)
+        self._since_checkpoint = 0
+        self._last_checkpoint = self.clock()
+        from edge.identity import write_atomic
+
+        write_atomic(self.head_path, canonical(rec) + b"\n", 0o600)
+        return rec
+
+    @contextlib.contextmanager
+    def _locked_file(self):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "r+b", buffering=0) as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield f
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def _write(self, kind: str, fields: dict, finish=None) -> dict:
+        with self._locked_file() as f:
+            self._sync_tail(f)
+            rec = {"v": VERSION, "seq": self._seq + 1, "time": fmt_time(self.clock()), "kind": kind,
+                   "box_id": self.box_id or "", "data": fields, "prev": self._hash}
+            if finish:
+                finish(rec)
+            rec["hash"] = record_hash(rec)
+            line = canonical(rec) + b"\n"
+            if len(line) > MAX_RECORD:
+                raise EdgeError(f"audit record {kind} is too large ({len(line)} bytes)")
+            f.write(line)
+            os.fsync(f.fileno())
+            self._seq, self._hash = rec["seq"], rec["hash"]
+            self._size = os.fstat(f.fileno()).st_size
+            self._since_checkpoint += kind != "checkpoint"
+            return rec
+
+    def _sync_tail(self, f) -> None:
+        """Under the file lock: catch up with other writers and cut off a torn last line."""
+        size = os.fstat(f.fileno()).st_size
+        if size == self._size:
+            return
+        line, end = _last_line(f)
+        torn = None
+        if end < size:
+            f.seek(end)
+            torn = f.read()
+            os.ftruncate(f.fileno(), end)
+            os.fsync(f.fileno())
+        if line:
+            try:
+                last = json.loads(line)
+                self._seq, self._hash = int(last["seq"]), str(last["hash"])
+                self._since_checkpoint = max(self._since_checkpoint, int(last["kind"] != "checkpoint"))
+            except (ValueError, KeyError, TypeError):
+                raise EdgeError(f"the last record of {self.path} is damaged: run 'edge audit verify'") from None
+        else:
+            self._seq, self._hash = 0, GENESIS
+        self._size = end
+        if torn is not None:
+            rec = {"v": VERSION, "seq": self._seq + 1, "time": fmt_time(self.clock()), "kind": "log_recovered",
+                   "box_id": self.box_id or "", "prev": self._hash,
+                   "data": {"torn_bytes": len(torn), "torn_sha256": hashlib.sha256(torn).hexdigest()}}
+            rec["hash"] = record_hash(rec)
+            f.write(canonical(rec) + b"\n")
+            os.fsync(f.fileno())
+            self._seq, self._hash = rec["seq"], rec["hash"]
+            self._size = os.fstat(f.fileno()).st_size
+
+
+def open_log(state_dir, **kw) -> AuditLog:
+    return AuditLog(state_dir, **kw)

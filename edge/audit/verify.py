@@ -1,0 +1,320 @@
+"""Checking the audit log and its exports: names the first broken record and how it broke.
+
+``verify_log(state_dir)`` checks the box's log against the box key: each record's hash (edited),
+each link to the record before (edited with a recomputed hash), sequence gaps (deleted), sequence
+order (reordered, duplicated), a torn last line or a log shorter than the box's signed head
+(truncated), and every checkpoint signature. ``verify_export(data, box_public)`` checks a signed
+export (``docs/audit-format.md``) off the box with only the box's public key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from edge.audit.log import GENESIS, HEAD_NAME, LOG_NAME, canonical, checkpoint_message, read_lines, record_hash
+from edge.errors import EdgeError
+from edge.identity import key_id
+
+EXPORT_TYPE = "edge-audit-export"
+EXPORT_END = "edge-audit-export-end"
+EXPORT_PREFIX = b"edge-audit-export-v1\n"
+FIELDS = {"v": int, "seq": int, "time": str, "kind": str, "box_id": str, "data": dict, "prev": str, "hash": str}
+
+
+@dataclass
+class Problem:
+    kind: str  # edited | deleted | reordered | duplicated | truncated | damaged | signature
+    line: int  # 1-based line in the file (0: the file as a whole)
+    message: str
+
+
+@dataclass
+class Result:
+    records: list[dict] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    checkpoints: int = 0
+    signed_through: int = 0  # last seq covered by a good checkpoint (or export signature) of the trusted key
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        return min(self.problems, key=_order) if self.problems else None
+
+    def summary(self) -> str:
+        n = len(self.records)
+        span = f"seq {self.records[0]['seq']}..{self.records[-1]['seq']}" if self.records else "empty"
+        if self.ok:
+            return (f"OK: {n} records ({span}), {self.checkpoints} checkpoints, "
+                    f"signed through seq {self.signed_through}")
+        more = f" ({len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
+        return f"BROKEN: {self.first.message}{more}"
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "records": len(self.records), "checkpoints": self.checkpoints,
+                "signed_through": self.signed_through, "warnings": self.warnings,
+                "problems": [vars(p) for p in sorted(self.problems, key=_order)]}
+
+
+def _order(p: Problem) -> tuple:
+    return (p.line == 0, p.line)
+
+
+def _parse_lines(data: bytes, res: Result, first_line: int = 1) -> list[tuple[int, dict]]:
+    lines = data.split(b"\n")
+    torn = lines.pop()  # b"" when the data ends with a newline
+    if torn:
+        res.problems.append(Problem("truncated", first_line + len(lines),
+                                    f"truncated: line {first_line + len(lines)} is an incomplete record "
+                                    f"({len(torn)} bytes, no end of line)"))
+    out = []
+    for i, raw in enumerate(lines):
+        lineno = first_line + i
+        try:
+            rec = json.loads(raw)
+            if not isinstance(rec, dict) or any(not isinstance(rec.get(k), t) for k, t in FIELDS.items()):
+                raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            res.problems.append(Problem("damaged", lineno, f"line {lineno} is not a valid audit record "
+                                                           "(edited or damaged)"))
+            continue
+        if canonical(rec) != raw or record_hash(rec) != rec["hash"]:
+            res.problems.append(Problem("edited", lineno, f"record seq {rec['seq']} (line {lineno}, "
+                                                          f"{rec['kind']}) was edited: it no longer matches its hash"))
+        out.append((lineno, rec))
+    return out
+
+
+def _check_chain(parsed: list[tuple[int, dict]], res: Result, anchor_seq: int, anchor_hash: str) -> None:
+    by_seq: dict[int, tuple[int, dict]] = {}
+    top = None  # (line, seq) of the highest seq seen so far, in file order
+    for lineno, rec in parsed:
+        seq = rec["seq"]
+        if seq in by_seq:
+            res.problems.append(Problem("duplicated", lineno, f"record seq {seq} appears twice "
+                                                              f"(line {by_seq[seq][0]} and line {lineno})"))
+            continue
+        if top and seq < top[1]:
+            res.problems.append(Problem("reordered", top[0], f"records were reordered: line {top[0]} holds "
+                                                             f"seq {top[1]} but line {lineno} holds seq {seq}"))
+        by_seq[seq] = (lineno, rec)
+        if not top or seq > top[1]:
+            top = (lineno, seq)
+    edited = {p.line for p in res.problems if p.kind == "edited"}
+    seqs = sorted(by_seq)
+    expected = anchor_seq + 1
+    for seq in seqs:
+        lineno, rec = by_seq[seq]
+        if seq > expected:
+            before = by_seq.get(expected - 1, (0,))[0]
+            where = f"after line {before}" if before else "at the start"
+            gap = f"seq {expected}" if seq == expected + 1 else f"seqs {expected}..{seq - 1}"
+            res.problems.append(Problem("deleted", lineno, f"records were deleted: {gap} missing {where} "
+                                                           f"(before line {lineno})"))
+        elif seq < expected:  # below the anchor of an export
+            res.problems.append(Problem("reordered", lineno, f"record seq {seq} at line {lineno} lies before "
+                                                             f"the start of the chain (seq {anchor_seq + 1})"))
+        expected = max(expected, seq + 1)
+        want = anchor_hash if seq == anchor_seq + 1 else by_seq.get(seq - 1, (0, {}))[1].get("hash")
+        if want is not None and rec["prev"] != want:
+            plin = by_seq[seq - 1][0] if seq - 1 in by_seq else 0
+            if plin not in edited:
+                what = f"record seq {seq - 1} (line {plin})" if plin else f"the record before seq {seq}"
+                msg = f"{what} was edited or replaced: seq {seq} (line {lineno}) no longer links to it"
+                res.problems.append(Problem("edited", plin or lineno, msg))
+
+
+def _verify_sig(public: bytes, sig_b64, message: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(base64.b64decode(str(sig_b64), validate=True), message)
+        return True
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+
+
+def _check_checkpoints(parsed, res: Result, trusted: bytes | None, strict_keys: bool) -> None:
+    introduced = set()
+    for _, rec in parsed:
+        d = rec["data"]
+        introduced.update(str(d.get(k)) for k in ("signing_key_id", "old_key_id", "new_key_id") if k in d)
+    last_good = 0
+    for lineno, rec in parsed:
+        if rec["kind"] != "checkpoint":
+            continue
+        res.checkpoints += 1
+        d = rec["data"]
+        try:
+            pub = base64.b64decode(str(d.get("signing_public")), validate=True)
+            good = len(pub) == 32 and key_id(pub) == d.get("key_id")
+        except (binascii.Error, ValueError):
+            good, pub = False, b""
+        if not good or not _verify_sig(pub, d.get("sig"), checkpoint_message(rec)):
+            res.problems.append(Problem("edited", lineno, f"checkpoint seq {rec['seq']} (line {lineno}) does not "
+                                                          f"verify: records after seq {last_good} were rewritten"))
+            continue
+        if strict_keys and pub != trusted and d["key_id"] not in introduced:
+            res.problems.append(Problem("signature", lineno, f"checkpoint seq {rec['seq']} (line {lineno}) is "
+                                                             f"signed by key {d['key_id']}, which is not this box's"))
+            continue
+        last_good = rec["seq"]
+        if pub == trusted:
+            res.signed_through = max(res.signed_through, rec["seq"])
+
+
+def _finish(res: Result, trusted: bytes | None) -> None:
+    if not res.records:
+        return
+    last = res.records[-1]["seq"]
+    if trusted is not None and res.signed_through == 0:
+        res.problems.append(Problem("signature", 0, "no checkpoint in the log is signed by the box key "
+                                                    f"{key_id(trusted)}"))
+    elif res.signed_through < last:
+        res.warnings.append(f"{last - res.signed_through} records after seq {res.signed_through} are not yet "
+                            "covered by a signed checkpoint")
+
+
+def verify_records(data: bytes, trusted: bytes | None, anchor_seq: int = 0, anchor_hash: str = GENESIS,
+                   first_line: int = 1, strict_keys: bool = True) -> Result:
+    res = Result()
+    parsed = _parse_lines(data, res, first_line)
+    res.records = [r for _, r in parsed]
+    _check_chain(parsed, res, anchor_seq, anchor_hash)
+    _check_checkpoints(parsed, res, trusted, strict_keys)
+    return res
+
+
+def verify_log(state_dir, trusted: bytes | None = None) -> Result:
+    """Check ``<state_dir>/audit/audit.log`` (trusted: the box's signing key; default: loaded from the box)."""
+    audit = Path(state_dir) / "audit"
+    if trusted is None:
+        from edge import identity
+
+        try:
+            trusted = identity.load(state_dir).signing_public
+        except EdgeError:
+            trusted = None
+    res = verify_records(read_lines(audit / LOG_NAME), trusted)
+    if trusted is None:
+        res.warnings.append("the box is not provisioned: signatures checked against the keys in the log only")
+    _check_head(audit / HEAD_NAME, res, trusted)
+    _finish(res, trusted)
+    return res
+
+
+def _check_head(path: Path, res: Result, trusted: bytes | None) -> None:
+    """The head file holds a copy of the last checkpoint: the log may not end before it."""
+    try:
+        head = json.loads(path.read_bytes())
+        seq, hsh = int(head["seq"]), str(head["hash"])
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError):
+        res.warnings.append(f"the head file {path} is unreadable")
+        return
+    if trusted is not None and (head.get("data", {}).get("signing_public") != base64.b64encode(trusted).decode()
+                                or not _verify_sig(trusted, head["data"].get("sig"), checkpoint_message(head))):
+        res.warnings.append(f"the head file {path} is not signed by this box key")
+        return
+    last = res.records[-1]["seq"] if res.records else 0
+    mine = next((r for r in res.records if r["seq"] == seq), None)
+    if seq > last:
+        res.problems.append(Problem("truncated", len(res.records) + 1, f"truncated: the log ends at seq {last} "
+                                                                       f"but the box signed seq {seq}"))
+    elif mine is not None and mine["hash"] != hsh:
+        res.problems.append(Problem("edited", 0, f"checkpoint seq {seq} differs from the box's signed head"))
+
+
+# --- exports -----------------------------------------------------------------------------------------
+
+def make_export(state_dir, start, end, signing_key, box_id: str, now: str) -> tuple[bytes, int]:
+    """A signed export of the records with ``start <= time < end`` (aware datetimes); (bytes, count)."""
+    from edge.audit.log import parse_time
+    from edge.identity import raw_public
+
+    data = read_lines(Path(state_dir) / "audit" / LOG_NAME)
+    res = verify_records(data, raw_public(signing_key))
+    if not res.ok:
+        raise EdgeError(f"the audit log does not verify, so it cannot be exported: {res.first.message}")
+    raw = data.split(b"\n")[:-1]
+    idx = [i for i, r in enumerate(res.records) if start <= parse_time(r["time"]) < end]
+    lo, hi = (idx[0], idx[-1] + 1) if idx else (len(raw), len(raw))
+    prev = res.records[lo - 1] if lo > 0 else {"seq": 0, "hash": GENESIS}
+    pub = raw_public(signing_key)
+    header = {"type": EXPORT_TYPE, "v": 1, "box_id": box_id, "from": start.isoformat(), "to": end.isoformat(),
+              "created": now, "records": hi - lo, "anchor_seq": prev["seq"], "anchor_hash": prev["hash"],
+              "key_id": key_id(pub), "signing_public": base64.b64encode(pub).decode()}
+    return export_bytes(header, raw[lo:hi], signing_key), hi - lo
+
+
+def export_bytes(header: dict, lines: list[bytes], signing_key) -> bytes:
+    """Header line, the records verbatim, and a signed trailer over everything before it."""
+    body = canonical(header) + b"\n" + b"".join(ln + b"\n" for ln in lines)
+    trailer = {"type": EXPORT_END, "v": 1, "records": len(lines), "sha256": hashlib.sha256(body).hexdigest()}
+    trailer["sig"] = base64.b64encode(signing_key.sign(EXPORT_PREFIX + canonical(trailer))).decode()
+    return body + canonical(trailer) + b"\n"
+
+
+def verify_export(data: bytes, box_public: bytes) -> tuple[dict, Result]:
+    """Check an export against the box's Ed25519 public key; returns (header, result)."""
+    res = Result()
+    first, _, rest = data.partition(b"\n")
+    try:
+        header = json.loads(first)
+        if not isinstance(header, dict) or header.get("type") != EXPORT_TYPE or header.get("v") != 1:
+            raise ValueError
+        anchor_seq, anchor_hash = int(header["anchor_seq"]), str(header["anchor_hash"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise EdgeError("not a version 1 audit export (bad header line)") from None
+    body_end = data.rstrip(b"\n").rfind(b"\n") + 1
+    try:
+        trailer = json.loads(data[body_end:])
+        if not isinstance(trailer, dict) or trailer.get("type") != EXPORT_END:
+            raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        trailer = None
+    if trailer is None or not data.endswith(b"\n"):
+        res = verify_records(rest, box_public, anchor_seq, anchor_hash, 2, strict_keys=False)
+        res.problems.append(Problem("truncated", 0, "truncated: the export has no signed end line"))
+        return header, res
+    res = verify_records(data[len(first) + 1: body_end], box_public, anchor_seq, anchor_hash, 2,
+                         strict_keys=False)
+    if header.get("key_id") != key_id(box_public):
+        res.problems.append(Problem("signature", 0, f"the export is signed by key {header.get('key_id')}, "
+                                                    f"not this box's key {key_id(box_public)}"))
+    unsigned = {k: v for k, v in trailer.items() if k != "sig"}
+    digest = hashlib.sha256(data[:body_end]).hexdigest()
+    if not (hmac.compare_digest(digest, str(trailer.get("sha256")))
+            and _verify_sig(box_public, trailer.get("sig"), EXPORT_PREFIX + canonical(unsigned))):
+        res.problems.append(Problem("signature", 0, "the export's signature does not verify with this box key: "
+                                                    "it was altered or forged"))
+    if trailer.get("records") != len(res.records) or header.get("records") != len(res.records):
+        res.problems.append(Problem("deleted", 0, f"the export should hold {header.get('records')} records "
+                                                  f"but holds {len(res.records)}"))
+    if res.ok and res.records:
+        res.signed_through = res.records[-1]["seq"]
+    return header, res
+
+
+def load_box_public(path) -> bytes:
+    """``box.pub.json`` (the box's public identity) -> its 32-byte signing key."""
+    from edge.identity import parse_box_public
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EdgeError(f"cannot read box key {path}: {exc.strerror}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise EdgeError(f"{path} is not a box public identity (box.pub.json)") from None
+    return parse_box_public(doc)["signing_public"]

@@ -1,0 +1,231 @@
+"""The audit log: every kind of tampering is named by `edge audit verify`; exports verify off the box."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+
+from edge import identity
+from edge.audit.log import AuditLog, canonical, record_hash
+from edge.audit.verify import verify_export, verify_log
+from edge.cli import cli
+from edge.errors import EdgeError
+
+
+@pytest.fixture
+def box(tmp_path):
+    state = tmp_path / "state"
+    ident = identity.create(state, "box-a")
+    clock = iter(range(1_790_000_000, 1_800_000_000, 60))
+    log = AuditLog(state, checkpoint_every=5, checkpoint_interval=1e9, clock=lambda: float(next(clock)))
+    for i in range(12):
+        log.append("alert", alert_id=f"a{i}", camera_id="cam1", time="2026-11-22T06:00:00Z",
+                   ref="WL-1", distance=0.41)
+    log.close()
+    return state, ident, log
+
+
+def lines(state):
+    return (state / "audit" / "audit.log").read_bytes().split(b"\n")[:-1]
+
+
+def write(state, ls):
+    (state / "audit" / "audit.log").write_bytes(b"".join(ln + b"\n" for ln in ls))
+
+
+def first(state):
+    res = verify_log(state)
+    assert not res.ok
+    return res.first
+
+
+def test_intact_log_verifies(box):
+    state, _, _ = box
+    res = verify_log(state)
+    assert res.ok, res.summary()
+    assert res.signed_through == res.records[-1]["seq"] == 15  # 12 alerts + 3 checkpoints
+    assert res.checkpoints == 3
+
+
+def test_edit_is_named(box):
+    state, _, _ = box
+    ls = lines(state)
+    ls[3] = ls[3].replace(b'"distance":0.41', b'"distance":0.91')
+    write(state, ls)
+    p = first(state)
+    assert (p.kind, p.line) == ("edited", 4)
+    assert "seq 4" in p.message
+
+
+def test_edit_with_recomputed_hash_is_named(box):
+    state, _, _ = box
+    ls = lines(state)
+    rec = json.loads(ls[3])
+    rec["data"]["ref"] = "WL-9"
+    rec["hash"] = record_hash(rec)
+    ls[3] = canonical(rec)
+    write(state, ls)
+    p = first(state)
+    assert (p.kind, p.line) == ("edited", 4)
+    assert "seq 5 (line 5) no longer links" in p.message
+
+
+def test_rewritten_chain_is_caught_by_the_checkpoint(box):
+    state, _, _ = box
+    recs = [json.loads(ln) for ln in lines(state)]
+    recs[1]["data"]["ref"] = "WL-9"
+    for i in range(1, len(recs)):
+        recs[i]["prev"] = recs[i - 1]["hash"]
+        recs[i]["hash"] = record_hash(recs[i])
+    write(state, [canonical(r) for r in recs])
+    p = first(state)
+    assert p.kind == "edited" and "checkpoint seq 6" in p.message and "rewritten" in p.message
+
+
+def test_delete_is_named(box):
+    state, _, _ = box
+    ls = lines(state)
+    del ls[6]
+    write(state, ls)
+    p = first(state)
+    assert p.kind == "deleted"
+    assert "seq 7 missing after line 6" in p.message
+
+
+def test_reorder_is_named(box):
+    state, _, _ = box
+    ls = lines(state)
+    ls[2], ls[3] = ls[3], ls[2]
+    write(state, ls)
+    p = first(state)
+    assert p.kind == "reordered"
+    assert "line 3 holds seq 4 but line 4 holds seq 3" in p.message
+
+
+def test_truncation_is_named_and_the_log_continues(box):
+    state, _, log = box
+    path = state / "audit" / "audit.log"
+    data = path.read_bytes()
+    path.write_bytes(data[:-30])  # a torn last line, as after a crash mid-write
+    p = first(state)
+    assert p.kind == "truncated"
+    assert "incomplete record" in p.message
+    # the daemon restarts: a new AuditLog cuts off the torn line, logs it, and the chain carries on
+    log2 = AuditLog(state, checkpoint_every=5)
+    log2.append("service_start")
+    log2.close()
+    res = verify_log(state)
+    assert res.ok, res.summary()
+    kinds = [r["kind"] for r in res.records]
+    assert kinds[-3:] == ["log_recovered", "service_start", "checkpoint"]
+    assert res.records[-3]["data"]["torn_bytes"] > 0
+
+
+def test_cut_off_whole_records_is_truncation(box):
+    state, _, _ = box
+    write(state, lines(state)[:-4])  # whole lines removed from the end, past the box's signed head
+    p = first(state)
+    assert p.kind == "truncated" and "box signed seq 15" in p.message
+
+
+def test_concurrent_appends_keep_one_chain(tmp_path):
+    state = tmp_path / "state"
+    identity.create(state, "box-a")
+    log = AuditLog(state, checkpoint_every=25)
+    other = AuditLog(state, checkpoint_every=25)  # a second writer (another process in real life)
+
+    def work(lg, n):
+        for i in range(n):
+            lg.append("faces_processed", camera_id="cam1", faces=i)
+
+    ts = [threading.Thread(target=work, args=(lg, 40)) for lg in (log, log, other)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    log.close()
+    res = verify_log(state)
+    assert res.ok, res.summary()
+    assert sum(r["kind"] == "faces_processed" for r in res.records) == 120
+
+
+@pytest.mark.parametrize("fields", [
+    {"camera_id": "c", "faces": 1, "crop": b"\xff\xd8\xff"},
+    {"camera_id": "c", "faces": 1, "template": [0.01 * i for i in range(128)]},
+    {"camera_id": "c", "faces": 1, "crop_jpeg": "/9j/4AAQSkZJRgABAQ" * 40},
+    {"camera_id": "c"},
+])
+def test_images_templates_and_missing_fields_are_refused(tmp_path, fields):
+    log = AuditLog(tmp_path / "state")
+    with pytest.raises(EdgeError):
+        log.append("faces_processed", **fields)
+    assert verify_log(tmp_path / "state").records == []
+
+
+def export(state, tmp_path, *args):
+    out = tmp_path / "export.jsonl"
+    r = CliRunner().invoke(cli, ["audit", "export", "--state-dir", str(state), "-o", str(out), *args])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_export_verifies_off_the_box_and_forgeries_are_refused(box, tmp_path):
+    state, ident, _ = box
+    out = export(state, tmp_path)
+    pub = state / "keys" / "box.pub.json"
+    header, res = verify_export(out.read_bytes(), ident.signing_public)
+    assert res.ok and len(res.records) == header["records"] == 15  # 12 alerts + 3 checkpoints
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["audit", "verify", "--export", str(out), "--box-key", str(pub)])
+    assert ok.exit_code == 0 and "OK" in ok.output
+
+    # an edited record inside the export
+    data = out.read_bytes()
+    bad = tmp_path / "edited.jsonl"
+    bad.write_bytes(data.replace(b'"distance":0.41', b'"distance":0.30', 1))
+    r = runner.invoke(cli, ["audit", "verify", "--export", str(bad), "--box-key", str(pub)])
+    assert r.exit_code == 1 and "edited" in r.output and "line 2" in r.output
+
+    # a forger with a key of their own re-signs the whole export
+    forger = identity.create(tmp_path / "forger", "box-a")
+    recs = data.split(b"\n")[1:-2]
+    hdr = json.loads(data.split(b"\n")[0])
+    from edge.audit.verify import export_bytes
+    forged = tmp_path / "forged.jsonl"
+    forged.write_bytes(export_bytes(hdr, recs, forger.signing_key))
+    r = runner.invoke(cli, ["audit", "verify", "--export", str(forged), "--box-key", str(pub)])
+    assert r.exit_code == 1 and "does not verify" in r.output
+
+    # truncated export
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(data[: len(data) // 2])
+    r = runner.invoke(cli, ["audit", "verify", "--export", str(cut), "--box-key", str(pub)])
+    assert r.exit_code == 1 and "truncated" in r.output
+
+
+def test_export_of_a_period_is_chained_to_its_anchor(box, tmp_path):
+    state, ident, _ = box
+    recs = verify_log(state).records
+    t0, t1 = recs[4]["time"], recs[9]["time"]
+    out = export(state, tmp_path, "--from", t0, "--to", t1)
+    header, res = verify_export(out.read_bytes(), ident.signing_public)
+    assert res.ok, res.summary()
+    assert [r["seq"] for r in res.records] == list(range(5, 10))
+    assert header["anchor_seq"] == 4
+    assert datetime.fromisoformat(header["from"]) == datetime.fromisoformat(t0.replace("Z", "+00:00"))
+    assert datetime.fromisoformat(header["to"]).tzinfo == UTC
+
+
+def test_cli_verify_names_the_break_and_exits_nonzero(box):
+    state, _, _ = box
+    ls = lines(state)
+    del ls[2]
+    write(state, ls)
+    r = CliRunner().invoke(cli, ["audit", "verify", "--state-dir", str(state)])
+    assert r.exit_code == 1
+    assert "deleted" in r.output and "seq 3" in r.output
+    assert "Traceback" not in r.output
