@@ -105,6 +105,8 @@ def watch(endpoint, count, timeout):
 
 
 # --- command groups of other concerns register here (one line each) ---
+from edge.audit.cli import audit  # noqa: E402, I001  (edge audit)
+cli.add_command(audit)
 
 
 def main():
