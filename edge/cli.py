@@ -107,6 +107,11 @@ def watch(endpoint, count, timeout):
 # --- command groups of other concerns register here (one line each) ---
 from edge.audit.cli import audit  # noqa: E402, I001  (edge audit)
 cli.add_command(audit)
+from edge.eval.cli import eval_command  # noqa: E402, I001  (edge eval)
+cli.add_command(eval_command)
+from edge.watchlist.cli import trust, watchlist  # noqa: E402, I001  (edge watchlist / trust)
+cli.add_command(watchlist)
+cli.add_command(trust)
 
 
 def main():

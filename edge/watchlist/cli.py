@@ -1,0 +1,136 @@
+"""`edge watchlist ...` and `edge trust ...`: thin commands over WatchlistService and edge.identity.
+
+With a daemon running, watch-list commands go to it over the control socket (the swap happens in the
+process that matches); without one, they act on the stored state, used at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edge import identity
+from edge.cli import config_option, load_config, state_dir_option, user_errors
+from edge.errors import EdgeError
+
+
+def _daemon_up(cfg) -> bool:
+    from edge.pipeline.control import request
+
+    ep = cfg.control_endpoint
+    if ep.startswith("ipc://") and not Path(ep[len("ipc://"):]).exists():
+        return False
+    try:
+        request(ep, {"cmd": "status"}, 1.0)
+        return True
+    except EdgeError:
+        return False
+
+
+def _run(cfg, cmd: str, **args) -> dict:
+    """Ask the running daemon, else do it here on the stored state."""
+    if _daemon_up(cfg):
+        from edge.pipeline.control import request
+
+        reply = request(cfg.control_endpoint, {"cmd": cmd, **args}, 120.0)
+        reply.pop("ok", None)
+        return reply
+    from edge.watchlist.service import WatchlistService
+
+    svc = WatchlistService(cfg, identity.load(cfg.state_dir))
+    return svc.commands()[cmd](args)
+
+
+def _describe(st: dict) -> str:
+    if not st.get("list_id"):
+        return "no watch list loaded"
+    left = st["expires_in_s"]
+    return (f"list {st['list_id']} ({st['deployment']}) from issuer {st['issuer']}: {st['entries']} entries, "
+            f"sequence {st['sequence']}, expires {st['not_after']} (in {left // 3600} h {left % 3600 // 60} min)")
+
+
+@click.group()
+def watchlist():
+    """Load, inspect and purge the signed watch list."""
+
+
+@watchlist.command()
+@click.argument("path", type=click.Path(dir_okay=False, exists=True))
+@config_option
+@state_dir_option
+@user_errors
+def load(path, config_path, state_dir):
+    """Verify a .wlb bundle and put it in force (the current list stays if anything is wrong)."""
+    cfg = load_config(config_path, state_dir)
+    st = _run(cfg, "watchlist_load", path=str(Path(path).resolve()))
+    click.echo(f"loaded {_describe(st)}")
+
+
+@watchlist.command()
+@click.option("--reason", default="on demand", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the receipt here.")
+@config_option
+@state_dir_option
+@user_errors
+def purge(reason, out, config_path, state_dir):
+    """Delete the list from memory and disk; prints the signed deletion receipt."""
+    cfg = load_config(config_path, state_dir)
+    rc = _run(cfg, "watchlist_purge", reason=reason)["receipt"]
+    text = json.dumps(rc, indent=1)
+    if out:
+        identity.write_atomic(Path(out), text.encode() + b"\n")
+    click.echo(text)
+
+
+@watchlist.command()
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+@state_dir_option
+@user_errors
+def status(as_json, config_path, state_dir):
+    """List id, issuer, entries, expiry and sequence of the list in force."""
+    cfg = load_config(config_path, state_dir)
+    st = _run(cfg, "watchlist_status")
+    click.echo(json.dumps(st, indent=2, sort_keys=True) if as_json else _describe(st))
+
+
+@click.group()
+def trust():
+    """The keys this box trusts: watch-list issuers and operator consoles."""
+
+
+@trust.command("add-issuer")
+@click.argument("keyfile", type=click.Path(dir_okay=False))
+@config_option
+@state_dir_option
+@user_errors
+def add_issuer(keyfile, config_path, state_dir):
+    """Trust an issuer's public key (issuer.pub from `enrol keygen`) to sign watch lists."""
+    cfg = load_config(config_path, state_dir)
+    click.echo(f"trusted issuer {identity.add_issuer(cfg.state_dir, keyfile)}")
+
+
+@trust.command("add-console")
+@click.argument("keyfile", type=click.Path(dir_okay=False))
+@config_option
+@state_dir_option
+@user_errors
+def add_console(keyfile, config_path, state_dir):
+    """Trust an operator console's CURVE public key (z85)."""
+    cfg = load_config(config_path, state_dir)
+    click.echo(f"trusted console {identity.add_console(cfg.state_dir, keyfile)}")
+
+
+@trust.command("list")
+@config_option
+@state_dir_option
+@user_errors
+def list_(config_path, state_dir):
+    """Show the trusted issuer and console key ids."""
+    cfg = load_config(config_path, state_dir)
+    for kid in identity.issuers(cfg.state_dir):
+        click.echo(f"issuer  {kid}")
+    for kid in identity.consoles(cfg.state_dir):
+        click.echo(f"console {kid}")

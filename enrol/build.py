@@ -1,0 +1,136 @@
+"""Turn a refs.csv and a folder of reference images into watch-list entries, the box's way.
+
+Detection, the quality gate and encoding are the box's own (``edge.face.api``, ``edge.face.quality``):
+a template made here is the same as one the box makes from a camera frame. Every image that cannot
+serve (unreadable, no face, several faces, too small, blurred, turned) is reported and left out.
+
+refs.csv (UTF-8, header row required)::
+
+    ref,category,reason,images
+    PN-2026-0001,wanted,Warrant 44/2026 (robbery),pn0001_a.jpg;pn0001_b.jpg
+
+``images`` (or ``image``) lists file names relative to ``--images``, separated by ``;``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import EdgeError
+from edge.face import api, quality
+from edge.watchlist.base import CATEGORIES, Entry
+from edge.watchlist.bundle import REF_RE
+
+DETECT_MAX_WIDTH = 1024
+CROP_MAX_PX = 320
+
+
+@dataclass
+class Row:
+    line: int
+    ref: str
+    category: str
+    reason: str
+    images: list[str]
+
+
+@dataclass
+class Result:
+    entries: list[Entry] = field(default_factory=list)
+    templates: list[np.ndarray] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # one line each: "<file or row>: <why>"
+    images_used: int = 0
+    images_total: int = 0
+
+
+def normalise_category(text: str) -> str | None:
+    c = " ".join(text.strip().lower().replace("_", " ").replace("-", " ").split())
+    return c if c in CATEGORIES else None
+
+
+def read_refs(path) -> tuple[list[Row], list[str]]:
+    """Parse refs.csv -> (good rows, problems). A file without the needed columns is an EdgeError."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise EdgeError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise EdgeError(f"{path} is not UTF-8 text") from None
+    reader = csv.DictReader(text.splitlines())
+    cols = {c.strip().lower(): c for c in reader.fieldnames or []}
+    img_col = cols.get("images") or cols.get("image")
+    missing = [c for c in ("ref", "category", "reason") if c not in cols] + ([] if img_col else ["images"])
+    if missing:
+        raise EdgeError(f"{path} needs the columns ref,category,reason,images (missing: {', '.join(missing)})")
+    rows, problems, seen = [], [], set()
+    for n, rec in enumerate(reader, start=2):
+        ref = (rec.get(cols["ref"]) or "").strip()
+        cat = normalise_category(rec.get(cols["category"]) or "")
+        images = [s.strip() for s in (rec.get(img_col) or "").split(";") if s.strip()]
+        reason = (rec.get(cols["reason"]) or "").strip()
+        why = ("reference must be 1-64 letters, digits or / _ . : -" if not REF_RE.fullmatch(ref)
+               else f"reference {ref} appears twice" if ref in seen
+               else f"category must be one of {', '.join(CATEGORIES)}" if cat is None
+               else "reason must be at most 500 characters" if len(reason) > 500
+               else "no image listed" if not images else "")
+        if why:
+            problems.append(f"refs.csv line {n}: {why}")
+            continue
+        seen.add(ref)
+        rows.append(Row(n, ref, cat, reason, images))
+    return rows, problems
+
+
+def encode_image(path: Path, q) -> tuple[np.ndarray, bytes]:
+    """One reference image -> (128-d template, JPEG face crop); EdgeError naming the problem."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EdgeError(f"cannot read the file ({exc.strerror})") from None
+    rgb = api.decode_image(data, "the file")
+    boxes = api.detect(rgb, max_width=DETECT_MAX_WIDTH, upsample=1)
+    if not boxes:
+        raise EdgeError("no face found")
+    if len(boxes) > 1:
+        raise EdgeError(f"{len(boxes)} faces found, expected one")
+    box = boxes[0]
+    chip = api.chip(rgb, box)
+    qual = quality.assess(rgb, box, chip, q.min_face_px, q.min_sharpness, q.max_yaw)
+    if not qual.ok:
+        why = {"small": f"face too small ({qual.height} px, need {q.min_face_px})",
+               "blurred": f"face too blurred (sharpness {qual.sharpness:.0f}, need {q.min_sharpness:.0f})",
+               "turned": f"face turned too far (yaw {qual.yaw:.2f}, at most {q.max_yaw})"}
+        raise EdgeError(why.get(qual.reason, qual.reason))
+    face = api.crop(rgb, box, margin=0.4)
+    if face.shape[0] > CROP_MAX_PX:  # the operator's reference picture: enough to compare, not more
+        scale = CROP_MAX_PX / face.shape[0]
+        face = cv2.resize(face, (max(1, round(face.shape[1] * scale)), CROP_MAX_PX), interpolation=cv2.INTER_AREA)
+    return api.encode_chips([chip])[0], api.jpeg(face)
+
+
+def build_entries(rows: list[Row], images_dir, q, progress: Callable[[Iterable], Iterable] = iter) -> Result:
+    """Detect and encode every listed image; an entry keeps the images that passed (at least one)."""
+    images_dir = Path(images_dir)
+    res = Result(images_total=sum(len(r.images) for r in rows))
+    jobs = [(r, name) for r in rows for name in r.images]
+    good: dict[str, list[tuple[np.ndarray, bytes]]] = {}
+    for row, name in progress(jobs):
+        try:
+            good.setdefault(row.ref, []).append(encode_image(images_dir / name, q))
+        except EdgeError as exc:
+            res.problems.append(f"{name} ({row.ref}): {exc}")
+    for row in rows:
+        found = good.get(row.ref, [])
+        if not found:
+            res.problems.append(f"{row.ref}: left out, none of its images could be used")
+            continue
+        res.entries.append(Entry(ref=row.ref, category=row.category, reason=row.reason, image_jpeg=found[0][1]))
+        res.templates.append(np.stack([t for t, _ in found]))
+        res.images_used += len(found)
+    return res

@@ -1,0 +1,225 @@
+"""`enrol`: the police SPOC's watch-list tool. Makes issuer keys, builds signed bundles encrypted to
+one box, inspects them without decrypting, and verifies the deletion receipts boxes hand back.
+
+Expected failures are ``EdgeError`` below this layer and one-line ``ClickException`` here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from edge import identity
+from edge.cli import user_errors
+from edge.config import QualityConfig
+from edge.errors import EdgeError
+from edge.identity import write_atomic
+from edge.watchlist import bundle, receipt
+
+PASSPHRASE_ENV = "ENROL_PASSPHRASE"
+
+
+def _passphrase(confirm: bool = False) -> bytes:
+    text = os.environ.get(PASSPHRASE_ENV)
+    if text is None:
+        text = click.prompt("Issuer key passphrase", hide_input=True, confirmation_prompt=confirm)
+    return text.encode()
+
+
+def load_issuer_private(path):
+    """The issuer's Ed25519 private key (PKCS#8 PEM, passphrase from $ENROL_PASSPHRASE or a prompt)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        pem = Path(path).read_bytes()
+    except OSError as exc:
+        raise EdgeError(f"cannot read issuer key {path}: {exc.strerror}") from None
+    if b"PRIVATE KEY" not in pem:
+        raise EdgeError(f"{path} is not an issuer private key (PEM)")
+    pw = _passphrase() if b"ENCRYPTED" in pem else None
+    try:
+        key = load_pem_private_key(pem, password=pw)
+    except (ValueError, TypeError):
+        raise EdgeError(f"cannot open issuer key {path}: wrong passphrase or damaged file") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise EdgeError(f"{path} is not an Ed25519 key")
+    return key
+
+
+def load_issuer_public(path) -> bytes:
+    """Raw issuer public key from ``issuer.pub`` (or from the private ``issuer.key``)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EdgeError(f"cannot read issuer key {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise EdgeError(f"{path} is not an issuer key file") from None
+    if "PRIVATE KEY" in text:
+        return identity.raw_public(load_issuer_private(path))
+    return identity.parse_issuer_key(text, str(path))
+
+
+def load_box_public(path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EdgeError(f"cannot read box identity {path}: {exc.strerror}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise EdgeError(f"{path} is not a box identity file (box.pub.json)") from None
+    return identity.parse_box_public(data)
+
+
+def read_bundle(path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise EdgeError(f"cannot read {path}: {exc.strerror}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="edge-lfr")
+def cli():
+    """Watch lists for edge boxes: signed by you, readable only by the box they are built for."""
+
+
+@cli.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the key pair.")
+@click.option("--name", default="", help="A label stored in issuer.pub (e.g. force and role).")
+@click.option("--passphrase/--no-passphrase", default=True, show_default=True,
+              help=f"Encrypt the private key with a passphrase (prompted, or ${PASSPHRASE_ENV}).")
+@user_errors
+def keygen(out_dir, name, passphrase):
+    """Make an issuer key pair: OUT/issuer.key (private, 0600) and OUT/issuer.pub (for the boxes)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        BestAvailableEncryption,
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    out = Path(out_dir)
+    if (out / "issuer.key").exists():
+        raise EdgeError(f"{out / 'issuer.key'} already exists; refusing to overwrite an issuer key")
+    out.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    enc = BestAvailableEncryption(_passphrase(confirm=True)) if passphrase else NoEncryption()
+    write_atomic(out / "issuer.key", key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, enc), 0o600)
+    pub = identity.issuer_public_doc(identity.raw_public(key), name)
+    write_atomic(out / "issuer.pub", (json.dumps(pub, indent=1) + "\n").encode())
+    click.echo(f"issuer key {pub['key_id']}: {out / 'issuer.key'} (keep it secret), {out / 'issuer.pub'} "
+               "(register on each box with 'edge trust add-issuer')")
+
+
+@cli.command()
+@click.option("--images", "images_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--refs", required=True, type=click.Path(dir_okay=False), help="refs.csv: ref,category,reason,images")
+@click.option("--for", "box_file", required=True, type=click.Path(dir_okay=False),
+              help="The target box's public identity (box.pub.json).")
+@click.option("--issuer-key", required=True, type=click.Path(dir_okay=False), help="Your issuer.key.")
+@click.option("--expires", required=True, help="Not-after time, UTC, e.g. 2026-12-01T18:00Z.")
+@click.option("--not-before", default=None, help="Not valid before this UTC time (default: now).")
+@click.option("--deployment", required=True, help="The deployment (operation) name.")
+@click.option("--sequence", type=click.IntRange(0), default=None,
+              help="List sequence number; must grow from list to list (default: the time in seconds).")
+@click.option("--max-entries", type=click.IntRange(1, bundle.HARD_MAX_ENTRIES), default=bundle.DEFAULT_MAX_ENTRIES,
+              show_default=True, help="Policy: the most entries this list may hold.")
+@click.option("--threshold-floor", type=click.FloatRange(0.1, 1.0), default=0.6, show_default=True,
+              help="Policy: boxes must not match more leniently than this distance.")
+@click.option("--retention-days", type=click.IntRange(0, 3650), default=31, show_default=True,
+              help="Policy: how long alerts raised on this list may be kept.")
+@click.option("--min-face-px", type=click.IntRange(20), default=QualityConfig.min_face_px, show_default=True)
+@click.option("--strict", is_flag=True, help="Fail, writing nothing, if any image or row is unusable.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .wlb file to write.")
+@user_errors
+def build(images_dir, refs, box_file, issuer_key, expires, not_before, deployment, sequence, max_entries,
+          threshold_floor, retention_days, min_face_px, strict, output):
+    """Build a watch list for one box from REFS and the reference images in IMAGES."""
+    from tqdm import tqdm
+
+    from enrol.build import build_entries, read_refs
+
+    box = load_box_public(box_file)
+    key = load_issuer_private(issuer_key)
+    now = datetime.now(UTC).replace(microsecond=0)
+    nb, na = (bundle.parse_time(not_before) if not_before else now), bundle.parse_time(expires)
+    if na <= max(nb, now):
+        raise EdgeError(f"--expires {expires} is not in the future (and after --not-before)")
+    rows, problems = read_refs(refs)
+    q = QualityConfig(min_face_px=min_face_px)
+    res = build_entries(rows, images_dir, q, lambda it: tqdm(it, desc="faces", unit="img", file=sys.stderr))
+    problems += res.problems
+    for p in problems:
+        click.echo(f"left out: {p}", err=True)
+    if strict and problems:
+        raise EdgeError(f"{len(problems)} problem(s) and --strict: no list written")
+    if not res.entries:
+        raise EdgeError("no usable entries: no list written")
+    if len(res.entries) > max_entries:
+        raise EdgeError(f"{len(res.entries)} entries is over --max-entries {max_entries}: no list written")
+    header = {
+        "list_id": secrets.token_hex(8), "deployment": deployment, "box_id": box["box_id"],
+        "created": bundle.fmt_time(now), "not_before": bundle.fmt_time(nb), "not_after": bundle.fmt_time(na),
+        "sequence": int(now.timestamp()) if sequence is None else sequence, "entries": len(res.entries),
+        "policy": {"max_entries": max_entries, "threshold_floor": threshold_floor,
+                   "retention_days": retention_days},
+    }
+    data = bundle.write(header, bundle.encode_payload(res.entries, res.templates), key, box["wl_public"])
+    write_atomic(Path(output), data)
+    click.echo(f"{output}: list {header['list_id']} for box {box['box_id']}, {len(res.entries)} entries "
+               f"from {res.images_used} of {res.images_total} images, sequence {header['sequence']}, "
+               f"expires {header['not_after']}; {len(problems)} problem(s) reported")
+
+
+def _verified_header(path, issuer_key) -> dict:
+    raw = load_issuer_public(issuer_key)
+    return bundle.verify(bundle.parse(read_bundle(path)), {identity.key_id(raw): raw})
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--issuer-key", required=True, type=click.Path(dir_okay=False), help="issuer.pub (or issuer.key).")
+@click.option("--json", "as_json", is_flag=True)
+@user_errors
+def inspect(path, issuer_key, as_json):
+    """Show a bundle's signed header (target box, entries, expiry, policy); never decrypts it."""
+    h = _verified_header(path, issuer_key)
+    if as_json:
+        click.echo(json.dumps(h, indent=2, sort_keys=True))
+        return
+    pol = h["policy"]
+    for k, v in [("list", h["list_id"]), ("deployment", h["deployment"]), ("issuer", h["issuer"]),
+                 ("signature", "valid"), ("box", f"{h['box_id']} (key {h['box']})"),
+                 ("entries", h["entries"]), ("sequence", h["sequence"]), ("created", h["created"]),
+                 ("valid", f"{h['not_before']} .. {h['not_after']}"),
+                 ("policy", f"max {pol['max_entries']} entries, threshold floor {pol['threshold_floor']}, "
+                            f"alerts kept {pol['retention_days']} days")]:
+        click.echo(f"{k:>11}: {v}")
+
+
+@cli.command("verify-receipt")
+@click.argument("receipt_file", type=click.Path(dir_okay=False))
+@click.option("--box", "box_file", required=True, type=click.Path(dir_okay=False),
+              help="The box's public identity (box.pub.json) you received at provisioning.")
+@user_errors
+def verify_receipt(receipt_file, box_file):
+    """Check a deletion receipt a box produced when it purged a list."""
+    box = load_box_public(box_file)
+    r = receipt.verify(receipt.load_file(receipt_file), box["signing_public"])
+    click.echo(f"valid: box {r['box_id']} purged list {r['list_id']} ({r['entries']} entries, "
+               f"issuer {r['issuer']}, sequence {r['sequence']}) at {r['time']}, reason: {r['reason']}")
+
+
+def main():
+    cli(standalone_mode=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Helpers for the watch-list tests: real faces, real keys, real bundles, a box in a tmp state dir."""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge import config, identity
+from edge.config import QualityConfig
+from edge.watchlist import bundle
+from edge.watchlist.base import Entry
+
+FACES = Path(__file__).parent / "data" / "media" / "faces"
+
+
+@functools.cache
+def face(name: str) -> tuple[np.ndarray, bytes]:
+    """(template (128,), JPEG crop) of a sample face, made the way `enrol build` makes them."""
+    from enrol.build import encode_image
+
+    return encode_image(FACES / name, QualityConfig())
+
+
+def t(**delta) -> str:
+    return bundle.fmt_time(datetime.now(UTC) + timedelta(**delta))
+
+
+def make_bundle(issuer_key: Ed25519PrivateKey, box_wl_public: bytes, faces=("alex-lacamoire.png",), *,
+                sequence: int = 1, not_before: str | None = None, not_after: str | None = None,
+                max_entries: int = 100, threshold_floor: float = 0.6, list_id: str | None = None,
+                version: int = bundle.VERSION, entries: list | None = None, templates: list | None = None,
+                **kw) -> bytes:
+    if entries is None:
+        entries = [Entry(ref=f"PN-{i:04d}", category="wanted", reason="test", image_jpeg=face(f)[1])
+                   for i, f in enumerate(faces)]
+        templates = [face(f)[0][None] for f in faces]
+    header = {"list_id": list_id or f"list-{sequence}", "deployment": "test op", "box_id": "box",
+              "created": t(), "not_before": not_before or t(minutes=-1),
+              "not_after": not_after or t(hours=2), "sequence": sequence, "entries": len(entries),
+              "policy": {"max_entries": max_entries, "threshold_floor": threshold_floor, "retention_days": 31}}
+    return bundle.write(header, bundle.encode_payload(entries, templates), issuer_key, box_wl_public,
+                        version=version, **kw)
+
+
+def box_config(state_dir: Path, box_id: str = "box-a", usb: list[str] | None = None, **extra) -> config.Config:
+    text = f'box_id = "{box_id}"\n'
+    if usb is not None:
+        text += f"[watchlist]\nusb_mounts = {json.dumps([str(u) for u in usb])}\n"
+    text += '[[cameras]]\nid = "cam1"\nsource = "clip.mp4"\n'
+    for section, body in extra.items():
+        text += f"[{section}]\n{body}\n"
+    return config.parse(text, state_dir=str(state_dir))
+
+
+def trust_issuer(state_dir: Path, key: Ed25519PrivateKey) -> str:
+    p = Path(state_dir) / "issuer.pub"
+    p.write_text(json.dumps(identity.issuer_public_doc(identity.raw_public(key))))
+    return identity.add_issuer(state_dir, p)
