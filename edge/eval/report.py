@@ -206,7 +206,7 @@ def _recommend_text(rec: dict, non_mated: int) -> str:
              f"(FNIR {_pm(rec['fnir'])}, FPIR {_pm(rec['fpir'])}); the most lenient grid threshold "
              f"meeting the target in every split."]
     if not rec["demonstrable"]:
-        lines.append(f"  Caution: only {non_mated} unlisted searches per split; showing an FPIR of "
+        lines.append(f"  Caution: only {non_mated:.0f} unlisted searches per split; showing an FPIR of "
                      f"{rec['max_fpir']} needs at least {rec['non_mated_searches_needed']} (rule of three).")
     if rec["above_floor"]:
         lines.append(f"  Note: this is more lenient than the threshold floor {rec['threshold_floor']} "

@@ -1,0 +1,78 @@
+"""`edge eval DATASET`: how accurate the box is, and for whom, on the user's own images."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from edge.cli import user_errors
+from edge.errors import EdgeError
+
+
+@click.command("eval")
+@click.argument("dataset", type=click.Path(file_okay=False))
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="The box's TOML config: its detector, quality gate, encoder and threshold are used "
+                   "(default: the built-in defaults).")
+@click.option("--groups", "groups_csv", default=None, type=click.Path(dir_okay=False),
+              help="CSV of identity,group rows (default: DATASET/groups.csv if present).")
+@click.option("--threshold", type=float, default=None,
+              help="The threshold to report at and mark (default: match.threshold of the config).")
+@click.option("--splits", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="Random enrolled/unlisted splits to repeat the identification test over.")
+@click.option("--enrol-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
+              show_default=True, help="Share of identities put on the list in each split.")
+@click.option("--refs", type=click.IntRange(1, 50), default=1, show_default=True,
+              help="Reference images per listed identity.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random splits.")
+@click.option("--recommend", is_flag=True, help="Suggest a threshold meeting --max-fpir.")
+@click.option("--max-fpir", type=click.FloatRange(0, 1, min_open=True), default=0.001, show_default=True,
+              help="With --recommend: the highest acceptable share of unlisted people who alert.")
+@click.option("--plot", "plot_path", default="eval-det.png", show_default=True,
+              type=click.Path(dir_okay=False), help="Where to write the DET plot (PNG).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON (see docs/eval.md).")
+@click.option("--progress/--no-progress", default=None,
+              help="Show a progress bar while encoding (default: when stderr is a terminal).")
+@user_errors
+def eval_command(dataset, config_path, groups_csv, threshold, splits, enrol_share, refs, seed, recommend,
+                 max_fpir, plot_path, as_json, progress):
+    """Measure accuracy on DATASET, a folder of identity subfolders (person/*.jpg).
+
+    Runs the live pipeline's detector, alignment, quality gate and encoder on every image, then
+    reports open-set identification (FNIR: listed people missed; FPIR: unlisted people who alert;
+    rank-1) over several random splits, verification (ROC, EER), per-group rows when groups.csv is
+    given, and a DET plot with the current threshold marked.
+    """
+    from tqdm import tqdm
+
+    from edge import config as config_mod
+    from edge.eval import dataset as dataset_mod
+    from edge.eval import encode, plot, report
+
+    if config_path:
+        cfg = config_mod.load(config_path)
+        det, qual, match, backend = cfg.detect, cfg.quality, cfg.match, cfg.encode.backend
+    else:
+        det, qual = config_mod.DetectConfig(), config_mod.QualityConfig()
+        match, backend = config_mod.MatchConfig(), config_mod.EncodeConfig().backend
+    threshold = match.threshold if threshold is None else threshold
+    if not 0.0 < threshold < 2.0:
+        raise EdgeError("--threshold must be between 0 and 2")
+    ds = dataset_mod.load(dataset, groups_csv)
+    bar = dict(desc="encoding", unit="img", file=sys.stderr, disable=None if progress is None else not progress)
+    enc = encode.encode_dataset(ds, det, qual, backend, progress=lambda it: tqdm(it, **bar))
+    settings = report.Settings(
+        threshold=round(threshold, 4), threshold_floor=match.threshold_floor, splits=splits, seed=seed,
+        enrol_share=enrol_share, refs=refs, max_fpir=max_fpir if recommend else None, encoder=backend,
+        detect={"max_width": det.max_width, "upsample": det.upsample},
+        quality={"min_face_px": qual.min_face_px, "min_sharpness": qual.min_sharpness, "max_yaw": qual.max_yaw},
+    )
+    rep = report.build(ds, enc, settings)
+    plot.det_plot(rep, plot_path)
+    if as_json:
+        click.echo(json.dumps(rep, indent=1, sort_keys=True))
+    else:
+        click.echo(report.format_text(rep))
+        click.echo(f"\nDET plot written to {plot_path}")

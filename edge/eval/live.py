@@ -1,0 +1,85 @@
+"""The box's running accuracy, from what its operators decide about its alerts.
+
+The daemon keeps plain counters (``daemon.counts``): ``encodings`` (faces that reached the matcher)
+and ``alerts`` already; :func:`count_decision` adds the operator decisions to the same dict.
+:func:`summary` turns them into
+
+- the false-alert rate: alerts dismissed as "not the person" / all decided alerts, with a 95 %
+  Wilson interval (20 decisions say little; the interval shows how little);
+- alerts per 1,000 faces processed, and faces per false alert (the NPL study's "1 in 6,000");
+- a warning when the rate has drifted above the configured target, once there are enough decisions.
+"""
+
+from __future__ import annotations
+
+import math
+
+MIN_DECISIONS = 20  # below this many decided alerts the rate is shown but never warned about
+NOT_THE_PERSON = "not the person"
+CONFIRMED, FALSE, DISMISSED_OTHER = "decisions_confirmed", "decisions_not_the_person", "decisions_dismissed_other"
+
+
+def count_decision(counts: dict, outcome: str, reason: str = "") -> None:
+    """Count one operator decision: ``outcome`` "confirm" or "dismiss" (with the dismissal ``reason``)."""
+    outcome = outcome.strip().lower()
+    if outcome in ("confirm", "confirmed"):
+        key = CONFIRMED
+    elif outcome in ("dismiss", "dismissed"):
+        key = FALSE if reason.strip().lower() == NOT_THE_PERSON else DISMISSED_OTHER
+    else:
+        raise ValueError(f"unknown decision outcome {outcome!r}")
+    counts[key] = counts.get(key, 0) + 1
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of the proportion k/n; (0, 1) when n is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summary(counts: dict, target: float, min_decisions: int = MIN_DECISIONS) -> dict:
+    """The live accuracy figures from the daemon's counters (JSON-able, for ``edge status``)."""
+    faces, alerts = counts.get("encodings", 0), counts.get("alerts", 0)
+    false = counts.get(FALSE, 0)
+    decided = counts.get(CONFIRMED, 0) + false + counts.get(DISMISSED_OTHER, 0)
+    rate = false / decided if decided else None
+    lo, hi = wilson(false, decided)
+    warning = ""
+    if rate is not None and decided >= min_decisions and rate > target:
+        warning = (f"false-alert rate {rate:.1%} is above the target {target:.1%} "
+                   f"({false} of {decided} decided alerts were not the person): review the threshold "
+                   f"and camera placement, and run 'edge eval' on recent images")
+    return {
+        "faces": faces,
+        "alerts": alerts,
+        "decided": decided,
+        "undecided": max(0, alerts - decided),
+        "false_alerts": false,
+        "false_alert_rate": None if rate is None else round(rate, 4),
+        "false_alert_rate_ci95": [round(lo, 4), round(hi, 4)],
+        "target": target,
+        "alerts_per_1000_faces": round(1000 * alerts / faces, 3) if faces else None,
+        "faces_per_false_alert": round(faces / false) if false else None,
+        "warning": warning,
+    }
+
+
+def format_line(s: dict) -> str:
+    """One line for ``edge status`` and the console, plus the warning on its own line when raised."""
+    if s["decided"]:
+        lo, hi = s["false_alert_rate_ci95"]
+        text = (f"false alerts: {s['false_alerts']} of {s['decided']} decided ({s['false_alert_rate']:.1%}, "
+                f"95% CI {lo:.1%}-{hi:.1%}; target {s['target']:.0%})")
+    else:
+        text = f"false alerts: no decided alerts yet (target {s['target']:.0%})"
+    if s["alerts_per_1000_faces"] is not None:
+        text += f"; {s['alerts_per_1000_faces']:g} alerts per 1000 faces"
+    if s["faces_per_false_alert"]:
+        text += f", 1 false alert per {s['faces_per_false_alert']} faces"
+    if s["undecided"]:
+        text += f"; {s['undecided']} awaiting a decision"
+    return text + (f"\nWARNING: {s['warning']}" if s["warning"] else "")
