@@ -46,10 +46,10 @@ KINDS: dict[str, dict[str, object]] = {
     "service_start": {},
     "service_stop": {},
     "config_changed": {"diff": D},
-    "watchlist_loaded": {"issuer": S, "list_id": S, "entries": INT, "refs": L, "categories": L},
+    "watchlist_loaded": {"issuer": S, "list_id": S, "entries": INT},  # and refs, categories (lists)
     "watchlist_refused": {"reason": S},
     "watchlist_expired": {"list_id": S},
-    "watchlist_purged": {"list_id": S, "receipt_id": S},
+    "watchlist_purged": {"list_id": S, "reason": S},  # and the receipt's fields (receipt_id or time)
     "alert": {"alert_id": S, "camera_id": S, "time": S, "ref": S, "distance": N},
     "adjudication": {"alert_id": S, "operator": S, "decision": S, "action": S, "reason": S,
                      "seconds_to_decision": N},
@@ -103,7 +103,7 @@ def parse_time(text: str) -> datetime:
 
 def _looks_binary(s: str) -> bool:
     """Long runs of base64/hex are how an image or template would sneak in as text."""
-    if len(s) < 200:
+    if len(s) < 256:
         return False
     alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
     return sum(c in alphabet for c in s) / len(s) > 0.97
