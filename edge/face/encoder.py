@@ -2,10 +2,15 @@
 
 ``dlib`` (the ResNet in the dlib-bin wheel) is the reference and the fallback. Other backends
 register here under a name and must produce the same descriptors (see tests/test_encoder_equivalence).
-``get(None)`` returns the default: the fastest available backend.
+``get(None)`` returns the default: the fastest available backend. ``onnx`` (dlib's own network and
+weights as an ONNX graph run by onnxruntime, see edge/face/onnx_encoder.py and docs/encoder.md) is
+preferred when onnxruntime is installed; any backend that cannot start falls back to the next.
 """
 
 from __future__ import annotations
+
+import importlib.util
+import os
 
 import numpy as np
 
@@ -25,6 +30,23 @@ class DlibEncoder:
 _BACKENDS: dict[str, type] = {"dlib": DlibEncoder}
 _DEFAULT_ORDER = ["dlib"]
 _instances: dict[str, object] = {}
+_threads: int | None = None
+
+
+def set_threads(n: int) -> None:
+    """Math threads per process for backends created from now on (config ``encode.threads``)."""
+    global _threads
+    _threads = max(1, int(n))
+
+
+def threads() -> int:
+    """The configured thread count, else OMP_NUM_THREADS (the daemon sets it per camera), else 1."""
+    if _threads:
+        return _threads
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    except ValueError:
+        return 1
 
 
 def register(name: str, cls: type, preferred: bool = False) -> None:
@@ -54,3 +76,16 @@ def get(name: str | None = None):
     if name not in _instances:
         _instances[name] = _BACKENDS[name]()
     return _instances[name]
+
+
+def _register_optional() -> None:
+    from edge.face import onnx_encoder
+
+    if importlib.util.find_spec("onnx") is None:
+        return
+    if importlib.util.find_spec("onnxruntime") is not None:
+        register("onnx", onnx_encoder.OnnxEncoder, preferred=True)
+    register("cv2dnn", onnx_encoder.CvDnnEncoder)
+
+
+_register_optional()
