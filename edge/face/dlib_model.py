@@ -94,6 +94,7 @@ def _con(r: _Reader) -> Layer:
     for _ in range(4):  # learning-rate and weight-decay multipliers
         r.float()
     r.expect(filters[0], n, "con filters")
+    r.expect(int(np.prod(biases)), n, "con biases")
     size = int(np.prod(filters))
     r.expect(params.size, size + n, "con params")
     return Layer("con", {"kernel": (nr, nc), "stride": (sy, sx), "pad": (py, px)},
