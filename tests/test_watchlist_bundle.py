@@ -1,12 +1,22 @@
 """Signed, encrypted watch lists on the box: loads on its box only, every bad bundle refused with its own
 reason while the list in force keeps matching, expiry, no rollback, purge with a verifiable receipt."""
 
+import base64
+import hashlib
+import importlib.util
 import json
 import os
 import shutil
+import struct
+from pathlib import Path
 
+import numpy as np
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from wlhelpers import box_config, face, make_bundle, t, trust_issuer
 
 from edge import identity
@@ -225,3 +235,51 @@ def test_control_commands(box):
     p = _write(box.state.parent / "n.wlb", box.bundle(sequence=9))
     assert cmds["watchlist_load"]({"path": str(p)})["sequence"] == 9
     assert cmds["watchlist_purge"]({"reason": "test"})["receipt"]["reason"] == "test"
+
+
+VECTORS = Path(__file__).parent / "data" / "vectors"
+
+
+def test_vector_reads_by_the_spec_alone_and_by_the_box():
+    """docs/watchlist-format.md followed step by step with bare primitives, then by edge's own reader."""
+    vec = json.loads((VECTORS / "watchlist-v1.json").read_text())
+    data = (VECTORS / "watchlist-v1.wlb").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == vec["sha256"]
+    magic, version, issuer_id, hlen = struct.unpack_from(">6sH8sI", data)
+    assert (magic, version) == (b"EDGEWL", 1)
+    hb = data[20:20 + hlen]
+    (clen,) = struct.unpack_from(">Q", data, 20 + hlen)
+    ct, sig = data[28 + hlen:28 + hlen + clen], data[28 + hlen + clen:]
+    assert len(sig) == 64
+    issuer = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vec["issuer_seed"])).public_key()
+    issuer_raw = identity.raw_public(issuer)
+    assert issuer_id == hashlib.sha256(issuer_raw).digest()[:8]
+    issuer.verify(sig, data[:-64])
+    header = json.loads(hb)
+    assert {k: header[k] for k in vec["header"]} == vec["header"]
+    box = X25519PrivateKey.from_private_bytes(bytes.fromhex(vec["box_wl_private"]))
+    box_raw = identity.raw_public(box)
+    eph = base64.b64decode(header["wrap"]["ephemeral"])
+    wrap_key = HKDF(hashes.SHA256(), 32, eph + box_raw, b"edge-watchlist/v1 wrap").derive(
+        box.exchange(X25519PublicKey.from_public_bytes(eph)))
+    file_key = AESGCM(wrap_key).decrypt(bytes(12), base64.b64decode(header["wrap"]["wrapped_key"]), None)
+    assert file_key.hex() == vec["file_key"]
+    payload_key = HKDF(hashes.SHA256(), 32, None, b"edge-watchlist/v1 payload").derive(file_key)
+    payload = json.loads(AESGCM(payload_key).decrypt(base64.b64decode(header["payload"]["nonce"]), ct, hb))
+    (entry,) = payload["entries"]
+    template = np.frombuffer(base64.b64decode(entry["templates"]), "<f4")
+    assert np.array_equal(template, (np.arange(128) - 64) / 128)
+    assert base64.b64decode(entry["image_jpeg"]).hex() == vec["entry"]["image_jpeg"]
+
+    p = bundle.parse(data)
+    assert bundle.verify(p, {identity.key_id(issuer_raw): issuer_raw}) == header
+    entries, templates, owners = bundle.decode_entries(bundle.decrypt(p, box), header["entries"])
+    assert entries[0].ref == "PN-0001" and entries[0].category == "wanted" and owners.tolist() == [0]
+    assert np.array_equal(templates[0], template)
+
+
+def test_vector_is_reproduced_byte_for_byte():
+    spec = importlib.util.spec_from_file_location("make_vector", VECTORS / "make_watchlist_vector.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.build() == (VECTORS / "watchlist-v1.wlb").read_bytes()
