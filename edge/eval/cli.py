@@ -50,6 +50,7 @@ def eval_command(dataset, config_path, groups_csv, threshold, splits, enrol_shar
     from edge import config as config_mod
     from edge.eval import dataset as dataset_mod
     from edge.eval import encode, plot, report
+    from edge.face import encoder as encoders
 
     if config_path:
         cfg = config_mod.load(config_path)
@@ -65,7 +66,8 @@ def eval_command(dataset, config_path, groups_csv, threshold, splits, enrol_shar
     enc = encode.encode_dataset(ds, det, qual, backend, progress=lambda it: tqdm(it, **bar))
     settings = report.Settings(
         threshold=round(threshold, 4), threshold_floor=match.threshold_floor, splits=splits, seed=seed,
-        enrol_share=enrol_share, refs=refs, max_fpir=max_fpir if recommend else None, encoder=backend,
+        enrol_share=enrol_share, refs=refs, max_fpir=max_fpir if recommend else None,
+        encoder=getattr(encoders.get(backend), "name", backend),  # what "auto" resolved to
         detect={"max_width": det.max_width, "upsample": det.upsample},
         quality={"min_face_px": qual.min_face_px, "min_sharpness": qual.min_sharpness, "max_yaw": qual.max_yaw},
     )

@@ -106,10 +106,14 @@ def _keep(labels: np.ndarray, idents) -> np.ndarray:
 def search(desc: np.ndarray, labels: np.ndarray, split: Split) -> Searches:
     templates, owners = desc[split.gallery], labels[split.gallery]
 
-    def nearest(rows):
-        d = distances(desc[rows], templates)
-        i = d.argmin(1)
-        return owners[i], d[np.arange(len(rows)), i]
+    def nearest(rows):  # in blocks, so that a big data set does not need a huge distance matrix
+        near, dist = [np.zeros(0, np.int64)], [np.zeros(0)]
+        for s in range(0, len(rows), 4096):
+            d = distances(desc[rows[s:s + 4096]], templates)
+            i = d.argmin(1)
+            near.append(owners[i])
+            dist.append(d[np.arange(len(i)), i])
+        return np.concatenate(near), np.concatenate(dist)
 
     m_near, m_dist = nearest(split.mated)
     _, n_dist = nearest(split.non_mated)

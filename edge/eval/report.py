@@ -143,8 +143,8 @@ def _list(a) -> list:
 
 def _pm(sp: dict | None) -> str:
     if not sp or sp["mean"] is None:
-        return "    n/a     "
-    return f"{sp['mean']:.3f} ± {sp['sd']:.3f}"
+        return "n/a"
+    return f"{sp['mean']:.4f} ± {sp['sd']:.4f}"
 
 
 def format_text(rep: dict) -> str:
@@ -160,9 +160,10 @@ def format_text(rep: dict) -> str:
         f"{st['refs']} reference image(s) each.",
         f"Per split: ~{idn['mated_searches_per_split']['mean']:.0f} searches by listed people, "
         f"~{idn['non_mated_searches_per_split']['mean']:.0f} by unlisted people "
-        f"(so an FPIR below {idn['fpir_resolution']:.3f} cannot be seen).",
+        f"(so an FPIR below 1/{idn['non_mated_searches_per_split']['min']:.0f} = "
+        f"{idn['fpir_resolution']:.2g} cannot be seen).",
         "",
-        "  threshold   FNIR (listed, missed)   FPIR (unlisted, alerted)",
+        "  threshold    FNIR (listed, missed)  FPIR (unlisted, alerted)",
     ]
     shown = sorted(set(TABLE_THRESHOLDS) | {t})
     for thr in shown:
@@ -182,10 +183,10 @@ def format_text(rep: dict) -> str:
     ]
     if rep["groups"]:
         out += ["", f"By group at threshold {t:.2f} (small counts: wide uncertainty):",
-                f"  {'group':<16} {'ids':>4} {'images':>6} {'FNIR':>18} {'FPIR':>18} {'FNMR':>6} {'FMR':>6}"]
+                f"  {'group':<16} {'ids':>4} {'images':>6} {'FNIR':>18} {'FPIR':>18} {'FNMR':>7} {'FMR':>7}"]
         for g in rep["groups"]:
             out.append(f"  {g['group'][:16]:<16} {g['identities']:>4} {g['images']:>6} {_pm(g['fnir']):>18} "
-                       f"{_pm(g['fpir']):>18} {_f(g['fnmr']):>6} {_f(g['fmr']):>6}")
+                       f"{_pm(g['fpir']):>18} {_f(g['fnmr']):>7} {_f(g['fmr']):>7}")
     rec = rep["recommendation"]
     if rec:
         out += ["", _recommend_text(rec, idn["non_mated_searches_per_split"]["min"])]
@@ -196,7 +197,7 @@ def format_text(rep: dict) -> str:
 
 
 def _f(x) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+    return "n/a" if x is None else f"{x:.4f}"
 
 
 def _recommend_text(rec: dict, non_mated: int) -> str:
