@@ -147,10 +147,10 @@ def test_verification_eer_and_rates_at_threshold(data):
     assert roc["fmr"] == sorted(roc["fmr"]) and roc["tmr"] == sorted(roc["tmr"])
 
 
-def two_person_set(root: Path) -> Path:
+def two_person_set(root: Path, per_person: int = 3) -> Path:
     for person in ("John_Simm", "John_Salley"):
         (root / person).mkdir(parents=True)
-        for img in sorted((IDENTITIES / person).glob("*.jpg"))[:3]:
+        for img in sorted((IDENTITIES / person).glob("*.jpg"))[:per_person]:
             shutil.copy(img, root / person / img.name)
     return root
 
@@ -168,6 +168,18 @@ def test_text_report_marks_the_threshold_shows_groups_and_lists_unusable_images(
     assert "John_Simm/blank.png: no face found" in res.output
     assert "John_Salley/broken.jpg: the file is not a readable image" in res.output
     assert f"DET plot written to {tmp_path / 'p.png'}" in res.output
+
+
+def test_the_configs_quality_gate_and_threshold_are_used(tmp_path):
+    root = two_person_set(tmp_path / "set", per_person=4)  # faces 108 or 129 px high
+    config = tmp_path / "edge.toml"
+    config.write_text('box_id = "t"\n[[cameras]]\nid = "a"\nsource = "a.mp4"\n'
+                      '[quality]\nmin_face_px = 120\n[match]\nthreshold = 0.55\n')
+    res = run(root, "--config", config, "--plot", tmp_path / "p.png", "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert "8 images of 2 identities, 3 usable, 5 with no usable face" in res.output
+    assert res.output.count(": quality gate: small") == 5
+    assert "*     0.55" in res.output
 
 
 def test_a_single_identity_is_refused_in_one_sentence(tmp_path):
