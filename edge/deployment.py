@@ -1,0 +1,245 @@
+"""Deployment authorisation: matching runs only inside a window an issuer signed.
+
+A deployment document (``docs/deployment-format.md``) names the box, the location, the cameras, a
+start and end time and the purpose, and is signed (Ed25519) by an issuer registered in the box's
+trust store (``edge trust add-issuer``). ``enrol authorise`` makes one; ``edge deployment load`` checks
+and stores it under ``<state_dir>/deployments/``; the daemon's :class:`Gate` asks ``is_active`` for
+each camera and logs ``deployment_start`` / ``deployment_end`` as windows open and close. Outside
+every window cameras may run (health) but no face is encoded or matched.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from edge import identity
+from edge.errors import EdgeError
+
+DOC_TYPE = "edge-deployment"
+SIGN_PREFIX = b"edge-deployment-v1\n"
+MAX_FILE = 64 * 1024
+MAX_WINDOW = timedelta(days=31)
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CAMERA = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+FIELDS = {"deployment_id": str, "box_id": str, "location": str, "cameras": list, "start": str, "end": str,
+          "purpose": str, "issuer": str, "issuer_name": str, "issued": str}
+
+
+def canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def fmt_time(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str, what: str = "time") -> datetime:
+    try:
+        t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise EdgeError(f"{what} {text!r} is not a UTC time like 2026-12-01T18:00Z") from None
+    if t.tzinfo is None:
+        raise EdgeError(f"{what} {text!r} has no time zone: give it in UTC with a trailing Z")
+    return t.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    deployment_id: str
+    box_id: str
+    location: str
+    cameras: tuple[str, ...]
+    start: datetime
+    end: datetime
+    purpose: str
+    issuer: str  # issuer key id
+    issuer_name: str
+    doc: dict
+
+    def is_active(self, now: datetime, camera_id: str) -> bool:
+        return self.start <= now < self.end and camera_id in self.cameras
+
+    def fields(self) -> dict:
+        """What the audit log records about it (the document minus its signature)."""
+        return {"deployment_id": self.deployment_id, "issuer": self.issuer_name or self.issuer,
+                "issuer_key_id": self.issuer, "location": self.location, "cameras": list(self.cameras),
+                "start": fmt_time(self.start), "end": fmt_time(self.end), "purpose": self.purpose}
+
+
+def make(issuer_key, *, box_id: str, deployment_id: str, location: str, cameras: list[str], start: datetime,
+         end: datetime, purpose: str, issuer_name: str = "", now: datetime | None = None) -> dict:
+    """A signed deployment document (``enrol authorise``)."""
+    pub = identity.raw_public(issuer_key)
+    doc = {"type": DOC_TYPE, "v": 1, "deployment_id": deployment_id or f"dep-{uuid.uuid4().hex[:12]}",
+           "box_id": box_id, "location": location, "cameras": list(cameras), "start": fmt_time(start),
+           "end": fmt_time(end), "purpose": purpose, "issuer": identity.key_id(pub), "issuer_name": issuer_name,
+           "issued": fmt_time(now or datetime.now(UTC))}
+    _check(doc)
+    doc["signature"] = base64.b64encode(issuer_key.sign(SIGN_PREFIX + canonical(doc))).decode("ascii")
+    return doc
+
+
+def _check(doc: dict) -> Deployment:
+    """The document's own consistency (not its signature)."""
+    if not isinstance(doc, dict) or doc.get("type") != DOC_TYPE or doc.get("v") != 1:
+        raise EdgeError("not a version 1 deployment authorisation")
+    for name, tp in FIELDS.items():
+        if not isinstance(doc.get(name), tp):
+            raise EdgeError(f"the deployment authorisation lacks {name}")
+    if not NAME.match(doc["deployment_id"]):
+        raise EdgeError("deployment id must be 1-64 letters, digits, '.', '_' or '-'")
+    for name in ("location", "purpose"):
+        if not doc[name].strip() or len(doc[name]) > 500:
+            raise EdgeError(f"deployment {name} must be given (at most 500 characters)")
+    cams = doc["cameras"]
+    if not cams or len(cams) > 64 or not all(isinstance(c, str) and CAMERA.match(c) for c in cams):
+        raise EdgeError("deployment cameras must be a list of 1-64 camera ids")
+    start, end = parse_time(doc["start"], "start"), parse_time(doc["end"], "end")
+    if end <= start:
+        raise EdgeError("the deployment ends before it starts")
+    if end - start > MAX_WINDOW:
+        raise EdgeError(f"a deployment window may last at most {MAX_WINDOW.days} days")
+    return Deployment(doc["deployment_id"], doc["box_id"], doc["location"], tuple(cams), start, end,
+                      doc["purpose"], doc["issuer"], doc["issuer_name"], doc)
+
+
+def verify(doc: dict, issuers: dict[str, bytes], box_id: str | None = None) -> Deployment:
+    """Check a document against the trusted issuers (and the box it must name); EdgeError if not good."""
+    dep = _check(doc)
+    pub = issuers.get(dep.issuer)
+    if pub is None:
+        raise EdgeError(f"the deployment is signed by issuer {dep.issuer}, which this box does not trust")
+    body = {k: v for k, v in doc.items() if k != "signature"}
+    try:
+        sig = base64.b64decode(str(doc.get("signature", "")), validate=True)
+        Ed25519PublicKey.from_public_bytes(pub).verify(sig, SIGN_PREFIX + canonical(body))
+    except (binascii.Error, ValueError, InvalidSignature):
+        raise EdgeError("the deployment's signature does not verify: it is forged or was altered") from None
+    if box_id is not None and dep.box_id != box_id:
+        raise EdgeError(f"the deployment is for box {dep.box_id!r}, not this box ({box_id!r})")
+    return dep
+
+
+def parse(data: bytes) -> dict:
+    if len(data) > MAX_FILE:
+        raise EdgeError("the file is too large to be a deployment authorisation")
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise EdgeError("not a deployment authorisation (not JSON)") from None
+
+
+def deployments_dir(state_dir) -> Path:
+    return Path(state_dir) / "deployments"
+
+
+def load(state_dir, path, *, record=None, now: datetime | None = None) -> Deployment:
+    """Check a deployment file and store it on the box; logged as deployment_loaded or _refused."""
+    record = record or (lambda kind, **f: None)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise EdgeError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        box_id = identity.load(state_dir).box_id
+        dep = verify(parse(data), identity.issuers(state_dir), box_id)
+        if dep.end <= (now or datetime.now(UTC)):
+            raise EdgeError(f"the deployment ended at {fmt_time(dep.end)}")
+    except EdgeError as exc:
+        record("deployment_refused", file=Path(path).name, reason=str(exc))
+        raise
+    d = deployments_dir(state_dir)
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    identity.write_atomic(d / f"{dep.deployment_id}.json", canonical(dep.doc) + b"\n", 0o600)
+    record("deployment_loaded", **dep.fields())
+    return dep
+
+
+def stored(state_dir) -> list[Deployment]:
+    """The deployments on the box, each re-verified against the trust store (bad ones are skipped)."""
+    d = deployments_dir(state_dir)
+    if not d.is_dir():
+        return []
+    issuers = identity.issuers(state_dir)
+    try:
+        box_id = identity.load(state_dir).box_id
+    except EdgeError:
+        return []
+    out = []
+    for p in sorted(d.glob("*.json")):
+        try:
+            out.append(verify(parse(p.read_bytes()), issuers, box_id))
+        except (OSError, EdgeError):
+            continue
+    return sorted(out, key=lambda x: x.start)
+
+
+def active(deps: list[Deployment], now: datetime, camera_id: str) -> Deployment | None:
+    return next((d for d in deps if d.is_active(now, camera_id)), None)
+
+
+class Gate:
+    """The daemon's view: which cameras may match now. ``update()`` often; ``allows(camera)`` per face.
+
+    Re-reads the stored deployments every ``reload_s`` (``edge deployment load`` may add one while the
+    daemon runs) and records ``deployment_start`` / ``deployment_end`` as each window opens and closes.
+    """
+
+    def __init__(self, state_dir, camera_ids, *, record=None, clock=time.time, reload_s: float = 5.0):
+        self.state_dir, self.camera_ids = state_dir, list(camera_ids)
+        self.record = record or (lambda kind, **f: None)
+        self.clock, self.reload_s = clock, reload_s
+        self.deps: list[Deployment] = []
+        self.current: dict[str, Deployment] = {}  # deployment_id -> active deployment
+        self.allowed: dict[str, str | None] = dict.fromkeys(self.camera_ids)
+        self._loaded_at = None
+
+    def update(self) -> dict[str, str | None]:
+        """Recompute; returns {camera_id: active deployment id or None}."""
+        t = self.clock()
+        if self._loaded_at is None or t - self._loaded_at >= self.reload_s:
+            self.deps, self._loaded_at = stored(self.state_dir), t
+        now = datetime.fromtimestamp(t, UTC)
+        live = {d.deployment_id: d for d in self.deps if d.start <= now < d.end}
+        for dep_id, d in self.current.items():
+            if dep_id not in live:
+                self.record("deployment_end", deployment_id=dep_id, location=d.location,
+                            reason="window closed" if now >= d.end else "authorisation withdrawn")
+        for dep_id, d in live.items():
+            if dep_id not in self.current:
+                self.record("deployment_start", deployment_id=dep_id, location=d.location,
+                            cameras=[c for c in d.cameras if c in self.camera_ids], end=fmt_time(d.end))
+        self.current = live
+        for c in self.camera_ids:
+            d = active(list(live.values()), now, c)
+            self.allowed[c] = d.deployment_id if d else None
+        return dict(self.allowed)
+
+    def allows(self, camera_id: str) -> bool:
+        return bool(self.allowed.get(camera_id))
+
+    def close(self) -> None:
+        for dep_id, d in self.current.items():
+            self.record("deployment_end", deployment_id=dep_id, location=d.location, reason="service stopped")
+        self.current = {}
+        self.allowed = dict.fromkeys(self.camera_ids)
+
+
+def status(state_dir, now: datetime | None = None) -> list[dict]:
+    now = now or datetime.now(UTC)
+    out = []
+    for d in stored(state_dir):
+        state = "active" if d.start <= now < d.end else ("ended" if now >= d.end else "upcoming")
+        out.append(dict(d.fields(), state=state))
+    return out

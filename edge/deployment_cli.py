@@ -1,0 +1,56 @@
+"""`edge deployment`: load a signed deployment authorisation onto the box; show which are in force."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from edge.cli import config_option, state_dir_option, user_errors
+
+
+@click.group()
+def deployment():
+    """Deployment windows: matching runs only inside one signed by a trusted issuer."""
+
+
+@deployment.command("load")
+@click.argument("path", type=click.Path(dir_okay=False))
+@config_option
+@state_dir_option
+@user_errors
+def load_command(path, config_path, state_dir):
+    """Check a deployment authorisation (from `enrol authorise`) and store it; logged either way."""
+    from edge import deployment as dep_mod
+    from edge.audit.cli import open_log, resolve_state_dir
+
+    state = resolve_state_dir(config_path, state_dir)
+    log = open_log(state)
+    try:
+        dep = dep_mod.load(state, path, record=log.append)
+    finally:
+        log.close()
+    click.echo(f"deployment {dep.deployment_id} loaded: {dep.location}, cameras {', '.join(dep.cameras)}, "
+               f"{dep_mod.fmt_time(dep.start)} to {dep_mod.fmt_time(dep.end)}, authorised by "
+               f"{dep.issuer_name or dep.issuer}")
+
+
+@deployment.command("status")
+@config_option
+@state_dir_option
+@click.option("--json", "as_json", is_flag=True)
+@user_errors
+def status_command(config_path, state_dir, as_json):
+    """List the deployments on the box and whether each is active, upcoming or ended."""
+    from edge import deployment as dep_mod
+    from edge.audit.cli import resolve_state_dir
+
+    deps = dep_mod.status(resolve_state_dir(config_path, state_dir))
+    if as_json:
+        click.echo(json.dumps(deps, indent=2))
+        return
+    if not any(d["state"] == "active" for d in deps):
+        click.echo("not authorised: no deployment window is active now (no face is encoded or matched)")
+    for d in deps:
+        click.echo(f"{d['state']:8} {d['deployment_id']}: {d['location']}, cameras {', '.join(d['cameras'])}, "
+                   f"{d['start']} to {d['end']}, purpose: {d['purpose']}, authorised by {d['issuer']}")

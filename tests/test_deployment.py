@@ -1,0 +1,127 @@
+"""Deployment authorisation: signed windows, refused forgeries, matching allowed only inside the window."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+
+from edge import deployment, identity
+from edge.audit.log import AuditLog
+from edge.audit.verify import verify_log
+from edge.cli import cli as edge_cli
+from edge.errors import EdgeError
+from enrol.cli import cli as enrol_cli
+
+START, END = "2026-12-01T08:00Z", "2026-12-01T20:00Z"
+T_START = datetime(2026, 12, 1, 8, tzinfo=UTC).timestamp()
+
+
+@pytest.fixture
+def setup(tmp_path):
+    runner = CliRunner()
+    keys = tmp_path / "spoc"
+    r = runner.invoke(enrol_cli, ["keygen", "--out", str(keys), "--name", "SPOC Met", "--no-passphrase"])
+    assert r.exit_code == 0, r.output
+    state = tmp_path / "state"
+    identity.create(state, "box-a")
+    identity.add_issuer(state, keys / "issuer.pub")
+    return runner, keys, state
+
+
+def authorise(runner, keys, state, out, *extra, box=("--for",)):
+    args = ["authorise", "--issuer-key", str(keys / "issuer.key"), "--deployment", "op-lantern",
+            "--location", "King's Cross, north exit", "--camera", "cam1", "--camera", "cam2",
+            "--start", START, "--end", END, "--purpose", "locate wanted persons", "-o", str(out), *extra]
+    if box == ("--for",):
+        args += ["--for", str(state / "keys" / "box.pub.json")]
+    r = runner.invoke(enrol_cli, args)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def load(runner, state, path):
+    return runner.invoke(edge_cli, ["deployment", "load", str(path), "--state-dir", str(state)])
+
+
+def test_authorise_load_and_status(setup, tmp_path, monkeypatch):
+    runner, keys, state = setup
+    doc = authorise(runner, keys, state, tmp_path / "dep.json")
+    r = load(runner, state, doc)
+    assert r.exit_code == 0, r.output
+    assert "op-lantern loaded" in r.output and "authorised by SPOC Met" in r.output
+    st = runner.invoke(edge_cli, ["deployment", "status", "--state-dir", str(state), "--json"])
+    (d,) = json.loads(st.output)
+    assert d["cameras"] == ["cam1", "cam2"] and d["location"] == "King's Cross, north exit"
+    assert d["state"] in ("upcoming", "active", "ended")
+    res = verify_log(state)
+    assert res.ok
+    (rec,) = [r["data"] for r in res.records if r["kind"] == "deployment_loaded"]
+    assert rec["issuer"] == "SPOC Met" and rec["purpose"] == "locate wanted persons"
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda d: d.update(location="anywhere"), "signature does not verify"),
+    (lambda d: d.update(end="2026-12-09T20:00:00Z"), "signature does not verify"),
+    (lambda d: d["cameras"].append("cam9"), "signature does not verify"),
+    (lambda d: d.update(box_id="box-b"), "signature does not verify"),
+    (lambda d: d.update(type="something-else"), "not a version 1 deployment"),
+])
+def test_altered_documents_are_refused_and_logged(setup, tmp_path, tamper, message):
+    runner, keys, state = setup
+    path = authorise(runner, keys, state, tmp_path / "dep.json")
+    doc = json.loads(path.read_text())
+    tamper(doc)
+    path.write_text(json.dumps(doc))
+    r = load(runner, state, path)
+    assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
+    assert deployment.stored(state) == []
+    kinds = [r["kind"] for r in verify_log(state).records]
+    assert "deployment_refused" in kinds and "deployment_loaded" not in kinds
+
+
+def test_untrusted_issuer_and_other_box_are_refused(setup, tmp_path):
+    runner, keys, state = setup
+    other = tmp_path / "other"
+    runner.invoke(enrol_cli, ["keygen", "--out", str(other), "--no-passphrase"])
+    path = authorise(runner, other, state, tmp_path / "rogue.json")
+    r = load(runner, state, path)
+    assert r.exit_code == 1 and "does not trust" in r.output
+    path = authorise(runner, keys, state, tmp_path / "b.json", "--box-id", "box-b", box=())
+    r = load(runner, state, path)
+    assert r.exit_code == 1 and "for box 'box-b', not this box" in r.output
+
+
+def test_gate_allows_matching_only_inside_the_window(setup, tmp_path):
+    runner, keys, state = setup
+    dep = deployment.load(state, authorise(runner, keys, state, tmp_path / "dep.json"),
+                          now=datetime(2026, 11, 30, tzinfo=UTC))
+    assert dep.is_active(datetime(2026, 12, 1, 9, tzinfo=UTC), "cam1")
+    assert not dep.is_active(datetime(2026, 12, 1, 9, tzinfo=UTC), "cam3")
+    now = [T_START - 3600]
+    log = AuditLog(state, clock=lambda: now[0])
+    gate = deployment.Gate(state, ["cam1", "cam2", "cam3"], record=log.append, clock=lambda: now[0], reload_s=0)
+    assert gate.update() == {"cam1": None, "cam2": None, "cam3": None}  # before the window: no matching
+    now[0] = T_START + 60
+    assert gate.update() == {"cam1": "op-lantern", "cam2": "op-lantern", "cam3": None}
+    assert gate.allows("cam1") and not gate.allows("cam3")
+    now[0] = T_START + 12 * 3600  # the end is exclusive
+    assert gate.update() == {"cam1": None, "cam2": None, "cam3": None}
+    log.close()
+    recs = [r for r in verify_log(state).records if r["kind"].startswith("deployment_")]
+    assert [r["kind"] for r in recs] == ["deployment_start", "deployment_end"]
+    assert recs[0]["data"]["cameras"] == ["cam1", "cam2"] and recs[1]["data"]["reason"] == "window closed"
+
+
+def test_expired_or_overlong_windows_are_refused(setup, tmp_path):
+    runner, keys, state = setup
+    with pytest.raises(EdgeError, match="ended"):
+        deployment.load(state, authorise(runner, keys, state, tmp_path / "d.json"),
+                        now=datetime(2026, 12, 2, tzinfo=UTC))
+    r = runner.invoke(enrol_cli, ["authorise", "--issuer-key", str(keys / "issuer.key"), "--box-id", "box-a",
+                                  "--deployment", "x", "--location", "l", "--camera", "cam1",
+                                  "--start", START, "--end", "2027-02-01T00:00Z", "--purpose", "p", "-o",
+                                  str(tmp_path / "long.json")])
+    assert r.exit_code == 1 and "at most 31 days" in r.output
