@@ -1,0 +1,156 @@
+"""`edge doctor`: is this box ready? One OK/FAIL row per check, exit 1 if anything failed.
+
+Checks: config, keys and their modes, trusted issuers and consoles, each camera (from the running
+daemon's status if it answers, else opened here with OpenCV for a couple of seconds to measure its
+frame rate), the watch list, clock sanity, disk space in the state dir, and the service state.
+A check that cannot be made here (no systemd) is SKIP, not FAIL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import click
+
+import edge
+from edge import config as config_mod
+from edge import identity
+from edge.errors import EdgeError
+
+MIN_FREE_BYTES = 1 << 30  # the stored list, outbox, audit log and logs need room to grow
+MIN_YEAR = 2025
+CAMERA_SECONDS = 2.0
+
+
+def check_keys(state_dir: Path):
+    try:
+        ident = identity.load(state_dir)
+    except EdgeError as exc:
+        yield "keys", False, str(exc)
+        return
+    kdir = state_dir / "keys"
+    modes = {kdir: 0o700, kdir / identity.KEY_FILE: 0o600}
+    bad = [f"{p} is {p.stat().st_mode & 0o777:o} (want {m:o})" for p, m in modes.items()
+           if p.stat().st_mode & 0o777 != m]
+    owner = state_dir.stat().st_uid
+    bad += [f"{p} is not owned by the state dir's owner" for p in modes if p.stat().st_uid != owner]
+    yield "keys", not bad, "; ".join(bad) or f"box {ident.box_id}, fingerprint {ident.fingerprint()}"
+    n_iss, n_con = len(identity.issuers(state_dir)), len(identity.consoles(state_dir))
+    yield "trusted issuers", n_iss > 0, f"{n_iss} key(s)" if n_iss else "none: 'edge provision --issuer-key FILE'"
+    yield "trusted consoles", n_con > 0, f"{n_con} key(s)" if n_con else "none: 'edge provision --console-key FILE'"
+
+
+def probe_camera(source: str, seconds: float = CAMERA_SECONDS) -> tuple[bool, str]:
+    """Open a camera with OpenCV and read frames for a moment; (ok, "640x480 at 29.8 fps")."""
+    import cv2
+
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
+    cap = cv2.VideoCapture(int(source) if source.isdigit() else source, cv2.CAP_ANY, params)
+    try:
+        if not cap.isOpened():
+            return False, f"cannot open {source}"
+        frames, shape, start = 0, None, time.monotonic()
+        while time.monotonic() - start < seconds:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames, shape = frames + 1, frame.shape
+        took = time.monotonic() - start
+        if frames == 0:
+            return False, f"opened {source} but read no frames"
+        return True, f"{shape[1]}x{shape[0]}, {frames} frames at {frames / took:.1f} fps"
+    finally:
+        cap.release()
+
+
+def check_cameras(cfg, daemon: dict | None):
+    for cam in cfg.cameras:
+        name = f"camera {cam.id}"
+        if not cam.enabled:
+            yield name, None, "disabled in the config"
+        elif daemon is not None:  # the daemon holds the device: ask it rather than fight over it
+            st = daemon.get("cameras", {}).get(cam.id, {})
+            fps = st.get("stats", {}).get("fps", 0.0)
+            yield name, st.get("state") == "up", f"daemon reports {st.get('state', 'unknown')}, {fps:.1f} fps"
+        else:
+            yield (name, *probe_camera(cam.source))
+
+
+def check_watchlist(state_dir: Path, daemon: dict | None):
+    if daemon is not None and daemon.get("watchlist"):
+        wl = daemon["watchlist"]
+        yield "watch list", True, f"{wl.get('list_id')} in force, {wl.get('entries')} entries"
+        return
+    stored = state_dir / "watchlist" / "current.wlb"
+    if stored.exists():
+        yield "watch list", True, f"stored bundle present ({stored.stat().st_size} bytes)"
+    else:
+        yield "watch list", False, "no watch list stored: load one with 'edge watchlist load FILE'"
+
+
+def check_clock(now: dt.datetime | None = None):
+    now = now or dt.datetime.now(dt.UTC)
+    built = dt.datetime.fromtimestamp(Path(edge.__file__).stat().st_mtime, dt.UTC)
+    ok = now.year >= MIN_YEAR and now >= built - dt.timedelta(days=1)
+    yield "clock", ok, f"{now:%Y-%m-%d %H:%M} UTC" + ("" if ok else f": before {built:%Y-%m-%d} (package build); "
+                                                     "fix NTP, expiry and audit times depend on it")
+
+
+def check_disk(state_dir: Path):
+    du = shutil.disk_usage(state_dir if state_dir.exists() else state_dir.parent)
+    yield "disk", du.free >= MIN_FREE_BYTES, f"{du.free / 2**30:.1f} GiB free of {du.total / 2**30:.1f} GiB"
+
+
+def check_service(unit: str = "edge.service"):
+    if shutil.which("systemctl") is None or not Path("/run/systemd/system").is_dir():
+        yield "service", None, "unknown (systemd is not running here)"
+        return
+    r = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True, timeout=10)
+    state = r.stdout.strip() or "unknown"
+    yield "service", state == "active", f"{unit} is {state}"
+
+
+def daemon_status(cfg) -> dict | None:
+    from edge.pipeline.control import request
+
+    try:
+        return request(cfg.control_endpoint, {"cmd": "status"}, timeout=1.0)
+    except (EdgeError, OSError, ValueError):
+        return None
+
+
+def run_checks(config_path, state_dir=None) -> list[tuple[str, bool | None, str]]:
+    try:
+        cfg = config_mod.load(config_path, state_dir)
+    except EdgeError as exc:
+        return [("config", False, str(exc))]
+    rows = [("config", True, cfg.path)]
+    sd = Path(cfg.state_dir)
+    daemon = daemon_status(cfg)
+    for checks in (check_keys(sd), check_cameras(cfg, daemon), check_watchlist(sd, daemon), check_clock(),
+                   check_disk(sd), check_service()):
+        rows += list(checks)
+    return rows
+
+
+def format_table(rows) -> str:
+    word = {True: "OK", False: "FAIL", None: "SKIP"}
+    width = max(len(name) for name, _, _ in rows)
+    return "\n".join(f"{word[ok]:<5} {name:<{width}}  {detail}" for name, ok, detail in rows)
+
+
+@click.command("doctor")
+@click.option("--config", "config_path", default="/etc/edge/edge.toml", show_default=True, envvar="EDGE_CONFIG",
+              type=click.Path(dir_okay=False))
+@click.option("--state-dir", default=None, envvar="EDGE_STATE_DIR", type=click.Path(file_okay=False))
+def doctor_command(config_path, state_dir):
+    """Check a provisioned box: keys, cameras (fps), watch list, clock, disk, service. Exit 1 on any FAIL."""
+    rows = run_checks(config_path, state_dir)
+    click.echo(format_table(rows))
+    failed = [name for name, ok, _ in rows if ok is False]
+    if failed:
+        raise click.ClickException(f"{len(failed)} check(s) failed: {', '.join(failed)}")
