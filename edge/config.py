@@ -30,7 +30,9 @@ class CameraConfig:
 class DetectConfig:
     max_width: int = 640  # HOG runs on a copy downscaled to this width
     upsample: int = 1  # dlib upsampling passes (0: faces from ~80 px at max_width; 1: from ~40 px, 4x cost)
-    every_n_frames: int = 2  # detect on every n-th frame handed to the pipeline; tracks carry between
+    every_n_frames: int = 2  # a detection pass on every n-th frame handed to the pipeline
+    full_every: int = 4  # every k-th pass scans the whole frame; the others only look around live tracks
+    fine_every: int = 4  # every k-th whole-frame scan uses `upsample` (small faces); the others upsample 0
     track_iou: float = 0.3  # a detection joins a track when it overlaps its last box this much
     track_max_missed: int = 6  # detection passes a track survives without a detection
 
@@ -151,6 +153,8 @@ def _check(cfg: Config) -> None:
         need(bool(cam.source.strip()), f"cameras[{i}].source", "must not be empty")
     need(160 <= cfg.detect.max_width <= 4096, "detect.max_width", "must be between 160 and 4096")
     need(0 <= cfg.detect.upsample <= 2, "detect.upsample", "must be 0, 1 or 2")
+    need(1 <= cfg.detect.fine_every <= 100, "detect.fine_every", "must be between 1 and 100")
+    need(1 <= cfg.detect.full_every <= 100, "detect.full_every", "must be between 1 and 100")
     need(1 <= cfg.detect.every_n_frames <= 10, "detect.every_n_frames", "must be between 1 and 10")
     need(0.0 < cfg.detect.track_iou < 1.0, "detect.track_iou", "must be between 0 and 1")
     need(cfg.detect.track_max_missed >= 1, "detect.track_max_missed", "must be at least 1")

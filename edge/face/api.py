@@ -129,6 +129,13 @@ def warm_up(encoder: str | None = None) -> None:
     enc.get(encoder)
 
 
+def encoder_name(encoder: str | None = None) -> str:
+    """The name of the backend ``encoder`` resolves to ("auto" -> the fastest available)."""
+    from edge.face import encoder as enc
+
+    return enc.get(encoder).name
+
+
 def face_distance(known: np.ndarray, probe: np.ndarray) -> np.ndarray:
     """Euclidean distance from ``probe`` (128,) to every row of ``known`` (n, 128)."""
     if len(known) == 0:
