@@ -268,9 +268,9 @@ class WatchlistService:
 
     def tick(self) -> None:
         """One round of the background thread: purge an expired list, pick up new USB bundles."""
-        h = self.header
-        if h and _now() >= parse_time(h["not_after"]):
-            self.purge("expired")
+        with self._lock:
+            if self.header and _now() >= parse_time(self.header["not_after"]):
+                self.purge("expired")
         for path in self.usb_candidates():
             try:
                 if self.stored.exists() and self._same_as_stored(path):
