@@ -217,6 +217,10 @@ def verify_receipt(receipt_file, box_file):
                f"issuer {r['issuer']}, sequence {r['sequence']}) at {r['time']}, reason: {r['reason']}")
 
 
+from enrol.authorise import authorise  # noqa: E402, I001  (enrol authorise: docs/deployment-format.md)
+cli.add_command(authorise)
+
+
 def main():
     cli(standalone_mode=True)
 
