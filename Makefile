@@ -29,7 +29,7 @@ test: lint
 	$(VENV)/bin/pytest -q
 
 bench: install
-	$(PY) -m bench.run
+	OMP_NUM_THREADS=1 $(PY) -m bench.run
 
 clean:
 	rm -rf $(VENV) .demo-state

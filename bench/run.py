@@ -1,0 +1,48 @@
+"""`make bench`: every benchmark in one run, one process tree, tables printed and saved.
+
+Sections (each also runs alone as `python -m bench.NAME`):
+- pipeline: the naive per-frame face_recognition loop vs our pipeline on the Hamilton clip
+- encoder:  ms per face and faces/s/core for each encoder candidate
+- scale:    matching against 100k / 1M templates, list load time, memory
+- cameras:  2, 4, 8 feeds of 1080p 25 fps on this box; crowd clip (faces per frame)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import sys
+import time
+from pathlib import Path
+
+SECTIONS = ["pipeline", "encoder", "scale", "cameras"]
+OUT = Path(__file__).resolve().parent / "out" / "results.md"
+
+
+class Tee(io.TextIOBase):
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, s):
+        for st in self.streams:
+            st.write(s)
+            st.flush()
+        return len(s)
+
+
+def main(argv: list[str] | None = None) -> None:
+    names = (argv if argv is not None else sys.argv[1:]) or SECTIONS
+    OUT.parent.mkdir(exist_ok=True)
+    with OUT.open("w") as f, contextlib.redirect_stdout(Tee(sys.stdout, f)):
+        print(f"# make bench — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+        for name in names:
+            print(f"\n## {name}\n")
+            t0 = time.monotonic()
+            importlib.import_module(f"bench.{name}").main()
+            print(f"\n({name}: {time.monotonic() - t0:.0f} s)")
+    print(f"\nsaved to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
