@@ -2,7 +2,8 @@
 
 Nothing is downloaded and nothing large is committed: :func:`model_bytes` reads
 ``dlib_face_recognition_resnet_model_v1.dat`` (see :mod:`edge.face.dlib_model`), maps each dlib layer
-to ONNX operators and serializes the graph, once per process (about half a second). Two runtimes
+to ONNX operators and serializes the graph in memory when a backend is created (once per process,
+about 0.4 s; the bytes are not kept: the runtime holds its own copy of the weights). Two runtimes
 can run it: ``onnxruntime`` (backend ``onnx``, the default when installed) and OpenCV's DNN module
 (backend ``cv2dnn``). Both take the same aligned 150x150 RGB chips as dlib and return the same
 128-d descriptors (tests/test_encoder_equivalence.py; figures in docs/encoder.md).
@@ -19,8 +20,6 @@ Mapping (dlib semantics from dlib/dnn/{input,layers,cpu_dlib}.h/.cpp):
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 import numpy as np
 
@@ -146,9 +145,8 @@ def build(layers: list[dlib_model.Layer]):
     return model
 
 
-@lru_cache(maxsize=1)
 def model_bytes() -> bytes:
-    """The serialized ONNX graph of the installed dlib ResNet (built once per process)."""
+    """The serialized ONNX graph of the installed dlib ResNet."""
     try:
         import onnx  # noqa: F401
     except ImportError as exc:
