@@ -14,8 +14,11 @@ refs.csv (UTF-8, header row required)::
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import multiprocessing as mp
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,17 +117,33 @@ def encode_image(path: Path, q) -> tuple[np.ndarray, bytes]:
     return api.encode_chips([chip])[0], api.jpeg(face)
 
 
-def build_entries(rows: list[Row], images_dir, q, progress: Callable[[Iterable], Iterable] = iter) -> Result:
-    """Detect and encode every listed image; an entry keeps the images that passed (at least one)."""
+def _encode_job(args) -> tuple[tuple[np.ndarray, bytes] | None, str]:
+    try:
+        return encode_image(*args), ""
+    except EdgeError as exc:
+        return None, str(exc)
+
+
+def build_entries(rows: list[Row], images_dir, q, progress: Callable[..., Iterable] = lambda it, total: it,
+                  jobs: int = 1) -> Result:
+    """Detect and encode every listed image (in ``jobs`` processes); an entry keeps the images that
+    passed (at least one)."""
     images_dir = Path(images_dir)
     res = Result(images_total=sum(len(r.images) for r in rows))
-    jobs = [(r, name) for r in rows for name in r.images]
+    work = [(r, name) for r in rows for name in r.images]
+    args = [(images_dir / name, q) for _, name in work]
     good: dict[str, list[tuple[np.ndarray, bytes]]] = {}
-    for row, name in progress(jobs):
-        try:
-            good.setdefault(row.ref, []).append(encode_image(images_dir / name, q))
-        except EdgeError as exc:
-            res.problems.append(f"{name} ({row.ref}): {exc}")
+    with contextlib.ExitStack() as stack:
+        if jobs > 1 and len(work) > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")))
+            results = pool.map(_encode_job, args, chunksize=4)
+        else:
+            results = map(_encode_job, args)
+        for (row, name), (found, problem) in progress(zip(work, results, strict=True), len(work)):
+            if found is None:
+                res.problems.append(f"{name} ({row.ref}): {problem}")
+            else:
+                good.setdefault(row.ref, []).append(found)
     for row in rows:
         found = good.get(row.ref, [])
         if not found:

@@ -136,11 +136,13 @@ def keygen(out_dir, name, passphrase):
 @click.option("--retention-days", type=click.IntRange(0, 3650), default=31, show_default=True,
               help="Policy: how long alerts raised on this list may be kept.")
 @click.option("--min-face-px", type=click.IntRange(20), default=QualityConfig.min_face_px, show_default=True)
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Encode images in this many processes (thousands of images: one per core).")
 @click.option("--strict", is_flag=True, help="Fail, writing nothing, if any image or row is unusable.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .wlb file to write.")
 @user_errors
 def build(images_dir, refs, box_file, issuer_key, expires, not_before, deployment, sequence, max_entries,
-          threshold_floor, retention_days, min_face_px, strict, output):
+          threshold_floor, retention_days, min_face_px, jobs, strict, output):
     """Build a watch list for one box from REFS and the reference images in IMAGES."""
     from tqdm import tqdm
 
@@ -154,7 +156,8 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
         raise EdgeError(f"--expires {expires} is not in the future (and after --not-before)")
     rows, problems = read_refs(refs)
     q = QualityConfig(min_face_px=min_face_px)
-    res = build_entries(rows, images_dir, q, lambda it: tqdm(it, desc="faces", unit="img", file=sys.stderr))
+    bar = lambda it, total: tqdm(it, total=total, desc="faces", unit="img", file=sys.stderr)
+    res = build_entries(rows, images_dir, q, bar, jobs)
     problems += res.problems
     for p in problems:
         click.echo(f"left out: {p}", err=True)

@@ -89,7 +89,7 @@ def test_build_reports_every_unusable_file_and_row(spoc):
 
 def test_strict_build_fails_and_writes_nothing(spoc, tmp_path):
     args = [tmp_path / "strict.wlb" if a == spoc["dir"] / "list.wlb" else a for a in spoc["args"]]
-    res = run(enrol_cli, args + ["--strict"], ok=False)
+    res = run(enrol_cli, args + ["--strict", "--jobs", "2"], ok=False)
     assert "8 problem(s) and --strict: no list written" in res.output
     assert not (tmp_path / "strict.wlb").exists()
 
