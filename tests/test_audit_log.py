@@ -229,3 +229,20 @@ def test_cli_verify_names_the_break_and_exits_nonzero(box):
     assert r.exit_code == 1
     assert "deleted" in r.output and "seq 3" in r.output
     assert "Traceback" not in r.output
+
+
+def test_spec_vector():
+    """The test vector in docs/audit-format.md verifies with the documented key, and breaks when edited."""
+    import base64
+    import re
+    from pathlib import Path
+
+    from edge.audit.verify import verify_records
+
+    doc = (Path(__file__).parent.parent / "docs" / "audit-format.md").read_text()
+    block = re.search(r"## Test vector.*?```\n(.*?)```", doc, re.S).group(1).encode()
+    pub = base64.b64decode("A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=")
+    res = verify_records(block, pub)
+    assert res.ok and res.signed_through == 3 and [r["kind"] for r in res.records] == [
+        "service_start", "alert", "checkpoint"]
+    assert not verify_records(block.replace(b"0.4312", b"0.4313"), pub).ok

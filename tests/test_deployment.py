@@ -125,3 +125,18 @@ def test_expired_or_overlong_windows_are_refused(setup, tmp_path):
                                   "--start", START, "--end", "2027-02-01T00:00Z", "--purpose", "p", "-o",
                                   str(tmp_path / "long.json")])
     assert r.exit_code == 1 and "at most 31 days" in r.output
+
+
+def test_spec_vector():
+    """The document in docs/deployment-format.md verifies with the documented issuer key."""
+    import base64
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "deployment-format.md").read_text()
+    doc = json.loads(re.search(r"```json\n(.*?)```", text, re.S).group(1))
+    pub = base64.b64decode("Kay64UG8yvCyLhqU000LxzYeUm0L/hLIl5S8kyKWbdc=")
+    dep = deployment.verify(doc, {identity.key_id(pub): pub}, "box-test")
+    assert dep.is_active(datetime(2026, 12, 1, 19, 59, tzinfo=UTC), "cam2")
+    with pytest.raises(EdgeError, match="signature"):
+        deployment.verify(dict(doc, purpose="anything"), {identity.key_id(pub): pub})
