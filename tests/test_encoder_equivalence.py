@@ -70,11 +70,15 @@ def test_onnx_is_the_default_when_onnxruntime_is_installed():
     assert api.encoder_name("dlib") == "dlib"
 
 
-def test_missing_runtime_falls_back_to_dlib(monkeypatch):
+def test_missing_runtimes_fall_back_cleanly(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
     monkeypatch.setattr(encoder, "_instances", {})
     with pytest.raises(EdgeError, match="onnxruntime is not installed"):
         encoder.get("onnx")
+    assert encoder.get("auto").name == "cv2dnn"
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # without onnx no graph can be built
+    monkeypatch.setattr(encoder, "_instances", {})
     assert encoder.get("auto").name == "dlib"
 
 

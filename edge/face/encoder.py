@@ -4,7 +4,8 @@
 register here under a name and must produce the same descriptors (see tests/test_encoder_equivalence).
 ``get(None)`` returns the default: the fastest available backend. ``onnx`` (dlib's own network and
 weights as an ONNX graph run by onnxruntime, see edge/face/onnx_encoder.py and docs/encoder.md) is
-preferred when onnxruntime is installed; any backend that cannot start falls back to the next.
+preferred, then ``cv2dnn`` (the same graph on OpenCV's DNN module), then ``dlib``; a backend whose
+runtime is missing or cannot start falls back to the next.
 """
 
 from __future__ import annotations
@@ -81,11 +82,11 @@ def get(name: str | None = None):
 def _register_optional() -> None:
     from edge.face import onnx_encoder
 
-    if importlib.util.find_spec("onnx") is None:
+    if importlib.util.find_spec("onnx") is None:  # both build the graph with the onnx package
         return
+    register("cv2dnn", onnx_encoder.CvDnnEncoder, preferred=True)  # ~8x dlib; OpenCV is always there
     if importlib.util.find_spec("onnxruntime") is not None:
-        register("onnx", onnx_encoder.OnnxEncoder, preferred=True)
-    register("cv2dnn", onnx_encoder.CvDnnEncoder)
+        register("onnx", onnx_encoder.OnnxEncoder, preferred=True)  # ~20x dlib: first choice
 
 
 _register_optional()
