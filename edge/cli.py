@@ -93,15 +93,20 @@ def status(config_path, state_dir, as_json, timeout):
 
 
 @cli.command()
-@click.argument("endpoint", default="tcp://127.0.0.1:5599")
+@click.argument("box", metavar="ENDPOINT=KEY")
+@click.option("--data", default="~/.local/share/edge-console", show_default=True, envvar="EDGE_CONSOLE_DATA",
+              type=click.Path(file_okay=False), help="The console key pair (edge console keygen).")
 @click.option("--count", type=int, default=0, help="Exit after this many alerts (0 = run until Ctrl-C).")
 @click.option("--timeout", type=float, default=0, help="Exit after this many seconds (0 = no limit).")
 @user_errors
-def watch(endpoint, count, timeout):
-    """Subscribe to a box and print each alert and event as it arrives (a terminal console)."""
+def watch(box, data, count, timeout):
+    """Print each alert and event from a box as it arrives (a terminal console).
+
+    BOX is ENDPOINT=KEY, e.g. tcp://127.0.0.1:5599=/var/lib/edge/keys/box.pub.json.
+    """
     from edge.alerts.watch import watch as do_watch
 
-    do_watch(endpoint, count=count, timeout=timeout, out=click.echo)
+    do_watch(box, data, count=count, timeout=timeout, out=click.echo)
 
 
 # --- command groups of other concerns register here (one line each) ---
@@ -114,6 +119,8 @@ cli.add_command(eval_command)
 from edge.watchlist.cli import trust, watchlist  # noqa: E402, I001  (edge watchlist / trust)
 cli.add_command(watchlist)
 cli.add_command(trust)
+from edge.console.cli import console_group  # noqa: E402, I001  (edge console)
+cli.add_command(console_group)
 from edge.provision import provision_command  # noqa: E402, I001  (edge provision)
 cli.add_command(provision_command)
 from edge.doctor import doctor_command  # noqa: E402, I001  (edge doctor)

@@ -9,11 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
-import zmq
 
 REPO = Path(__file__).resolve().parent.parent
 MEDIA = REPO / "tests" / "data" / "media"
@@ -75,39 +75,51 @@ def running_daemon(config: Path, *extra: str, env: dict | None = None):
 
 
 class Subscriber:
-    """A plain SUB socket collecting every box message."""
+    """A console speaking the box's alert protocol (docs/alerts.md), collecting every box message.
 
-    def __init__(self, endpoint: str):
-        self.sock = zmq.Context.instance().socket(zmq.SUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sock.connect(endpoint)
+    It makes a console CURVE key pair and registers it in the box's trust store (creating the box's
+    identity if the daemon has not yet), as `edge console keygen` + `edge trust add-console` do.
+    """
+
+    def __init__(self, endpoint: str, state_dir: Path, box_id: str = "test-box"):
+        from edge import identity
+        from edge.console import keys
+        from edge.console.link import BoxLink
+        from edge.console.store import Store
+
+        ident = identity.create(state_dir, box_id)
+        data = Path(tempfile.mkdtemp(prefix="console-", dir=Path(state_dir).parent))
+        identity.add_console(state_dir, keys.keygen(data))
+        self.store = Store(data / "console.db")
         self.messages: list[dict] = []
+        self.link = BoxLink(endpoint, ident.curve_public, keys.load(data), self.store, on_change=self._on_change)
+        self.link.start()
+
+    def _on_change(self, kind: str, data: dict) -> None:
+        if kind in ("alert", "event"):
+            self.messages.append(data)
 
     def collect(self, seconds: float, until=None) -> list[dict]:
-        from edge.alerts import messages
-
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.sock.poll(200):
-                self.messages.append(messages.loads(self.sock.recv_multipart()[-1]))
-                if until and until(self.messages):
-                    break
+        while time.monotonic() < deadline and not (until and until(self.messages)):
+            time.sleep(0.1)
         return self.messages
 
     def alerts(self) -> list[dict]:
         return [m for m in self.messages if m["type"] == "alert"]
 
     def close(self):
-        self.sock.close()
+        if self.link._thread.is_alive():
+            self.link.stop()
+            self.store.close()
 
 
 @pytest.fixture
 def subscriber_factory():
     subs = []
 
-    def make(endpoint):
-        subs.append(Subscriber(endpoint))
+    def make(endpoint, state_dir):
+        subs.append(Subscriber(endpoint, state_dir))
         return subs[-1]
 
     yield make

@@ -41,7 +41,7 @@ def run(tmp_path_factory):
         {"id": "cam-c", "source": tmp / "no-such-camera.mp4"},
     ], wl, endpoint)
     state = tmp / "state"
-    sub = Subscriber(endpoint)
+    sub = Subscriber(endpoint, state)
     before = None
     with running_daemon(cfg) as proc:
         # wait for the daemon's control socket, then snapshot the state dir
@@ -58,6 +58,9 @@ def run(tmp_path_factory):
         sub.collect(18)
         r = subprocess.run(edge_cmd("status", "--config", str(cfg), "--json"), capture_output=True, text=True)
         final = json.loads(r.stdout)
+        # what was counted has arrived (at-least-once); stop listening before the shutdown drain
+        sub.collect(5, until=lambda m: sum(x["type"] == "alert" for x in m) >= final["alerts_sent"])
+        sub.close()
         human = subprocess.run(edge_cmd("status", "--config", str(cfg)), capture_output=True, text=True).stdout
         after = {p: p.stat().st_mtime for p in state.rglob("*")}
     sub.close()
@@ -117,9 +120,20 @@ def test_status_reports_health(run):
 
 
 def test_nothing_written_under_the_state_dir_for_faces(run):
-    # files present once running (the control socket) are all there is; nothing new, nothing grown
+    # files present once running (control socket, outbox) are all there is; nothing new
     assert set(run["after"]) == set(run["before"])
     for p in run["after"]:
-        if p.is_file():
+        if p.is_file() and not p.name.startswith("outbox.db"):
             data = p.read_bytes()
             assert b"\xff\xd8\xff" not in data  # no JPEG anywhere
+
+
+def test_the_outbox_holds_the_alerts_and_events_and_nothing_else(run):
+    import sqlite3
+
+    db = sqlite3.connect(run["state"] / "outbox.db")
+    rows = db.execute("SELECT type, msg_id FROM messages").fetchall()
+    db.close()
+    assert {t for t, _ in rows} <= {"alert", "event"}
+    # every alert of a match is there (durable before it was sent); no passer-by was stored
+    assert sorted(i for t, i in rows if t == "alert") == sorted(a["alert_id"] for a in run["sub"].alerts())

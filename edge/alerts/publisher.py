@@ -1,38 +1,221 @@
-"""Box -> console channel, plain version: a ZeroMQ PUB socket (bound on 127.0.0.1 by default).
+"""Box -> console channel: CURVE-authenticated ZeroMQ, durable, at-least-once, in order.
 
-Each message is two frames: the message type (``alert`` / ``event``, for subscription filtering) and
-the JSON body (docs/alerts.md). Counts what it sends.
+The box binds a ROUTER socket as a CURVE server with its own key pair. A ZAP authenticator lets a
+client in only if its CURVE public key is registered in the trust store (``edge trust add-console``);
+the trust store is read at each handshake, so a newly registered console needs no restart. Any other
+client fails the handshake and gets nothing.
+
+Every alert and event goes into the outbox (``edge.alerts.outbox``) before it is sent. Each console
+says ``hello`` with the last sequence number it holds; the box sends what follows, at most WINDOW
+unacknowledged at a time, and goes back to the last acknowledged one when acks stop coming
+(go-back-N). So a box that was killed, or a console that was away for hours, resumes where the
+console left off. Adjudications come back on the same link and are acknowledged once handled.
+The wire format is docs/alerts.md. One thread owns the socket; ``publish`` may be called from any.
 """
 
 from __future__ import annotations
 
-import zmq
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from edge.alerts import messages
+import zmq
+from zmq.auth.thread import ThreadAuthenticator
+
+from edge import identity
+from edge.alerts import messages, protocol
+from edge.alerts.outbox import Outbox
 from edge.errors import EdgeError
 
+log = logging.getLogger(__name__)
+WINDOW = 64  # messages in flight per console
+RESEND_S = 2.0  # no ack progress for this long: send again from the last acknowledged message
+SESSION_TIMEOUT_S = 15.0  # consoles say hello every few seconds; silent ones are forgotten
+PRUNE_EVERY_S = 3600.0
 
-class Publisher:
-    def __init__(self, endpoint: str):
-        self.endpoint = endpoint
-        self.sent = 0
-        self._sock = None
 
+@dataclass
+class Session:
+    console: str  # key id of the console's CURVE public key (from the ZAP handshake)
+    acked: int
+    next: int
+    heard: float = field(default_factory=time.monotonic)
+    progress: float = field(default_factory=time.monotonic)
+    saved: int = -1  # last ack written to the outbox's acks table
+
+
+class Channel:
+    def __init__(self, endpoint: str, state_dir: str | Path, curve_public: bytes, curve_secret: bytes,
+                 box_id: str, retention_s: float = 31 * 86400.0, on_adjudication=None, status=None,
+                 record=None):
+        self.endpoint, self.state_dir, self.box_id = endpoint, Path(state_dir), box_id
+        self._keys = (curve_public, curve_secret)
+        self.retention_s = retention_s
+        self.on_adjudication = on_adjudication  # fn(msg, console_key_id); raise to refuse (no ack)
+        self.status = status or (lambda: {})  # fn() -> dict sent in the box's hello (camera states)
+        self.record = record or (lambda kind, **fields: None)  # the audit hook
+        self.counts = {"sent": 0, "resent": 0, "bad_messages": 0, "refused_keys": 0, "adjudications": 0}
+        self.sessions: dict[bytes, Session] = {}
+        self._refused: dict[str, float] = {}
+        self.outbox: Outbox | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        self._sock = zmq.Context.instance().socket(zmq.PUB)
-        self._sock.setsockopt(zmq.LINGER, 1000)
-        self._sock.setsockopt(zmq.SNDHWM, 10000)
+        self.outbox = Outbox(self.state_dir / "outbox.db")
+        self.outbox.prune(self.retention_s)
+        self._last_seq = self.outbox.last_seq()
+        self.ctx = zmq.Context()  # its own context: the ZAP handler applies to this socket only
+        self.auth = ThreadAuthenticator(self.ctx, log=logging.getLogger("edge.zap"))
+        self.auth.start()
+        self.auth.configure_curve_callback("edge", credentials_provider=self)
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.sock.setsockopt(zmq.SNDHWM, 4 * WINDOW)
+        self.sock.curve_server = True
+        self.sock.curve_publickey, self.sock.curve_secretkey = self._keys
+        self.sock.zap_domain = b"edge"
         try:
-            self._sock.bind(self.endpoint)
+            self.sock.bind(self.endpoint)
         except zmq.ZMQError as exc:
-            self._sock.close()
+            self._close()
             raise EdgeError(f"cannot bind the alert endpoint {self.endpoint}: {exc}") from None
+        self._thread = threading.Thread(target=self._run, name="alert-channel", daemon=True)
+        self._thread.start()
 
-    def publish(self, msg: dict) -> None:
-        self._sock.send_multipart([msg["type"].encode(), messages.dumps(msg)])
-        self.sent += 1
+    def publish(self, msg: dict) -> int:
+        """Write the message to the outbox (durable once this returns); the channel thread sends it."""
+        seq = self.outbox.add(msg)
+        self._last_seq = max(self._last_seq, seq)
+        return seq
 
     def stop(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._close()
+
+    def _close(self) -> None:
+        self.sock.close(0)
+        self.auth.stop()
+        self.ctx.term()
+        self.outbox.close()
+
+    def callback(self, _domain: str, key: bytes) -> bool:
+        """ZAP: is this CURVE public key (z85) a registered console?"""
+        ok = key in identity.consoles(self.state_dir).values()
+        if not ok:
+            self.counts["refused_keys"] += 1
+            kid = identity.key_id(_z85_decode(key.decode("ascii")))
+            if time.monotonic() - self._refused.get(kid, -1e9) > 3600:  # once an hour per key, not per retry
+                self._refused[kid] = time.monotonic()
+                log.warning("refused console %s: its CURVE key is not registered", kid)
+                self.record("console_refused", console=kid, reason="CURVE key not registered")
+        return ok
+
+    def info(self) -> dict:
+        return {"consoles_connected": len(self.sessions), "outbox": self.outbox.counts(),
+                "outbox_last_seq": self._last_seq, "console_acks": self.outbox.acks(), **self.counts}
+
+    # -- the channel thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        last_prune = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                if self.sock.poll(50):
+                    for _ in range(100):
+                        self._receive()
+                        if not self.sock.poll(0):
+                            break
+                self._pump()
+                if time.monotonic() - last_prune > PRUNE_EVERY_S:
+                    last_prune = time.monotonic()
+                    self.outbox.prune(self.retention_s)
+            except Exception:  # a bug must not silently end delivery
+                log.exception("alert channel error")
+                time.sleep(0.5)
+
+    def _receive(self) -> None:
+        rid, frame = self.sock.recv_multipart(copy=False)[:2]
+        rid = rid.bytes
+        console = identity.key_id(_z85_decode(frame.get("User-Id")))
+        try:
+            msg = protocol.loads(frame.bytes, allowed={"hello", "ack", "adjudication"})
+        except messages.MessageError as exc:
+            self.counts["bad_messages"] += 1
+            log.warning("ignored a malformed message from console %s: %s", console, exc)
+            return
+        sess = self.sessions.get(rid)
+        if sess is not None:
+            sess.heard = time.monotonic()
+        if msg["type"] == "hello":
+            if sess is None:
+                start = msg["last_seq"] if msg.get("outbox") == self.outbox.id else 0
+                self.sessions[rid] = Session(console, acked=start, next=start + 1)
+                log.info("console %s connected (has up to %d)", console, start)
+                self.record("console_connected", console=console, resume_from=start)
+            self._send(rid, protocol.hello("box", box_id=self.box_id, outbox=self.outbox.id,
+                                           last_seq=self._last_seq, **self.status()))
+        elif msg["type"] == "ack" and sess is not None and msg.get("outbox") == self.outbox.id:
+            if msg["seq"] > sess.acked:
+                sess.acked, sess.progress = msg["seq"], time.monotonic()
+        elif msg["type"] == "adjudication":
+            self._adjudication(rid, msg, console)
+
+    def _adjudication(self, rid: bytes, msg: dict, console: str) -> None:
+        if msg["box_id"] != self.box_id:
+            log.warning("ignored an adjudication meant for box %s", msg["box_id"])
+            return
+        if not self.outbox.has_adjudication(msg["alert_id"]):
+            if self.on_adjudication is not None:
+                self.on_adjudication(msg, console)  # recorded before it is acknowledged
+            self.outbox.add_adjudication(msg, console)
+            self.counts["adjudications"] += 1
+        self._send(rid, protocol.ack(alert_id=msg["alert_id"]))
+
+    def _pump(self) -> None:
+        now = time.monotonic()
+        for rid, s in list(self.sessions.items()):
+            if now - s.heard > SESSION_TIMEOUT_S:
+                del self.sessions[rid]
+                continue
+            if s.acked != s.saved:
+                self.outbox.ack(s.console, s.acked)
+                s.saved = s.acked
+            if s.next <= s.acked:
+                s.next = s.acked + 1
+            if s.next - 1 > s.acked and now - s.progress > RESEND_S:
+                self.counts["resent"] += s.next - 1 - s.acked
+                s.next, s.progress = s.acked + 1, now  # go back N
+            room = WINDOW - (s.next - 1 - s.acked)
+            if room <= 0 or s.next > self._last_seq:
+                continue
+            if s.next - 1 == s.acked:
+                s.progress = now  # the clock for an ack starts when something is in flight
+            prev = s.next - 1
+            for seq, body in self.outbox.after(s.next - 1, room):
+                wire = body[:-1] + b',"outbox":"%s","prev":%d,"seq":%d}' % (self.outbox.id.encode(), prev, seq)
+                if not self._send(rid, wire):
+                    break
+                prev, s.next = seq, seq + 1
+                self.counts["sent"] += 1
+
+    def _send(self, rid: bytes, data: bytes) -> bool:
+        try:
+            self.sock.send_multipart([rid, data], flags=zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
+        except zmq.ZMQError:  # EHOSTUNREACH: that console went away
+            self.sessions.pop(rid, None)
+            return False
+
+
+def _z85_decode(text: str) -> bytes:
+    from zmq.utils import z85
+
+    return z85.decode(text.encode("ascii"))

@@ -1,49 +1,57 @@
-"""`edge watch`: a minimal terminal console that subscribes to a box and prints what arrives."""
+"""`edge watch`: a minimal terminal console. It speaks the console protocol (CURVE, acks, resume),
+so it needs the console key pair (``edge console keygen``) registered on the box. Its position and
+what it has received are kept in ``<data>/watch.db``, apart from the web console's own store."""
 
 from __future__ import annotations
 
+import queue
 import time
 
-import zmq
-
 from edge.alerts import messages
+from edge.console import keys
+from edge.console.link import BoxLink
+from edge.console.store import Store
 
 
 def describe(msg: dict) -> str:
     if msg["type"] == "alert":
+        group = f"  group {msg['group_id'][:8]}" if msg.get("group_id") not in (None, msg["alert_id"]) else ""
         return (f"ALERT  {msg['time']}  camera {msg['camera_id']}  ref {msg['ref']}"
                 f"{' (' + msg['category'] + ')' if msg.get('category') else ''}  "
-                f"distance {msg['distance']:.3f} (threshold {msg['threshold']})  track {msg['track_id']}  "
+                f"distance {msg['distance']:.3f} (threshold {msg['threshold']})  track {msg['track_id']}{group}  "
                 f"crop {len(messages.unb64(msg['crop_jpeg']))} B")
-    details = {k: v for k, v in msg.items() if k not in {"v", "type", "event_id", "box_id", "time", "event"}}
+    details = {k: v for k, v in msg.items()
+               if k not in {"v", "type", "event_id", "box_id", "time", "event", "outbox", "seq", "prev"}}
     return f"EVENT  {msg['time']}  {msg['box_id']}  {msg['event']}  {details if details else ''}".rstrip()
 
 
-def watch(endpoint: str, count: int = 0, timeout: float = 0, out=print) -> list[dict]:
-    """Print alerts/events from ``endpoint`` until ``count`` alerts or ``timeout`` seconds."""
-    sock = zmq.Context.instance().socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SUBSCRIBE, b"")
-    sock.connect(endpoint)
+def watch(box: str, data: str, count: int = 0, timeout: float = 0, out=print) -> list[dict]:
+    """Print alerts/events from the box ``ENDPOINT=KEY`` until ``count`` alerts or ``timeout`` seconds."""
+    endpoint, box_key = keys.parse_box(box)
+    key_pair = keys.load(data)
+    store = Store(keys.data_dir(data) / "watch.db")
+    notices: queue.Queue = queue.Queue()
+    link = BoxLink(endpoint, box_key, key_pair, store, on_change=lambda kind, d: notices.put((kind, d)),
+                   name="edge-watch")
+    link.start()
     got: list[dict] = []
     deadline = time.monotonic() + timeout if timeout else None
     try:
-        while True:
-            wait = 500 if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            if deadline is not None and wait == 0:
-                break
-            if not sock.poll(min(wait, 500)):
-                continue
-            frames = sock.recv_multipart()
+        while deadline is None or time.monotonic() < deadline:
             try:
-                msg = messages.loads(frames[-1], allowed={"alert", "event"})
-            except messages.MessageError as exc:
-                out(f"ignored a malformed message: {exc}")
+                kind, msg = notices.get(timeout=0.5)
+            except queue.Empty:
                 continue
-            got.append(msg)
-            out(describe(msg))
+            if kind == "link":
+                if msg["state"] == "refused":
+                    out(f"the box at {endpoint} refused this console's key: register {data}/console.pub there")
+                continue
+            if kind in ("alert", "event"):
+                got.append(msg)
+                out(describe(msg))
             if count and sum(m["type"] == "alert" for m in got) >= count:
                 break
     finally:
-        sock.close()
+        link.stop()
+        store.close()
     return got

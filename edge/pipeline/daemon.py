@@ -15,13 +15,15 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from edge import identity
 from edge.alerts import messages
-from edge.alerts.publisher import Publisher
+from edge.alerts.publisher import Channel
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.pipeline.camera import camera_main
@@ -31,6 +33,7 @@ from edge.watchlist.base import Matcher
 
 log = logging.getLogger("edge")
 ALERT_MEMORY_S = 600.0  # how long (track, entry) pairs are remembered to keep one alert per track
+EXPIRY_WARNING_S = 24 * 3600.0  # a watchlist_expiring event this long before the list expires
 
 
 class CameraProcess:
@@ -72,7 +75,7 @@ class Daemon:
         self.cfg = cfg
         self.box_id = cfg.box_id
         self.matcher = Matcher(cfg.match.threshold)
-        self.publisher = Publisher(cfg.alerts.endpoint)
+        self.publisher: Channel | None = None  # opened in start(): needs the box's keys
         self.control = ControlServer(cfg.control_endpoint)
         self.commands = self.control.commands
         self.ctx = mp.get_context("spawn")
@@ -82,6 +85,10 @@ class Daemon:
         self.latency = Latency()
         self.counts = {"encodings": 0, "alerts": 0, "matches_suppressed": 0, "bad_stage_messages": 0}
         self._alerted: dict[tuple[str, str], float] = {}
+        self._groups: dict[str, dict] = {}  # ref -> the open alert group it joins within the window
+        self._dismissed: set[tuple[str, str]] = set()  # (track, ref) an operator dismissed: no more alerts
+        self._alert_lock = threading.Lock()  # adjudications arrive on the channel thread
+        self._expiry_warned = ""
         self._stopping = False
         self._started = time.time()
         self._last_health_log = time.monotonic()
@@ -89,9 +96,9 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         self.prepare_state_dir()
+        self.open_channel()
         self.load_initial_watchlist()
-        self.publisher.start()
-        self.commands.update(status=self.status_command)
+        self.commands.update(status=self.status_command, adjudications=self.adjudications_command)
         self.control.start()
         self.start_cameras()
         self.record("service_start", cameras=[c.id for c in self.cfg.cameras], config=self.cfg.path)
@@ -105,7 +112,8 @@ class Daemon:
         self.drain()
         self.record("service_stop")
         self.control.stop()
-        self.publisher.stop()
+        if self.publisher is not None:
+            self.publisher.stop()
         old = self.matcher.swap(None)
         if old is not None:
             old.wipe()
@@ -146,6 +154,18 @@ class Daemon:
             self.matcher.swap(wl)
             self.record("watchlist_loaded", issuer=wl.issuer, list_id=wl.list_id, entries=len(wl),
                         refs=[e.ref for e in wl.entries], categories=sorted({e.category for e in wl.entries}))
+            self.publish(messages.event(box_id=self.box_id, event="watchlist_loaded", list_id=wl.list_id,
+                                        entries=len(wl), issuer=wl.issuer))
+
+    def open_channel(self) -> None:
+        """The CURVE-authenticated, durable alert channel (edge/alerts/publisher.py)."""
+        ident = identity.create(self.cfg.state_dir, self.box_id)  # keys are made once, never replaced here
+        retention_days = getattr(self.cfg.alerts, "retention_days", 31.0)
+        self.publisher = Channel(self.cfg.alerts.endpoint, self.cfg.state_dir, ident.curve_public,
+                                 ident.curve_secret, self.box_id, retention_s=retention_days * 86400.0,
+                                 on_adjudication=self.on_adjudication, record=self.record,
+                                 status=lambda: {"cameras": {cid: c.state for cid, c in self.cameras.items()}})
+        self.publisher.start()
 
     def start_cameras(self) -> None:
         threads = str(self.cfg.encode.threads)
@@ -171,6 +191,7 @@ class Daemon:
         self.watchdog()
         if time.monotonic() - self._last_health_log >= self.cfg.health.log_interval:
             self._last_health_log = time.monotonic()
+            self.check_expiry()
             for cam_id, cam in sorted(self.cameras.items()):
                 log.info("health %s", camera_line(cam_id, {"state": cam.state, "stats": cam.stats,
                                                            "restarts": cam.restarts}))
@@ -226,23 +247,32 @@ class Daemon:
         entry, distance = hit
         key = (msg["track_id"], entry.ref)
         now = time.time()
-        self._alerted = {k: t for k, t in self._alerted.items() if now - t < ALERT_MEMORY_S}
-        if key in self._alerted:
-            self.counts["matches_suppressed"] += 1
-            return
-        self._alerted[key] = now
+        with self._alert_lock:
+            self._alerted = {k: t for k, t in self._alerted.items() if now - t < ALERT_MEMORY_S}
+            if key in self._alerted or key in self._dismissed:
+                self.counts["matches_suppressed"] += 1
+                return
+            self._alerted[key] = now
+            group = self._groups.get(entry.ref)
+            window = getattr(self.cfg.alerts, "group_window_s", 60.0)
+            if group is None or not group["open"] or now - group["last"] > window:
+                group = self._groups[entry.ref] = {"group_id": None, "last": now, "open": True}
+            group["last"] = now
         wl = self.matcher.current
         alert = messages.alert(
             box_id=self.box_id, camera_id=msg["camera_id"], track_id=msg["track_id"], ref=entry.ref,
             distance=distance, threshold=self.matcher.threshold,
             crop_jpeg=messages.unb64(msg["crop_jpeg"]), reference_jpeg=entry.image_jpeg,
             category=entry.category, list_id=wl.list_id if wl else "", frame_time=msg["frame_time"],
+            group_id=group["group_id"],
         )
+        group["group_id"] = alert["group_id"]  # the first alert of a group names it
         self.publish(alert)
         self.counts["alerts"] += 1
         self.latency.add((time.time() - msg["frame_time"]) * 1000)
         self.record("alert", alert_id=alert["alert_id"], camera_id=alert["camera_id"], time=alert["time"],
-                    ref=entry.ref, distance=alert["distance"], track_id=alert["track_id"])
+                    ref=entry.ref, distance=alert["distance"], track_id=alert["track_id"],
+                    group_id=alert["group_id"])
         log.info("alert %s: camera %s ref %s distance %.3f", alert["alert_id"], alert["camera_id"],
                  entry.ref, distance)
 
@@ -271,7 +301,41 @@ class Daemon:
 
     # -- hooks other concerns use -----------------------------------------------------------------
     def publish(self, msg: dict) -> None:
+        """Send a box message to the consoles: durable in the outbox once this returns."""
         self.publisher.publish(msg)
+
+    def on_adjudication(self, msg: dict, console: str) -> None:
+        """An operator's decision (channel thread): record it; a dismissal silences that track for that entry."""
+        alert = self.publisher.outbox.get(msg["alert_id"])
+        seconds = msg.get("seconds_to_decision")
+        self.record("adjudication", alert_id=msg["alert_id"], operator=msg["operator"], decision=msg["decision"],
+                    action=str(msg.get("action", "")), reason=str(msg.get("reason", "")),
+                    note=str(msg.get("note", "")), console=console,
+                    seconds_to_decision=float(seconds) if isinstance(seconds, int | float) else 0.0)
+        self.counts["adjudications"] = self.counts.get("adjudications", 0) + 1
+        log.info("alert %s %sed by %s", msg["alert_id"], msg["decision"].rstrip("e"), msg["operator"])
+        if alert is None:
+            return
+        with self._alert_lock:
+            group = self._groups.get(alert["ref"])
+            if group is not None and group["group_id"] == alert.get("group_id"):
+                group["open"] = False  # a decided group takes no more sightings
+            if msg["decision"] == "dismiss":
+                self._dismissed.add((alert["track_id"], alert["ref"]))
+
+    def check_expiry(self) -> None:
+        """A watchlist_expiring event, once per list, a day before it expires."""
+        wl = self.matcher.current
+        if wl is None or wl.not_after is None or self._expiry_warned == wl.list_id:
+            return
+        left = wl.not_after.timestamp() - time.time()
+        if 0 < left <= EXPIRY_WARNING_S:
+            self._expiry_warned = wl.list_id
+            self.publish(messages.event(box_id=self.box_id, event="watchlist_expiring", list_id=wl.list_id,
+                                        not_after=wl.not_after.isoformat(), expires_in_s=int(left)))
+
+    def adjudications_command(self, req: dict) -> dict:
+        return {"adjudications": self.publisher.outbox.adjudications(int(req.get("limit", 100)))}
 
     def record(self, kind: str, **fields) -> None:
         """Audit hook: every load, alert, decision and purge goes through here."""
@@ -288,6 +352,7 @@ class Daemon:
             "alerts_sent": self.counts["alerts"],
             "counts": dict(self.counts),
             "latency_ms": self.latency.summary(),
+            "channel": self.publisher.info() if self.publisher else {},
             "cameras": {cid: {"state": c.state, "restarts": c.restarts, "stats": c.stats}
                         for cid, c in self.cameras.items()},
         }

@@ -1,0 +1,138 @@
+"""The box's durable outbox: every alert and event is written here before it is sent.
+
+SQLite in WAL mode, ``<state_dir>/outbox.db``. Each message gets a sequence number that only grows
+(AUTOINCREMENT: never reused, even after pruning), so a console's position is one integer per
+outbox. The outbox has a random id (``outbox``) made when the file is created; a console that sees
+a new id knows the box's outbox was replaced and starts over (it de-duplicates by message id).
+
+What it holds: alerts (matches against the watch list, with their crops) and events, and the
+adjudications that came back. Never passer-by data. Rows older than the retention period are pruned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from edge.alerts import messages
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+    created REAL NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS acks (console TEXT PRIMARY KEY, seq INTEGER NOT NULL, seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS adjudications (
+    alert_id TEXT PRIMARY KEY, received REAL NOT NULL, console TEXT NOT NULL, body BLOB NOT NULL);
+"""
+KINDS = {"alert": "alert_id", "event": "event_id"}
+
+
+class Outbox:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.path.chmod(0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
+        self._db.executescript(SCHEMA)
+        with self._tx():
+            row = self._db.execute("SELECT value FROM meta WHERE key='outbox'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES ('outbox', ?)", (secrets.token_hex(8),))
+        self.id = self._db.execute("SELECT value FROM meta WHERE key='outbox'").fetchone()[0]
+
+    @contextlib.contextmanager
+    def _tx(self):
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- messages -------------------------------------------------------------------------------
+    def add(self, msg: dict) -> int:
+        """Store one alert/event durably; return its sequence number (the old one for a repeat id)."""
+        if msg.get("type") not in KINDS:
+            raise ValueError(f"the outbox holds alerts and events only, not {msg.get('type')!r}")
+        msg_id = msg[KINDS[msg["type"]]]
+        with self._lock, self._tx():
+            self._db.execute("INSERT OR IGNORE INTO messages (msg_id, type, created, body) VALUES (?,?,?,?)",
+                             (msg_id, msg["type"], time.time(), messages.dumps(msg)))
+            return self._db.execute("SELECT seq FROM messages WHERE msg_id=?", (msg_id,)).fetchone()[0]
+
+    def after(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` (seq, body) after ``seq``, oldest first."""
+        with self._lock:
+            return self._db.execute("SELECT seq, body FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+                                    (seq, limit)).fetchall()
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0]
+
+    def get(self, msg_id: str) -> dict | None:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM messages WHERE msg_id=?", (msg_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def group(self, group_id: str) -> list[dict]:
+        """The alerts of one group (an alert and the sightings grouped with it)."""
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM messages WHERE type='alert' ORDER BY seq").fetchall()
+        return [m for m in (json.loads(r[0]) for r in rows) if m.get("group_id") == group_id]
+
+    # -- consoles -----------------------------------------------------------------------------
+    def ack(self, console: str, seq: int) -> None:
+        with self._lock, self._tx():
+            self._db.execute("INSERT INTO acks VALUES (?,?,?) ON CONFLICT(console) DO UPDATE SET "
+                             "seq=max(seq, excluded.seq), seen=excluded.seen", (console, seq, time.time()))
+
+    def acks(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._db.execute("SELECT console, seq FROM acks").fetchall())
+
+    # -- adjudications --------------------------------------------------------------------------
+    def has_adjudication(self, alert_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM adjudications WHERE alert_id=?", (alert_id,)).fetchone() is not None
+
+    def add_adjudication(self, msg: dict, console: str) -> bool:
+        """Keep an adjudication; False if this alert already had one (a resend)."""
+        with self._lock, self._tx():
+            cur = self._db.execute("INSERT OR IGNORE INTO adjudications VALUES (?,?,?,?)",
+                                   (msg["alert_id"], time.time(), console, messages.dumps(msg)))
+            return cur.rowcount == 1
+
+    def adjudications(self, limit: int = 100) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM adjudications ORDER BY received DESC LIMIT ?",
+                                    (limit,)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    # -- housekeeping ---------------------------------------------------------------------------
+    def prune(self, retention_s: float) -> int:
+        """Delete messages and adjudications older than the retention period; return how many."""
+        cutoff = time.time() - retention_s
+        with self._lock, self._tx():
+            n = self._db.execute("DELETE FROM messages WHERE created < ?", (cutoff,)).rowcount
+            n += self._db.execute("DELETE FROM adjudications WHERE received < ?", (cutoff,)).rowcount
+        return n
+
+    def counts(self) -> dict:
+        with self._lock:
+            rows = dict(self._db.execute("SELECT type, COUNT(*) FROM messages GROUP BY type").fetchall())
+            adj = self._db.execute("SELECT COUNT(*) FROM adjudications").fetchone()[0]
+        return {"alerts": rows.get("alert", 0), "events": rows.get("event", 0), "adjudications": adj}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

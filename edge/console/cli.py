@@ -1,0 +1,81 @@
+"""`edge console`: the operator console (web page) and its key and operator accounts."""
+
+from __future__ import annotations
+
+import click
+
+from edge.cli import user_errors
+from edge.errors import EdgeError
+
+DEFAULT_DATA = "~/.local/share/edge-console"
+data_option = click.option("--data", default=DEFAULT_DATA, show_default=True, envvar="EDGE_CONSOLE_DATA",
+                           type=click.Path(file_okay=False), help="The console's keys and its own database.")
+
+
+@click.group("console", invoke_without_command=True)
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the web page.")
+@click.option("--box", "boxes", multiple=True, metavar="ENDPOINT=KEY",
+              help="A box to receive alerts from, e.g. tcp://10.0.0.5:5599=box.pub.json (repeatable).")
+@data_option
+@click.pass_context
+@user_errors
+def console_group(ctx, listen, boxes, data):
+    """Serve the operator console: alerts from one or more boxes, live, with Confirm / Dismiss.
+
+    Set up once: `edge console keygen` (then register console.pub on each box with
+    `edge trust add-console`), and `edge console adduser NAME` for each operator.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from edge.console import keys
+    from edge.console.link import BoxLink
+    from edge.console.store import Store
+    from edge.console.web import Console, serve
+
+    if not boxes:
+        raise EdgeError("give at least one --box ENDPOINT=KEY")
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise EdgeError(f"--listen {listen!r}: expected HOST:PORT")
+    key_pair = keys.load(data)
+    parsed = [keys.parse_box(b) for b in boxes]
+    store = Store(keys.data_dir(data) / "console.db")
+    if not store.has_users():
+        raise EdgeError("no operator accounts yet: add one with 'edge console adduser NAME'")
+    links = [BoxLink(ep, key, key_pair, store) for ep, key in parsed]
+    click.echo(f"edge console on http://{listen}/ for {len(links)} box(es)")
+    serve(Console(store, links), host, int(port))
+
+
+@console_group.command()
+@data_option
+@click.option("--force", is_flag=True, help="Replace an existing key pair (boxes must register the new one).")
+@user_errors
+def keygen(data, force):
+    """Make the console's CURVE key pair; prints the public key file to register on boxes."""
+    from edge.console import keys
+
+    pub = keys.keygen(data, force)
+    click.echo(f"wrote {pub}: register it on each box with 'edge trust add-console {pub}'")
+
+
+@console_group.command()
+@click.argument("name")
+@data_option
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@user_errors
+def adduser(name, data, password_stdin):
+    """Add an operator (or set a new password); the password is stored argon2-hashed."""
+    from edge.console import keys
+    from edge.console.store import Store
+
+    if password_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    store = Store(keys.data_dir(data) / "console.db")
+    try:
+        store.add_user(name, password)
+    finally:
+        store.close()
+    click.echo(f"operator {name} can log in")

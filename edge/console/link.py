@@ -1,0 +1,156 @@
+"""One console's link to one box: a CURVE-authenticated DEALER socket in its own thread.
+
+On each (re)connection the link says ``hello`` with the last sequence number it holds from this box's
+outbox, and keeps saying it every few seconds (the box forgets silent consoles). Each delivered
+alert/event is stored (de-duplicated by id) together with the new position, then acknowledged. A
+message that does not follow on from what the console holds (``prev`` beyond its position) is
+dropped: the box sends it again in order. Decisions waiting in the store are sent until acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from edge.alerts import messages, protocol
+from edge.console.store import Store
+
+log = logging.getLogger(__name__)
+HELLO_EVERY_S = 2.0
+RESEND_ADJ_S = 3.0
+
+
+class BoxLink:
+    def __init__(self, endpoint: str, box_key: bytes, keys: tuple[bytes, bytes], store: Store,
+                 on_change=None, name: str = "console"):
+        self.endpoint, self.box_key, self.keys, self.store, self.name = endpoint, box_key, keys, store, name
+        self.on_change = on_change or (lambda kind, data: None)  # fn(kind, data): "alert"/"event"/"link"
+        self.state = "connecting"  # connecting / connected / refused / disconnected
+        self.box_id = ""
+        self.box_status: dict = {}
+        self.counts = {"received": 0, "duplicates": 0, "out_of_order": 0, "bad_messages": 0}
+        self.wake = threading.Event()  # set when there is a decision to send
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"link-{endpoint}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def info(self) -> dict:
+        return {"endpoint": self.endpoint, "box_id": self.box_id, "state": self.state,
+                "cameras": self.box_status.get("cameras", {}), **self.counts}
+
+    # -- the link thread --------------------------------------------------------------------------
+    def _run(self) -> None:
+        ctx = zmq.Context.instance()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.curve_serverkey = self.box_key
+        sock.curve_publickey, sock.curve_secretkey = self.keys
+        mon = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+                                      | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        sock.connect(self.endpoint)
+        self.sock = sock
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(mon, zmq.POLLIN)
+        last_hello = last_adj = 0.0
+        try:
+            while not self._stop.is_set():
+                ready = dict(poller.poll(100))
+                if mon in ready:
+                    self._monitor(recv_monitor_message(mon))
+                    last_hello = 0.0
+                if sock in ready:
+                    for _ in range(200):
+                        self._receive(sock.recv())
+                        if not sock.poll(0):
+                            break
+                now = time.monotonic()
+                if self.state == "connected" and now - last_hello > HELLO_EVERY_S:
+                    last_hello = now
+                    outbox, last = self.store.position(self.endpoint)
+                    self._send(protocol.hello("console", name=self.name, outbox=outbox, last_seq=last))
+                if self.box_id and self.state == "connected" and (self.wake.is_set() or now - last_adj > RESEND_ADJ_S):
+                    self.wake.clear()
+                    last_adj = now
+                    for adj in self.store.undelivered(self.box_id):
+                        self._send(messages.dumps(adj))
+        finally:
+            sock.disable_monitor()
+            mon.close(0)
+            sock.close(0)
+
+    def _monitor(self, ev: dict) -> None:
+        event = ev["event"]
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self._set_state("connected")
+        elif event == zmq.EVENT_DISCONNECTED:
+            self._set_state("disconnected" if self.state != "refused" else "refused")
+        else:
+            self._set_state("refused")
+            log.warning("box %s refused this console's key (is it registered there?)", self.endpoint)
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.on_change("link", self.info())
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.sock.send(data, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # sent again on the next round
+
+    def _receive(self, data: bytes) -> None:
+        try:
+            msg = protocol.loads(data, allowed={"hello", "ack", "alert", "event"})
+        except messages.MessageError as exc:
+            self.counts["bad_messages"] += 1
+            log.warning("ignored a malformed message from %s: %s", self.endpoint, exc)
+            return
+        kind = msg["type"]
+        if kind == "hello":
+            self._box_hello(msg)
+        elif kind == "ack":
+            if msg.get("alert_id"):
+                self.store.delivered(msg["alert_id"])
+                self.on_change("decision", {"alert_id": msg["alert_id"], "delivered": True})
+        elif "seq" in msg:
+            self._delivery(msg)
+
+    def _box_hello(self, msg: dict) -> None:
+        outbox, last = self.store.position(self.endpoint)
+        if not isinstance(msg.get("outbox"), str) or not isinstance(msg.get("box_id"), str):
+            return
+        if msg["outbox"] != outbox:  # a box (or outbox) this console has not heard from: start over
+            self.store.set_position(self.endpoint, msg["box_id"], msg["outbox"], 0)
+        changed = msg.get("cameras") != self.box_status.get("cameras") or self.box_id != msg["box_id"]
+        self.box_id, self.box_status = msg["box_id"], msg
+        if changed:
+            self.on_change("link", self.info())
+
+    def _delivery(self, msg: dict) -> None:
+        outbox, last = self.store.position(self.endpoint)
+        if msg["outbox"] != outbox:
+            return  # sent before the box's hello was seen; it comes again
+        if msg["seq"] <= last:
+            self.counts["duplicates"] += 1
+        elif msg["prev"] > last:
+            self.counts["out_of_order"] += 1
+            return  # a gap: the box goes back and sends the missing ones first
+        else:
+            new = self.store.receive(self.endpoint, msg)
+            self.counts["received" if new else "duplicates"] += 1
+            if new:
+                self.on_change(msg["type"], msg)
+            last = msg["seq"]
+        self._send(protocol.ack(outbox=outbox, seq=last))

@@ -1,0 +1,153 @@
+// The operator console page: live queue, history, health. Plain JS, no external assets.
+"use strict";
+const $ = (sel, root = document) => root.querySelector(sel);
+let known = new Set(), first = true, audio = null;
+
+function confidence(d, t) {
+  const r = d / t;
+  const label = r <= 0.7 ? "Strong match" : r <= 0.85 ? "Good match" : "Weak match";
+  const colour = r <= 0.7 ? "#1f7a3f" : r <= 0.85 ? "#a86b00" : "#b3261e";
+  const fill = Math.max(5, Math.min(100, (1 - r) * 200));
+  return {label, colour, fill, text: `${label} (distance ${d.toFixed(2)}, threshold ${t.toFixed(2)})`};
+}
+
+function ago(seconds) {
+  seconds = Math.max(0, Math.round(seconds));
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.floor(seconds % 3600 / 60)} min`;
+}
+
+function localTime(iso) { return new Date(iso).toLocaleString(); }
+
+function cue() {  // a short two-tone beep (WebAudio, no sound file) and a blinking title
+  try {
+    audio = audio || new AudioContext();
+    [880, 660].forEach((f, i) => {
+      const o = audio.createOscillator(), g = audio.createGain();
+      o.frequency.value = f; g.gain.value = 0.15; o.connect(g); g.connect(audio.destination);
+      o.start(audio.currentTime + i * 0.2); o.stop(audio.currentTime + i * 0.2 + 0.18);
+    });
+  } catch (e) { /* no audio device: the visual cue remains */ }
+  let n = 0; const t = setInterval(() => {
+    document.title = n % 2 ? "Edge console" : "● NEW ALERT"; if (++n > 7) { clearInterval(t); document.title = "Edge console"; }
+  }, 500);
+}
+
+function renderHealth(state) {
+  const h = $("#health"); h.replaceChildren();
+  for (const link of state.links) {
+    const chip = document.createElement("span");
+    chip.className = `chip ${link.state}`;
+    chip.textContent = `box ${link.box_id || link.endpoint}: ${link.state}`;
+    h.append(chip);
+    for (const [cam, st] of Object.entries(link.cameras || {})) {
+      const c = document.createElement("span");
+      c.className = `chip cam ${st}`; c.dataset.camera = cam; c.textContent = `${cam}: ${st}`;
+      h.append(c);
+    }
+  }
+}
+
+function renderQueue(state) {
+  const q = $("#queue"); q.replaceChildren();
+  $("#open-count").textContent = state.open.length;
+  if (!state.open.length) { q.innerHTML = '<p class="empty">No open alerts.</p>'; }
+  const offset = Date.now() / 1000 - state.now;
+  for (const a of state.open) {
+    const card = $("#card-tpl").content.firstElementChild.cloneNode(true);
+    card.dataset.alertId = a.alert_id;
+    if (!first && !known.has(a.alert_id)) card.classList.add("new");
+    $(".crop", card).src = `/api/alerts/${a.alert_id}/crop.jpg`;
+    $(".reference", card).src = `/api/alerts/${a.alert_id}/reference.jpg`;
+    $(".ref", card).textContent = a.ref;
+    $(".category", card).textContent = a.category || "";
+    const c = confidence(a.distance, a.threshold);
+    $(".confidence .label", card).textContent = c.text;
+    Object.assign($(".bar span", card).style, {width: `${c.fill}%`, background: c.colour});
+    $(".camera", card).textContent = a.camera_id + (a.box_id ? ` (box ${a.box_id})` : "");
+    $(".time", card).textContent = localTime(a.time);
+    $(".waiting", card).dataset.received = a.received + offset;
+    if (a.sightings.length) {
+      $(".sightings", card).textContent = "Also seen: " + a.sightings.map(
+        s => `${s.camera_id} at ${localTime(s.time)}`).join(", ");
+    }
+    $(".confirm-btn", card).onclick = () => decide(card, a.alert_id, {decision: "confirm", action: $(".action", card).value});
+    $(".dismiss-btn", card).onclick = () => decide(card, a.alert_id, {decision: "dismiss", reason: $(".reason", card).value});
+    q.append(card);
+  }
+  tick();
+}
+
+async function decide(card, id, body) {
+  body.note = $(".note", card).value;
+  const err = $(".error", card);
+  if (body.decision === "confirm" && !body.action) { err.textContent = "Choose the action taken."; return; }
+  if (body.decision === "dismiss" && !body.reason) { err.textContent = "Choose a reason."; return; }
+  const r = await fetch(`/api/alerts/${id}/decision`, {method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify(body)});
+  if (!r.ok) { err.textContent = (await r.json()).error; return; }
+  refresh();
+}
+
+function tick() {
+  for (const el of document.querySelectorAll(".waiting")) {
+    const s = Date.now() / 1000 - Number(el.dataset.received);
+    el.textContent = ago(s); el.classList.toggle("long", s > 120);
+  }
+}
+
+async function loadHistory() {
+  const p = new URLSearchParams({camera: $("#f-camera").value, outcome: $("#f-outcome").value});
+  const r = await fetch(`/api/history?${p}`); if (!r.ok) return;
+  const tb = $("#history tbody"); tb.replaceChildren();
+  for (const a of (await r.json()).alerts) {
+    const tr = document.createElement("tr");
+    tr.dataset.alertId = a.alert_id; tr.className = `outcome-${a.outcome}`;
+    const cells = [localTime(a.time), a.camera_id, a.ref, confidence(a.distance, a.threshold).label, a.outcome,
+      a.action || a.reason || "", a.operator || "", a.outcome === "open" ? "" : a.delivered ? "yes" : "pending"];
+    for (const v of cells) { const td = document.createElement("td"); td.textContent = v; tr.append(td); }
+    tb.append(tr);
+  }
+}
+
+function renderCameras(state) {
+  const sel = $("#f-camera"), cur = sel.value;
+  const cams = new Set(state.cameras);
+  state.links.forEach(l => Object.keys(l.cameras || {}).forEach(c => cams.add(c)));
+  sel.replaceChildren(new Option("all", ""), ...[...cams].sort().map(c => new Option(c, c)));
+  sel.value = cur;
+}
+
+function renderEvents(state) {
+  const ul = $("#events"); ul.replaceChildren();
+  for (const e of state.events) {
+    const li = document.createElement("li");
+    li.textContent = `${localTime(e.time)} · ${e.box_id} · ${e.event}${e.camera_id ? " · " + e.camera_id : ""}`;
+    ul.append(li);
+  }
+}
+
+async function refresh() {
+  const r = await fetch("/api/state");
+  if (r.status === 401) { location.href = "/login"; return; }
+  const state = await r.json();
+  $("#operator").textContent = state.user;
+  renderHealth(state); renderQueue(state); renderCameras(state); renderEvents(state);
+  const ids = new Set(state.open.map(a => a.alert_id));
+  if (!first && [...ids].some(id => !known.has(id))) cue();
+  known = new Set([...known, ...ids]); first = false;
+  loadHistory();
+}
+
+let pending = null;
+function soon() { clearTimeout(pending); pending = setTimeout(refresh, 100); }
+
+const events = new EventSource("/api/events");
+events.onmessage = soon;
+events.onopen = soon;
+$("#f-camera").onchange = loadHistory;
+$("#f-outcome").onchange = loadHistory;
+$("#logout").onclick = async () => { await fetch("/api/logout", {method: "POST"}); location.href = "/login"; };
+setInterval(tick, 1000);
+refresh();

@@ -1,0 +1,171 @@
+"""The console's own SQLite (WAL): received alerts and events, decisions, link positions, operators.
+
+Alerts are keyed by alert id, so a resent alert is stored once. Each box link's position (the box's
+outbox id and the last sequence number held) is updated in the same transaction as the message, so
+a console that crashes resumes exactly where it was. A decision is kept here first and sent to the
+box until the box acknowledges it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from edge.errors import EdgeError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id TEXT PRIMARY KEY, box_id TEXT NOT NULL, group_id TEXT NOT NULL, camera_id TEXT NOT NULL,
+    time TEXT NOT NULL, received REAL NOT NULL, ref TEXT NOT NULL, category TEXT NOT NULL,
+    distance REAL NOT NULL, threshold REAL NOT NULL, body TEXT NOT NULL,
+    outcome TEXT NOT NULL DEFAULT 'open', action TEXT, reason TEXT, note TEXT, operator TEXT,
+    decided REAL, adjudication TEXT, delivered INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS alerts_group ON alerts (group_id);
+CREATE TABLE IF NOT EXISTS events (
+    event_id TEXT PRIMARY KEY, box_id TEXT NOT NULL, time TEXT NOT NULL, received REAL NOT NULL,
+    event TEXT NOT NULL, camera_id TEXT, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS links (endpoint TEXT PRIMARY KEY, box_id TEXT, outbox TEXT, last_seq INTEGER);
+CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, hash TEXT NOT NULL, created REAL NOT NULL);
+"""
+SUMMARY = ("alert_id", "box_id", "group_id", "camera_id", "time", "received", "ref", "category", "distance",
+           "threshold", "outcome", "action", "reason", "note", "operator", "decided", "delivered")
+_hasher = PasswordHasher()
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.path.chmod(0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def _tx(self):
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args=()) -> list[sqlite3.Row]:
+        with self._lock:
+            cur = self._db.execute(sql, args)
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    # -- link positions -------------------------------------------------------------------------
+    def position(self, endpoint: str) -> tuple[str, int]:
+        rows = self._query("SELECT outbox, last_seq FROM links WHERE endpoint=?", (endpoint,))
+        return (rows[0]["outbox"] or "", rows[0]["last_seq"] or 0) if rows else ("", 0)
+
+    def set_position(self, endpoint: str, box_id: str, outbox: str, last_seq: int, db=None) -> None:
+        sql = ("INSERT INTO links VALUES (?,?,?,?) ON CONFLICT(endpoint) DO UPDATE SET box_id=excluded.box_id, "
+               "outbox=excluded.outbox, last_seq=excluded.last_seq")
+        if db is not None:
+            db.execute(sql, (endpoint, box_id, outbox, last_seq))
+        else:
+            with self._tx() as tx:
+                tx.execute(sql, (endpoint, box_id, outbox, last_seq))
+
+    def receive(self, endpoint: str, msg: dict) -> bool:
+        """Store one delivered message and the link's new position; False if it was a duplicate."""
+        with self._tx() as db:
+            if msg["type"] == "alert":
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO alerts (alert_id, box_id, group_id, camera_id, time, received, ref, "
+                    "category, distance, threshold, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (msg["alert_id"], msg["box_id"], msg.get("group_id") or msg["alert_id"], msg["camera_id"],
+                     msg["time"], time.time(), msg["ref"], msg.get("category", ""), msg["distance"],
+                     msg["threshold"], json.dumps(msg)))
+            else:
+                cur = db.execute("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?)",
+                                 (msg["event_id"], msg["box_id"], msg["time"], time.time(), msg["event"],
+                                  msg.get("camera_id"), json.dumps(msg)))
+            if "seq" in msg:
+                self.set_position(endpoint, msg["box_id"], msg["outbox"], msg["seq"], db)
+            return cur.rowcount == 1
+
+    # -- alerts -------------------------------------------------------------------------------
+    def alert(self, alert_id: str) -> dict | None:
+        rows = self._query(f"SELECT {','.join(SUMMARY)}, body FROM alerts WHERE alert_id=?", (alert_id,))
+        return rows[0] if rows else None
+
+    def open_alerts(self) -> list[dict]:
+        """Open alerts, oldest first."""
+        return self._query(f"SELECT {','.join(SUMMARY)} FROM alerts WHERE outcome='open' ORDER BY received, time")
+
+    def history(self, camera: str = "", outcome: str = "", limit: int = 200) -> list[dict]:
+        sql, args = f"SELECT {','.join(SUMMARY)} FROM alerts WHERE 1=1", []
+        if camera:
+            sql, args = sql + " AND camera_id=?", [*args, camera]
+        if outcome:
+            sql, args = sql + " AND outcome=?", [*args, outcome]
+        return self._query(sql + " ORDER BY received DESC LIMIT ?", [*args, limit])
+
+    def cameras(self) -> list[str]:
+        rows = self._query("SELECT DISTINCT camera_id FROM alerts UNION SELECT DISTINCT camera_id FROM events "
+                           "WHERE camera_id IS NOT NULL ORDER BY 1")
+        return [r["camera_id"] for r in rows]
+
+    def events(self, limit: int = 50) -> list[dict]:
+        return [json.loads(r["body"]) for r in
+                self._query("SELECT body FROM events ORDER BY received DESC LIMIT ?", (limit,))]
+
+    def decide(self, alert_ids: list[str], adjudications: list[dict]) -> None:
+        """Record the operator's decision on these alerts (one group) in one transaction."""
+        with self._tx() as db:
+            for alert_id, adj in zip(alert_ids, adjudications, strict=True):
+                cur = db.execute(
+                    "UPDATE alerts SET outcome=?, action=?, reason=?, note=?, operator=?, decided=?, "
+                    "adjudication=? WHERE alert_id=? AND outcome='open'",
+                    ("confirmed" if adj["decision"] == "confirm" else "dismissed", adj["action"], adj["reason"],
+                     adj["note"], adj["operator"], time.time(), json.dumps(adj), alert_id))
+                if cur.rowcount != 1:
+                    raise EdgeError(f"alert {alert_id} is not open (already decided?)")
+
+    def undelivered(self, box_id: str) -> list[dict]:
+        """Decisions the box has not acknowledged yet."""
+        rows = self._query("SELECT adjudication FROM alerts WHERE box_id=? AND adjudication IS NOT NULL "
+                           "AND delivered=0 ORDER BY decided", (box_id,))
+        return [json.loads(r["adjudication"]) for r in rows]
+
+    def delivered(self, alert_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE alerts SET delivered=1 WHERE alert_id=?", (alert_id,))
+
+    # -- operators ------------------------------------------------------------------------------
+    def add_user(self, name: str, password: str) -> None:
+        if not name.strip() or len(name) > 64:
+            raise EdgeError("the operator name must be 1 to 64 characters")
+        if len(password) < 8:
+            raise EdgeError("the password must be at least 8 characters")
+        with self._tx() as db:
+            db.execute("INSERT INTO users VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET hash=excluded.hash",
+                       (name.strip(), _hasher.hash(password), time.time()))
+
+    def check_user(self, name: str, password: str) -> bool:
+        rows = self._query("SELECT hash FROM users WHERE name=?", (name,))
+        try:
+            return bool(rows) and _hasher.verify(rows[0]["hash"], password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def has_users(self) -> bool:
+        return bool(self._query("SELECT 1 FROM users LIMIT 1"))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

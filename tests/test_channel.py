@@ -1,0 +1,209 @@
+"""The alert channel with real sockets and real CURVE keys: who may listen, and that nothing is lost.
+
+The box side is the real Channel (ROUTER + ZAP + SQLite outbox) fed with synthetic alerts; the
+console side is the real BoxLink + console store. The kill -9 test kills a real box process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, free_port
+
+from edge import identity
+from edge.alerts import messages, protocol
+from edge.alerts.publisher import Channel
+from edge.console import keys
+from edge.console.link import BoxLink
+from edge.console.store import Store
+
+BOX = "box-1"
+
+
+def synthetic_alert(i: int) -> dict:
+    return messages.alert(box_id=BOX, camera_id="cam-a", track_id=f"cam-a-1-{i}", ref=f"R{i:04d}",
+                          distance=0.42, threshold=0.6, crop_jpeg=b"\xff\xd8crop", reference_jpeg=b"\xff\xd8ref",
+                          category="wanted")
+
+
+def wait_for(pred, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+class Console:
+    """A console's key pair, store and (restartable) link to one box, recording what it is handed."""
+
+    def __init__(self, tmp: Path, name: str, endpoint: str, box_key: bytes, state: Path | None):
+        self.data = tmp / name
+        pub = keys.keygen(self.data)
+        if state is not None:  # registered on the box, as `edge trust add-console` does
+            identity.add_console(state, pub)
+        self.endpoint, self.box_key = endpoint, box_key
+        self.store = Store(self.data / "console.db")
+        self.delivered: list[dict] = []  # every new alert the link handed over, in order
+        self.link: BoxLink | None = None
+
+    def start(self) -> BoxLink:
+        self.link = BoxLink(self.endpoint, self.box_key, keys.load(self.data), self.store,
+                            on_change=lambda kind, d: kind == "alert" and self.delivered.append(d))
+        self.link.start()
+        return self.link
+
+    def stop(self) -> None:
+        self.link.stop()
+
+    def refs(self) -> list[str]:
+        return [a["ref"] for a in self.delivered]
+
+
+@pytest.fixture
+def box(tmp_path):
+    state = tmp_path / "state"
+    ident = identity.create(state, BOX)
+    adjudications = []
+    ch = Channel(f"tcp://127.0.0.1:{free_port()}", state, ident.curve_public, ident.curve_secret, BOX,
+                 on_adjudication=lambda msg, console: adjudications.append((msg, console)))
+    ch.start()
+    ch.state, ch.ident, ch.adjudications = state, ident, adjudications
+    consoles: list[Console] = []
+
+    def console(name: str, registered: bool = True) -> Console:
+        consoles.append(Console(tmp_path, name, ch.endpoint, ident.curve_public, state if registered else None))
+        return consoles[-1]
+
+    ch.console = console
+    yield ch
+    for c in consoles:
+        if c.link is not None and c.link._thread.is_alive():
+            c.stop()
+        c.store.close()
+    ch.stop()
+
+
+def test_only_a_registered_console_key_receives_alerts(box):
+    stranger = box.console("stranger", registered=False)
+    operator = box.console("operator")
+    for i in range(3):
+        box.publish(synthetic_alert(i))
+    stranger.start()
+    operator.start()
+    assert wait_for(lambda: len(operator.delivered) == 3)
+    time.sleep(1.0)  # give the stranger every chance
+    assert stranger.delivered == [] and stranger.store.open_alerts() == []
+    assert stranger.link.state == "refused"
+    assert operator.refs() == ["R0000", "R0001", "R0002"]
+    assert messages.unb64(operator.delivered[0]["crop_jpeg"]).startswith(b"\xff\xd8")
+    assert box.info()["refused_keys"] >= 1
+
+
+def test_console_down_while_100_alerts_are_produced_gets_all_after_reconnecting(box):
+    op = box.console("operator")
+    op.start()
+    box.publish(synthetic_alert(0))
+    assert wait_for(lambda: len(op.delivered) == 1)
+    op.stop()  # the console goes away
+    for i in range(1, 101):
+        box.publish(synthetic_alert(i))
+    time.sleep(0.5)
+    assert len(op.delivered) == 1
+    op.start()  # ... and comes back
+    assert wait_for(lambda: len(op.delivered) == 101, 20), len(op.delivered)
+    time.sleep(0.5)
+    assert op.refs() == [f"R{i:04d}" for i in range(101)]  # all, in order, once
+    assert len(op.store.open_alerts()) == 101
+    assert wait_for(lambda: box.outbox.acks() == {keys.key_id(keys.load(op.data)[0]): 101})
+
+
+def test_an_adjudication_is_recorded_once_by_the_box_and_acknowledged(box):
+    op = box.console("operator")
+    link = op.start()
+    box.publish(synthetic_alert(1))
+    assert wait_for(lambda: len(op.delivered) == 1)
+    alert_id = op.delivered[0]["alert_id"]
+    adj = protocol.adjudication(alert_id=alert_id, box_id=BOX, decision="dismiss", reason="not the person",
+                                operator="PC Smith", seconds_to_decision=12.5)
+    op.store.decide([alert_id], [adj])
+    link.wake.set()
+    assert wait_for(lambda: op.store.alert(alert_id)["delivered"] == 1)
+    link._send(messages.dumps(adj))  # a resend (e.g. the ack was lost) is not recorded twice
+    time.sleep(0.5)
+    assert len(box.adjudications) == 1
+    msg, console = box.adjudications[0]
+    assert (msg["decision"], msg["reason"], msg["operator"]) == ("dismiss", "not the person", "PC Smith")
+    assert console == keys.key_id(keys.load(op.data)[0])
+    assert box.outbox.adjudications()[0]["alert_id"] == alert_id
+
+
+BOX_PROCESS = """
+import sys, time
+from edge import identity
+from edge.alerts import messages
+from edge.alerts.publisher import Channel
+state, endpoint, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ident = identity.create(state, "box-1")
+ch = Channel(endpoint, state, ident.curve_public, ident.curve_secret, "box-1")
+ch.start()
+i = ch.outbox.counts()["alerts"]  # carries on numbering after a restart
+print("ready", i, flush=True)
+while i < total:
+    ch.publish(messages.alert(box_id="box-1", camera_id="cam-a", track_id=f"t{i}", ref=f"R{i:04d}", distance=0.4,
+                              threshold=0.6, crop_jpeg=b"\\xff\\xd8", reference_jpeg=b"\\xff\\xd8"))
+    i += 1
+    time.sleep(0.01)
+time.sleep(60)
+"""
+
+
+def test_kill_9_of_the_box_mid_stream_loses_and_duplicates_nothing(tmp_path):
+    state, total = tmp_path / "state", 300
+    ident = identity.create(state, BOX)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    op = Console(tmp_path, "operator", endpoint, ident.curve_public, state)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def box_process():
+        proc = subprocess.Popen([sys.executable, "-c", BOX_PROCESS, str(state), endpoint, str(total)],
+                                stdout=subprocess.PIPE, text=True, env=env)
+        assert proc.stdout.readline().startswith("ready")
+        return proc
+
+    proc = box_process()
+    op.start()
+    try:
+        assert wait_for(lambda: len(op.delivered) >= 60, 20)
+        proc.send_signal(signal.SIGKILL)  # mid-stream: the box is still producing
+        proc.wait(5)
+        got_before = len(op.delivered)
+        assert got_before < total
+        proc = box_process()
+        assert wait_for(lambda: len(op.delivered) >= total, 30), len(op.delivered)
+        time.sleep(1.0)
+    finally:
+        proc.kill()
+        proc.wait(5)
+        op.stop()
+    refs = op.refs()
+    assert refs == [f"R{i:04d}" for i in range(total)]  # every alert, once, in order
+    assert len(op.store.open_alerts()) == total
+
+
+def test_message_formats_match_the_test_vectors():
+    vectors = json.loads((REPO / "docs" / "alerts-vectors.json").read_text())
+    for v in vectors["valid"]:
+        msg = protocol.loads(json.dumps(v["message"]).encode(), allowed=set(v["allowed"]))
+        assert msg["type"] == v["message"]["type"]
+    for v in vectors["invalid"]:
+        with pytest.raises(messages.MessageError):
+            protocol.loads(json.dumps(v["message"]).encode(), allowed=set(v["allowed"]))
