@@ -283,3 +283,24 @@ def test_vector_is_reproduced_byte_for_byte():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.build() == (VECTORS / "watchlist-v1.wlb").read_bytes()
+
+
+def test_a_damaged_sequence_record_stops_loading_rather_than_allowing_rollback(box):
+    (box.state / "watchlist" / "sequence.json").write_text("{damaged")
+    with pytest.raises(EdgeError, match="sequence record .* is damaged"):
+        box.load_bytes(box.bundle(sequence=1))
+    assert box.matches_alex()
+    with pytest.raises(EdgeError, match="no bundle file given"):
+        box.svc.commands()["watchlist_load"]({})
+
+
+def test_a_list_that_expired_while_the_box_was_off_is_purged_at_start(box, monkeypatch):
+    later = Box.__new__(Box)
+    later.__dict__.update(box.__dict__)
+    later.matcher, later.audit = Matcher(0.6), []
+    later.svc = WatchlistService(box.cfg, box.ident, later.matcher, record=lambda k, **f: later.audit.append(k))
+    real_now = service._now
+    monkeypatch.setattr(service, "_now", lambda: real_now() + (bundle.parse_time(t(hours=3)) - real_now()))
+    later.svc._reload_stored()
+    assert later.matcher.current is None and not box.svc.stored.exists()
+    assert later.audit == ["watchlist_purged"]

@@ -32,6 +32,8 @@ def _now() -> datetime:
 
 
 def read_bundle_file(path) -> bytes:
+    if not path or not isinstance(path, str | Path):
+        raise EdgeError("no bundle file given")
     path = Path(path)
     try:
         if path.stat().st_size > bundle.MAX_FILE:
@@ -73,7 +75,7 @@ class WatchlistService:
 
     def commands(self) -> dict:
         return {
-            "watchlist_load": lambda req: self.load(str(req.get("path", ""))),
+            "watchlist_load": lambda req: self.load(req.get("path") or ""),
             "watchlist_purge": lambda req: {"receipt": self.purge(str(req.get("reason") or "on demand"))},
             "watchlist_status": lambda req: self.status(),
         }
@@ -113,10 +115,18 @@ class WatchlistService:
                                "retention_days": h["policy"]["retention_days"]})
 
     def _sequences(self) -> dict:
+        """{issuer: {sequence, list_id, purged}}; a damaged record stops loading (no silent rollback)."""
+        path = self.dir / "sequence.json"
         try:
-            return json.loads((self.dir / "sequence.json").read_text())
-        except (OSError, ValueError):
+            seqs = json.loads(path.read_text())
+            if not isinstance(seqs, dict) or not all(isinstance(v, dict) for v in seqs.values()):
+                raise ValueError
+            return seqs
+        except FileNotFoundError:
             return {}
+        except (OSError, ValueError):
+            raise EdgeError(f"the list sequence record {path} is damaged: no list can be loaded until an "
+                            "engineer restores it") from None
 
     def _check_sequence(self, h: dict, reload: bool) -> None:
         last = self._sequences().get(h["issuer"])
@@ -227,14 +237,17 @@ class WatchlistService:
         data = self.stored.read_bytes()
         try:
             wl = self.open(data, reload=True)
-        except BundleError as exc:
+        except EdgeError as exc:
             h = self._stored_header()
-            if h and _now() >= parse_time(h["not_after"]):
-                self.purge("expired")
-            else:
-                log.warning("the stored watch list was not reloaded: %s", exc)
-                self.publish(messages.event(box_id=self.cfg.box_id, event="watchlist_refused",
-                                            file=self.stored.name, reason=str(exc)))
+            try:
+                if h and _now() >= parse_time(h["not_after"]):
+                    self.purge("expired")
+                    return
+            except EdgeError:
+                pass
+            log.warning("the stored watch list was not reloaded: %s", exc)
+            self.publish(messages.event(box_id=self.cfg.box_id, event="watchlist_refused",
+                                        file=self.stored.name, reason=str(exc)))
             return
         with self._lock:
             self.header = wl.meta["header"]
