@@ -9,9 +9,10 @@ Layout under the firmware root (``/opt/edge``; ``firmware/install.sh`` makes the
     current  -> versions/<version>     switched with one rename(2): the box runs one or the other
     previous -> versions/<version>     what `edge firmware rollback` goes back to
 
-apply: verify -> version newer than current -> unpack and install into a staging folder -> rename to
-versions/<version> -> migrate the config (saving the old one) -> switch ``previous`` then ``current``
--> prune older versions. Any failure before the switch leaves the box exactly as it was.
+apply: verify -> version newer than current -> unpack and install into versions/<version> (in place:
+a venv cannot be moved; manifest.json is written last) -> migrate the config (saving the old one) ->
+switch ``previous`` then ``current`` -> prune older versions. Any failure before the switch leaves the
+box running what it ran, on the config it had.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import tomllib
 from pathlib import Path
 
@@ -54,25 +54,23 @@ def apply(bundle: Bundle, root=DEFAULT_ROOT, config_path=None, installer=None) -
     new, cur = bundle.version, current_version(root)
     if cur is not None and parse_version(new) <= parse_version(cur):
         raise FirmwareError(f"firmware {new} is not newer than the installed {cur}: refused")
-    versions = root / "versions"
-    versions.mkdir(parents=True, exist_ok=True)
-    final = versions / new
-    if final.exists() and final.resolve() in _linked(root):
+    final = root / "versions" / new
+    if final.resolve() in _linked(root):
         raise FirmwareError(f"version folder {final} is in use")
-    stage = Path(tempfile.mkdtemp(prefix=f".stage-{new}-", dir=versions))
-    try:
-        unpack(bundle, stage)
-        (installer or pip_install)(stage)
+    shutil.rmtree(final, ignore_errors=True)  # a leftover of an earlier try; nothing points at it
+    final.mkdir(parents=True)
+    try:  # built in place (a venv cannot move), switched to only when complete
+        unpack(bundle, final)
+        (installer or pip_install)(final)
         new_config = migrated_config(config_path, bundle.header["migrations"])
         if new_config is not None:
-            shutil.copy2(config_path, stage / "config-before.toml")
-        shutil.rmtree(final, ignore_errors=True)
-        os.rename(stage, final)
+            shutil.copy2(config_path, final / "config-before.toml")
+        write_atomic(final / "manifest.json", json.dumps(bundle.header, indent=1, sort_keys=True).encode())
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
         raise
     if new_config is not None:
-        write_atomic(Path(config_path), new_config.encode(), Path(config_path).stat().st_mode & 0o777)
+        replace_config(Path(config_path), new_config.encode())
     if cur is not None:
         switch(root / "previous", (root / "current").resolve())
     switch(root / "current", final)
@@ -89,7 +87,7 @@ def rollback(root=DEFAULT_ROOT, config_path=None) -> tuple[str, str]:
     cur_dir = (root / "current").resolve()
     saved = cur_dir / "config-before.toml"
     if config_path and saved.exists():
-        write_atomic(Path(config_path), saved.read_bytes(), Path(config_path).stat().st_mode & 0o777)
+        replace_config(Path(config_path), saved.read_bytes())
     switch(root / "current", (root / "previous").resolve())
     (root / "previous").unlink()
     return cur, prev
@@ -100,7 +98,6 @@ def unpack(bundle: Bundle, dest: Path) -> None:
         path = dest / rel
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(data)
-    (dest / "manifest.json").write_text(json.dumps(bundle.header, indent=1, sort_keys=True) + "\n")
 
 
 def pip_install(dest: Path) -> None:
@@ -142,6 +139,14 @@ def migrated_config(config_path, migrations: list) -> str | None:
     return toml_dumps(data)
 
 
+def replace_config(path: Path, data: bytes) -> None:
+    """Atomically, keeping the file's mode and owner (root:edge 0640: the daemon must still read it)."""
+    st = path.stat()
+    write_atomic(path, data, st.st_mode & 0o777)
+    if os.geteuid() == 0:
+        os.chown(path, st.st_uid, st.st_gid)
+
+
 def migrate(data: dict, m: dict) -> None:
     """One declarative step on a dotted key path: set_default, set, rename (to), remove."""
     *parents, leaf = m["key"].split(".")
@@ -175,5 +180,5 @@ def prune(root: Path) -> None:
     """Delete version folders that neither ``current`` nor ``previous`` points at."""
     keep = _linked(root)
     for d in (root / "versions").iterdir():
-        if d.is_dir() and not d.name.startswith(".stage-") and d.resolve() not in keep:
+        if d.is_dir() and d.resolve() not in keep:
             shutil.rmtree(d, ignore_errors=True)

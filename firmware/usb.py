@@ -1,0 +1,118 @@
+"""USB sticks: mount read-only, copy the ``.wlb`` watch lists off, unmount, hand each to the daemon.
+
+Run by ``edge-usb@<kernel name>.service``, which ``99-edge-usb.rules`` starts when a USB stick with a
+file system is plugged in::
+
+    python -m firmware.usb /dev/sdb1
+
+The stick is mounted ``ro,noexec,nosuid,nodev`` only while the top-level ``*.wlb`` files are copied
+(regular files, no symlinks, bounded size) into a staging folder the service user can read; then it
+is unmounted, so pulling it out early cannot hurt. Each copy goes to ``edge watchlist load`` run as
+the service user: the daemon verifies it (the list in force stays if anything is wrong) and tells the
+console ("watchlist_loaded" / "watchlist_refused" events). Exit status 1 if any file was refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+MOUNT_OPTIONS = "ro,noexec,nosuid,nodev,noatime"
+MAX_FILES = 20
+MAX_SIZE = 64 << 20  # the watch-list format's own limit is lower; this bounds the copy
+STAGE_ROOT = "/run/edge-usb"
+
+
+def copy_bundles(src: Path, dest: Path, log=print) -> list[Path]:
+    """Copy the top-level *.wlb regular files of ``src`` to ``dest``; returns the copies."""
+    out = []
+    for entry in sorted(os.scandir(src), key=lambda e: e.name):
+        if not entry.name.lower().endswith(".wlb") or entry.name.startswith("."):
+            continue
+        st = entry.stat(follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode):
+            log(f"{entry.name}: skipped (not a regular file)")
+        elif st.st_size > MAX_SIZE:
+            log(f"{entry.name}: skipped (larger than {MAX_SIZE >> 20} MiB)")
+        elif len(out) >= MAX_FILES:
+            log(f"{entry.name}: skipped (more than {MAX_FILES} .wlb files)")
+        else:
+            copy = dest / entry.name
+            with open(entry.path, "rb") as f, open(copy, "xb") as g:
+                shutil.copyfileobj(f, g, 1 << 20)
+            os.chmod(copy, 0o640)
+            out.append(copy)
+    return out
+
+
+def load_all(files: list[Path], edge_cmd: list[str], config: str, log=print) -> int:
+    """``edge watchlist load FILE`` for each; returns how many were refused."""
+    refused = 0
+    for f in files:
+        r = subprocess.run([*edge_cmd, "watchlist", "load", "--config", config, str(f)],
+                           capture_output=True, text=True, timeout=180)
+        msg = (r.stdout + r.stderr).strip().splitlines()
+        log(f"{f.name}: {msg[-1] if msg else 'no output'}")
+        refused += r.returncode != 0
+    return refused
+
+
+def service_user(name: str):
+    try:
+        return pwd.getpwnam(name) if os.geteuid() == 0 else None
+    except KeyError:
+        return None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m firmware.usb", description=__doc__.splitlines()[0])
+    ap.add_argument("device", help="the block device, e.g. /dev/sdb1 (or a folder, for testing)")
+    ap.add_argument("--config", default="/etc/edge/edge.toml")
+    ap.add_argument("--user", default="edge", help="run 'edge watchlist load' as this user (when root)")
+    args = ap.parse_args(argv)
+    log = lambda m: print(f"edge-usb {args.device}: {m}", flush=True)
+    pw = service_user(args.user)
+    if pw is not None:
+        Path(STAGE_ROOT).mkdir(mode=0o755, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix="stage-", dir=STAGE_ROOT if pw else None))
+    mnt = None
+    try:
+        src = Path(args.device)
+        if not src.is_dir():  # a device: mount it privately for the copy only
+            mnt = Path(tempfile.mkdtemp(prefix="mnt-", dir=stage.parent))
+            subprocess.run(["mount", "-o", MOUNT_OPTIONS, str(src), str(mnt)], check=True, timeout=60)
+            src = mnt
+        files = copy_bundles(src, stage, log)
+        if mnt is not None:
+            subprocess.run(["umount", str(mnt)], check=True, timeout=60)
+            mnt.rmdir()
+            mnt = None
+        if not files:
+            log("no .wlb watch-list files found")
+            return 0
+        edge_cmd = [str(Path(sys.executable).parent / "edge")]
+        if pw is not None:
+            os.chown(stage, 0, pw.pw_gid)
+            for f in files:
+                os.chown(f, 0, pw.pw_gid)
+            os.chmod(stage, 0o750)
+            edge_cmd = ["runuser", "-u", args.user, "--", *edge_cmd]
+        return 1 if load_all(files, edge_cmd, args.config, log) else 0
+    except (OSError, subprocess.SubprocessError) as exc:
+        log(f"failed: {exc}")
+        return 1
+    finally:
+        if mnt is not None:
+            subprocess.run(["umount", "-l", str(mnt)], timeout=60)
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
