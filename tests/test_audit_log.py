@@ -246,3 +246,20 @@ def test_spec_vector():
     assert res.ok and res.signed_through == 3 and [r["kind"] for r in res.records] == [
         "service_start", "alert", "checkpoint"]
     assert not verify_records(block.replace(b"0.4312", b"0.4313"), pub).ok
+
+
+def test_config_changes_are_diffed_without_passwords(tmp_path):
+    from edge.audit.configdiff import changes
+
+    cfg = {"box_id": "b", "match": {"threshold": 0.6}, "path": "/etc/edge/edge.toml",
+           "cameras": [{"id": "cam1", "source": "rtsp://admin:s3cret@10.0.0.5/live"}, {"id": "cam2", "source": "0"}]}
+    first = changes(tmp_path, cfg)
+    assert first["match.threshold"] == [None, 0.6] and "path" not in first
+    assert first["cameras[cam1].source"] == [None, "rtsp://admin:***@10.0.0.5/live"]
+    assert changes(tmp_path, cfg) == {}
+    cfg["match"]["threshold"] = 0.55
+    cfg["cameras"].reverse()  # order of cameras is not a change
+    assert changes(tmp_path, cfg) == {"match.threshold": [0.6, 0.55]}
+    assert b"s3cret" not in (tmp_path / "audit" / "last-config.json").read_bytes()
+    log = AuditLog(tmp_path)
+    log.append("config_changed", diff={"match.threshold": [0.6, 0.55]})

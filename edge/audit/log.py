@@ -34,7 +34,7 @@ CHECKPOINT_PREFIX = b"edge-audit-checkpoint-v1\n"
 LOG_NAME = "audit.log"
 HEAD_NAME = "audit.head"
 MAX_RECORD = 256 * 1024  # bytes of one line
-MAX_STRING = 1024  # characters of one string field
+MAX_STRING = 4096  # characters of one string field (an operator's note)
 MAX_LIST = 20000  # items of one list field (the refs of a big watch list)
 
 # kind -> required fields and their types (docs/audit-format.md); other fields are allowed.
