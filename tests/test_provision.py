@@ -1,0 +1,130 @@
+"""`edge provision` and `edge doctor`: keys with the right modes, a config the daemon runs with,
+re-runs that keep keys, logged rotation, and a doctor that names what is broken."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+
+import pytest
+import zmq
+from click.testing import CliRunner
+from conftest import HAMILTON, free_port
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge import config as config_mod
+from edge import identity
+from edge.cli import cli
+from edge.provision import toml_dumps
+
+
+def edge(*args):
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    return r.exit_code, r.output
+
+
+@pytest.fixture
+def keys(tmp_path):
+    issuer = tmp_path / "issuer.pub"
+    raw = identity.raw_public(Ed25519PrivateKey.generate())
+    issuer.write_text(json.dumps(identity.issuer_public_doc(raw, "SPOC")))
+    console = tmp_path / "console.pub"
+    console.write_bytes(zmq.curve_keypair()[0] + b"\n")
+    return issuer, console
+
+
+def provision(tmp_path, keys, *extra, cameras=(f"entrance={HAMILTON}",)):
+    cfg, state = tmp_path / "etc" / "edge.toml", tmp_path / "state"
+    args = ["provision", "--box-id", "ldn-kx-01", "--config", cfg, "--state-dir", state,
+            "--issuer-key", keys[0], "--console-key", keys[1],
+            "--alerts-endpoint", f"tcp://127.0.0.1:{free_port()}", *extra]
+    for cam in cameras:
+        args += ["--camera", cam]
+    code, out = edge(*args)
+    return code, out, cfg, state
+
+
+def mode(path):
+    return path.stat().st_mode & 0o777
+
+
+def test_provision_makes_keys_trust_and_a_config_the_daemon_runs(tmp_path, keys):
+    code, out, cfg, state = provision(tmp_path, keys)
+    assert code == 0, out
+    ident = identity.load(state)
+    assert f"Fingerprint: {ident.fingerprint()}" in out
+    assert f"Public identity: {state / 'keys' / 'box.pub.json'}" in out
+    assert (mode(state), mode(state / "keys"), mode(state / "keys" / "box.key.json")) == (0o700, 0o700, 0o600)
+    assert mode(state / "trust") == 0o700 and mode(cfg) == 0o640
+    assert json.loads((state / "keys" / "box.pub.json").read_text())["fingerprint"] == ident.fingerprint()
+    assert len(identity.issuers(state)) == 1 and len(identity.consoles(state)) == 1
+
+    loaded = config_mod.load(cfg)
+    assert (loaded.box_id, [c.id for c in loaded.cameras], loaded.state_dir) == ("ldn-kx-01", ["entrance"], str(state))
+    r = subprocess.run([sys.executable, "-m", "edge", "run", "--config", cfg, "--duration", "2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "started: 1 camera(s)" in r.stderr
+
+
+def test_rerun_keeps_keys_and_rotation_is_logged(tmp_path, keys):
+    _, _, cfg, state = provision(tmp_path, keys)
+    key_file = state / "keys" / "box.key.json"
+    before, fp = key_file.read_bytes(), identity.load(state).fingerprint()
+
+    code, out, _, _ = provision(tmp_path, keys, cameras=(f"entrance={HAMILTON}", "exit=/dev/video2"))
+    assert code == 0 and "keys kept" in out
+    assert key_file.read_bytes() == before
+    assert [c.id for c in config_mod.load(cfg).cameras] == ["entrance", "exit"]
+
+    code, out = edge("provision", "--config", cfg)  # everything else from the existing config
+    assert code == 0 and f"Fingerprint: {fp}" in out
+
+    code, out, _, _ = provision(tmp_path, keys, "--rotate")
+    new_fp = identity.load(state).fingerprint()
+    assert code == 0 and "keys rotated" in out and new_fp != fp
+    log = [json.loads(line) for line in (state / "provision.log").read_text().splitlines()]
+    rotated = [e for e in log if e["event"] == "keys_rotated"]
+    assert rotated == [dict(rotated[0], previous_fingerprint=fp, fingerprint=new_fp)]
+    assert "private" not in (state / "provision.log").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--camera", "a=/dev/video0"], "--box-id is required"),
+    (["--box-id", "b1"], "--camera ID=SOURCE is required"),
+    (["--box-id", "b1", "--camera", "novalue"], "expected ID=SOURCE"),
+    (["--box-id", "b1", "--camera", "bad id=/dev/video0"], "cameras[0].id: must be letters"),
+    (["--box-id", "b1", "--camera", "a=/dev/video0", "--alerts-endpoint", "http://x"], "alerts.endpoint"),
+])
+def test_bad_input_is_one_sentence_and_changes_nothing(tmp_path, args, message):
+    cfg, state = tmp_path / "edge.toml", tmp_path / "state"
+    code, out = edge("provision", "--config", cfg, "--state-dir", state, *args)
+    assert code == 1 and message in out and "Traceback" not in out
+    assert not cfg.exists() and not state.exists()
+
+
+def test_doctor_reports_a_broken_camera_and_bad_key_modes(tmp_path, keys):
+    code, out, cfg, state = provision(tmp_path, keys, cameras=(f"entrance={HAMILTON}",
+                                                             f"exit={tmp_path / 'unplugged.mp4'}"))
+    assert code == 0, out
+    code, out = edge("doctor", "--config", cfg)
+    assert code == 1
+    lines = [line.split() for line in out.splitlines()]
+    row = lambda name: next(w[0] for w in lines if w[1:1 + len(name.split())] == name.split())
+    assert row("camera entrance") == "OK" and row("camera exit") == "FAIL"
+    assert row("keys") == row("trusted issuers") == row("clock") == row("disk") == "OK"
+    assert "fps" in next(line for line in out.splitlines() if "camera entrance" in line)
+    assert "check(s) failed: camera exit, watch list" in out
+
+    (state / "keys" / "box.key.json").chmod(0o644)
+    code, out = edge("doctor", "--config", cfg)
+    assert code == 1 and "box.key.json is 644 (want 600)" in out
+
+
+def test_toml_writer_round_trips():
+    data = {"box_id": 'a "quoted" box\n', "n": 3, "x": 0.5, "on": True, "mounts": ["/media/a", "/media/b"],
+            "cameras": [{"id": "a", "source": "rtsp://h/1"}, {"id": "b", "source": "0", "loop": False}],
+            "alerts": {"endpoint": "tcp://*:5599"}, "odd key": {"inner": {"deep": 1}}}
+    assert tomllib.loads(toml_dumps(data)) == data
