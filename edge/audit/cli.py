@@ -131,6 +131,8 @@ def report(config_path, state_dir, start, end, fmt, output):
     state = resolve_state_dir(config_path, state_dir)
     lo, hi = period(start, end)
     res = verify_log(state)
+    if start is None and res.records:  # "from the beginning" is the first record, not 1970
+        lo = max(lo, rep.parse_time(res.records[0]["time"]).replace(microsecond=0))
     r = rep.build(res.records, lo, hi, verification=res.summary())
     text = {"text": rep.render_text, "json": rep.render_json, "html": rep.render_html}[fmt](r)
     if output:

@@ -178,7 +178,8 @@ def build(records: list[dict], start: datetime, end: datetime, verification: str
         "alerts": {"total": len(alerts), "per_camera": dict(sorted(Counter(r["data"]["camera_id"]
                                                                            for _, r in alerts).items())),
                    **{k: sum(o == k for o in outcome.values()) for k in ("confirmed", "dismissed", "unanswered")}},
-        "actions": dict(sorted(Counter(str(d.get("action") or "none") for d in decided).items())),
+        "actions": dict(sorted(Counter(str(d.get("action") or "none") for d in decided
+                                       if d["decision"] == "confirm").items())),
         "false_alert_rate": {"false_alerts": false_alerts, "decided": len(decided),
                              "rate": round(false_alerts / len(decided), 4) if decided else None},
         "time_to_decision_s": {"n": len(secs), "median": round(statistics.median(secs), 1) if secs else None,
@@ -224,11 +225,11 @@ def _lines(rep: dict) -> list[tuple[str, list[str]]]:
         ("Alerts", [f"total: {a['total']}"] + [f"camera {c}: {n}" for c, n in a["per_camera"].items()]),
         ("Outcomes", [f"confirmed: {a['confirmed']}", f"dismissed: {a['dismissed']}",
                       f"unanswered: {a['unanswered']}"]
-         + [f"action {k}: {n}" for k, n in rep["actions"].items()]),
+         + [f"action after a confirmation, {k}: {n}" for k, n in rep["actions"].items()]),
         ("Accuracy", [f"false-alert rate (dismissed as not the person / decided): {far['false_alerts']}/"
                       f"{far['decided']} = {_pct(far['rate'])}",
                       f"time to decision: median {ttd['median']} s, 90th percentile {ttd['p90']} s, "
-                      f"max {ttd['max']} s ({ttd['n']} decisions)"]),
+                      f"max {ttd['max']} s ({ttd['n']} decisions)" if ttd["n"] else "time to decision: no decisions"]),
         ("Faces processed (counts only)", [f"total: {rep['faces_processed']['total']}"]
          + [f"camera {c}: {n}" for c, n in rep["faces_processed"]["per_camera"].items()]),
         ("Camera uptime", up or ["no service records"]),
