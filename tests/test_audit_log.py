@@ -263,3 +263,20 @@ def test_config_changes_are_diffed_without_passwords(tmp_path):
     assert b"s3cret" not in (tmp_path / "audit" / "last-config.json").read_bytes()
     log = AuditLog(tmp_path)
     log.append("config_changed", diff={"match.threshold": [0.6, 0.55]})
+
+
+def test_key_rotation_keeps_the_log_verifiable(box):
+    from edge.audit.log import record
+    from edge.identity import b64, key_id
+
+    state, old, _ = box
+    new = identity.create(state, "box-a", rotate=True)
+    record(state, "key_rotated", old_key_id=key_id(old.signing_public), new_key_id=key_id(new.signing_public),
+           signing_public=b64(new.signing_public))
+    res = verify_log(state)  # the box's key is now the new one: its checkpoint vouches for all before it
+    assert res.ok, res.summary()
+    assert res.signed_through == res.records[-1]["seq"] and res.records[-1]["data"]["key_id"] == key_id(
+        new.signing_public)
+    stranger = identity.create(state.parent / "x", "box-x")
+    res = verify_log(state, stranger.signing_public)
+    assert not res.ok and "no checkpoint in the log is signed by the box key" in res.first.message

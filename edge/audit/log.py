@@ -322,5 +322,9 @@ class AuditLog:
             self._size = os.fstat(f.fileno()).st_size
 
 
-def open_log(state_dir, **kw) -> AuditLog:
-    return AuditLog(state_dir, **kw)
+def record(state_dir, kind: str, **fields) -> dict:
+    """One record from a short-lived command (``edge provision``, ``edge trust add-issuer``): append, sign."""
+    log = AuditLog(state_dir)
+    rec = log.append(kind, **fields)
+    log.close()
+    return rec
