@@ -103,7 +103,7 @@ def main(argv=None) -> int:
             for f in files:
                 os.chown(f, 0, pw.pw_gid)
             os.chmod(stage, 0o750)
-            edge_cmd = ["runuser", "-u", args.user, "--", *edge_cmd]
+            edge_cmd = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--", *edge_cmd]
         return 1 if load_all(files, edge_cmd, args.config, log) else 0
     except (OSError, subprocess.SubprocessError) as exc:
         log(f"failed: {exc}")

@@ -128,3 +128,32 @@ def test_toml_writer_round_trips():
             "cameras": [{"id": "a", "source": "rtsp://h/1"}, {"id": "b", "source": "0", "loop": False}],
             "alerts": {"endpoint": "tcp://*:5599"}, "odd key": {"inner": {"deep": 1}}}
     assert tomllib.loads(toml_dumps(data)) == data
+
+
+def test_usb_stick_loads_its_watch_list_then_doctor_is_happy(tmp_path):
+    """firmware/usb.py on a stick's files (the mount itself needs root and a device): the good list
+    loads, the junk one and a symlink are refused, and the provisioned box then passes `edge doctor`."""
+    from wlhelpers import make_bundle
+
+    issuer = Ed25519PrivateKey.generate()
+    (tmp_path / "issuer.pub").write_text(json.dumps(identity.issuer_public_doc(identity.raw_public(issuer))))
+    (tmp_path / "console.pub").write_bytes(zmq.curve_keypair()[0] + b"\n")
+    _, _, cfg, state = provision(tmp_path, (tmp_path / "issuer.pub", tmp_path / "console.pub"))
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    (stick / "a-list.wlb").write_bytes(make_bundle(issuer, identity.load(state).wl_public))
+    (stick / "b-junk.wlb").write_bytes(b"EDGEWL but not really")
+    (stick / "c-link.wlb").symlink_to(stick / "a-list.wlb")
+    (stick / "notes.txt").write_text("not a list")
+
+    r = subprocess.run([sys.executable, "-m", "firmware.usb", stick, "--config", cfg, "--user", "nobody-here"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr  # one file refused
+    lines = r.stdout.splitlines()
+    assert any("a-list.wlb: loaded list" in ln for ln in lines), r.stdout
+    assert any("b-junk.wlb: Error:" in ln for ln in lines) and any("c-link.wlb: skipped" in ln for ln in lines)
+    assert (state / "watchlist" / "current.wlb").read_bytes() == (stick / "a-list.wlb").read_bytes()
+
+    code, out = edge("doctor", "--config", cfg)
+    assert code == 0, out
+    assert "OK    watch list" in out and "SKIP  service" in out
