@@ -207,3 +207,57 @@ def test_message_formats_match_the_test_vectors():
     for v in vectors["invalid"]:
         with pytest.raises(messages.MessageError):
             protocol.loads(json.dumps(v["message"]).encode(), allowed=set(v["allowed"]))
+
+
+def test_daemon_groups_sightings_across_cameras_and_a_dismissed_track_stops_alerting(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from edge import config
+    from edge.pipeline.daemon import Daemon
+    from edge.watchlist.base import Entry, WatchList
+
+    state = tmp_path / "state"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    cfg = config.parse(f'box_id = "{BOX}"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam-a"\nsource = "x.mp4"\n'
+                       f'[alerts]\nendpoint = "{endpoint}"\n')
+    daemon = Daemon(cfg)
+    daemon.prepare_state_dir()
+    daemon.open_channel()
+    template = np.random.default_rng(1).normal(size=128).astype(np.float32)
+    template /= np.linalg.norm(template) * 4
+    daemon.matcher.swap(WatchList("L-1", [Entry("WL-9", "wanted", image_jpeg=b"\xff\xd8ref")], template[None, :],
+                                  np.array([0]), not_after=datetime.now(UTC) + timedelta(hours=3)))
+    op = Console(tmp_path, "operator", endpoint, identity.load(state).curve_public, state)
+    op.start()
+
+    def seen(camera: str, track: str):
+        daemon.on_encoding({"camera_id": camera, "track_id": track, "frame_time": time.time(),
+                            "descriptor": (template + 0.01).tolist(), "crop_jpeg": messages.b64(b"\xff\xd8crop")})
+
+    try:
+        daemon.check_expiry()
+        seen("cam-a", "a-1")
+        seen("cam-b", "b-1")  # the same person on the other camera within the window: same group
+        seen("cam-a", "a-1")  # the same track again: no new alert
+        assert wait_for(lambda: len(op.delivered) == 2)
+        first, second = op.delivered
+        assert second["group_id"] == first["group_id"] == first["alert_id"]
+        assert daemon.counts["matches_suppressed"] == 1
+        events = [e["event"] for e in op.store.events()]
+        assert "watchlist_expiring" in events
+        adjs = [protocol.adjudication(alert_id=a["alert_id"], box_id=BOX, decision="dismiss", reason="poor image",
+                                      operator="op") for a in (first, second)]
+        op.store.decide([first["alert_id"], second["alert_id"]], adjs)
+        op.link.wake.set()
+        assert wait_for(lambda: daemon.counts.get("adjudications") == 2)
+        daemon._alerted.clear()  # as if the per-track memory had run out
+        seen("cam-a", "a-1")  # a dismissed track stays quiet for that entry
+        assert daemon.counts["matches_suppressed"] == 2
+        seen("cam-a", "a-2")  # a new track alerts again, in a new group (the old one was decided)
+        assert wait_for(lambda: len(op.delivered) == 3)
+        assert op.delivered[2]["group_id"] == op.delivered[2]["alert_id"] != first["group_id"]
+    finally:
+        op.stop()
+        daemon.publisher.stop()

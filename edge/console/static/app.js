@@ -3,12 +3,12 @@
 const $ = (sel, root = document) => root.querySelector(sel);
 let known = new Set(), first = true, audio = null;
 
-function confidence(d, t) {
+function confidence(d, t) {  // distance -> words: how far inside the match threshold the face is
   const r = d / t;
-  const label = r <= 0.7 ? "Strong match" : r <= 0.85 ? "Good match" : "Weak match";
-  const colour = r <= 0.7 ? "#1f7a3f" : r <= 0.85 ? "#a86b00" : "#b3261e";
-  const fill = Math.max(5, Math.min(100, (1 - r) * 200));
-  return {label, colour, fill, text: `${label} (distance ${d.toFixed(2)}, threshold ${t.toFixed(2)})`};
+  const label = r <= 0.75 ? "Strong match" : r <= 0.9 ? "Moderate match" : "Weak match (near the threshold)";
+  const colour = r <= 0.75 ? "#1f7a3f" : r <= 0.9 ? "#a86b00" : "#b3261e";
+  const fill = Math.max(5, Math.min(100, (1 - r) * 250));
+  return {label, colour, fill, text: `${label} · distance ${d.toFixed(2)}, threshold ${t.toFixed(2)}`};
 }
 
 function ago(seconds) {
@@ -49,33 +49,41 @@ function renderHealth(state) {
   }
 }
 
+const cards = new Map();  // alert id -> card: kept across refreshes so a half-filled decision survives
+
+function makeCard(a) {
+  const card = $("#card-tpl").content.firstElementChild.cloneNode(true);
+  card.dataset.alertId = a.alert_id;
+  if (!first) card.classList.add("new");
+  $(".crop", card).src = `/api/alerts/${a.alert_id}/crop.jpg`;
+  $(".reference", card).src = `/api/alerts/${a.alert_id}/reference.jpg`;
+  $(".ref", card).textContent = a.ref;
+  $(".category", card).textContent = a.category || "";
+  const c = confidence(a.distance, a.threshold);
+  $(".confidence .label", card).textContent = c.text;
+  Object.assign($(".bar span", card).style, {width: `${c.fill}%`, background: c.colour});
+  $(".camera", card).textContent = a.camera_id + (a.box_id ? ` (box ${a.box_id})` : "");
+  $(".time", card).textContent = localTime(a.time);
+  $(".confirm-btn", card).onclick = () => decide(card, a.alert_id, {decision: "confirm", action: $(".action", card).value});
+  $(".dismiss-btn", card).onclick = () => decide(card, a.alert_id, {decision: "dismiss", reason: $(".reason", card).value});
+  return card;
+}
+
 function renderQueue(state) {
-  const q = $("#queue"); q.replaceChildren();
+  const q = $("#queue");
   $("#open-count").textContent = state.open.length;
-  if (!state.open.length) { q.innerHTML = '<p class="empty">No open alerts.</p>'; }
+  const open = new Set(state.open.map(a => a.alert_id));
+  for (const [id, card] of cards) if (!open.has(id)) { card.remove(); cards.delete(id); }
   const offset = Date.now() / 1000 - state.now;
-  for (const a of state.open) {
-    const card = $("#card-tpl").content.firstElementChild.cloneNode(true);
-    card.dataset.alertId = a.alert_id;
-    if (!first && !known.has(a.alert_id)) card.classList.add("new");
-    $(".crop", card).src = `/api/alerts/${a.alert_id}/crop.jpg`;
-    $(".reference", card).src = `/api/alerts/${a.alert_id}/reference.jpg`;
-    $(".ref", card).textContent = a.ref;
-    $(".category", card).textContent = a.category || "";
-    const c = confidence(a.distance, a.threshold);
-    $(".confidence .label", card).textContent = c.text;
-    Object.assign($(".bar span", card).style, {width: `${c.fill}%`, background: c.colour});
-    $(".camera", card).textContent = a.camera_id + (a.box_id ? ` (box ${a.box_id})` : "");
-    $(".time", card).textContent = localTime(a.time);
+  state.open.forEach((a, i) => {
+    let card = cards.get(a.alert_id);
+    if (!card) { card = makeCard(a); cards.set(a.alert_id, card); }
     $(".waiting", card).dataset.received = a.received + offset;
-    if (a.sightings.length) {
-      $(".sightings", card).textContent = "Also seen: " + a.sightings.map(
-        s => `${s.camera_id} at ${localTime(s.time)}`).join(", ");
-    }
-    $(".confirm-btn", card).onclick = () => decide(card, a.alert_id, {decision: "confirm", action: $(".action", card).value});
-    $(".dismiss-btn", card).onclick = () => decide(card, a.alert_id, {decision: "dismiss", reason: $(".reason", card).value});
-    q.append(card);
-  }
+    $(".sightings", card).textContent = a.sightings.length ? "Also seen: " + a.sightings.map(
+      s => `${s.camera_id} at ${localTime(s.time)}`).join(", ") : "";
+    if (q.children[i] !== card) q.insertBefore(card, q.children[i] || null);
+  });
+  $("#empty").hidden = state.open.length > 0;
   tick();
 }
 

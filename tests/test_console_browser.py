@@ -1,0 +1,143 @@
+"""The operator console in a real browser (Debian's headless Chromium via Selenium), fed by a real box.
+
+A real `edge run` plays the Hamilton clip (Lin-Manuel Miranda is on the list); a real `edge console`
+receives the alert over CURVE. The operator logs in, sees the alert card with the live crop beside
+the watch-list image, dismisses it, and the box records the adjudication.
+Set EDGE_CONSOLE_SCREENSHOT=docs/console.png to refresh the README's screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from conftest import HAMILTON, LIN, LIN_REF, edge_cmd, free_port, make_watchlist_folder, running_daemon, write_config
+
+from edge import identity
+from edge.console import keys
+from edge.console.store import Store
+from edge.pipeline.control import request
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
+                                                                   "(.ci/install-system-deps installs them)")
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--window-size=1400,900")
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in FLAGS:
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def box_and_console(tmp_path):
+    endpoint, web_port = f"tcp://127.0.0.1:{free_port()}", free_port()
+    wl = make_watchlist_folder(tmp_path / "watchlist", {LIN_REF: LIN})
+    cfg = write_config(tmp_path / "edge.toml", [{"id": "cam-a", "source": HAMILTON}], wl, endpoint)
+    state, data = tmp_path / "state", tmp_path / "console"
+    identity.create(state, "test-box")  # what `edge provision` does
+    identity.add_console(state, keys.keygen(data))  # `edge console keygen` + `edge trust add-console`
+    store = Store(data / "console.db")
+    store.add_user("alice", "correct horse battery")  # `edge console adduser alice`
+    store.close()
+    box_pub = state / "keys" / "box.pub.json"
+    log = open(tmp_path / "console.log", "w")
+    console = subprocess.Popen(edge_cmd("console", "--listen", f"127.0.0.1:{web_port}", "--data", str(data),
+                                        "--box", f"{endpoint}={box_pub}"), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with running_daemon(cfg) as daemon:
+            yield {"url": f"http://127.0.0.1:{web_port}", "daemon": daemon, "state": state,
+                   "control": f"ipc://{state / 'control.sock'}", "tmp": tmp_path}
+    finally:
+        console.terminate()
+        console.wait(10)
+        log.close()
+
+
+def wait(driver, js: str, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = driver.execute_script(js)
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_an_alert_from_the_real_pipeline_is_shown_and_dismissed_back_to_the_box(browser, box_and_console):
+    env = box_and_console
+    d = browser
+    for _ in range(50):  # the console's web server starting
+        try:
+            d.get(env["url"] + "/")
+            break
+        except Exception:
+            time.sleep(0.2)
+    assert "/login" in d.current_url  # the page needs an operator
+    d.find_element("id", "name").send_keys("alice")
+    d.find_element("id", "password").send_keys("wrong password")
+    d.find_element("id", "login-button").click()
+    wait(d, "return document.getElementById('error').textContent", 5, "the login error")
+    d.find_element("id", "password").clear()
+    d.find_element("id", "password").send_keys("correct horse battery")
+    d.find_element("id", "login-button").click()
+    wait(d, "return location.pathname === '/' && document.getElementById('operator').textContent", 10, "login")
+
+    # the alert appears live (no reload), with the live crop beside the watch-list image, both loaded
+    card_js = """const c = document.querySelector('.card');
+        return c && c.querySelector('img.crop').naturalWidth > 0 && c.querySelector('img.reference').naturalWidth > 0
+            && c.dataset.alertId;"""
+    log = lambda: (env["tmp"] / "daemon.log").read_text() + (env["tmp"] / "console.log").read_text()  # noqa: E731
+    try:
+        alert_id = wait(d, card_js, 60, "an alert card with both images")
+    except AssertionError:
+        raise AssertionError(log()) from None
+    card = d.find_element("css selector", f".card[data-alert-id='{alert_id}']")
+    assert card.find_element("css selector", ".ref").text == LIN_REF
+    assert "match" in card.find_element("css selector", ".confidence").text  # distance shown as confidence
+    assert card.find_element("css selector", ".camera").text.startswith("cam-a")
+    crop, ref = card.find_element("css selector", "img.crop"), card.find_element("css selector", "img.reference")
+    assert crop.location["x"] < ref.location["x"] and abs(crop.location["y"] - ref.location["y"]) < 5  # beside
+    wait(d, "return document.querySelector('.chip.cam') && document.querySelector('.chip.cam').textContent",
+         10, "camera health at the top")
+    if os.environ.get("EDGE_CONSOLE_SCREENSHOT"):
+        time.sleep(1.5)
+        d.save_screenshot(os.environ["EDGE_CONSOLE_SCREENSHOT"])
+
+    # dismiss: a reason is required; the decision goes to the box, which records it
+    card.find_element("css selector", ".dismiss-btn").click()
+    assert "reason" in card.find_element("css selector", ".error").text.lower()
+    from selenium.webdriver.support.ui import Select
+
+    Select(card.find_element("css selector", "select.reason")).select_by_visible_text("not the person")
+    card.find_element("css selector", ".dismiss-btn").click()
+    wait(d, f"return !document.querySelector(\".card[data-alert-id='{alert_id}']\")", 10, "the card to leave the queue")
+    row_js = f"""const r = document.querySelector("#history tr[data-alert-id='{alert_id}']");
+        return r && r.textContent.includes('dismissed') && r.textContent.includes('yes');"""
+    wait(d, row_js, 15, "the history row marked dismissed and delivered to the box")
+
+    recorded = {a["alert_id"]: a for a in request(env["control"], {"cmd": "adjudications"})["adjudications"]}
+    assert alert_id in recorded, log()
+    adj = recorded[alert_id]
+    assert (adj["decision"], adj["reason"], adj["operator"]) == ("dismiss", "not the person", "alice")
+    assert adj["seconds_to_decision"] >= 0
+
+    # history filters by outcome and camera
+    Select(d.find_element("id", "f-outcome")).select_by_visible_text("confirmed")
+    wait(d, f"return !document.querySelector(\"#history tr[data-alert-id='{alert_id}']\")", 5, "the filter")
+    Select(d.find_element("id", "f-outcome")).select_by_visible_text("dismissed")
+    wait(d, f"return !!document.querySelector(\"#history tr[data-alert-id='{alert_id}']\")", 5, "the filter")
