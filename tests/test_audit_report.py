@@ -73,7 +73,8 @@ def test_counts_equal_the_alerts_and_decisions_recorded(day):
     assert rep["actions"] == {"arrested": 2}  # what followed the confirmed alerts
     assert rep["false_alert_rate"] == {"false_alerts": 2, "decided": 5, "rate": 0.4}
     assert rep["time_to_decision_s"]["median"] == 12.0 and rep["time_to_decision_s"]["max"] == 30.0
-    assert rep["faces_processed"] == {"total": 2000, "per_camera": {"cam1": 1200, "cam2": 800}}
+    assert rep["faces_processed"] == {"total": 2000, "per_camera": {"cam1": 1200, "cam2": 800}, "encodings": 700,
+                                      "not_authorised": 0}
     up = rep["camera_uptime"]
     assert up["cam1"]["uptime"] == 1.0
     assert up["cam2"]["running_s"] == 660 * 60 and up["cam2"]["down_s"] == 30 * 60 and up["cam2"]["faults"] == 1

@@ -160,9 +160,11 @@ def build(records: list[dict], start: datetime, end: datetime, verification: str
     false_alerts = sum(map(is_false_alert, decided))
     secs = sorted(float(d["seconds_to_decision"]) for d in decided)
     faces: Counter = Counter()
+    other: Counter = Counter()  # encodings, and faces seen while matching was off (not authorised)
     for _, r in in_period:
         if r["kind"] == "faces_processed":
             faces[r["data"]["camera_id"]] += int(r["data"]["faces"])
+            other.update({k: int(r["data"].get(k) or 0) for k in ("encodings", "not_authorised")})
     kinds = Counter(r["kind"] for _, r in in_period)
     watchlists, refused = _watchlists(recs, start, end)
     return {
@@ -185,7 +187,8 @@ def build(records: list[dict], start: datetime, end: datetime, verification: str
         "time_to_decision_s": {"n": len(secs), "median": round(statistics.median(secs), 1) if secs else None,
                                "p90": round(secs[int(0.9 * (len(secs) - 1))], 1) if secs else None,
                                "max": round(secs[-1], 1) if secs else None},
-        "faces_processed": {"total": sum(faces.values()), "per_camera": dict(sorted(faces.items()))},
+        "faces_processed": {"total": sum(faces.values()), "per_camera": dict(sorted(faces.items())),
+                            "encodings": other["encodings"], "not_authorised": other["not_authorised"]},
         "camera_uptime": _uptime(recs, start, end),
         "consoles": {"connected": kinds["console_connected"], "refused": kinds["console_refused"]},
         "retention_deleted": kinds["retention_deleted"],
@@ -230,7 +233,10 @@ def _lines(rep: dict) -> list[tuple[str, list[str]]]:
                       f"{far['decided']} = {_pct(far['rate'])}",
                       f"time to decision: median {ttd['median']} s, 90th percentile {ttd['p90']} s, "
                       f"max {ttd['max']} s ({ttd['n']} decisions)" if ttd["n"] else "time to decision: no decisions"]),
-        ("Faces processed (counts only)", [f"total: {rep['faces_processed']['total']}"]
+        ("Faces processed (counts only)", [f"total: {rep['faces_processed']['total']}",
+                                           f"encoded for matching: {rep['faces_processed']['encodings']}",
+                                           f"seen outside a deployment window (not encoded): "
+                                           f"{rep['faces_processed']['not_authorised']}"]
          + [f"camera {c}: {n}" for c, n in rep["faces_processed"]["per_camera"].items()]),
         ("Camera uptime", up or ["no service records"]),
         ("Other", [f"console connections: {rep['consoles']['connected']}, refused: {rep['consoles']['refused']}",
