@@ -140,3 +140,45 @@ def test_spec_vector():
     assert dep.is_active(datetime(2026, 12, 1, 19, 59, tzinfo=UTC), "cam2")
     with pytest.raises(EdgeError, match="signature"):
         deployment.verify(dict(doc, purpose="anything"), {identity.key_id(pub): pub})
+
+
+def test_daemon_duties_switch_encoding_with_the_window_and_count_faces(setup, tmp_path):
+    import threading
+    from types import SimpleNamespace
+
+    from edge import config
+    from edge.audit.duties import Duties
+    from edge.audit.report import build
+
+    runner, keys, state = setup
+    deployment.load(state, authorise(runner, keys, state, tmp_path / "dep.json"),
+                    now=datetime(2026, 11, 30, tzinfo=UTC))
+    cfg = config.parse(f'box_id = "box-a"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "a.mp4"\n'
+                       '[[cameras]]\nid = "cam3"\nsource = "b.mp4"\n')
+    now = [T_START - 600]
+    events = []
+    duties = Duties(cfg, publish=events.append, clock=lambda: now[0], require_deployment=True, faces_every=60)
+    cams = {c: SimpleNamespace(stats={}, encode_allowed=threading.Event()) for c in ("cam1", "cam3")}
+    duties.start()
+    duties.tick(cams)
+    assert not cams["cam1"].encode_allowed.is_set() and not duties.allows("cam1")  # before the window
+    cams["cam1"].stats = {"faces": 40, "not_authorised": 40}
+    now[0] = T_START + 1
+    duties.tick(cams)
+    assert cams["cam1"].encode_allowed.is_set() and duties.allows("cam1")
+    assert not cams["cam3"].encode_allowed.is_set() and not duties.allows("cam3")  # not in the authorisation
+    cams["cam1"].stats = {"faces": 100, "encodes": 20, "not_authorised": 40}
+    now[0] = T_START + 12 * 3600 + 1
+    duties.tick(cams)
+    assert not cams["cam1"].encode_allowed.is_set()
+    duties.stop(cams)
+    assert [(e["event"], e["camera_id"]) for e in events] == [
+        ("not_authorised", "cam1"), ("not_authorised", "cam3"), ("authorised", "cam1"), ("not_authorised", "cam1")]
+    res = verify_log(state)
+    assert res.ok, res.summary()
+    kinds = [r["kind"] for r in res.records]
+    assert kinds.count("deployment_start") == 1 and kinds.count("deployment_end") == 1
+    assert "config_changed" in kinds
+    rep = build(res.records, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC))
+    assert rep["faces_processed"]["total"] == 100 and rep["faces_processed"]["not_authorised"] == 40
+    assert rep["faces_processed"]["encodings"] == 20

@@ -1,0 +1,112 @@
+"""The daemon's accountability duties in one object, so the daemon calls four methods and no more.
+
+- ``start()``: opens the audit log, records what changed in the config since the last start, and
+  reads the deployment windows;
+- ``allows(camera_id)``: may a face from this camera be matched now (inside a deployment window)?
+- ``tick(cameras)``: every loop: opens/closes each camera's encode switch as windows open and close
+  (events ``authorised`` / ``not_authorised`` to the consoles), records the face counts every
+  ``faces_every`` seconds, applies retention every ``retention_every`` seconds, signs checkpoints;
+- ``stop(cameras)``: last face counts, closes the windows and the log.
+
+``cameras`` maps camera id -> an object with ``stats`` (the camera's health counters) and
+``encode_allowed`` (a multiprocessing Event the camera process obeys).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+from edge.alerts import messages
+from edge.audit import configdiff, retention
+from edge.audit.log import AuditLog
+from edge.deployment import Gate
+
+log = logging.getLogger("edge.audit")
+COUNTED = ("faces", "encodes", "not_authorised")  # camera counters summed into faces_processed
+
+
+class Duties:
+    def __init__(self, cfg, *, publish=None, clock=time.time, require_deployment: bool | None = None,
+                 faces_every: float = 300.0, retention_every: float = 3600.0, gate_every: float = 1.0):
+        self.cfg = cfg
+        self.publish = publish or (lambda msg: None)
+        self.clock = clock
+        section = getattr(cfg, "deployment", None)
+        self.require = bool(getattr(section, "required", False)) if require_deployment is None \
+            else require_deployment
+        self.retention_days = float(getattr(cfg.alerts, "retention_days", retention.DEFAULT_DAYS))
+        self.faces_every, self.retention_every, self.gate_every = faces_every, retention_every, gate_every
+        self.log: AuditLog | None = None
+        self.gate = Gate(cfg.state_dir, [c.id for c in cfg.cameras if c.enabled], record=self.record,
+                         clock=clock)
+        self._allowed: dict[str, bool] = {}
+        self._counted: dict[str, dict] = {}  # camera -> counters at the last faces_processed
+        self._last = {"faces": clock(), "retention": 0.0, "gate": 0.0}
+
+    def record(self, kind: str, **fields) -> None:
+        if self.log is not None:
+            self.log.append(kind, **fields)
+
+    # -- the four calls ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.log = AuditLog(self.cfg.state_dir, box_id=self.cfg.box_id, clock=self.clock)
+        diff = configdiff.changes(self.cfg.state_dir, dataclasses.asdict(self.cfg))
+        if diff:
+            self.record("config_changed", diff=diff)
+        self.gate.update()
+
+    def allows(self, camera_id: str) -> bool:
+        return not self.require or self.gate.allows(camera_id)
+
+    def tick(self, cameras: dict) -> None:
+        now = self.clock()
+        if now - self._last["gate"] >= self.gate_every:
+            self._last["gate"] = now
+            self.gate.update()
+            self._switch(cameras)
+        if now - self._last["faces"] >= self.faces_every:
+            self.count_faces(cameras)
+        if now - self._last["retention"] >= self.retention_every:
+            self._last["retention"] = now
+            retention.sweep(self.cfg.state_dir, self.retention_days, record=self.record, clock=self.clock)
+        if self.log is not None:
+            self.log.tick()
+
+    def stop(self, cameras: dict) -> None:
+        self.count_faces(cameras)
+        self.gate.close()
+        if self.log is not None:
+            self.log.close()
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _switch(self, cameras: dict) -> None:
+        for cam_id, cam in cameras.items():
+            ok = self.allows(cam_id)
+            if ok:
+                cam.encode_allowed.set()
+            else:
+                cam.encode_allowed.clear()
+            if self._allowed.get(cam_id) != ok:
+                self._allowed[cam_id] = ok
+                self.publish(messages.event(box_id=self.cfg.box_id, event="authorised" if ok else "not_authorised",
+                                            camera_id=cam_id, deployment=self.gate.allowed.get(cam_id) or ""))
+
+    def count_faces(self, cameras: dict) -> None:
+        """faces_processed per camera: counts since the last record (a restarted camera starts at 0)."""
+        now = self.clock()
+        for cam_id, cam in cameras.items():
+            stats = {k: int(cam.stats.get(k, 0) or 0) for k in COUNTED}
+            last = self._counted.get(cam_id, dict.fromkeys(COUNTED, 0))
+            delta = {k: stats[k] - last[k] if stats[k] >= last[k] else stats[k] for k in COUNTED}
+            self._counted[cam_id] = stats
+            if any(delta.values()):
+                self.record("faces_processed", camera_id=cam_id, faces=delta["faces"], encodings=delta["encodes"],
+                            not_authorised=delta["not_authorised"], interval_s=round(now - self._last["faces"], 1))
+        self._last["faces"] = now
+
+    def status(self) -> dict:
+        return {"deployment_required": self.require,
+                "authorised": {c: self.gate.allowed.get(c) if self.require else "not required"
+                               for c in self.gate.camera_ids}}
