@@ -16,6 +16,7 @@ import os
 import pwd
 import re
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -95,12 +96,13 @@ def make_layout(state_dir: Path) -> None:
         os.chmod(d, 0o700)
 
 
-def write_config(config_path: Path, data: dict) -> str:
-    text = toml_dumps(data)
-    config_mod.parse(text, str(config_path))  # what `edge run` will check, before anything is replaced
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(config_path, text.encode(), 0o640)
-    return text
+def check_key_files(issuer_keys, console_keys) -> None:
+    """Register the key files in a scratch trust store first: a bad one fails before anything changes."""
+    with tempfile.TemporaryDirectory() as scratch:
+        for k in issuer_keys:
+            identity.add_issuer(scratch, k)
+        for k in console_keys:
+            identity.add_console(scratch, k)
 
 
 def log_event(state_dir: Path, event: str, **fields) -> None:
@@ -134,7 +136,9 @@ def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alert
     data = dict(base or {})
     data.update(box_id=box_id, state_dir=str(state_dir), cameras=cameras)
     data["alerts"] = {**data.get("alerts", {}), "endpoint": alerts_endpoint}
-    config_mod.parse(toml_dumps(data), str(config_path))  # refuse bad values before touching anything
+    text = toml_dumps(data)
+    config_mod.parse(text, str(config_path))  # what `edge run` will check, before anything is touched
+    check_key_files(issuer_keys, console_keys)
     make_layout(state_dir)
     old = identity.load(state_dir) if (state_dir / "keys" / identity.KEY_FILE).exists() else None
     ident = identity.create(state_dir, box_id, rotate=rotate)
@@ -143,7 +147,8 @@ def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alert
                   fingerprint=ident.fingerprint(), **({"previous_fingerprint": old.fingerprint()} if old else {}))
     issuers = [identity.add_issuer(state_dir, k) for k in issuer_keys]
     consoles = [identity.add_console(state_dir, k) for k in console_keys]
-    write_config(config_path, data)
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(config_path, text.encode(), 0o640)
     log_event(state_dir, "provisioned", box_id=box_id, config=str(config_path.resolve()),
               cameras=[c["id"] for c in cameras], issuers_added=issuers, consoles_added=consoles)
     ownership = hand_over(state_dir, config_path, user)
@@ -198,8 +203,10 @@ def provision_command(box_id, cameras, console_keys, issuer_keys, alerts_endpoin
                         "Alerts endpoint", interactive, "--alerts-endpoint")
         issuers, consoles = list(issuer_keys), list(console_keys)
         if interactive and not issuers and not consoles:
-            issuers += [k for k in [click.prompt("Issuer public key file (Enter to skip)", default="")] if k]
-            consoles += [k for k in [click.prompt("Console public key file (Enter to skip)", default="")] if k]
+            optional = lambda what: click.prompt(f"{what} public key file (Enter to skip)", default="",
+                                                 show_default=False)
+            issuers += [k for k in [optional("Issuer")] if k]
+            consoles += [k for k in [optional("Console")] if k]
         sd = state_dir or base.get("state_dir") or config_mod.DEFAULT_STATE_DIR
         r = provision(box_id=bid, cameras=cams, config_path=config_path, state_dir=sd, alerts_endpoint=endpoint,
                       console_keys=consoles, issuer_keys=issuers, rotate=rotate, user=user, base=base)

@@ -97,6 +97,8 @@ def test_rerun_keeps_keys_and_rotation_is_logged(tmp_path, keys):
     (["--box-id", "b1", "--camera", "novalue"], "expected ID=SOURCE"),
     (["--box-id", "b1", "--camera", "bad id=/dev/video0"], "cameras[0].id: must be letters"),
     (["--box-id", "b1", "--camera", "a=/dev/video0", "--alerts-endpoint", "http://x"], "alerts.endpoint"),
+    (["--box-id", "b1", "--camera", "a=/dev/video0", "--issuer-key", __file__], "not an issuer public key file"),
+    (["--box-id", "b1", "--camera", "a=/dev/video0", "--console-key", __file__], "not a 40-character z85"),
 ])
 def test_bad_input_is_one_sentence_and_changes_nothing(tmp_path, args, message):
     cfg, state = tmp_path / "edge.toml", tmp_path / "state"
