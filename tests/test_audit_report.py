@@ -110,3 +110,90 @@ def test_cli_formats(day, tmp_path):
     assert "<svg" in page and page.count('class="confirmed"') >= 1
     assert not re.search(r"""(src|href)\s*=|@import|url\(""", page)  # no external assets
     assert "King&#x27;s Cross" in page
+
+
+def test_a_demo_run_reports_exactly_the_alerts_and_decisions_made(tmp_path):
+    """Daemon matching + real alert channel + real console decisions, with the audit hook wired in as
+    the daemon will have it (`daemon.record = duties.record`): the report's counts equal what happened."""
+    import time
+
+    import numpy as np
+    from conftest import free_port
+
+    from edge import config
+    from edge.alerts import messages, protocol
+    from edge.audit.duties import Duties
+    from edge.console import keys
+    from edge.console.link import BoxLink
+    from edge.console.store import Store
+    from edge.pipeline.daemon import Daemon
+    from edge.watchlist.base import Entry, WatchList
+
+    def wait_for(pred, seconds=15.0):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not pred():
+            time.sleep(0.05)
+        return pred()
+
+    state, endpoint = tmp_path / "state", f"tcp://127.0.0.1:{free_port()}"
+    cfg = config.parse(f'box_id = "box-a"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "a.mp4"\n'
+                       f'[[cameras]]\nid = "cam2"\nsource = "b.mp4"\n[alerts]\nendpoint = "{endpoint}"\n')
+    daemon = Daemon(cfg)
+    daemon.prepare_state_dir()
+    identity.create(state, "box-a")
+    duties = Duties(cfg, publish=lambda m: daemon.publish(m), require_deployment=False)
+    duties.start()
+    daemon.record = duties.record  # the integration hook
+    daemon.open_channel()
+    rng = np.random.default_rng(7)
+    templates = rng.normal(size=(3, 128)).astype(np.float32)
+    templates /= np.linalg.norm(templates, axis=1, keepdims=True) * 2
+    refs = ["WL-1", "WL-2", "WL-3"]
+    wl = WatchList("L-1", [Entry(r, "wanted", image_jpeg=b"\xff\xd8ref") for r in refs], templates,
+                   np.arange(3), issuer="SPOC Met")
+    daemon.matcher.swap(wl)
+    daemon.record("watchlist_loaded", issuer=wl.issuer, list_id=wl.list_id, entries=3, refs=refs,
+                  categories=["wanted"])
+    daemon.record("service_start", cameras=["cam1", "cam2"])
+    console = tmp_path / "console"
+    identity.add_console(state, keys.keygen(console))
+    store = Store(console / "console.db")
+    delivered = []
+    link = BoxLink(endpoint, identity.load(state).curve_public, keys.load(console), store,
+                   on_change=lambda kind, d: kind == "alert" and delivered.append(d))
+    link.start()
+    try:
+        sightings = [("cam1", "t1", 0), ("cam2", "t2", 1), ("cam1", "t3", 2), ("cam2", "t4", 0),
+                     ("cam1", "t5", 1), ("cam1", "t6", 2), ("cam2", "t7", 0)]
+        for cam, track, i in sightings:
+            daemon.on_encoding({"camera_id": cam, "track_id": track, "frame_time": time.time(),
+                                "descriptor": (templates[i] + 0.005).tolist(),
+                                "crop_jpeg": messages.b64(b"\xff\xd8crop")})
+        daemon.on_encoding({"camera_id": "cam1", "track_id": "t9", "frame_time": time.time(),  # a passer-by
+                            "descriptor": rng.normal(size=128).astype(np.float32).tolist(), "crop_jpeg": ""})
+        assert wait_for(lambda: len(delivered) == 7)
+        plan = [("confirm", "arrested", ""), ("dismiss", "", "not the person"), ("confirm", "approached", ""),
+                ("dismiss", "", "not the person"), ("dismiss", "", "poor image")]  # the last two stay open
+        for alert, (decision, action, reason) in zip(delivered, plan, strict=False):
+            adj = protocol.adjudication(alert_id=alert["alert_id"], box_id="box-a", decision=decision,
+                                        action=action, reason=reason, operator="PC Smith", seconds_to_decision=9.5)
+            store.decide([alert["alert_id"]], [adj])
+        link.wake.set()
+        assert wait_for(lambda: daemon.counts.get("adjudications") == 5)
+    finally:
+        link.stop()
+        daemon.record("service_stop")
+        daemon.publisher.stop()
+        duties.stop({})
+    res = verify_log(state)
+    assert res.ok, res.summary()
+    rep = report.build(res.records, datetime(2020, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    assert rep["alerts"]["total"] == daemon.counts["alerts"] == len(delivered) == 7
+    assert rep["alerts"]["per_camera"] == {"cam1": 4, "cam2": 3}
+    assert (rep["alerts"]["confirmed"], rep["alerts"]["dismissed"], rep["alerts"]["unanswered"]) == (2, 3, 2)
+    assert rep["false_alert_rate"] == {"false_alerts": 2, "decided": 5, "rate": 0.4}
+    assert rep["actions"] == {"approached": 1, "arrested": 1}
+    assert rep["time_to_decision_s"]["median"] == 9.5
+    assert rep["consoles"]["connected"] >= 1
+    (w,) = rep["watchlists"]
+    assert w["refs"] == refs
