@@ -37,7 +37,11 @@ def make_watchlist_folder(path: Path, people: dict[str, Path]) -> Path:
     return path
 
 
+_STATE_DIRS: dict[str, Path] = {}  # alert endpoint -> the state dir of the config that serves it
+
+
 def write_config(path: Path, cameras: list[dict], watchlist: Path | None, endpoint: str, extra: str = "") -> Path:
+    _STATE_DIRS[endpoint] = path.parent / "state"
     lines = ['box_id = "test-box"', f'state_dir = "{path.parent / "state"}"']
     for cam in cameras:
         lines.append("[[cameras]]")
@@ -79,14 +83,16 @@ class Subscriber:
 
     It makes a console CURVE key pair and registers it in the box's trust store (creating the box's
     identity if the daemon has not yet), as `edge console keygen` + `edge trust add-console` do.
+    ``state_dir`` defaults to that of the config write_config made for ``endpoint``.
     """
 
-    def __init__(self, endpoint: str, state_dir: Path, box_id: str = "test-box"):
+    def __init__(self, endpoint: str, state_dir: Path | None = None, box_id: str = "test-box"):
         from edge import identity
         from edge.console import keys
         from edge.console.link import BoxLink
         from edge.console.store import Store
 
+        state_dir = state_dir or _STATE_DIRS[endpoint]  # the box that write_config set up on that endpoint
         ident = identity.create(state_dir, box_id)
         data = Path(tempfile.mkdtemp(prefix="console-", dir=Path(state_dir).parent))
         identity.add_console(state_dir, keys.keygen(data))
@@ -118,7 +124,7 @@ class Subscriber:
 def subscriber_factory():
     subs = []
 
-    def make(endpoint, state_dir):
+    def make(endpoint, state_dir=None):
         subs.append(Subscriber(endpoint, state_dir))
         return subs[-1]
 

@@ -15,6 +15,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -159,13 +160,18 @@ class Daemon:
 
     def open_channel(self) -> None:
         """The CURVE-authenticated, durable alert channel (edge/alerts/publisher.py)."""
-        ident = identity.create(self.cfg.state_dir, self.box_id)  # keys are made once, never replaced here
         retention_days = getattr(self.cfg.alerts, "retention_days", 31.0)
-        self.publisher = Channel(self.cfg.alerts.endpoint, self.cfg.state_dir, ident.curve_public,
-                                 ident.curve_secret, self.box_id, retention_s=retention_days * 86400.0,
-                                 on_adjudication=self.on_adjudication, record=self.record,
-                                 status=lambda: {"cameras": {cid: c.state for cid, c in self.cameras.items()}})
-        self.publisher.start()
+        try:
+            ident = identity.create(self.cfg.state_dir, self.box_id)  # keys are made once, never replaced here
+            channel = Channel(self.cfg.alerts.endpoint, self.cfg.state_dir, ident.curve_public,
+                              ident.curve_secret, self.box_id, retention_s=retention_days * 86400.0,
+                              on_adjudication=self.on_adjudication, record=self.record,
+                              status=lambda: {"cameras": {cid: c.state for cid, c in self.cameras.items()}})
+            channel.start()
+        except (OSError, sqlite3.Error) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise EdgeError(f"the state dir {self.cfg.state_dir} is not writable: {why}") from None
+        self.publisher = channel
 
     def start_cameras(self) -> None:
         threads = str(self.cfg.encode.threads)
