@@ -180,6 +180,8 @@ def parse(text: str, source: str = "config", state_dir: str | None = None) -> Co
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source} is not valid TOML: nested too deeply") from None
     cfg = _build(Config, data, "")
     if state_dir:
         cfg.state_dir = state_dir

@@ -57,14 +57,14 @@ def loads(data: bytes | str, allowed: set[str] | None = None) -> dict[str, Any]:
         raise MessageError("message too large")
     try:
         msg = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MessageError("not JSON") from exc
     if not isinstance(msg, dict):
         raise MessageError("not a JSON object")
     if msg.get("v") != VERSION:
         raise MessageError(f"unsupported message version {msg.get('v')!r}")
     kind = msg.get("type")
-    if kind not in REQUIRED or (allowed is not None and kind not in allowed):
+    if not isinstance(kind, str) or kind not in REQUIRED or (allowed is not None and kind not in allowed):
         raise MessageError(f"unexpected message type {kind!r}")
     for key, tp in REQUIRED[kind].items():
         value = msg.get(key)

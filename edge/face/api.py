@@ -38,18 +38,21 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     if not data:
         raise EdgeError(f"{name} is empty")
     buf = np.frombuffer(data, dtype=np.uint8)
-    # Check the declared size before decoding pixels (a 60000x60000 PNG is a few KB).
-    header = cv2.imdecode(buf, cv2.IMREAD_REDUCED_GRAYSCALE_8)
-    if header is None:
-        raise EdgeError(f"{name} is not a readable image")
-    if header.shape[0] * header.shape[1] * 64 > MAX_IMAGE_PIXELS:
-        raise EdgeError(f"{name} is too large (more than {MAX_IMAGE_PIXELS} pixels)")
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        raise EdgeError(f"{name} is not a readable image")
-    if img.dtype != np.uint8:
-        img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, int(img.max())))
-    return to_rgb(img)
+    try:
+        # Check the declared size before decoding pixels (a 60000x60000 PNG is a few KB).
+        header = cv2.imdecode(buf, cv2.IMREAD_REDUCED_GRAYSCALE_8)
+        if header is None:
+            raise EdgeError(f"{name} is not a readable image")
+        if header.shape[0] * header.shape[1] * 64 > MAX_IMAGE_PIXELS:
+            raise EdgeError(f"{name} is too large (more than {MAX_IMAGE_PIXELS} pixels)")
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        if img is None or img.size == 0:
+            raise EdgeError(f"{name} is not a readable image")
+        if img.dtype != np.uint8:
+            img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, int(img.max())))
+        return to_rgb(img)
+    except cv2.error:  # OpenCV refuses (e.g. more than 2^30 declared pixels) by raising
+        raise EdgeError(f"{name} is not a readable image, or is too large") from None
 
 
 def load_image(path: str | Path) -> np.ndarray:
