@@ -261,3 +261,33 @@ def test_daemon_groups_sightings_across_cameras_and_a_dismissed_track_stops_aler
     finally:
         op.stop()
         daemon.publisher.stop()
+
+
+def test_console_commands_keygen_adduser_and_edge_watch(box, tmp_path):
+    from click.testing import CliRunner
+
+    from edge.cli import cli
+
+    run = CliRunner().invoke
+    data = str(tmp_path / "watcher")
+    r = run(cli, ["console", "keygen", "--data", data])
+    assert r.exit_code == 0 and "console.pub" in r.output
+    r = run(cli, ["console", "keygen", "--data", data])
+    assert r.exit_code == 1 and "exists already" in r.output  # never overwritten by accident
+    r = run(cli, ["console", "adduser", "alice", "--data", data, "--password-stdin"], input="short\n")
+    assert r.exit_code == 1 and "at least 8" in r.output
+    r = run(cli, ["console", "adduser", "alice", "--data", data, "--password-stdin"], input="long enough pw\n")
+    assert r.exit_code == 0
+    assert Store(tmp_path / "watcher" / "console.db").check_user("alice", "long enough pw")
+    r = run(cli, ["console", "--data", data, "--box", "tcp://127.0.0.1:1"])
+    assert r.exit_code == 1 and "ENDPOINT=KEY" in r.output
+
+    box_spec = f"{box.endpoint}={box.state / 'keys' / 'box.pub.json'}"
+    r = run(cli, ["watch", box_spec, "--data", data, "--timeout", "1.5"])  # not registered yet
+    assert r.exit_code == 0 and "refused this console's key" in r.output and "ALERT" not in r.output
+    identity.add_console(box.state, tmp_path / "watcher" / "console.pub")
+    box.publish(synthetic_alert(7))
+    box.publish(messages.event(box_id=BOX, event="camera_down", camera_id="cam-b", reason="no signal"))
+    r = run(cli, ["watch", box_spec, "--data", data, "--count", "1", "--timeout", "10"])
+    assert r.exit_code == 0, r.output
+    assert "ALERT" in r.output and "R0007" in r.output

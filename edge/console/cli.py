@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from edge.cli import user_errors
@@ -70,7 +72,7 @@ def adduser(name, data, password_stdin):
     from edge.console.store import Store
 
     if password_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     store = Store(keys.data_dir(data) / "console.db")
