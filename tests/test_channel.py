@@ -291,3 +291,41 @@ def test_console_commands_keygen_adduser_and_edge_watch(box, tmp_path):
     r = run(cli, ["watch", box_spec, "--data", data, "--count", "1", "--timeout", "10"])
     assert r.exit_code == 0, r.output
     assert "ALERT" in r.output and "R0007" in r.output
+
+
+def test_one_console_follows_two_boxes(box, tmp_path):
+    state2 = tmp_path / "state2"
+    ident2 = identity.create(state2, "box-2")
+    box2 = Channel(f"tcp://127.0.0.1:{free_port()}", state2, ident2.curve_public, ident2.curve_secret, "box-2")
+    box2.start()
+    op = box.console("operator")
+    identity.add_console(state2, op.data / "console.pub")
+    link2 = BoxLink(box2.endpoint, ident2.curve_public, keys.load(op.data), op.store,
+                    on_change=lambda kind, d: kind == "alert" and op.delivered.append(d))
+    try:
+        op.start()
+        link2.start()
+        box.publish(synthetic_alert(1))
+        box2.publish(dict(synthetic_alert(2), box_id="box-2"))
+        assert wait_for(lambda: len(op.delivered) == 2)
+        assert {a["box_id"] for a in op.store.open_alerts()} == {BOX, "box-2"}
+        assert {link2.box_id, op.link.box_id} == {BOX, "box-2"}
+    finally:
+        link2.stop()
+        box2.stop()
+
+
+def test_the_outbox_keeps_only_alerts_and_events_and_prunes_by_retention(tmp_path):
+    from edge.alerts.outbox import Outbox
+
+    ob = Outbox(tmp_path / "outbox.db")
+    seqs = [ob.add(synthetic_alert(i)) for i in range(3)]
+    again = synthetic_alert(9)
+    assert ob.add(again) == ob.add(again)  # the same alert is stored once
+    with pytest.raises(ValueError):
+        ob.add(messages.stage("encoding", camera_id="a", track_id="t", descriptor=[0.0] * 128))
+    assert ob.prune(retention_s=3600) == 0
+    assert ob.prune(retention_s=0) == 4
+    assert ob.add(synthetic_alert(10)) > max(seqs) + 1  # numbers are never reused after pruning
+    assert (tmp_path / "outbox.db").stat().st_mode & 0o077 == 0
+    ob.close()

@@ -76,6 +76,8 @@ class Channel:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.sock.setsockopt(zmq.SNDHWM, 4 * WINDOW)
+        self.sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)  # drop consoles whose connection died silently
+        self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
         self.sock.curve_server = True
         self.sock.curve_publickey, self.sock.curve_secretkey = self._keys
         self.sock.zap_domain = b"edge"

@@ -53,6 +53,8 @@ class BoxLink:
         ctx = zmq.Context.instance()
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)  # notice a box that vanished without closing (power cut)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
         sock.curve_serverkey = self.box_key
         sock.curve_publickey, sock.curve_secretkey = self.keys
         mon = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
