@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -9,21 +10,11 @@ from pathlib import Path
 
 import click
 
+from edge.cli import user_errors
 from edge.errors import EdgeError
 from firmware import bundle, update
 
 VENDOR_KEYS = "/etc/edge/vendor-keys"
-
-
-def _errors(fn):
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except EdgeError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-    return wrapper
 
 
 vendor_key_option = click.option(
@@ -44,7 +35,7 @@ def firmware():
 @click.argument("private_key", type=click.Path(dir_okay=False))
 @click.argument("public_key", type=click.Path(dir_okay=False))
 @click.option("--name", default="", help="A label stored in both files.")
-@_errors
+@user_errors
 def keygen(private_key, public_key, name):
     """Make a vendor signing key pair (vendor side; keep PRIVATE_KEY offline)."""
     click.echo(f"vendor key {bundle.keygen(private_key, public_key, name)} written to {public_key}")
@@ -64,7 +55,7 @@ def keygen(private_key, public_key, name):
               help="JSON list of config migrations (docs/firmware-format.md).")
 @click.option("--notes", default="", help="Release notes shown by verify.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .efw file to write.")
-@_errors
+@user_errors
 def build(version, key_path, wheels, units, rules, migrations, notes, output):
     """Build and sign a firmware bundle (vendor side)."""
     files = {f"{folder}/{Path(p).name}": Path(p).read_bytes()
@@ -81,7 +72,7 @@ def build(version, key_path, wheels, units, rules, migrations, notes, output):
 @firmware.command()
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @vendor_key_option
-@_errors
+@user_errors
 def verify(bundle_path, vendor_keys):
     """Check a bundle's signature and contents without installing it."""
     b = bundle.verify(bundle.read(bundle_path), bundle.trusted_keys(vendor_keys))
@@ -101,11 +92,12 @@ def verify(bundle_path, vendor_keys):
 @config_option
 @click.option("--restart/--no-restart", default=True, show_default=True,
               help="Reload systemd and restart edge.service afterwards (when systemd runs).")
-@_errors
+@user_errors
 def apply(bundle_path, vendor_keys, root, config_path, restart):
     """Verify a bundle, install it beside the current version and switch to it atomically."""
     b = bundle.verify(bundle.read(bundle_path), bundle.trusted_keys(vendor_keys))
-    old = update.apply(b, root, config_path)
+    with _file_errors():
+        old = update.apply(b, root, config_path)
     click.echo(f"firmware {b.version} installed and active (was {old or 'none'}); "
                f"'edge firmware rollback' goes back")
     _restart(restart)
@@ -115,10 +107,11 @@ def apply(bundle_path, vendor_keys, root, config_path, restart):
 @root_option
 @config_option
 @click.option("--restart/--no-restart", default=True, show_default=True)
-@_errors
+@user_errors
 def rollback(root, config_path, restart):
     """Switch back to the previous firmware version and its config."""
-    cur, prev = update.rollback(root, config_path)
+    with _file_errors():
+        cur, prev = update.rollback(root, config_path)
     click.echo(f"rolled back from firmware {cur} to {prev}")
     _restart(restart)
 
@@ -129,6 +122,15 @@ def status(root):
     """Show the current and previous firmware versions."""
     click.echo(f"current: {update.current_version(root) or 'none'}")
     click.echo(f"previous: {update.previous_version(root) or 'none'}")
+
+
+@contextlib.contextmanager
+def _file_errors():
+    try:
+        yield
+    except OSError as exc:
+        raise EdgeError(f"cannot write {exc.filename or 'the firmware folders'}: {exc.strerror} "
+                        "(run as root?)") from None
 
 
 def _restart(restart: bool) -> None:
