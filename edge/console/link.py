@@ -104,6 +104,8 @@ class BoxLink:
     def _set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
+            if state != "connected":
+                self.box_status = {}  # camera states are only shown while the box is heard
             self.on_change("link", self.info())
 
     def _send(self, data: bytes) -> None:
