@@ -251,7 +251,7 @@ def test_daemon_groups_sightings_across_cameras_and_a_dismissed_track_stops_aler
                                       operator="op") for a in (first, second)]
         op.store.decide([first["alert_id"], second["alert_id"]], adjs)
         op.link.wake.set()
-        assert wait_for(lambda: daemon.counts.get("adjudications") == 2)
+        assert wait_for(lambda: daemon.counts["adjudications"] == 2)
         daemon._alerted.clear()  # as if the per-track memory had run out
         seen("cam-a", "a-1")  # a dismissed track stays quiet for that entry
         assert daemon.counts["matches_suppressed"] == 2

@@ -84,7 +84,8 @@ class Daemon:
         self.encode_allowed = None
         self.cameras: dict[str, CameraProcess] = {}
         self.latency = Latency()
-        self.counts = {"encodings": 0, "alerts": 0, "matches_suppressed": 0, "bad_stage_messages": 0}
+        self.counts = {"encodings": 0, "alerts": 0, "matches_suppressed": 0, "bad_stage_messages": 0,
+                       "adjudications": 0}
         self._alerted: dict[tuple[str, str], float] = {}
         self._groups: dict[str, dict] = {}  # ref -> the open alert group it joins within the window
         self._dismissed: set[tuple[str, str]] = set()  # (track, ref) an operator dismissed: no more alerts
@@ -318,8 +319,8 @@ class Daemon:
                     action=str(msg.get("action", "")), reason=str(msg.get("reason", "")),
                     note=str(msg.get("note", "")), console=console,
                     seconds_to_decision=float(seconds) if isinstance(seconds, int | float) else 0.0)
-        self.counts["adjudications"] = self.counts.get("adjudications", 0) + 1
-        log.info("alert %s %sed by %s", msg["alert_id"], msg["decision"].rstrip("e"), msg["operator"])
+        self.counts["adjudications"] += 1
+        log.info("alert %s: %s by %s", msg["alert_id"], msg["decision"], msg["operator"])
         if alert is None:
             return
         with self._alert_lock:
