@@ -49,13 +49,15 @@ class Session:
 class Channel:
     def __init__(self, endpoint: str, state_dir: str | Path, curve_public: bytes, curve_secret: bytes,
                  box_id: str, retention_s: float = 31 * 86400.0, on_adjudication=None, status=None,
-                 record=None):
+                 record=None, prune=None):
         self.endpoint, self.state_dir, self.box_id = endpoint, Path(state_dir), box_id
         self._keys = (curve_public, curve_secret)
         self.retention_s = retention_s
         self.on_adjudication = on_adjudication  # fn(msg, console_key_id); raise to refuse (no ack)
         self.status = status or (lambda: {})  # fn() -> dict sent in the box's hello (camera states)
         self.record = record or (lambda kind, **fields: None)  # the audit hook
+        # retention: fn() deleting what is older than the period (the daemon passes the audited sweep)
+        self.prune = prune or (lambda: self.outbox.prune(self.retention_s))
         self.counts = {"sent": 0, "resent": 0, "bad_messages": 0, "refused_keys": 0, "adjudications": 0}
         self.sessions: dict[bytes, Session] = {}
         self._refused: dict[str, float] = {}
@@ -66,7 +68,7 @@ class Channel:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         self.outbox = Outbox(self.state_dir / "outbox.db")
-        self.outbox.prune(self.retention_s)
+        self.prune()
         self._last_seq = self.outbox.last_seq()
         self.ctx = zmq.Context()  # its own context: the ZAP handler applies to this socket only
         self.auth = ThreadAuthenticator(self.ctx, log=logging.getLogger("edge.zap"))
@@ -136,7 +138,7 @@ class Channel:
                 self._pump()
                 if time.monotonic() - last_prune > PRUNE_EVERY_S:
                     last_prune = time.monotonic()
-                    self.outbox.prune(self.retention_s)
+                    self.prune()
             except Exception:  # a bug must not silently end delivery
                 log.exception("alert channel error")
                 time.sleep(0.5)

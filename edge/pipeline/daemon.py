@@ -161,12 +161,15 @@ class Daemon:
 
     def open_channel(self) -> None:
         """The CURVE-authenticated, durable alert channel (edge/alerts/publisher.py)."""
+        from edge.audit.retention import sweep
+
         retention_days = getattr(self.cfg.alerts, "retention_days", 31.0)
         try:
             ident = identity.create(self.cfg.state_dir, self.box_id)  # keys are made once, never replaced here
             channel = Channel(self.cfg.alerts.endpoint, self.cfg.state_dir, ident.curve_public,
                               ident.curve_secret, self.box_id, retention_s=retention_days * 86400.0,
                               on_adjudication=self.on_adjudication, record=self.record,
+                              prune=lambda: sweep(self.cfg.state_dir, retention_days, record=self.record),
                               status=lambda: {"cameras": {cid: c.state for cid, c in self.cameras.items()}})
             channel.start()
         except (OSError, sqlite3.Error) as exc:
