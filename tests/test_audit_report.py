@@ -80,7 +80,7 @@ def test_counts_equal_the_alerts_and_decisions_recorded(day):
     assert up["cam2"]["running_s"] == 660 * 60 and up["cam2"]["down_s"] == 30 * 60 and up["cam2"]["faults"] == 1
     (wl,) = rep["watchlists"]
     assert (wl["list_id"], wl["issuer"], wl["entries"], wl["categories"]) == ("L-7", "SPOC Met", 3, ["wanted"])
-    assert wl["deleted"] and wl["receipt"] == "2026-11-20T18:00:00Z-L-7"
+    assert wl["deleted"] and wl["receipt"] == "2026-11-20T180000Z-L-7"
     (dep,) = rep["deployments"]
     assert dep["location"] == "King's Cross" and dep["issuer"] == "SPOC Met" and len(dep["activated"]) == 1
     assert sum(b["alerts"] for b in rep["timeline"]["buckets"]) == 7

@@ -68,7 +68,9 @@ def _watchlists(recs, lo, hi) -> tuple[list[dict], int]:
                 if wl["list_id"] == d.get("list_id") and wl["deleted"] is None:
                     wl["deleted"], wl["deletion_reason"] = _iso(t), d.get("reason", "expired")
                     if r["kind"] == "watchlist_purged":
-                        wl["receipt"] = d.get("receipt_id") or f"{d.get('time', _iso(t))}-{d['list_id']}"
+                        # the receipt's file name on the box: receipts/<time without colons>-<list_id>.json
+                        stamp = str(d.get("time") or _iso(t)).replace(":", "")
+                        wl["receipt"] = d.get("receipt_id") or f"{stamp}-{d['list_id']}"
     return [w for w in lists if w["deleted"] is None or parse_time(w["deleted"]) >= lo], refused
 
 
