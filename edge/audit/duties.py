@@ -5,11 +5,12 @@
 - ``allows(camera_id)``: may a face from this camera be matched now (inside a deployment window)?
 - ``tick(cameras)``: every loop: opens/closes each camera's encode switch as windows open and close
   (events ``authorised`` / ``not_authorised`` to the consoles), records the face counts every
-  ``faces_every`` seconds, applies retention every ``retention_every`` seconds, signs checkpoints;
+  ``faces_every`` seconds and signs checkpoints;
 - ``stop(cameras)``: last face counts, closes the windows and the log.
 
 ``cameras`` maps camera id -> an object with ``stats`` (the camera's health counters) and
-``encode_allowed`` (a multiprocessing Event the camera process obeys).
+``encode_allowed`` (a multiprocessing Event the camera process obeys). Retention is not here: the
+alert channel calls ``edge.audit.retention.sweep`` through its prune hook.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import time
 
 from edge.alerts import messages
-from edge.audit import configdiff, retention
+from edge.audit import configdiff
 from edge.audit.log import AuditLog
 from edge.deployment import Gate
 
@@ -29,21 +30,20 @@ COUNTED = ("faces", "encodes", "not_authorised")  # camera counters summed into 
 
 class Duties:
     def __init__(self, cfg, *, publish=None, clock=time.time, require_deployment: bool | None = None,
-                 faces_every: float = 300.0, retention_every: float = 3600.0, gate_every: float = 1.0):
+                 faces_every: float = 300.0, gate_every: float = 1.0):
         self.cfg = cfg
         self.publish = publish or (lambda msg: None)
         self.clock = clock
         section = getattr(cfg, "deployment", None)
         self.require = bool(getattr(section, "required", False)) if require_deployment is None \
             else require_deployment
-        self.retention_days = float(getattr(cfg.alerts, "retention_days", retention.DEFAULT_DAYS))
-        self.faces_every, self.retention_every, self.gate_every = faces_every, retention_every, gate_every
+        self.faces_every, self.gate_every = faces_every, gate_every
         self.log: AuditLog | None = None
         self.gate = Gate(cfg.state_dir, [c.id for c in cfg.cameras if c.enabled], record=self.record,
                          clock=clock)
         self._allowed: dict[str, bool] = {}
         self._counted: dict[str, dict] = {}  # camera -> counters at the last faces_processed
-        self._last = {"faces": clock(), "retention": 0.0, "gate": 0.0}
+        self._last = {"faces": clock(), "gate": 0.0}
 
     def record(self, kind: str, **fields) -> None:
         if self.log is not None:
@@ -68,9 +68,6 @@ class Duties:
             self._switch(cameras)
         if now - self._last["faces"] >= self.faces_every:
             self.count_faces(cameras)
-        if now - self._last["retention"] >= self.retention_every:
-            self._last["retention"] = now
-            retention.sweep(self.cfg.state_dir, self.retention_days, record=self.record, clock=self.clock)
         if self.log is not None:
             self.log.tick()
 
