@@ -52,6 +52,8 @@ def threads() -> int:
 
 def register(name: str, cls: type, preferred: bool = False) -> None:
     _BACKENDS[name] = cls
+    if preferred and name in _DEFAULT_ORDER:
+        _DEFAULT_ORDER.remove(name)
     if preferred:
         _DEFAULT_ORDER.insert(0, name)
     elif name not in _DEFAULT_ORDER:
@@ -65,13 +67,17 @@ def available() -> list[str]:
 def get(name: str | None = None):
     """The encoder called ``name``, or the default when ``name`` is None or "auto"."""
     if name in (None, "auto"):
-        last = None
-        for candidate in _DEFAULT_ORDER:
-            try:
-                return get(candidate)
-            except EdgeError as exc:
-                last = exc
-        raise last or EdgeError("no face encoder is available")
+        if "auto" not in _instances:  # resolved once: a backend that cannot start is not retried
+            errors = []
+            for candidate in _DEFAULT_ORDER:
+                try:
+                    _instances["auto"] = get(candidate)
+                    break
+                except EdgeError as exc:
+                    errors.append(f"{candidate}: {exc}")
+            else:
+                raise EdgeError("no face encoder is available (" + "; ".join(errors) + ")")
+        return _instances["auto"]
     if name not in _BACKENDS:
         raise EdgeError(f"unknown encoder {name!r}; choose one of {', '.join(_BACKENDS)}")
     if name not in _instances:
