@@ -155,6 +155,8 @@ def model_bytes() -> bytes:
 
 
 def _batch(chips: list[np.ndarray]) -> np.ndarray:
+    if not len(chips):
+        raise EdgeError("no face chips to encode")
     batch = np.stack([np.asarray(c, dtype=np.uint8) for c in chips])
     if batch.ndim != 4 or batch.shape[1:] != (150, 150, 3):
         raise EdgeError(f"face chips must be 150x150 RGB, got {batch.shape[1:]}")
