@@ -98,12 +98,19 @@ def test_delete_is_named(box):
 
 def test_reorder_is_named(box):
     state, _, _ = box
-    ls = lines(state)
+    original = lines(state)
+    ls = list(original)
     ls[2], ls[3] = ls[3], ls[2]
     write(state, ls)
     p = first(state)
     assert p.kind == "reordered"
-    assert "line 3 holds seq 4 but line 4 holds seq 3" in p.message
+    assert "seq 3 (line 4) comes after seq 4 (line 3)" in p.message
+    ls = list(original)
+    ls.append(ls.pop(6))  # one record moved to the end: that record is named, once
+    write(state, ls)
+    res = verify_log(state)
+    assert [p.kind for p in res.problems] == ["reordered"]
+    assert "seq 7 (line 15) comes after seq 15 (line 14)" in res.first.message
 
 
 def test_truncation_is_named_and_the_log_continues(box):

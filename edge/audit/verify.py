@@ -99,19 +99,18 @@ def _parse_lines(data: bytes, res: Result, first_line: int = 1) -> list[tuple[in
 
 def _check_chain(parsed: list[tuple[int, dict]], res: Result, anchor_seq: int, anchor_hash: str) -> None:
     by_seq: dict[int, tuple[int, dict]] = {}
-    top = None  # (line, seq) of the highest seq seen so far, in file order
+    before = None  # (line, seq) of the record before, in file order
     for lineno, rec in parsed:
         seq = rec["seq"]
         if seq in by_seq:
             res.problems.append(Problem("duplicated", lineno, f"record seq {seq} appears twice "
                                                               f"(line {by_seq[seq][0]} and line {lineno})"))
             continue
-        if top and seq < top[1]:
-            res.problems.append(Problem("reordered", top[0], f"records were reordered: line {top[0]} holds "
-                                                             f"seq {top[1]} but line {lineno} holds seq {seq}"))
+        if before and seq < before[1]:
+            res.problems.append(Problem("reordered", lineno, f"records were reordered: seq {seq} (line {lineno}) "
+                                                             f"comes after seq {before[1]} (line {before[0]})"))
         by_seq[seq] = (lineno, rec)
-        if not top or seq > top[1]:
-            top = (lineno, seq)
+        before = (lineno, seq)
     edited = {p.line for p in res.problems if p.kind == "edited"}
     seqs = sorted(by_seq)
     expected = anchor_seq + 1
@@ -227,7 +226,7 @@ def _check_head(path: Path, res: Result, trusted: bytes | None) -> None:
                                 or not _verify_sig(trusted, head["data"].get("sig"), checkpoint_message(head))):
         res.warnings.append(f"the head file {path} is not signed by this box key")
         return
-    last = res.records[-1]["seq"] if res.records else 0
+    last = max((r["seq"] for r in res.records), default=0)
     mine = next((r for r in res.records if r["seq"] == seq), None)
     if seq > last:
         res.problems.append(Problem("truncated", len(res.records) + 1, f"truncated: the log ends at seq {last} "
