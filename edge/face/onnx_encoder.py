@@ -155,8 +155,6 @@ def model_bytes() -> bytes:
 
 
 def _batch(chips: list[np.ndarray]) -> np.ndarray:
-    if not len(chips):
-        raise EdgeError("no face chips to encode")
     batch = np.stack([np.asarray(c, dtype=np.uint8) for c in chips])
     if batch.ndim != 4 or batch.shape[1:] != (150, 150, 3):
         raise EdgeError(f"face chips must be 150x150 RGB, got {batch.shape[1:]}")
@@ -189,6 +187,8 @@ class OnnxEncoder:
             raise EdgeError(f"onnxruntime cannot load the face encoder: {exc}") from exc
 
     def encode(self, chips: list[np.ndarray]) -> np.ndarray:
+        if not len(chips):
+            return np.zeros((0, 128), dtype=np.float32)
         return self.session.run([OUTPUT], {INPUT: _batch(chips)})[0].astype(np.float32, copy=False)
 
 
@@ -208,5 +208,7 @@ class CvDnnEncoder:
             raise EdgeError(f"OpenCV DNN cannot load the face encoder: {exc}") from exc
 
     def encode(self, chips: list[np.ndarray]) -> np.ndarray:
+        if not len(chips):
+            return np.zeros((0, 128), dtype=np.float32)
         self.net.setInput(_batch(chips))
         return np.asarray(self.net.forward(), dtype=np.float32).reshape(len(chips), -1)
