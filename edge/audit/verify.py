@@ -175,7 +175,7 @@ def _check_checkpoints(parsed, res: Result, trusted: bytes | None, strict_keys: 
 def _finish(res: Result, trusted: bytes | None) -> None:
     if not res.records:
         return
-    last = res.records[-1]["seq"]
+    last = max(r["seq"] for r in res.records)
     if trusted is not None and res.signed_through == 0:
         res.problems.append(Problem("signature", 0, "no checkpoint in the log is signed by the box key "
                                                     f"{key_id(trusted)}"))
