@@ -222,8 +222,8 @@ def _lines(rep: dict) -> list[tuple[str, list[str]]]:
               else "not deleted in the period") for w in rep["watchlists"]]
     if rep["watchlists_refused"]:
         wls.append(f"{rep['watchlists_refused']} watch list(s) refused")
-    up = [f"{c}: {_pct(u['uptime'])} up ({u['down_s']:.0f} s down of {u['running_s']:.0f} s, "
-          f"{u['faults']} faults)" for c, u in rep["camera_uptime"].items()]
+    up = [f"{c}: {_pct(u['uptime'])} up ({u['down_s'] / 3600:.1f} h down of {u['running_s'] / 3600:.1f} h "
+          f"in service, {u['faults']} faults)" for c, u in rep["camera_uptime"].items()]
     return [
         ("Deployments", deps or ["none"]),
         ("Watch lists", wls or ["none"]),
