@@ -61,6 +61,7 @@ def apply(bundle: Bundle, root=DEFAULT_ROOT, config_path=None, installer=None) -
     final.mkdir(parents=True)
     try:  # built in place (a venv cannot move), switched to only when complete
         unpack(bundle, final)
+        carry_over(root / "current", final)
         (installer or pip_install)(final)
         new_config = migrated_config(config_path, bundle.header["migrations"])
         if new_config is not None:
@@ -98,6 +99,15 @@ def unpack(bundle: Bundle, dest: Path) -> None:
         path = dest / rel
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(data)
+
+
+def carry_over(current: Path, dest: Path) -> None:
+    """Units and udev rules the bundle does not replace are kept: /etc links into current/ must not break."""
+    for folder in ("units", "udev"):
+        for f in sorted((current / folder).glob("*")) if (current / folder).is_dir() else []:
+            if not (dest / folder / f.name).exists():
+                (dest / folder).mkdir(exist_ok=True)
+                shutil.copy2(f, dest / folder / f.name)
 
 
 def pip_install(dest: Path) -> None:

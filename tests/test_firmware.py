@@ -144,13 +144,14 @@ def test_damaged_bundles_are_refused(mangle, message):
         bundle.verify(mangle(data), TRUSTED)
 
 
-def test_foreign_key_and_refused_apply_leave_the_box_alone(tmp_path, box):
+def test_refused_updates_leave_the_box_alone_and_units_carry_over(tmp_path, box):
     root, cfg = box
     foreign = _signed(Ed25519PrivateKey.generate())
     with pytest.raises(FirmwareError, match="unknown key"):
         bundle.verify(foreign, TRUSTED)
     # an update whose install step fails: current stays, no half-built version stays behind
     update.apply(bundle.verify(_signed(version="2.0.0"), TRUSTED), root, cfg, installer=lambda d: None)
+    (root / "current" / "units" / "edge-usb@.service").write_text("[Unit]\n")  # e.g. from install.sh
 
     def broken(dest):
         raise FirmwareError("installing the wheels failed: disk full")
@@ -159,8 +160,10 @@ def test_foreign_key_and_refused_apply_leave_the_box_alone(tmp_path, box):
         update.apply(bundle.verify(_signed(version="2.1.0"), TRUSTED), root, cfg, installer=broken)
     assert update.current_version(root) == "2.0.0"
     assert sorted(p.name for p in (root / "versions").iterdir()) == ["2.0.0"]
+    update.apply(bundle.verify(_signed(version="2.2.0"), TRUSTED), root, cfg, installer=lambda d: None)
+    assert sorted(p.name for p in (root / "current" / "units").iterdir()) == ["edge-usb@.service", "edge.service"]
     with pytest.raises(FirmwareError, match="not newer"):
-        update.apply(bundle.verify(_signed(version="2.0.0"), TRUSTED), root, cfg, installer=lambda d: None)
+        update.apply(bundle.verify(_signed(version="2.1.0"), TRUSTED), root, cfg, installer=lambda d: None)
 
 
 def test_bad_paths_and_versions_are_refused_at_build():
