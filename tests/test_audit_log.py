@@ -314,3 +314,20 @@ def test_any_flipped_byte_is_caught_and_never_crashes_verify(box, tmp_path):
         assert not res.ok
 
     check()
+
+
+def test_appended_records_signed_by_an_introduced_stranger_key_are_refused(box):
+    """Someone with write access but without the box key appends a fake rotation and signs it himself."""
+    from edge.identity import b64, key_id
+
+    state, _, _ = box
+    forger = identity.create(state.parent / "forger", "box-a")
+    fake = AuditLog(state, signing_key=forger.signing_key, box_id="box-a")
+    fake._load_identity = lambda: None  # he cannot read the box's key file
+    fake.append("key_rotated", old_key_id="0" * 16, new_key_id=key_id(forger.signing_public),
+                signing_public=b64(forger.signing_public))
+    fake.signing_key = forger.signing_key
+    fake.append("alert", alert_id="fake", camera_id="cam1", time="", ref="WL-1", distance=0.1)
+    fake.close()
+    res = verify_log(state)
+    assert not res.ok and res.first.kind == "signature" and "after the box key's last checkpoint" in res.first.message

@@ -149,6 +149,7 @@ def _check_checkpoints(parsed, res: Result, trusted: bytes | None, strict_keys: 
         d = rec["data"]
         introduced.update(str(d.get(k)) for k in ("signing_key_id", "old_key_id", "new_key_id") if k in d)
     last_good = 0
+    others = []  # (line, seq, key id) of good checkpoints by another key than the trusted one
     for lineno, rec in parsed:
         if rec["kind"] != "checkpoint":
             continue
@@ -170,6 +171,13 @@ def _check_checkpoints(parsed, res: Result, trusted: bytes | None, strict_keys: 
         last_good = rec["seq"]
         if pub == trusted:
             res.signed_through = max(res.signed_through, rec["seq"])
+        else:
+            others.append((lineno, rec["seq"], d["key_id"]))
+    for lineno, seq, kid in others:  # an older key may sign only what the box key later vouched for
+        if strict_keys and trusted is not None and res.signed_through and seq > res.signed_through:
+            res.problems.append(Problem("signature", lineno, f"checkpoint seq {seq} (line {lineno}) is signed by "
+                                                             f"key {kid} after the box key's last checkpoint "
+                                                             f"(seq {res.signed_through})"))
 
 
 def _finish(res: Result, trusted: bytes | None) -> None:
