@@ -33,7 +33,7 @@ def check_keys(state_dir: Path):
         yield "keys", False, str(exc)
         return
     kdir = state_dir / "keys"
-    modes = {kdir: 0o700, kdir / identity.KEY_FILE: 0o600}
+    modes = {state_dir: 0o700, kdir: 0o700, kdir / identity.KEY_FILE: 0o600}
     bad = [f"{p} is {p.stat().st_mode & 0o777:o} (want {m:o})" for p, m in modes.items()
            if p.stat().st_mode & 0o777 != m]
     owner = state_dir.stat().st_uid
