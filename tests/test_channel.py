@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -137,8 +138,10 @@ def test_an_adjudication_is_recorded_once_by_the_box_and_acknowledged(box):
     op.store.decide([alert_id], [adj])
     link.wake.set()
     assert wait_for(lambda: op.store.alert(alert_id)["delivered"] == 1)
-    link._send(messages.dumps(adj))  # a resend (e.g. the ack was lost) is not recorded twice
-    time.sleep(0.5)
+    with sqlite3.connect(op.data / "console.db") as db:  # as if the box's ack had been lost: sent again
+        db.execute("UPDATE alerts SET delivered=0")
+    link.wake.set()
+    assert wait_for(lambda: op.store.alert(alert_id)["delivered"] == 1)
     assert len(box.adjudications) == 1
     msg, console = box.adjudications[0]
     assert (msg["decision"], msg["reason"], msg["operator"]) == ("dismiss", "not the person", "PC Smith")

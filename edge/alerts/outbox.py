@@ -84,12 +84,6 @@ class Outbox:
             row = self._db.execute("SELECT body FROM messages WHERE msg_id=?", (msg_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def group(self, group_id: str) -> list[dict]:
-        """The alerts of one group (an alert and the sightings grouped with it)."""
-        with self._lock:
-            rows = self._db.execute("SELECT body FROM messages WHERE type='alert' ORDER BY seq").fetchall()
-        return [m for m in (json.loads(r[0]) for r in rows) if m.get("group_id") == group_id]
-
     # -- consoles -----------------------------------------------------------------------------
     def ack(self, console: str, seq: int) -> None:
         with self._lock, self._tx():
