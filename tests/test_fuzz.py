@@ -364,10 +364,6 @@ def test_console_frames_raise_only_message_error(link_tally, data, allowed):
     assert msg["type"] in allowed
 
 
-@pytest.mark.xfail(strict=True, reason="edge/alerts/protocol.py loads(): `except (ValueError, UnicodeDecodeError)` "
-                   "misses RecursionError, and `kind not in allowed` raises TypeError for a list/object type. "
-                   "Fix: add RecursionError; `if not isinstance(kind, str) or kind not in allowed`; "
-                   "then remove this marker.")
 @pytest.mark.parametrize("frame", [b"[" * 100_000, b'{"v": 1, "type": []}', b'{"v": 1, "type": {}}'])
 def test_hostile_console_frames_are_message_errors(link_tally, frame):
     from edge.alerts import protocol

@@ -30,10 +30,10 @@ def loads(data: bytes, allowed: set[str]) -> dict[str, Any]:
         raise messages.MessageError("message too large")
     try:
         peek = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise messages.MessageError("not JSON") from exc
     kind = peek.get("type") if isinstance(peek, dict) else None
-    if kind not in allowed:
+    if not isinstance(kind, str) or kind not in allowed:
         raise messages.MessageError(f"unexpected message type {kind!r}")
     if kind in messages.REQUIRED:
         msg = messages.loads(data, allowed={kind})
