@@ -205,10 +205,10 @@ class Gate:
         self.allowed: dict[str, str | None] = dict.fromkeys(self.camera_ids)
         self._loaded_at = None
 
-    def update(self) -> dict[str, str | None]:
-        """Recompute; returns {camera_id: active deployment id or None}."""
+    def update(self, reload: bool = False) -> dict[str, str | None]:
+        """Recompute (re-reading the stored deployments when due or asked); {camera_id: deployment or None}."""
         t = self.clock()
-        if self._loaded_at is None or t - self._loaded_at >= self.reload_s:
+        if reload or self._loaded_at is None or t - self._loaded_at >= self.reload_s:
             self.deps, self._loaded_at = stored(self.state_dir), t
         now = datetime.fromtimestamp(t, UTC)
         live = {d.deployment_id: d for d in self.deps if d.start <= now < d.end}

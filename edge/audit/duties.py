@@ -60,11 +60,12 @@ class Duties:
     def allows(self, camera_id: str) -> bool:
         return not self.require or self.gate.allows(camera_id)
 
-    def tick(self, cameras: dict) -> None:
+    def tick(self, cameras: dict, reload: bool = False) -> None:
+        """``reload``: re-read the deployment windows now (after ``edge deployment load``)."""
         now = self.clock()
-        if now - self._last["gate"] >= self.gate_every:
+        if reload or now - self._last["gate"] >= self.gate_every:
             self._last["gate"] = now
-            self.gate.update()
+            self.gate.update(reload)
             self._switch(cameras)
         if now - self._last["faces"] >= self.faces_every:
             self.count_faces(cameras)
