@@ -73,7 +73,10 @@ class BoxLink:
                     last_hello = 0.0
                 if sock in ready:
                     for _ in range(200):
-                        self._receive(sock.recv())
+                        try:
+                            self._receive(sock.recv())
+                        except Exception:  # a bug must not silently end the link
+                            log.exception("error handling a message from %s", self.endpoint)
                         if not sock.poll(0):
                             break
                 now = time.monotonic()
