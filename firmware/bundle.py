@@ -192,7 +192,7 @@ def verify(data: bytes, trusted: dict[str, bytes]) -> Bundle:
     try:
         header = json.loads(data[start:start + hlen])
         kid = header["key_id"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         raise FirmwareError("the firmware bundle header is damaged") from None
     if not isinstance(kid, str) or kid not in trusted:
         raise FirmwareError(f"the firmware bundle is signed by an unknown key {str(kid)[:16]!r}: refused")

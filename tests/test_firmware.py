@@ -136,6 +136,7 @@ TRUSTED = {bundle.key_id(bundle.raw_public(Ed25519PrivateKey.from_private_bytes(
     (lambda d: d.replace(b'"version":"2.0.0"', b'"version":"9.0.0"'), "signature is not valid"),
     (lambda d: d[:-100] + bytes([d[-100] ^ 1]) + d[-99:], "signature is not valid"),  # payload bit
     (lambda d: d[:-1] + bytes([d[-1] ^ 0x80]), "signature is not valid"),  # signature bit
+    (lambda d: bundle.MAGIC + (200_000).to_bytes(4, "big") + b"[" * 200_000 + bytes(64), "header is damaged"),
 ])
 def test_damaged_bundles_are_refused(mangle, message):
     data = _signed()
