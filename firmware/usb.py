@@ -15,6 +15,7 @@ console ("watchlist_loaded" / "watchlist_refused" events). Exit status 1 if any 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pwd
 import shutil
@@ -109,8 +110,10 @@ def main(argv=None) -> int:
         log(f"failed: {exc}")
         return 1
     finally:
-        if mnt is not None:
-            subprocess.run(["umount", "-l", str(mnt)], timeout=60)
+        if mnt is not None:  # a copy failed half-way: never leave the stick mounted
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=60)
+            with contextlib.suppress(OSError):
+                mnt.rmdir()
         shutil.rmtree(stage, ignore_errors=True)
 
 
