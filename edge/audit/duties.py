@@ -23,6 +23,7 @@ from edge.alerts import messages
 from edge.audit import configdiff
 from edge.audit.log import AuditLog
 from edge.deployment import Gate
+from edge.errors import EdgeError
 
 log = logging.getLogger("edge.audit")
 COUNTED = ("faces", "encodes", "not_authorised")  # camera counters summed into faces_processed
@@ -52,7 +53,10 @@ class Duties:
     # -- the four calls ---------------------------------------------------------------------------
     def start(self) -> None:
         self.log = AuditLog(self.cfg.state_dir, box_id=self.cfg.box_id, clock=self.clock)
-        diff = configdiff.changes(self.cfg.state_dir, dataclasses.asdict(self.cfg))
+        try:
+            diff = configdiff.changes(self.cfg.state_dir, dataclasses.asdict(self.cfg))
+        except OSError as exc:
+            raise EdgeError(f"the state dir {self.cfg.state_dir} is not writable: {exc.strerror}") from None
         if diff:
             self.record("config_changed", diff=diff)
         self.gate.update()

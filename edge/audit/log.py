@@ -191,7 +191,10 @@ class AuditLog:
         self._seq, self._hash, self._size = 0, GENESIS, -1
         self._since_checkpoint = 0
         self._last_checkpoint = clock()
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise EdgeError(f"the audit log folder {self.dir} is not writable: {exc.strerror}") from None
         if self.signing_key is None:
             self._load_identity()
 
@@ -220,8 +223,11 @@ class AuditLog:
     def checkpoint(self) -> dict | None:
         """Sign the chain so far now (no-op without a box key, or when the last record is a checkpoint)."""
         with self._lock:
-            with self._locked_file() as f:
-                self._sync_tail(f)
+            try:
+                with self._locked_file() as f:
+                    self._sync_tail(f)
+            except OSError as exc:
+                raise EdgeError(f"the audit log {self.path} is not readable: {exc.strerror}") from None
             return self._write_checkpoint() if self._since_checkpoint else None
 
     def tick(self) -> None:
@@ -258,7 +264,10 @@ class AuditLog:
         self._last_checkpoint = self.clock()
         from edge.identity import write_atomic
 
-        write_atomic(self.head_path, canonical(rec) + b"\n", 0o600)
+        try:
+            write_atomic(self.head_path, canonical(rec) + b"\n", 0o600)
+        except OSError as exc:
+            raise EdgeError(f"the audit log {self.head_path} is not writable: {exc.strerror}") from None
         return rec
 
     @contextlib.contextmanager
@@ -272,6 +281,12 @@ class AuditLog:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def _write(self, kind: str, fields: dict, finish=None) -> dict:
+        try:
+            return self._write_locked(kind, fields, finish)
+        except OSError as exc:
+            raise EdgeError(f"the audit log {self.path} is not writable: {exc.strerror}") from None
+
+    def _write_locked(self, kind: str, fields: dict, finish) -> dict:
         with self._locked_file() as f:
             self._sync_tail(f)
             rec = {"v": VERSION, "seq": self._seq + 1, "time": fmt_time(self.clock()), "kind": kind,
