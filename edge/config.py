@@ -56,12 +56,15 @@ class EncodeConfig:
 class MatchConfig:
     threshold: float = 0.6  # a hit is a distance at or under this
     threshold_floor: float = 0.6  # the daemon refuses a more lenient threshold than this
+    max_false_alert_rate: float = 0.1  # warn when operators dismiss more than this share as "not the person"
 
 
 @dataclass
 class AlertsConfig:
     endpoint: str = "tcp://127.0.0.1:5599"  # where the box serves alerts
     control_endpoint: str = ""  # `edge status` etc. talk to the daemon here; "" = ipc in the state dir
+    retention_days: float = 31.0  # alerts (crop, details) are kept this long, then deleted and logged
+    group_window_s: float = 60.0  # the same entry seen again within this window joins the first alert
 
 
 @dataclass
@@ -171,6 +174,9 @@ def _check(cfg: Config) -> None:
         ep = getattr(cfg.alerts, key)
         need(ep == "" and key == "control_endpoint" or ep.startswith(("tcp://", "ipc://")),
              f"alerts.{key}", "must be a ZeroMQ endpoint (tcp://host:port or ipc://path)")
+    need(0.0 < cfg.match.max_false_alert_rate <= 1.0, "match.max_false_alert_rate", "must be between 0 and 1")
+    need(0 < cfg.alerts.retention_days <= 3650, "alerts.retention_days", "must be between 0 and 3650")
+    need(0 <= cfg.alerts.group_window_s <= 3600, "alerts.group_window_s", "must be between 0 and 3600")
     need(cfg.health.log_interval > 0, "health.log_interval", "must be positive")
     need(cfg.health.max_restarts >= 0, "health.max_restarts", "must not be negative")
 

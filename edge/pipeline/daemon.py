@@ -163,7 +163,7 @@ class Daemon:
         """The CURVE-authenticated, durable alert channel (edge/alerts/publisher.py)."""
         from edge.audit.retention import sweep
 
-        retention_days = getattr(self.cfg.alerts, "retention_days", 31.0)
+        retention_days = self.cfg.alerts.retention_days
         try:
             ident = identity.create(self.cfg.state_dir, self.box_id)  # keys are made once, never replaced here
             channel = Channel(self.cfg.alerts.endpoint, self.cfg.state_dir, ident.curve_public,
@@ -264,7 +264,7 @@ class Daemon:
                 return
             self._alerted[key] = now
             group = self._groups.get(entry.ref)
-            window = getattr(self.cfg.alerts, "group_window_s", 60.0)
+            window = self.cfg.alerts.group_window_s
             if group is None or not group["open"] or now - group["last"] > window:
                 group = self._groups[entry.ref] = {"group_id": None, "last": now, "open": True}
             group["last"] = now
