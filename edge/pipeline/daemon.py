@@ -27,6 +27,7 @@ from edge.alerts import messages
 from edge.alerts.publisher import Channel
 from edge.config import Config
 from edge.errors import EdgeError
+from edge.eval import live
 from edge.pipeline.camera import camera_main
 from edge.pipeline.control import ControlServer
 from edge.pipeline.health import Latency, camera_line
@@ -205,6 +206,9 @@ class Daemon:
             for cam_id, cam in sorted(self.cameras.items()):
                 log.info("health %s", camera_line(cam_id, {"state": cam.state, "stats": cam.stats,
                                                            "restarts": cam.restarts}))
+            accuracy = live.summary(self.counts, self.cfg.match.max_false_alert_rate)
+            if accuracy.get("warning"):
+                log.warning("%s", accuracy["warning"])
 
     def drain(self) -> None:
         while True:
@@ -323,6 +327,7 @@ class Daemon:
                     note=str(msg.get("note", "")), console=console,
                     seconds_to_decision=float(seconds) if isinstance(seconds, int | float) else 0.0)
         self.counts["adjudications"] += 1
+        live.count_decision(self.counts, msg["decision"], str(msg.get("reason", "")))
         log.info("alert %s: %s by %s", msg["alert_id"], msg["decision"], msg["operator"])
         if alert is None:
             return
@@ -362,6 +367,7 @@ class Daemon:
             "alerts_sent": self.counts["alerts"],
             "counts": dict(self.counts),
             "latency_ms": self.latency.summary(),
+            "accuracy": live.summary(self.counts, self.cfg.match.max_false_alert_rate),
             "channel": self.publisher.info() if self.publisher else {},
             "cameras": {cid: {"state": c.state, "restarts": c.restarts, "stats": c.stats}
                         for cid, c in self.cameras.items()},

@@ -41,8 +41,12 @@ def format_status(st: dict) -> str:
                           + (f", expires {wl['not_after']}" if wl.get("not_after") else "")
                           if wl else "none loaded (no matching)"),
         f"alerts: {st.get('alerts_sent', 0)} sent; frame->alert latency {st.get('latency_ms', {})}",
-        "cameras:",
     ]
+    if st.get("accuracy"):
+        from edge.eval import live
+
+        lines.append(live.format_line(st["accuracy"]))
+    lines.append("cameras:")
     for cam_id, cam in sorted(st.get("cameras", {}).items()):
         lines.append("  " + camera_line(cam_id, cam))
     for key, value in sorted(st.get("extra", {}).items()):
