@@ -129,7 +129,7 @@ def test_signed_but_malformed_headers_are_refused_cleanly(data):
     only_bundle_errors(frame(raw, DATA[-64 - 100:-64]))
 
 
-@FUZZ
+@settings(FUZZ, max_examples=150)
 @given(st.one_of(st.binary(max_size=400), json_value.map(lambda v: json.dumps({"entries": v}).encode()),
                  st.lists(st.dictionaries(st.sampled_from(["ref", "category", "reason", "templates",
                                                            "image_jpeg"]), json_value, max_size=5),
