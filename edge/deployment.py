@@ -136,7 +136,7 @@ def parse(data: bytes) -> dict:
         raise EdgeError("the file is too large to be a deployment authorisation")
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise EdgeError("not a deployment authorisation (not JSON)") from None
 
 

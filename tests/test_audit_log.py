@@ -331,3 +331,12 @@ def test_appended_records_signed_by_an_introduced_stranger_key_are_refused(box):
     fake.close()
     res = verify_log(state)
     assert not res.ok and res.first.kind == "signature" and "after the box key's last checkpoint" in res.first.message
+
+
+def test_deeply_nested_lines_are_damage_not_a_crash(tmp_path):
+    from edge.audit.verify import verify_records
+
+    res = verify_records(b"[" * 5000 + b"\n", None)
+    assert res.first.kind == "damaged" and res.first.line == 1
+    with pytest.raises(EdgeError):
+        verify_export(b"[" * 5000 + b"\n", b"\x00" * 32)

@@ -416,8 +416,6 @@ def test_deployment_documents_are_refused_cleanly_and_never_forged(deployment_do
         assert dep.doc == doc  # only the issuer's own document is ever accepted
 
 
-@pytest.mark.xfail(strict=True, reason="edge/deployment.py parse(): `except (ValueError, UnicodeDecodeError)` misses "
-                   "RecursionError from json.loads. Fix: add RecursionError; then remove this marker.")
 def test_deeply_nested_deployment_is_refused(deployment_doc):
     from edge import deployment
 

@@ -41,7 +41,7 @@ def changes(state_dir, config: dict) -> dict:
     path = Path(state_dir) / "audit" / SNAPSHOT
     try:
         old = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         old = {}
     d = diff(old, config)
     if d:

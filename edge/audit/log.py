@@ -321,7 +321,7 @@ class AuditLog:
                 last = json.loads(line)
                 self._seq, self._hash = int(last["seq"]), str(last["hash"])
                 self._since_checkpoint = max(self._since_checkpoint, int(last["kind"] != "checkpoint"))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 raise EdgeError(f"the last record of {self.path} is damaged: run 'edge audit verify'") from None
         else:
             self._seq, self._hash = 0, GENESIS

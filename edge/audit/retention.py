@@ -54,7 +54,7 @@ def sweep(state_dir, days: float = DEFAULT_DAYS, *, record=None, clock=time.time
     for alert_id, created, body in rows:
         try:
             alert = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             alert = {}
         if record:
             record("retention_deleted", alert_id=alert_id, camera_id=str(alert.get("camera_id", "")),

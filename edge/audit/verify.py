@@ -86,7 +86,7 @@ def _parse_lines(data: bytes, res: Result, first_line: int = 1) -> list[tuple[in
             rec = json.loads(raw)
             if not isinstance(rec, dict) or any(not isinstance(rec.get(k), t) for k, t in FIELDS.items()):
                 raise ValueError
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             res.problems.append(Problem("damaged", lineno, f"line {lineno} is not a valid audit record "
                                                            "(edited or damaged)"))
             continue
@@ -227,7 +227,7 @@ def _check_head(path: Path, res: Result, trusted: bytes | None) -> None:
         seq, hsh = int(head["seq"]), str(head["hash"])
     except FileNotFoundError:
         return
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         res.warnings.append(f"the head file {path} is unreadable")
         return
     if trusted is not None and (head.get("data", {}).get("signing_public") != base64.b64encode(trusted).decode()
@@ -282,14 +282,14 @@ def verify_export(data: bytes, box_public: bytes) -> tuple[dict, Result]:
         if not isinstance(header, dict) or header.get("type") != EXPORT_TYPE or header.get("v") != 1:
             raise ValueError
         anchor_seq, anchor_hash = int(header["anchor_seq"]), str(header["anchor_hash"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
         raise EdgeError("not a version 1 audit export (bad header line)") from None
     body_end = data.rstrip(b"\n").rfind(b"\n") + 1
     try:
         trailer = json.loads(data[body_end:])
         if not isinstance(trailer, dict) or trailer.get("type") != EXPORT_END:
             raise ValueError
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         trailer = None
     if trailer is None or not data.endswith(b"\n"):
         res = verify_records(rest, box_public, anchor_seq, anchor_hash, 2, strict_keys=False)
@@ -322,6 +322,6 @@ def load_box_public(path) -> bytes:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise EdgeError(f"cannot read box key {path}: {exc.strerror}") from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise EdgeError(f"{path} is not a box public identity (box.pub.json)") from None
     return parse_box_public(doc)["signing_public"]
