@@ -54,6 +54,7 @@ class CameraWorker:
         self.tracker = Tracker(det["track_iou"], det["track_max_missed"])
         self.capture: Capture | None = None
         self._last_t: float | None = None
+        self._interval = 0.0
         self.passes = 0  # detection passes so far
         self.full_passes = 0  # of which whole-frame scans
 
@@ -108,8 +109,9 @@ class CameraWorker:
         det, q = self.cfg["detect"], self.cfg["quality"]
         c.frames_processed += 1
         now = time.monotonic()
-        if self._last_t is not None:
-            c.fps = _ema(c.fps, 1.0 / max(1e-6, now - self._last_t))
+        if self._last_t is not None:  # average the interval, not the rate (1/dt is biased upwards)
+            self._interval = _ema(self._interval, now - self._last_t)
+            c.fps = round(1.0 / max(1e-6, self._interval), 2)
         self._last_t = now
         if (c.frames_processed - 1) % det["every_n_frames"]:
             return  # between detections the tracks simply carry on

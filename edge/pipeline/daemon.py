@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import identity
+from edge import identity, sdnotify
 from edge.alerts import messages
 from edge.alerts.publisher import Channel
 from edge.config import Config
@@ -129,11 +129,17 @@ class Daemon:
         old_term = signal.signal(signal.SIGTERM, handler)
         old_int = signal.signal(signal.SIGINT, handler)
         self.start()
+        sdnotify.ready(f"{len(self.cameras)} camera(s)")
+        interval, fed = sdnotify.watchdog_interval(), 0.0
         deadline = time.monotonic() + duration if duration else None
         try:
             while not stop_now and (deadline is None or time.monotonic() < deadline):
                 self.step()
+                if interval and time.monotonic() - fed >= interval:
+                    sdnotify.watchdog()
+                    fed = time.monotonic()
         finally:
+            sdnotify.stopping()
             self.stop()
             signal.signal(signal.SIGTERM, old_term)
             signal.signal(signal.SIGINT, old_int)
