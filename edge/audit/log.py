@@ -25,7 +25,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge import identity
 from edge.errors import EdgeError
+from edge.identity import key_id, raw_public, write_atomic
 
 VERSION = 1
 GENESIS = "0" * 64
@@ -199,8 +201,6 @@ class AuditLog:
             self._load_identity()
 
     def _load_identity(self) -> None:
-        from edge import identity
-
         try:
             ident = identity.load(self.state_dir)
         except EdgeError:
@@ -251,8 +251,6 @@ class AuditLog:
             self._load_identity()
         if self.signing_key is None:
             return None
-        from edge.identity import key_id, raw_public
-
         pub = raw_public(self.signing_key)
         fields = {"key_id": key_id(pub), "signing_public": base64.b64encode(pub).decode("ascii"), "sig": ""}
 
@@ -262,12 +260,6 @@ class AuditLog:
         rec = self._write("checkpoint", fields, finish=sign)
         self._since_checkpoint = 0
         self._last_checkpoint = self.clock()
-        from edge.identity import write_atomic
-
-        try:
-            write_atomic(self.head_path, canonical(rec) + b"\n", 0o600)
-        except OSError as exc:
-            raise EdgeError(f"the audit log {self.head_path} is not writable: {exc.strerror}") from None
         return rec
 
     @contextlib.contextmanager
@@ -299,6 +291,8 @@ class AuditLog:
                 raise EdgeError(f"audit record {kind} is too large ({len(line)} bytes)")
             f.write(line)
             os.fsync(f.fileno())
+            if kind == "checkpoint":  # the head: the log may not end before it (still under the lock)
+                write_atomic(self.head_path, line, 0o600)
             self._seq, self._hash = rec["seq"], rec["hash"]
             self._size = os.fstat(f.fileno()).st_size
             self._since_checkpoint += kind != "checkpoint"
