@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge import identity
+from edge.audit.log import match_owner
 from edge.errors import EdgeError
 
 DOC_TYPE = "edge-deployment"
@@ -162,6 +163,8 @@ def load(state_dir, path, *, record=None, now: datetime | None = None) -> Deploy
     d = deployments_dir(state_dir)
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     identity.write_atomic(d / f"{dep.deployment_id}.json", canonical(dep.doc) + b"\n", 0o600)
+    for p in (d, d / f"{dep.deployment_id}.json"):  # readable by the daemon when loaded as root
+        match_owner(p, Path(state_dir))
     record("deployment_loaded", **dep.fields())
     return dep
 

@@ -175,6 +175,15 @@ def _last_line(f) -> tuple[bytes, int]:
     return tail[start:nl], base + nl + 1
 
 
+def match_owner(path: Path, like: Path) -> None:
+    """Run as root (``edge deployment load``, ``edge audit export``), give what we create under the
+    state dir to the state dir's owner, so the daemon (user ``edge``) can still read and append to it."""
+    if os.geteuid() == 0:
+        st = os.stat(like)
+        if os.stat(path).st_uid != st.st_uid:
+            os.chown(path, st.st_uid, st.st_gid)
+
+
 class AuditLog:
     """The box's audit log under ``<state_dir>/audit/``. ``append(kind, **fields)`` is the one hook."""
 
@@ -195,6 +204,7 @@ class AuditLog:
         self._last_checkpoint = clock()
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            match_owner(self.dir, self.state_dir)
         except OSError as exc:
             raise EdgeError(f"the audit log folder {self.dir} is not writable: {exc.strerror}") from None
         if self.signing_key is None:
@@ -266,6 +276,7 @@ class AuditLog:
     def _locked_file(self):
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "r+b", buffering=0) as f:
+            match_owner(self.path, self.state_dir)
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
                 yield f
@@ -293,6 +304,7 @@ class AuditLog:
             os.fsync(f.fileno())
             if kind == "checkpoint":  # the head: the log may not end before it (still under the lock)
                 write_atomic(self.head_path, line, 0o600)
+                match_owner(self.head_path, self.state_dir)
             self._seq, self._hash = rec["seq"], rec["hash"]
             self._size = os.fstat(f.fileno()).st_size
             self._since_checkpoint += kind != "checkpoint"
