@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 FACES = ["obama.jpg", "biden.jpg", "alex-lacamoire.png", "lin-manuel-miranda.png",
          "rose_leslie_img1.jpg", "kit_harington_john1.jpeg", "johnsnow_test1.jpg", "obama2.jpg"]
 BATCH = 8
-MIN_SECONDS = 1.0  # per round
-ROUNDS = 3  # the best round is reported (as timeit does): the least disturbed by other processes
+MIN_SECONDS = 0.7  # per candidate and round
+ROUNDS = 4  # the best round is reported (as timeit does): the least disturbed by other processes
 
 
 def chips() -> list[np.ndarray]:
@@ -44,19 +44,14 @@ def _pin(threads: int) -> None:
     cv2.setNumThreads(threads)
 
 
-def _time_per_face(encode: Callable, batches: list[list[np.ndarray]]) -> tuple[float, float]:
-    """(wall, CPU) ms per face: the best of ROUNDS rounds of at least MIN_SECONDS each."""
-    encode(batches[0])  # warm-up: first-call allocations
-    wall, cpu = [], []
-    for _ in range(ROUNDS):
-        faces, t0, c0 = 0, time.perf_counter(), time.process_time()
-        while time.perf_counter() - t0 < MIN_SECONDS:
-            for b in batches:
-                encode(b)
-                faces += len(b)
-        wall.append(1000 * (time.perf_counter() - t0) / faces)
-        cpu.append(1000 * (time.process_time() - c0) / faces)
-    return min(wall), min(cpu)
+def _one_round(encode: Callable, batches: list[list[np.ndarray]]) -> tuple[float, float]:
+    """(wall, CPU) ms per face over at least MIN_SECONDS of encoding."""
+    faces, t0, c0 = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < MIN_SECONDS:
+        for b in batches:
+            encode(b)
+            faces += len(b)
+    return 1000 * (time.perf_counter() - t0) / faces, 1000 * (time.process_time() - c0) / faces
 
 
 def _candidates() -> list[tuple[str, int, int, Callable[[int], object]]]:
@@ -77,26 +72,32 @@ def _candidates() -> list[tuple[str, int, int, Callable[[int], object]]]:
 
 
 def measure() -> list[dict]:
+    """Rounds interleave the candidates, so a busy spell on the box hits them all alike."""
     faces = chips()
     saved = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    rows, reference = [], None
+    rows, runs, reference = [], [], None
     try:
         for label, threads, per_call, factory in _candidates():
             _pin(threads)
             enc = factory(threads)
-            got = enc.encode(faces)
-            reference = got if reference is None else reference
-            batches = [faces[i : i + per_call] for i in range(0, len(faces), per_call)]
-            wall, cpu = _time_per_face(enc.encode, batches)
+            got = enc.encode(faces)  # also the warm-up
+            reference = got if reference is None else reference  # the first candidate is dlib
+            runs.append((threads, enc.encode, [faces[i : i + per_call] for i in range(0, len(faces), per_call)]))
             rows.append({"candidate": label, "threads": threads, "chips_per_call": per_call,
-                         "ms_per_face": wall, "cpu_ms_per_face": cpu, "faces_per_s_per_core": 1000 / cpu,
-                         "max_abs_diff_vs_dlib": float(np.abs(got - reference).max())})
+                         "max_abs_diff_vs_dlib": float(np.abs(got - reference).max()), "wall": [], "cpu": []})
+        for _ in range(ROUNDS):
+            for row, (threads, encode, batches) in zip(rows, runs, strict=True):
+                _pin(threads)
+                wall, cpu = _one_round(encode, batches)
+                row["wall"].append(wall)
+                row["cpu"].append(cpu)
     finally:
         if saved is not None:
             os.sched_setaffinity(0, saved)
-    base = rows[0]["faces_per_s_per_core"]
     for r in rows:
-        r["speedup_per_core"] = r["faces_per_s_per_core"] / base
+        r["ms_per_face"], r["cpu_ms_per_face"] = min(r.pop("wall")), min(r.pop("cpu"))
+        r["faces_per_s_per_core"] = 1000 / r["cpu_ms_per_face"]
+        r["speedup_per_core"] = r["faces_per_s_per_core"] / rows[0]["faces_per_s_per_core"]
     return rows
 
 
