@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edge.alerts import messages
-from edge.face import api, quality
+from edge.face import api, encoder, quality
 from edge.pipeline.capture import Capture
 from edge.pipeline.tracker import Tracker, iou
 
@@ -93,6 +93,7 @@ class CameraWorker:
             self.stop()
 
     def start(self) -> None:
+        encoder.set_threads(self.cfg["encode"]["threads"])  # one camera process, one core
         api.warm_up(self.cfg["encode"]["backend"])  # load models here, in this process
         self.capture = Capture(self.cam["source"], self.cam["loop"], self.cam["realtime"],
                                self.cfg["health"]["reconnect_max_backoff"], self.on_state)
