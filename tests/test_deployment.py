@@ -182,3 +182,57 @@ def test_daemon_duties_switch_encoding_with_the_window_and_count_faces(setup, tm
     rep = build(res.records, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC))
     assert rep["faces_processed"]["total"] == 100 and rep["faces_processed"]["not_authorised"] == 40
     assert rep["faces_processed"]["encodings"] == 20
+
+
+def test_the_daemon_matches_only_inside_a_window_and_logs_it(setup, tmp_path):
+    """Daemon + real alert channel: outside a window a matching face raises no alert; inside, it does."""
+    from datetime import timedelta
+
+    import numpy as np
+    from conftest import free_port
+
+    from edge import config
+    from edge.alerts import messages
+    from edge.pipeline.daemon import Daemon
+    from edge.watchlist.base import Entry, WatchList
+
+    runner, keys, state = setup
+    cfg = config.parse(f'box_id = "box-a"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "a.mp4"\n'
+                       f'[alerts]\nendpoint = "tcp://127.0.0.1:{free_port()}"\n')
+    daemon = Daemon(cfg)
+    daemon.duties.require = True  # what [deployment] required = true in the config sets
+    daemon.prepare_state_dir()
+    daemon.duties.start()
+    daemon.open_channel()
+    template = np.random.default_rng(3).normal(size=128).astype(np.float32)
+    template /= np.linalg.norm(template) * 2
+    daemon.matcher.swap(WatchList("L-1", [Entry("WL-1", "wanted")], template[None, :], np.array([0])))
+
+    def seen(track):
+        daemon.on_encoding({"camera_id": "cam1", "track_id": track, "frame_time": 0.0,
+                            "descriptor": (template + 0.005).tolist(), "crop_jpeg": messages.b64(b"\xff\xd8")})
+
+    try:
+        seen("t1")
+        assert daemon.counts["alerts"] == 0 and daemon.counts["not_authorised"] == 1
+        now = datetime.now(UTC)
+        r = runner.invoke(enrol_cli, ["authorise", "--issuer-key", str(keys / "issuer.key"), "--box-id", "box-a",
+                                      "--deployment", "op-now", "--location", "here", "--camera", "cam1",
+                                      "--start", deployment.fmt_time(now - timedelta(hours=1)),
+                                      "--end", deployment.fmt_time(now + timedelta(hours=1)),
+                                      "--purpose", "test", "-o", str(tmp_path / "now.json")])
+        assert r.exit_code == 0, r.output
+        assert load(runner, state, tmp_path / "now.json").exit_code == 0
+        daemon.duties.tick({}, reload=True)
+        seen("t2")
+        assert daemon.counts["alerts"] == 1
+        assert daemon.status_command({})["deployment"]["authorised"] == {"cam1": "op-now"}
+    finally:
+        daemon.record("service_stop")
+        daemon.publisher.stop()
+        daemon.duties.stop({})
+    res = verify_log(state)
+    assert res.ok, res.summary()
+    kinds = [r["kind"] for r in res.records if r["kind"] != "checkpoint"]
+    assert kinds.index("deployment_loaded") < kinds.index("deployment_start") < kinds.index("alert")
+    assert kinds.count("alert") == 1

@@ -52,13 +52,14 @@ class Duties:
 
     # -- the four calls ---------------------------------------------------------------------------
     def start(self) -> None:
-        self.log = AuditLog(self.cfg.state_dir, box_id=self.cfg.box_id, clock=self.clock)
         try:
+            self.log = AuditLog(self.cfg.state_dir, box_id=self.cfg.box_id, clock=self.clock)
             diff = configdiff.changes(self.cfg.state_dir, dataclasses.asdict(self.cfg))
-        except OSError as exc:
-            raise EdgeError(f"the state dir {self.cfg.state_dir} is not writable: {exc.strerror}") from None
-        if diff:
-            self.record("config_changed", diff=diff)
+            if diff:
+                self.record("config_changed", diff=diff)
+        except (OSError, EdgeError) as exc:  # a full or read-only disk: one sentence, nothing started
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise EdgeError(f"the state dir {self.cfg.state_dir} is not writable ({why})") from None
         self.gate.update()
 
     def allows(self, camera_id: str) -> bool:

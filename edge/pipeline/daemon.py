@@ -25,6 +25,7 @@ import numpy as np
 from edge import identity, sdnotify
 from edge.alerts import messages
 from edge.alerts.publisher import Channel
+from edge.audit.duties import Duties
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.eval import live
@@ -77,12 +78,12 @@ class Daemon:
         self.cfg = cfg
         self.box_id = cfg.box_id
         self.matcher = Matcher(cfg.match.threshold)
+        self.duties = Duties(cfg, publish=self.publish)  # audit log, deployment windows, face counts
         self.publisher: Channel | None = None  # opened in start(): needs the box's keys
         self.control = ControlServer(cfg.control_endpoint)
         self.commands = self.control.commands
         self.ctx = mp.get_context("spawn")
         self.queue = None
-        self.encode_allowed = None
         self.cameras: dict[str, CameraProcess] = {}
         self.latency = Latency()
         self.counts = {"encodings": 0, "alerts": 0, "matches_suppressed": 0, "bad_stage_messages": 0,
@@ -99,6 +100,7 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         self.prepare_state_dir()
+        self.duties.start()
         self.open_channel()
         self.load_initial_watchlist()
         self.commands.update(status=self.status_command, adjudications=self.adjudications_command)
@@ -113,6 +115,7 @@ class Daemon:
         for cam in self.cameras.values():
             cam.stop()
         self.drain()
+        self.duties.stop(self.cameras)
         self.record("service_stop")
         self.control.stop()
         if self.publisher is not None:
@@ -189,12 +192,13 @@ class Daemon:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, threads)  # one camera process, one core
         self.queue = self.ctx.Queue(maxsize=512)
-        self.encode_allowed = self.ctx.Event()
-        self.encode_allowed.set()
         cfg_dict = dataclasses.asdict(self.cfg)
         for cam in self.cfg.cameras:
             if cam.enabled:
-                self.cameras[cam.id] = CameraProcess(self.ctx, cam, cfg_dict, self.queue, self.encode_allowed)
+                allowed = self.ctx.Event()  # set by self.duties while a deployment window is open
+                if self.duties.allows(cam.id):
+                    allowed.set()
+                self.cameras[cam.id] = CameraProcess(self.ctx, cam, cfg_dict, self.queue, allowed)
                 self.cameras[cam.id].start()
 
     # -- the main loop ----------------------------------------------------------------------------
@@ -206,6 +210,7 @@ class Daemon:
         if raw is not None:
             self.handle(raw)
         self.watchdog()
+        self.duties.tick(self.cameras)
         if time.monotonic() - self._last_health_log >= self.cfg.health.log_interval:
             self._last_health_log = time.monotonic()
             self.check_expiry()
@@ -256,6 +261,9 @@ class Daemon:
 
     def on_encoding(self, msg: dict) -> None:
         self.counts["encodings"] += 1
+        if not self.duties.allows(msg["camera_id"]):
+            self.counts["not_authorised"] = self.counts.get("not_authorised", 0) + 1
+            return
         probe = np.asarray(msg["descriptor"], dtype=np.float32)
         if probe.shape != (128,):
             self.counts["bad_stage_messages"] += 1
@@ -359,7 +367,8 @@ class Daemon:
         return {"adjudications": self.publisher.outbox.adjudications(int(req.get("limit", 100)))}
 
     def record(self, kind: str, **fields) -> None:
-        """Audit hook: every load, alert, decision and purge goes through here."""
+        """Audit hook: every load, alert, decision and purge goes through here (docs/audit-format.md)."""
+        self.duties.record(kind, **fields)
 
     def status_command(self, _req: dict) -> dict:
         wl = self.matcher.current
@@ -375,6 +384,7 @@ class Daemon:
             "latency_ms": self.latency.summary(),
             "accuracy": live.summary(self.counts, self.cfg.match.max_false_alert_rate),
             "channel": self.publisher.info() if self.publisher else {},
+            "deployment": self.duties.status(),
             "cameras": {cid: {"state": c.state, "restarts": c.restarts, "stats": c.stats}
                         for cid, c in self.cameras.items()},
         }
