@@ -113,8 +113,8 @@ def test_cli_formats(day, tmp_path):
 
 
 def test_a_demo_run_reports_exactly_the_alerts_and_decisions_made(tmp_path):
-    """Daemon matching + real alert channel + real console decisions, with the audit hook wired in as
-    the daemon will have it (`daemon.record = duties.record`): the report's counts equal what happened."""
+    """Daemon matching + real alert channel + real console decisions, recorded through the daemon's own
+    audit hook: the report's counts equal what happened."""
     import time
 
     import numpy as np
@@ -122,7 +122,6 @@ def test_a_demo_run_reports_exactly_the_alerts_and_decisions_made(tmp_path):
 
     from edge import config
     from edge.alerts import messages, protocol
-    from edge.audit.duties import Duties
     from edge.console import keys
     from edge.console.link import BoxLink
     from edge.console.store import Store
@@ -141,9 +140,7 @@ def test_a_demo_run_reports_exactly_the_alerts_and_decisions_made(tmp_path):
     daemon = Daemon(cfg)
     daemon.prepare_state_dir()
     identity.create(state, "box-a")
-    duties = Duties(cfg, publish=lambda m: daemon.publish(m), require_deployment=False)
-    duties.start()
-    daemon.record = duties.record  # the integration hook
+    daemon.duties.start()  # the start-up steps edge run takes before the cameras
     daemon.open_channel()
     rng = np.random.default_rng(7)
     templates = rng.normal(size=(3, 128)).astype(np.float32)
@@ -184,7 +181,7 @@ def test_a_demo_run_reports_exactly_the_alerts_and_decisions_made(tmp_path):
         link.stop()
         daemon.record("service_stop")
         daemon.publisher.stop()
-        duties.stop({})
+        daemon.duties.stop({})
     res = verify_log(state)
     assert res.ok, res.summary()
     rep = report.build(res.records, datetime(2020, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
