@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
+from conftest import (
+    HAMILTON,
+    LIN,
+    LIN_REF,
+    Subscriber,
+    edge_cmd,
+    free_port,
+    make_watchlist_folder,
+    running_daemon,
+    write_config,
+)
 
 from edge import identity
 from edge.audit import report
@@ -118,7 +130,6 @@ def test_a_demo_run_reports_exactly_the_alerts_and_decisions_made(tmp_path):
     import time
 
     import numpy as np
-    from conftest import free_port
 
     from edge import config
     from edge.alerts import messages, protocol
@@ -194,3 +205,31 @@ def test_a_demo_run_reports_exactly_the_alerts_and_decisions_made(tmp_path):
     assert rep["consoles"]["connected"] >= 1
     (w,) = rep["watchlists"]
     assert w["refs"] == refs
+
+
+def test_edge_run_on_video_leaves_a_verifiable_log_that_reports_its_alerts(tmp_path):
+    """`edge run` on the Hamilton clip: the log verifies, and the report counts the alerts consoles got."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    cfg = write_config(tmp_path / "edge.toml", [{"id": "cam-a", "source": HAMILTON}],
+                       make_watchlist_folder(tmp_path / "wl", {LIN_REF: LIN}), endpoint)
+    state = tmp_path / "state"
+    sub = Subscriber(endpoint, state)
+    with running_daemon(cfg, "--duration", "14") as proc:
+        sub.collect(30, until=lambda m: proc.poll() is not None)
+        proc.wait(30)
+    sub.collect(2)
+    sub.close()
+    r = subprocess.run(edge_cmd("audit", "verify", "--config", str(cfg)), capture_output=True, text=True)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(edge_cmd("audit", "report", "--config", str(cfg), "--format", "json"),
+                       capture_output=True, text=True)
+    rep = json.loads(r.stdout)
+    alerts = sub.alerts()
+    assert rep["alerts"]["total"] == len({a["alert_id"] for a in alerts}) >= 1
+    assert rep["alerts"]["unanswered"] == rep["alerts"]["total"]  # nobody decided
+    assert rep["faces_processed"]["total"] > 0 and "cam-a" in rep["camera_uptime"]
+    (wl,) = rep["watchlists"]
+    assert wl["refs"] == [LIN_REF]
+    records = verify_log(state).records
+    assert [r["kind"] for r in records if r["kind"] in ("service_start", "service_stop")] == [
+        "service_start", "service_stop"]
