@@ -6,13 +6,17 @@ cameras, from when to when, and why.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import click
 
 from edge.cli import user_errors
 from edge.errors import EdgeError
+
+REGISTER = "authorisations.jsonl"
 
 
 def _issuer_name(pub: Path) -> str:
@@ -21,6 +25,23 @@ def _issuer_name(pub: Path) -> str:
         return str(json.loads(pub.read_text()).get("name", ""))
     except (OSError, ValueError, AttributeError):
         return ""
+
+
+def _register(folder: Path, doc: dict, output) -> Path:
+    """The SPOC's own record of what it authorised: one JSON line per document, next to the key."""
+    path = folder / REGISTER
+    line = {k: doc[k] for k in ("deployment_id", "box_id", "location", "cameras", "start", "end", "purpose",
+                                "issuer", "issued")}
+    line.update(file=str(output), signature_sha256=hashlib.sha256(doc["signature"].encode()).hexdigest())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.write(json.dumps(line, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise EdgeError(f"cannot record the authorisation in {path}: {exc.strerror}") from None
+    return path
 
 
 @click.command()
@@ -52,5 +73,7 @@ def authorise(issuer_key, box_file, box_id, deployment_id, location, cameras, st
                           cameras=list(cameras), start=deployment.parse_time(start, "--start"),
                           end=deployment.parse_time(end, "--end"), purpose=purpose, issuer_name=name)
     identity.write_atomic(Path(output).resolve(), json.dumps(doc, indent=1).encode() + b"\n", 0o644)
+    register = _register(Path(issuer_key).resolve().parent, doc, output)
     click.echo(f"deployment {doc['deployment_id']} for box {box_id}: {location}, cameras "
-               f"{', '.join(cameras)}, {doc['start']} to {doc['end']}; written to {output}")
+               f"{', '.join(cameras)}, {doc['start']} to {doc['end']}; written to {output} "
+               f"(recorded in {register})")

@@ -52,6 +52,8 @@ def test_authorise_load_and_status(setup, tmp_path, monkeypatch):
     r = load(runner, state, doc)
     assert r.exit_code == 0, r.output
     assert "op-lantern loaded" in r.output and "authorised by SPOC Met" in r.output
+    (issued,) = [json.loads(ln) for ln in (keys / "authorisations.jsonl").read_text().splitlines()]
+    assert issued["deployment_id"] == "op-lantern" and issued["box_id"] == "box-a"  # the SPOC's own record
     st = runner.invoke(edge_cli, ["deployment", "status", "--state-dir", str(state), "--json"])
     (d,) = json.loads(st.output)
     assert d["cameras"] == ["cam1", "cam2"] and d["location"] == "King's Cross, north exit"
