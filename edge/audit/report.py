@@ -209,6 +209,13 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _dur(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def _lines(rep: dict) -> list[tuple[str, list[str]]]:
     """(section title, lines) shared by the text and html renderings."""
     a, far, ttd = rep["alerts"], rep["false_alert_rate"], rep["time_to_decision_s"]
@@ -222,8 +229,8 @@ def _lines(rep: dict) -> list[tuple[str, list[str]]]:
               else "not deleted in the period") for w in rep["watchlists"]]
     if rep["watchlists_refused"]:
         wls.append(f"{rep['watchlists_refused']} watch list(s) refused")
-    up = [f"{c}: {_pct(u['uptime'])} up ({u['down_s'] / 3600:.1f} h down of {u['running_s'] / 3600:.1f} h "
-          f"in service, {u['faults']} faults)" for c, u in rep["camera_uptime"].items()]
+    up = [f"{c}: {_pct(u['uptime'])} up ({_dur(u['down_s'])} down of {_dur(u['running_s'])} in service, "
+          f"{u['faults']} faults)" for c, u in rep["camera_uptime"].items()]
     return [
         ("Deployments", deps or ["none"]),
         ("Watch lists", wls or ["none"]),
