@@ -6,7 +6,8 @@
 - ``tick(cameras)``: every loop: opens/closes each camera's encode switch as windows open and close
   (events ``authorised`` / ``not_authorised`` to the consoles), records the face counts every
   ``faces_every`` seconds and signs checkpoints;
-- ``stop(cameras)``: last face counts, closes the windows and the log.
+- ``stop(cameras)``: last face counts, closes the windows (the daemon's ``service_stop`` record that
+  follows is signed at once).
 
 ``cameras`` maps camera id -> an object with ``stats`` (the camera's health counters) and
 ``encode_allowed`` (a multiprocessing Event the camera process obeys). Retention is not here: the
@@ -78,10 +79,9 @@ class Duties:
             self.log.tick()
 
     def stop(self, cameras: dict) -> None:
+        """Before ``service_stop`` (whose record is followed by a signed checkpoint)."""
         self.count_faces(cameras)
         self.gate.close()
-        if self.log is not None:
-            self.log.close()
 
     # -- helpers ----------------------------------------------------------------------------------
     def _switch(self, cameras: dict) -> None:
