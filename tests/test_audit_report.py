@@ -233,3 +233,27 @@ def test_edge_run_on_video_leaves_a_verifiable_log_that_reports_its_alerts(tmp_p
     records = verify_log(state).records
     assert [r["kind"] for r in records if r["kind"] in ("service_start", "service_stop")] == [
         "service_start", "service_stop"]
+
+
+def test_camera_restarts_count_as_downtime_until_it_is_back(tmp_path):
+    """The daemon records camera_back after a restarted camera process is up again (uptime is honest)."""
+    from types import SimpleNamespace
+
+    from edge import config
+    from edge.pipeline.daemon import Daemon
+
+    state = tmp_path / "state"
+    cfg = config.parse(f'box_id = "box-a"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "a.mp4"\n'
+                       f'[alerts]\nendpoint = "tcp://127.0.0.1:{free_port()}"\n')
+    daemon = Daemon(cfg)
+    daemon.publish = lambda msg: None
+    daemon.prepare_state_dir()
+    daemon.duties.start()
+    cam = SimpleNamespace(cam=SimpleNamespace(id="cam1"), state="up")
+    daemon.record("service_start", cameras=["cam1"])
+    daemon.record("camera_fault", camera_id="cam1", reason="process exited (-9)")  # as the watchdog does
+    cam.state = "restarting"
+    daemon.on_camera_state(cam, "up", "")
+    daemon.record("service_stop")
+    kinds = [r["kind"] for r in verify_log(state).records if r["kind"].startswith("camera_")]
+    assert kinds == ["camera_fault", "camera_back"]

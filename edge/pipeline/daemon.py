@@ -254,7 +254,7 @@ class Daemon:
             self.record("camera_fault", camera_id=cam.cam.id, reason=reason)
             self.publish(messages.event(box_id=self.box_id, event="camera_down", camera_id=cam.cam.id,
                                         reason=reason))
-        elif state == "up" and was in ("down", "failed"):
+        elif state == "up" and was in ("down", "failed", "restarting"):  # back after a fault or restart
             log.info("camera %s back", cam.cam.id)
             self.record("camera_back", camera_id=cam.cam.id)
             self.publish(messages.event(box_id=self.box_id, event="camera_up", camera_id=cam.cam.id))
