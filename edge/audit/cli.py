@@ -34,6 +34,18 @@ def period(start: str | None, end: str | None) -> tuple[datetime, datetime]:
     return lo, hi
 
 
+def since_first_record(state: Path, start, lo: datetime, hi: datetime, records=None):
+    """Without --from, a period starts at the log's first record (not at 1970)."""
+    from edge.audit.log import parse_time
+    from edge.audit.verify import verify_log
+
+    if start is None:
+        records = verify_log(state).records if records is None else records
+        if records:
+            lo = max(lo, parse_time(records[0]["time"]).replace(microsecond=0))
+    return lo, hi
+
+
 def open_log(state: Path):
     from edge.audit.log import AuditLog
 
@@ -106,7 +118,7 @@ def export(config_path, state_dir, start, end, output):
 
     state = resolve_state_dir(config_path, state_dir)
     ident = identity.load(state)
-    lo, hi = period(start, end)
+    lo, hi = since_first_record(state, start, *period(start, end))
     log = open_log(state)
     log.checkpoint()
     data, n = make_export(state, lo, hi, ident.signing_key, ident.box_id, fmt_time(time.time()))
@@ -129,10 +141,8 @@ def report(config_path, state_dir, start, end, fmt, output):
     from edge.audit.verify import verify_log
 
     state = resolve_state_dir(config_path, state_dir)
-    lo, hi = period(start, end)
     res = verify_log(state)
-    if start is None and res.records:  # "from the beginning" is the first record, not 1970
-        lo = max(lo, rep.parse_time(res.records[0]["time"]).replace(microsecond=0))
+    lo, hi = since_first_record(state, start, *period(start, end), res.records)
     r = rep.build(res.records, lo, hi, verification=res.summary())
     text = {"text": rep.render_text, "json": rep.render_json, "html": rep.render_html}[fmt](r)
     if output:
