@@ -17,7 +17,6 @@ alert channel calls ``edge.audit.retention.sweep`` through its prune hook.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 
 from edge.alerts import messages
@@ -26,7 +25,6 @@ from edge.audit.log import AuditLog
 from edge.deployment import Gate
 from edge.errors import EdgeError
 
-log = logging.getLogger("edge.audit")
 COUNTED = ("faces", "encodes", "not_authorised")  # camera counters summed into faces_processed
 
 
