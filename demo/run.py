@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -56,7 +56,7 @@ def main() -> None:
     shutil.rmtree(STATE, ignore_errors=True)
     (STATE / "usb").mkdir(parents=True)  # the "USB stick"
     box = ["--config", CONFIG, "--state-dir", BOX]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     say("1. Engineer: provision the box and register the control-room console")
     sh("edge", "provision", "--box-id", "demo-box", "--config", STATE / "provisioned.toml", "--state-dir", BOX,

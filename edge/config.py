@@ -74,6 +74,11 @@ class WatchlistConfig:
 
 
 @dataclass
+class DeploymentConfig:
+    required: bool = True  # match only inside a deployment window an issuer signed (`edge deployment load`)
+
+
+@dataclass
 class HealthConfig:
     log_interval: float = 10.0  # seconds between health log lines
     max_restarts: int = 5  # a dead camera process is restarted at most this many times
@@ -92,6 +97,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     watchlist: WatchlistConfig = field(default_factory=WatchlistConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     path: str = ""  # where it was read from (not a config key)
 
     @property

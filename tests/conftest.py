@@ -50,7 +50,8 @@ def write_config(path: Path, cameras: list[dict], watchlist: Path | None, endpoi
     lines += ["[alerts]", f'endpoint = "{endpoint}"']
     if watchlist is not None:
         lines += ["[watchlist]", f'folder = "{watchlist}"']
-    lines += ["[health]", "log_interval = 2.0", extra]
+    # matching outside a signed deployment window is off on a real box; these tests are about other things
+    lines += ["[health]", "log_interval = 2.0", "[deployment]", "required = false", extra]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -147,7 +147,8 @@ def test_a_demo_run_reports_exactly_the_alerts_and_decisions_made(tmp_path):
 
     state, endpoint = tmp_path / "state", f"tcp://127.0.0.1:{free_port()}"
     cfg = config.parse(f'box_id = "box-a"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "a.mp4"\n'
-                       f'[[cameras]]\nid = "cam2"\nsource = "b.mp4"\n[alerts]\nendpoint = "{endpoint}"\n')
+                       f'[[cameras]]\nid = "cam2"\nsource = "b.mp4"\n[alerts]\nendpoint = "{endpoint}"\n'
+                       '[deployment]\nrequired = false\n')
     daemon = Daemon(cfg)
     daemon.prepare_state_dir()
     identity.create(state, "box-a")
@@ -244,7 +245,8 @@ def test_camera_restarts_count_as_downtime_until_it_is_back(tmp_path):
 
     state = tmp_path / "state"
     cfg = config.parse(f'box_id = "box-a"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "a.mp4"\n'
-                       f'[alerts]\nendpoint = "tcp://127.0.0.1:{free_port()}"\n')
+                       f'[alerts]\nendpoint = "tcp://127.0.0.1:{free_port()}"\n'
+                       '[deployment]\nrequired = false\n')
     daemon = Daemon(cfg)
     daemon.publish = lambda msg: None
     daemon.prepare_state_dir()

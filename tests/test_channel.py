@@ -224,7 +224,8 @@ def test_daemon_groups_sightings_across_cameras_and_a_dismissed_track_stops_aler
     state = tmp_path / "state"
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cfg = config.parse(f'box_id = "{BOX}"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam-a"\nsource = "x.mp4"\n'
-                       f'[alerts]\nendpoint = "{endpoint}"\n')
+                       f'[alerts]\nendpoint = "{endpoint}"\n'
+                       '[deployment]\nrequired = false\n')
     daemon = Daemon(cfg)
     daemon.prepare_state_dir()
     daemon.open_channel()

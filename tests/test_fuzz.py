@@ -317,9 +317,6 @@ def test_control_handle_never_raises(control, data):
     json.dumps(reply)
 
 
-@pytest.mark.xfail(strict=True, reason="edge/pipeline/control.py handle() catches ValueError but not RecursionError "
-                   "from json.loads: the control thread dies. Fix: except (ValueError, RecursionError); "
-                   "then remove this marker.")
 def test_deeply_nested_control_request_is_refused(control):
     server, tally = control
     tally()

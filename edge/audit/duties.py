@@ -34,9 +34,7 @@ class Duties:
         self.cfg = cfg
         self.publish = publish or (lambda msg: None)
         self.clock = clock
-        section = getattr(cfg, "deployment", None)
-        self.require = bool(getattr(section, "required", False)) if require_deployment is None \
-            else require_deployment
+        self.require = cfg.deployment.required if require_deployment is None else require_deployment
         self.faces_every, self.gate_every = faces_every, gate_every
         self.log: AuditLog | None = None
         self.gate = Gate(cfg.state_dir, [c.id for c in cfg.cameras if c.enabled], record=self.record,

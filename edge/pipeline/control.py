@@ -63,7 +63,7 @@ class ControlServer:
             req = json.loads(raw)
             if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
                 raise ValueError
-        except ValueError:
+        except (ValueError, RecursionError):
             return {"ok": False, "error": "malformed request"}
         fn = self.commands.get(req["cmd"])
         if fn is None:
