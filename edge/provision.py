@@ -9,7 +9,7 @@ are asked for; otherwise the existing config supplies them. Re-running is safe.
 
 from __future__ import annotations
 
-import datetime as dt
+import base64
 import grp
 import json
 import os
@@ -24,6 +24,7 @@ import click
 
 from edge import config as config_mod
 from edge import identity
+from edge.audit.log import record as audit_record
 from edge.errors import EdgeError
 from edge.identity import write_atomic
 
@@ -105,14 +106,6 @@ def check_key_files(issuer_keys, console_keys) -> None:
             identity.add_console(scratch, k)
 
 
-def log_event(state_dir: Path, event: str, **fields) -> None:
-    """Append one JSON line to <state_dir>/provision.log (rotations, re-provisioning)."""
-    line = {"time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "event": event, **fields}
-    fd = os.open(state_dir / "provision.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a") as f:
-        f.write(json.dumps(line, sort_keys=True) + "\n")
-
-
 def hand_over(state_dir: Path, config_path: Path, user: str) -> str:
     """As root: the state dir belongs to the service user; the config is root:<group> 0640."""
     if os.geteuid() != 0:
@@ -142,15 +135,22 @@ def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alert
     make_layout(state_dir)
     old = identity.load(state_dir) if (state_dir / "keys" / identity.KEY_FILE).exists() else None
     ident = identity.create(state_dir, box_id, rotate=rotate)
-    if old is None or rotate:
-        log_event(state_dir, "keys_rotated" if old else "keys_created", box_id=box_id,
-                  fingerprint=ident.fingerprint(), **({"previous_fingerprint": old.fingerprint()} if old else {}))
+    signing = {"signing_public": base64.b64encode(ident.signing_public).decode(),
+               "fingerprint": ident.fingerprint()}
+    if old is None:
+        audit_record(state_dir, "provisioned", box_id=box_id, signing_key_id=identity.key_id(ident.signing_public),
+                     cameras=[c["id"] for c in cameras], **signing)
+    elif rotate:
+        audit_record(state_dir, "key_rotated", old_key_id=identity.key_id(old.signing_public),
+                     new_key_id=identity.key_id(ident.signing_public),
+                     previous_fingerprint=old.fingerprint(), **signing)
     issuers = [identity.add_issuer(state_dir, k) for k in issuer_keys]
     consoles = [identity.add_console(state_dir, k) for k in console_keys]
+    for what, ids in (("issuer", issuers), ("console", consoles)):
+        for key_id in ids:
+            audit_record(state_dir, "trust_added", what=what, key_id=key_id)
     config_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(config_path, text.encode(), 0o640)
-    log_event(state_dir, "provisioned", box_id=box_id, config=str(config_path.resolve()),
-              cameras=[c["id"] for c in cameras], issuers_added=issuers, consoles_added=consoles)
     ownership = hand_over(state_dir, config_path, user)
     return {"public_file": str(state_dir / "keys" / identity.PUB_FILE), "fingerprint": ident.fingerprint(),
             "rotated": bool(old and rotate), "kept": bool(old and not rotate), "issuers": issuers,
@@ -212,7 +212,7 @@ def provision_command(box_id, cameras, console_keys, issuer_keys, alerts_endpoin
                       console_keys=consoles, issuer_keys=issuers, rotate=rotate, user=user, base=base)
     except EdgeError as exc:
         raise click.ClickException(str(exc)) from None
-    keys = "rotated (logged in provision.log)" if r["rotated"] else "kept" if r["kept"] else "created"
+    keys = "rotated (recorded in the audit log)" if r["rotated"] else "kept" if r["kept"] else "created"
     click.echo(f"Box {bid}: keys {keys}; config written to {r['config']} ({len(cams)} camera(s)).")
     for kind in ("issuers", "consoles"):
         if r[kind]:

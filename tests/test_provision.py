@@ -85,10 +85,14 @@ def test_rerun_keeps_keys_and_rotation_is_logged(tmp_path, keys):
     code, out, _, _ = provision(tmp_path, keys, "--rotate")
     new_fp = identity.load(state).fingerprint()
     assert code == 0 and "keys rotated" in out and new_fp != fp
-    log = [json.loads(line) for line in (state / "provision.log").read_text().splitlines()]
-    rotated = [e for e in log if e["event"] == "keys_rotated"]
-    assert rotated == [dict(rotated[0], previous_fingerprint=fp, fingerprint=new_fp)]
-    assert "private" not in (state / "provision.log").read_text()
+    audit = state / "audit" / "audit.log"
+    log = [json.loads(line) for line in audit.read_text().splitlines()]
+    kinds = [e["kind"] for e in log]
+    assert kinds.count("provisioned") == 1 and kinds.count("key_rotated") == 1
+    rotated = next(e["data"] for e in log if e["kind"] == "key_rotated")
+    assert rotated["previous_fingerprint"] == fp and rotated["fingerprint"] == new_fp
+    assert "private" not in audit.read_text()
+    assert edge("audit", "verify", "--config", cfg)[0] == 0  # the chain spans the key rotation
 
 
 @pytest.mark.parametrize("args, message", [
