@@ -46,6 +46,12 @@ def format_status(st: dict) -> str:
         from edge.eval import live
 
         lines.append(live.format_line(st["accuracy"]))
+    dep = st.get("deployment") or {}
+    if dep.get("deployment_required"):
+        auth = dep.get("authorised", {})
+        lines.append("deployment: " + ", ".join(
+            f"{cam} {'authorised (' + win + ')' if win else 'NOT AUTHORISED: no matching'}"
+            for cam, win in sorted(auth.items())))
     lines.append("cameras:")
     for cam_id, cam in sorted(st.get("cameras", {}).items()):
         lines.append("  " + camera_line(cam_id, cam))
