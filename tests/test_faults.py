@@ -140,7 +140,8 @@ def faults(tmp_path_factory):
     servers = {f: MJPEGServer(f) for f in FAULTS}
     cams = [{"id": "steady", "source": HAMILTON, "loop": True}]
     cams += [{"id": f, "source": s.url} for f, s in servers.items()]
-    cfg_path = write_config(tmp / "edge.toml", cams, wl, endpoint, "reconnect_max_backoff = 4.0")
+    cfg_path = write_config(tmp / "edge.toml", cams, wl, endpoint)
+    cfg_path.write_text(cfg_path.read_text().replace("[health]\n", "[health]\nreconnect_max_backoff = 4.0\n"))
     control = config.load(cfg_path).control_endpoint
     sub = Subscriber(endpoint)
     rss: list[tuple[int, int]] = []  # (drop-server connections so far, camera RSS bytes)
@@ -149,8 +150,8 @@ def faults(tmp_path_factory):
         s.__enter__()
     proc = subprocess.Popen(edge_cmd("run", "--config", str(cfg_path)), stdout=log, stderr=subprocess.STDOUT)
     first = last = None
+    daemon = psutil.Process(proc.pid)
     try:
-        daemon = psutil.Process(proc.pid)
         drop_port = int(servers["drop"].url.split(":")[2].split("/")[0])
         pid, t0 = None, time.monotonic()
         while time.monotonic() - t0 < MAX_RUN_S and proc.poll() is None and not _done(servers, sub, rss):
@@ -166,11 +167,15 @@ def faults(tmp_path_factory):
                 except psutil.NoSuchProcess:
                     pid = None
     finally:
+        children = daemon.children(recursive=True)
         proc.terminate()
         try:
-            proc.wait(20)
+            proc.wait(40)
         except subprocess.TimeoutExpired:
             proc.kill()
+        for child in children:  # a killed daemon leaves its camera processes running
+            with contextlib.suppress(psutil.Error):
+                child.kill()
         for s in servers.values():
             s.__exit__()
         log.close()

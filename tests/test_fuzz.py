@@ -332,8 +332,8 @@ LINK_TYPES = ["hello", "ack", "adjudication", "alert", "event"]
 def link_frames(draw) -> bytes:
     if draw(st.integers(0, 4)) == 0:
         return draw(st.binary(max_size=200))
-    # unhashable types ([] or {}) are the xfail test below until protocol.loads checks the type's type
-    msg = {"v": draw(st.sampled_from([1, 1, 2, None])), "type": draw(st.sampled_from([*LINK_TYPES, None, 7]))}
+    msg = {"v": draw(st.sampled_from([1, 1, 2, None])),
+           "type": draw(st.sampled_from([*LINK_TYPES, None, 7, [], {}]))}
     keys = ["role", "last_seq", "seq", "prev", "outbox", "alert_id", "box_id", "decision", "action", "reason",
             "operator", "time", *(k for k in KEYS if k != "type")]
     for key in draw(st.lists(st.sampled_from(keys), max_size=10)):
