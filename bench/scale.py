@@ -6,7 +6,8 @@ entry carries a reference JPEG like a real list. Matching is exact (the nearest 
 probes as one matrix product. BLAS is pinned to one thread (threadpoolctl) so the figures are per
 core. Memory and bundle loading are measured in child processes, so each starts from a clean heap.
 
-Run alone: python -m bench.scale            (about two minutes; 1M templates need ~1.5 GB of RAM)
+Run alone: python -m bench.scale   (about two minutes; the 1M list with its images needs ~7 GiB of RAM;
+BENCH_SCALE_SIZES=100000 for the 100k figures only)
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    sizes = tuple(int(a) for a in sys.argv[1:]) or SIZES
+    sizes = tuple(int(n) for n in os.environ.get("BENCH_SCALE_SIZES", "").split(",") if n) or SIZES
     print(f"Exact matching on one core (BLAS pinned to 1 thread), {os.cpu_count()}-core box:\n")
     print(table(run(sizes)))
 
