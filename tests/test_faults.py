@@ -290,3 +290,44 @@ def test_a_full_state_dir_is_a_clear_error_at_start(tmp_path):
               f'(dd if=/dev/zero of="{state}/filler" bs=4k 2>/dev/null; true) && exec "$@"')
     r = _edge_run(cfg, "unshare", "-rm", "sh", "-c", script, "sh")
     _one_line_error(r, "is not writable")
+
+
+# -- the clock ----------------------------------------------------------------------------------
+
+
+def test_clock_jumps_keep_the_audit_chain_valid_and_retention_honest(tmp_path, monkeypatch):
+    """The wall clock jumps back 3 days, then forward 400 days.
+
+    Backwards, retention deletes nothing (no alert goes early); forwards, it deletes by the clock
+    it is given, and each deletion is an audit record; the chain verifies throughout."""
+    from types import SimpleNamespace
+
+    from edge import identity
+    from edge.alerts import messages
+    from edge.alerts import outbox as outbox_mod
+    from edge.audit.log import AuditLog
+    from edge.audit.retention import sweep
+    from edge.audit.verify import verify_log
+
+    day, t0 = 86400.0, time.time()
+    state = tmp_path / "state"
+    identity.create(state, "box-a")
+    now = [t0]
+    monkeypatch.setattr(outbox_mod, "time", SimpleNamespace(time=lambda: now[0]))
+    log = AuditLog(state, clock=lambda: now[0])
+    ob = outbox_mod.Outbox(state / "outbox.db")
+    alert = messages.alert(box_id="box-a", camera_id="cam1", track_id="t1", ref="WL-1", distance=0.4,
+                           threshold=0.6, crop_jpeg=b"\xff\xd8\xff\xe0crop")
+    ob.add(alert)
+    ob.close()
+    log.append("service_start")
+    now[0] = t0 - 3 * day  # backwards: the alert now looks as if it came from the future
+    assert sweep(state, 31, record=log.append, clock=lambda: now[0]) == []
+    log.append("service_stop")
+    now[0] = t0 + 400 * day  # forwards, past the retention period: deleted, and the deletion logged
+    assert sweep(state, 31, record=log.append, clock=lambda: now[0]) == [alert["alert_id"]]
+    log.close()
+    res = verify_log(state)
+    assert res.ok, res.summary()
+    kinds = [r["kind"] for r in res.records]
+    assert kinds.index("service_start") < kinds.index("service_stop") < kinds.index("retention_deleted")
