@@ -9,6 +9,7 @@ Models are loaded in this process, after it has started, never at import time.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import time
 from dataclasses import dataclass
@@ -82,7 +83,8 @@ class CameraWorker:
         self.start()
         try:
             last_health = 0.0
-            while not self.stop_event.is_set():
+            parent = os.getppid()
+            while not self.stop_event.is_set() and os.getppid() == parent:  # a killed daemon ends us too
                 frame = self.capture.latest(timeout=0.5)
                 if frame is not None:
                     self.process(frame)

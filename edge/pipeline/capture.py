@@ -23,9 +23,15 @@ class Frame:
     time: float  # wall-clock time of capture (time.time())
 
 
+NETWORK_TIMEOUT_MS = 5000  # a stalled network camera fails its read after this, not FFmpeg's 30 s
+
+
 def _open(source: str) -> cv2.VideoCapture:
     if source.isdigit():
         return cv2.VideoCapture(int(source), cv2.CAP_V4L2)
+    if "://" in source:
+        return cv2.VideoCapture(source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS,
+                                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS])
     return cv2.VideoCapture(source, cv2.CAP_FFMPEG)
 
 

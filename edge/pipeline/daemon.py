@@ -113,6 +113,8 @@ class Daemon:
     def stop(self) -> None:
         self._stopping = True
         for cam in self.cameras.values():
+            cam.stop_event.set()  # all at once, then wait for each
+        for cam in self.cameras.values():
             cam.stop()
         self.drain()
         self.duties.stop(self.cameras)
