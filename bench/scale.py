@@ -53,23 +53,6 @@ def watchlist(n: int, with_images: bool = True):
     return WatchList("bench", entries, templates(n), np.arange(n))
 
 
-def nearest_batch(wl, probes: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Exact nearest template for each of (k, 128) probes: one matrix product per cache-sized block."""
-    k = len(probes)
-    best, arg = np.full(k, np.inf, dtype=np.float32), np.zeros(k, dtype=np.int64)
-    rows = np.arange(k)
-    for s in range(0, len(wl.templates), chunk):
-        d2 = probes @ wl.templates[s : s + chunk].T  # (k, chunk); |t|^2 - 2 p.t ranks like the distance
-        d2 *= -2.0
-        d2 += wl._sq[s : s + chunk]
-        i = np.argmin(d2, axis=1)
-        v = d2[rows, i]
-        better = v < best
-        best[better], arg[better] = v[better], i[better] + s
-    pp = np.einsum("ij,ij->i", probes, probes)
-    return wl.owners[arg], np.sqrt(np.maximum(best + pp, 0.0))
-
-
 def time_matching(n: int, batches=BATCHES, budget_s: float = 3.0) -> list[dict]:
     from threadpoolctl import threadpool_limits
 
@@ -78,10 +61,10 @@ def time_matching(n: int, batches=BATCHES, budget_s: float = 3.0) -> list[dict]:
     probes[0] = wl.templates[123] + 0.01  # one probe that really is on the list
     rows = []
     with threadpool_limits(1):
-        assert wl.nearest(probes[0])[0] == 123 and nearest_batch(wl, probes[:8])[0][0] == 123
-        assert [wl.nearest(p)[0] for p in probes[:8]] == list(nearest_batch(wl, probes[:8])[0])
+        assert wl.nearest(probes[0])[0] == 123 and wl.nearest_batch(probes[:8])[0][0] == 123
+        assert [wl.nearest(p)[0] for p in probes[:8]] == list(wl.nearest_batch(probes[:8])[0])
         for k in batches:
-            fn = (lambda: wl.nearest(probes[0])) if k == 1 else (lambda k=k: nearest_batch(wl, probes[:k]))
+            fn = (lambda: wl.nearest(probes[0])) if k == 1 else (lambda k=k: wl.nearest_batch(probes[:k]))
             fn()
             reps, t0 = 0, time.perf_counter()
             while time.perf_counter() - t0 < budget_s or reps < 3:

@@ -35,6 +35,7 @@ from edge.pipeline.health import Latency, camera_line
 from edge.watchlist.base import Matcher
 
 log = logging.getLogger("edge")
+MATCH_BATCH = 64  # stage messages taken off the queue at once; their descriptors are matched together
 ALERT_MEMORY_S = 600.0  # how long (track, entry) pairs are remembered to keep one alert per track
 EXPIRY_WARNING_S = 24 * 3600.0  # a watchlist_expiring event this long before the list expires
 
@@ -205,12 +206,14 @@ class Daemon:
 
     # -- the main loop ----------------------------------------------------------------------------
     def step(self) -> None:
+        batch = []
         try:
-            raw = self.queue.get(timeout=0.2)
+            batch.append(self.queue.get(timeout=0.2))
+            while len(batch) < MATCH_BATCH:  # whatever else is waiting is matched in one go
+                batch.append(self.queue.get_nowait())
         except queue.Empty:
-            raw = None
-        if raw is not None:
-            self.handle(raw)
+            pass
+        self.handle_batch(batch)
         self.watchdog()
         self.duties.tick(self.cameras)
         if time.monotonic() - self._last_health_log >= self.cfg.health.log_interval:
@@ -233,20 +236,27 @@ class Daemon:
                 return
 
     def handle(self, raw: str) -> None:
-        try:
-            msg = messages.loads(raw, allowed={"encoding", "health", "camera"})
-        except messages.MessageError:
-            self.counts["bad_stage_messages"] += 1
-            return
-        cam = self.cameras.get(msg["camera_id"])
-        if cam is None:
-            return
-        if msg["type"] == "health":
-            cam.stats = msg["stats"]
-        elif msg["type"] == "camera":
-            self.on_camera_state(cam, msg["state"], msg["reason"])
-        else:
-            self.on_encoding(msg)
+        self.handle_batch([raw])
+
+    def handle_batch(self, raws: list[str]) -> None:
+        encodings = []
+        for raw in raws:
+            try:
+                msg = messages.loads(raw, allowed={"encoding", "health", "camera"})
+            except messages.MessageError:
+                self.counts["bad_stage_messages"] += 1
+                continue
+            cam = self.cameras.get(msg["camera_id"])
+            if cam is None:
+                continue
+            if msg["type"] == "health":
+                cam.stats = msg["stats"]
+            elif msg["type"] == "camera":
+                self.on_camera_state(cam, msg["state"], msg["reason"])
+            else:
+                encodings.append(msg)
+        if encodings:
+            self.on_encodings(encodings)
 
     def on_camera_state(self, cam: CameraProcess, state: str, reason: str) -> None:
         was = cam.state
@@ -262,19 +272,32 @@ class Daemon:
             self.publish(messages.event(box_id=self.box_id, event="camera_up", camera_id=cam.cam.id))
 
     def on_encoding(self, msg: dict) -> None:
-        self.counts["encodings"] += 1
-        if not self.duties.allows(msg["camera_id"]):
-            self.counts["not_authorised"] = self.counts.get("not_authorised", 0) + 1
+        self.on_encodings([msg])
+
+    def on_encodings(self, msgs: list[dict]) -> None:
+        """Match every waiting track descriptor in one matrix product; alert on the hits."""
+        self.counts["encodings"] += len(msgs)
+        usable, probes = [], []
+        for msg in msgs:
+            if not self.duties.allows(msg["camera_id"]):
+                self.counts["not_authorised"] = self.counts.get("not_authorised", 0) + 1
+                continue
+            probe = np.asarray(msg["descriptor"], dtype=np.float32)
+            if probe.shape != (128,) or not np.isfinite(probe).all():
+                self.counts["bad_stage_messages"] += 1
+                continue
+            usable.append(msg)
+            probes.append(probe)
+        if not usable:
             return
-        probe = np.asarray(msg["descriptor"], dtype=np.float32)
-        if probe.shape != (128,):
-            self.counts["bad_stage_messages"] += 1
-            return
-        hit = self.matcher.match(probe)
-        del probe  # a passer-by's descriptor goes no further
-        if hit is None:
-            return
-        entry, distance = hit
+        hits = self.matcher.match_batch(np.stack(probes))
+        del probes  # passers-by's descriptors go no further
+        for msg, hit in zip(usable, hits, strict=True):
+            if hit is not None:
+                self.raise_alert(msg, *hit)
+
+    def raise_alert(self, msg: dict, entry, distance: float) -> None:
+        """One alert per (track, entry); grouped with a recent alert for the same entry."""
         key = (msg["track_id"], entry.ref)
         now = time.time()
         with self._alert_lock:

@@ -45,12 +45,31 @@ class WatchList:
 
     def nearest(self, probe: np.ndarray) -> tuple[int, float]:
         """(entry index, Euclidean distance) of the closest template; (-1, inf) for an empty list."""
+        idx, dist = self.nearest_batch(np.asarray(probe, dtype=np.float32).reshape(1, 128))
+        return int(idx[0]), float(dist[0])
+
+    def nearest_batch(self, probes: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Exact nearest entry for each of (k, 128) probes: one matrix product per cache-sized block.
+
+        |t|^2 - 2 p.t ranks templates like the distance does; batching probes turns k matrix-vector
+        products (memory-bound: the whole list is read k times) into one matrix product.
+        """
+        probes = np.ascontiguousarray(probes, dtype=np.float32).reshape(-1, 128)
+        k = len(probes)
         if len(self.templates) == 0:
-            return -1, float("inf")
-        p = np.asarray(probe, dtype=np.float32)
-        d2 = self._sq - 2.0 * (self.templates @ p) + float(p @ p)
-        i = int(np.argmin(d2))
-        return int(self.owners[i]), float(np.sqrt(max(0.0, float(d2[i]))))
+            return np.full(k, -1, dtype=np.int64), np.full(k, np.inf, dtype=np.float32)
+        best, arg = np.full(k, np.inf, dtype=np.float32), np.zeros(k, dtype=np.int64)
+        rows = np.arange(k)
+        for s in range(0, len(self.templates), chunk):
+            d2 = probes @ self.templates[s : s + chunk].T
+            d2 *= -2.0
+            d2 += self._sq[s : s + chunk]
+            i = np.argmin(d2, axis=1)
+            v = d2[rows, i]
+            better = v < best
+            best[better], arg[better] = v[better], i[better] + s
+        pp = np.einsum("ij,ij->i", probes, probes)
+        return self.owners[arg], np.sqrt(np.maximum(best + pp, 0.0))
 
     def wipe(self) -> None:
         """Overwrite the templates in memory before letting go of them (purge)."""
@@ -76,10 +95,13 @@ class Matcher:
         return old
 
     def match(self, probe: np.ndarray) -> tuple[Entry, float] | None:
+        return self.match_batch(np.asarray(probe, dtype=np.float32).reshape(1, 128))[0]
+
+    def match_batch(self, probes: np.ndarray) -> list[tuple[Entry, float] | None]:
+        """For each probe, (entry, distance) when the nearest entry is within the threshold, else None."""
         wl = self._list
         if wl is None:
-            return None
-        idx, dist = wl.nearest(probe)
-        if idx < 0 or dist > self.threshold:
-            return None
-        return wl.entries[idx], dist
+            return [None] * len(probes)
+        idx, dist = wl.nearest_batch(probes)
+        return [(wl.entries[i], float(d)) if i >= 0 and d <= self.threshold else None
+                for i, d in zip(idx, dist, strict=True)]
