@@ -5,6 +5,9 @@ Sections (each also runs alone as `python -m bench.NAME`):
 - encoder:  ms per face and faces/s/core for each encoder candidate
 - scale:    matching against 100k / 1M templates, list load time, memory
 - cameras:  2, 4, 8 feeds of 1080p 25 fps on this box; crowd clip (faces per frame)
+- boxes:    three boxes (own processes, keys, state) feeding one console: lost, duplicated, order
+- kill9:    the daemon killed with SIGKILL 20 times while alerts flow: nothing lost or duplicated
+- fuzz:     the long fuzz run over every parser that takes outside input
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ["pipeline", "encoder", "scale", "cameras"]
+SECTIONS = ["pipeline", "encoder", "scale", "cameras", "boxes", "kill9", "fuzz"]
 OUT = Path(__file__).resolve().parent / "out" / "results.md"
 
 
