@@ -320,12 +320,13 @@ class Daemon:
             group_id=group["group_id"],
         )
         group["group_id"] = alert["group_id"]  # the first alert of a group names it
-        self.publish(alert)
-        self.counts["alerts"] += 1
-        self.latency.add((time.time() - msg["frame_time"]) * 1000)
+        # the audit record first: an alert is never delivered without being in the log
         self.record("alert", alert_id=alert["alert_id"], camera_id=alert["camera_id"], time=alert["time"],
                     ref=entry.ref, distance=alert["distance"], track_id=alert["track_id"],
                     group_id=alert["group_id"])
+        self.publish(alert)
+        self.counts["alerts"] += 1
+        self.latency.add((time.time() - msg["frame_time"]) * 1000)
         log.info("alert %s: camera %s ref %s distance %.3f", alert["alert_id"], alert["camera_id"],
                  entry.ref, distance)
 
