@@ -79,6 +79,7 @@ class Daemon:
         self.cfg = cfg
         self.box_id = cfg.box_id
         self.matcher = Matcher(cfg.match.threshold)
+        self.watchlist = None  # WatchlistService: signed lists, expiry, USB pick-up, purge receipts
         self.duties = Duties(cfg, publish=self.publish)  # audit log, deployment windows, face counts
         self.publisher: Channel | None = None  # opened in start(): needs the box's keys
         self.control = ControlServer(cfg.control_endpoint)
@@ -104,6 +105,7 @@ class Daemon:
         self.duties.start()
         self.open_channel()
         self.load_initial_watchlist()
+        self.start_watchlist_service()
         self.commands.update(status=self.status_command, adjudications=self.adjudications_command)
         self.control.start()
         self.start_cameras()
@@ -120,6 +122,8 @@ class Daemon:
         self.drain()
         self.duties.stop(self.cameras)
         self.record("service_stop")
+        if self.watchlist is not None:
+            self.watchlist.stop()
         self.control.stop()
         if self.publisher is not None:
             self.publisher.stop()
@@ -171,6 +175,15 @@ class Daemon:
                         refs=[e.ref for e in wl.entries], categories=sorted({e.category for e in wl.entries}))
             self.publish(messages.event(box_id=self.box_id, event="watchlist_loaded", list_id=wl.list_id,
                                         entries=len(wl), issuer=wl.issuer))
+
+    def start_watchlist_service(self) -> None:
+        """Signed watch lists: reload the stored bundle, expiry and USB watcher, control commands."""
+        from edge.watchlist.service import WatchlistService
+
+        self.watchlist = WatchlistService(self.cfg, identity.load(self.cfg.state_dir), self.matcher,
+                                          self.publish, self.record)
+        self.watchlist.start()
+        self.commands.update(self.watchlist.commands())
 
     def open_channel(self) -> None:
         """The CURVE-authenticated, durable alert channel (edge/alerts/publisher.py)."""
