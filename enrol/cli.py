@@ -76,13 +76,6 @@ def load_box_public(path) -> dict:
     return identity.parse_box_public(data)
 
 
-def read_bundle(path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise EdgeError(f"cannot read {path}: {exc.strerror}") from None
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edge-lfr")
 def cli():
@@ -183,7 +176,9 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
 
 def _verified_header(path, issuer_key) -> dict:
     raw = load_issuer_public(issuer_key)
-    return bundle.verify(bundle.parse(read_bundle(path)), {identity.key_id(raw): raw})
+    from edge.watchlist.service import read_bundle_file
+
+    return bundle.verify(bundle.parse(read_bundle_file(path)), {identity.key_id(raw): raw})
 
 
 @cli.command()
