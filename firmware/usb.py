@@ -25,9 +25,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from edge.watchlist.bundle import MAX_FILE
+
 MOUNT_OPTIONS = "ro,noexec,nosuid,nodev,noatime"
 MAX_FILES = 20
-MAX_SIZE = 64 << 20  # the watch-list format's own limit is lower; this bounds the copy
+MAX_SIZE = MAX_FILE  # the watch-list format's own limit (a 10,000-entry list with images is ~135 MB)
 STAGE_ROOT = "/run/edge-usb"
 
 

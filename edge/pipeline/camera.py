@@ -165,13 +165,13 @@ class CameraWorker:
         det = self.cfg["detect"]
         self.passes += 1
         if (self.passes - 1) % det["full_every"] and self.tracker.tracks:
-            return self.around_tracks(rgb, [])
+            return distinct(self.around_tracks(rgb, []), det["track_iou"])
         self.full_passes += 1
         fine = (self.full_passes - 1) % det["fine_every"] == 0
         boxes = api.detect(rgb, det["max_width"], det["upsample"] if fine else 0)
         if not fine and det["upsample"]:
             boxes += self.around_tracks(rgb, boxes)  # small tracked faces a coarse scan cannot see
-        return boxes
+        return distinct(boxes, det["track_iou"])
 
     def around_tracks(self, rgb, boxes: list) -> list:
         """Detect in a region around each live track not already covered by ``boxes``."""
@@ -192,6 +192,16 @@ class CameraWorker:
                                              det["upsample"] if small else 0):
                 found.append((bt + t, br + lft, bb + t, bl + lft))
         return found
+
+
+def distinct(boxes: list, overlap: float) -> list:
+    """One box per face: drop a box that overlaps an earlier one (a scan and a look around a track
+    can both find the same face, which would otherwise start a second track)."""
+    kept: list = []
+    for b in boxes:
+        if all(iou(b, k) < overlap for k in kept):
+            kept.append(b)
+    return kept
 
 
 def _ema(old: float, new: float, k: float = 0.1) -> float:
