@@ -69,7 +69,7 @@ def main() -> None:
     say("2. SPOC: an issuer key, a watch list for this box only, a deployment window")
     sh("enrol", "keygen", "--out", STATE / "spoc", "--name", "Demo Constabulary SPOC", "--no-passphrase")
     sh("enrol", "build", "--images", HERE / "watchlist", "--refs", HERE / "refs.csv", "--for", box_pub,
-       "--issuer-key", STATE / "spoc" / "issuer.key", "--expires", utc(now + timedelta(days=1)),
+       "--issuer-key", STATE / "spoc" / "issuer.key", "--expires", utc(now + timedelta(days=7)),
        "--deployment", "demo", "-o", STATE / "usb" / "list.wlb")
     sh("enrol", "authorise", "--issuer-key", STATE / "spoc" / "issuer.key", "--for", box_pub,
        "--deployment", "demo", "--location", "Demo concourse, north entrance", "--camera", "cam-a",
