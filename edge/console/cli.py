@@ -19,9 +19,11 @@ data_option = click.option("--data", default=DEFAULT_DATA, show_default=True, en
 @click.option("--box", "boxes", multiple=True, metavar="ENDPOINT=KEY",
               help="A box to receive alerts from, e.g. tcp://10.0.0.5:5599=box.pub.json (repeatable).")
 @data_option
+@click.option("--retention-days", type=click.FloatRange(min=0.01), default=31.0, show_default=True,
+              help="Alerts (with their crops) older than this are deleted from the console's database.")
 @click.pass_context
 @user_errors
-def console_group(ctx, listen, boxes, data):
+def console_group(ctx, listen, boxes, data, retention_days):
     """Serve the operator console: alerts from one or more boxes, live, with Confirm / Dismiss.
 
     Set up once: `edge console keygen` (then register console.pub on each box with
@@ -46,7 +48,7 @@ def console_group(ctx, listen, boxes, data):
         raise EdgeError("no operator accounts yet: add one with 'edge console adduser NAME'")
     links = [BoxLink(ep, key, key_pair, store) for ep, key in parsed]
     click.echo(f"edge console on http://{listen}/ for {len(links)} box(es)")
-    serve(Console(store, links), host, int(port))
+    serve(Console(store, links, retention_days), host, int(port))
 
 
 @console_group.command()

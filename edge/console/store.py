@@ -166,6 +166,14 @@ class Store:
     def has_users(self) -> bool:
         return bool(self._query("SELECT 1 FROM users LIMIT 1"))
 
+    def prune(self, retention_s: float, now: float | None = None) -> int:
+        """Delete alerts (crops included) and events received longer ago than ``retention_s``."""
+        cutoff = (time.time() if now is None else now) - retention_s
+        with self._tx() as db:
+            n = db.execute("DELETE FROM alerts WHERE received < ?", (cutoff,)).rowcount
+            db.execute("DELETE FROM events WHERE received < ?", (cutoff,))
+        return n
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -52,8 +52,9 @@ class Hub:
 
 
 class Console:
-    def __init__(self, store: Store, links: list[BoxLink]):
+    def __init__(self, store: Store, links: list[BoxLink], retention_days: float = 31.0):
         self.store, self.links, self.hub = store, links, Hub()
+        self.retention_s = retention_days * 86400.0
         self.sessions: dict[str, tuple[str, float]] = {}
         for link in links:
             link.on_change = self.hub.publish
@@ -190,7 +191,15 @@ def create_app(console: Console) -> Starlette:
         console.hub.loop = asyncio.get_running_loop()
         for link in console.links:
             link.start()
+
+        async def retention():  # the console keeps alert crops no longer than the box does
+            while True:
+                await asyncio.to_thread(console.store.prune, console.retention_s)
+                await asyncio.sleep(3600)
+
+        pruner = asyncio.create_task(retention())
         yield
+        pruner.cancel()
         for link in console.links:
             await asyncio.to_thread(link.stop)
 
