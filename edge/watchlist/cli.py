@@ -39,8 +39,15 @@ def _run(cfg, cmd: str, **args) -> dict:
         return reply
     from edge.watchlist.service import WatchlistService
 
-    svc = WatchlistService(cfg, identity.load(cfg.state_dir))
+    svc = WatchlistService(cfg, identity.load(cfg.state_dir), record=_audit(cfg))
     return svc.commands()[cmd](args)
+
+
+def _audit(cfg):
+    """Without a daemon, this command writes its own audit records (the daemon's log, same chain)."""
+    from edge.audit.log import record
+
+    return lambda kind, **fields: record(cfg.state_dir, kind, **fields)
 
 
 def _describe(st: dict) -> str:
@@ -108,8 +115,7 @@ def trust():
 @user_errors
 def add_issuer(keyfile, config_path, state_dir):
     """Trust an issuer's public key (issuer.pub from `enrol keygen`) to sign watch lists."""
-    cfg = load_config(config_path, state_dir)
-    click.echo(f"trusted issuer {identity.add_issuer(cfg.state_dir, keyfile)}")
+    _trust("issuer", identity.add_issuer, keyfile, config_path, state_dir)
 
 
 @trust.command("add-console")
@@ -119,8 +125,14 @@ def add_issuer(keyfile, config_path, state_dir):
 @user_errors
 def add_console(keyfile, config_path, state_dir):
     """Trust an operator console's CURVE public key (z85)."""
+    _trust("console", identity.add_console, keyfile, config_path, state_dir)
+
+
+def _trust(what: str, add, keyfile, config_path, state_dir) -> None:
     cfg = load_config(config_path, state_dir)
-    click.echo(f"trusted console {identity.add_console(cfg.state_dir, keyfile)}")
+    key_id = add(cfg.state_dir, keyfile)
+    _audit(cfg)("trust_added", what=what, key_id=key_id)
+    click.echo(f"trusted {what} {key_id}")
 
 
 @trust.command("list")

@@ -166,7 +166,7 @@ class WatchlistService:
             self.header = wl.meta["header"]
             self._swap(wl)
             summary = self.summary()
-            self.record("watchlist_loaded", replaced=old_id, **summary)
+            self.record("watchlist_loaded", replaced=old_id, **summary, **_contents(wl))
             self.publish(messages.event(box_id=self.cfg.box_id, event="watchlist_loaded", **summary))
             log.info("watch list %s loaded: %d entries from issuer %s", wl.list_id, len(wl), wl.issuer)
             return summary
@@ -252,7 +252,7 @@ class WatchlistService:
         with self._lock:
             self.header = wl.meta["header"]
             self._swap(wl)
-        self.record("watchlist_loaded", at_start=True, **self.summary())
+        self.record("watchlist_loaded", at_start=True, **self.summary(), **_contents(wl))
 
     # --- status -----------------------------------------------------------------------------
 
@@ -314,3 +314,8 @@ class WatchlistService:
     def _same_as_stored(self, path: Path) -> bool:
         digest = lambda p: hashlib.sha256(p.read_bytes()).digest()
         return path.stat().st_size == self.stored.stat().st_size and digest(path) == digest(self.stored)
+
+
+def _contents(wl) -> dict:
+    """What the audit log says a list held: reference numbers and categories (never images)."""
+    return {"refs": [e.ref for e in wl.entries], "categories": sorted({e.category for e in wl.entries})}
