@@ -58,6 +58,11 @@ class WatchList:
         k = len(probes)
         if len(self.templates) == 0:
             return np.full(k, -1, dtype=np.int64), np.full(k, np.inf, dtype=np.float32)
+        if k == 1:  # one matrix-vector product over the whole list, no blocking needed
+            d2 = self._sq - 2.0 * (self.templates @ probes[0])
+            i = int(np.argmin(d2))
+            dist = np.sqrt(max(0.0, float(d2[i] + probes[0] @ probes[0])))
+            return self.owners[[i]], np.array([dist], dtype=np.float32)
         best, arg = np.full(k, np.inf, dtype=np.float32), np.zeros(k, dtype=np.int64)
         rows = np.arange(k)
         for s in range(0, len(self.templates), chunk):
