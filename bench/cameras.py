@@ -146,12 +146,14 @@ def measure(feeds: list[Path], seconds: float = SECONDS, label: str = "") -> dic
     per_cam = {}
     for cid, cam in b["cameras"].items():
         sa, sb = a["cameras"][cid]["stats"], cam["stats"]
-        d = {k: sb.get(k, 0) - sa.get(k, 0) for k in ("frames_read", "frames_processed", "frames_dropped", "faces")}
+        d = {k: sb.get(k, 0) - sa.get(k, 0) for k in ("frames_read", "frames_processed", "frames_dropped", "faces",
+                                                       "encodes", "tracks_started")}
         passes = max(1, d["frames_processed"] // DetectConfig.every_n_frames)  # detection passes
         per_cam[cid] = {"read_fps": d["frames_read"] / dt, "processed_fps": d["frames_processed"] / dt,
                         "dropped": d["frames_dropped"],
                         "dropped_pct": 100 * d["frames_dropped"] / max(1, d["frames_read"]),
-                        "faces_per_detection": d["faces"] / passes, "detect_ms": sb.get("detect_ms", 0.0)}
+                        "faces_per_detection": d["faces"] / passes, "detect_ms": sb.get("detect_ms", 0.0),
+                        "encodes": d["encodes"], "tracks": d["tracks_started"]}
     lat = b.get("latency_ms", {})
     return {"label": label, "feeds": len(feeds), "seconds": round(dt, 1),
             "processed_fps": round(float(np.mean([c["processed_fps"] for c in per_cam.values()])), 1),
@@ -161,6 +163,8 @@ def measure(feeds: list[Path], seconds: float = SECONDS, label: str = "") -> dic
             "dropped_pct": round(float(np.mean([c["dropped_pct"] for c in per_cam.values()])), 1),
             "faces_per_detection": round(float(np.mean([c["faces_per_detection"] for c in per_cam.values()])), 2),
             "detect_ms": round(float(np.mean([c["detect_ms"] for c in per_cam.values()])), 1),
+            "encodes_per_track": round(sum(c["encodes"] for c in per_cam.values())
+                                       / max(1, sum(c["tracks"] for c in per_cam.values())), 2),
             "cores_busy": round((cpu_b - cpu_a) / dt, 2), "load_avg": round(os.getloadavg()[0], 1),
             "alerts": b.get("alerts_sent", 0), "latency_n": lat.get("n", 0),
             "p50_ms": lat.get("p50"), "p95_ms": lat.get("p95"), "p99_ms": lat.get("p99"),
@@ -181,12 +185,13 @@ def run(feeds=FEEDS, crowd=CROWD, seconds: float = SECONDS) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     out = ["| run | processed fps per camera (min) | read fps | dropped frames | faces per detection | "
-           "detect ms | cores busy (box load) | alerts | latency p50 / p95 / p99 ms (n) |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+           "detect ms | encodes per track | cores busy (box load) | alerts | latency p50 / p95 / p99 ms (n) |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         lat = f"{r['p50_ms']} / {r['p95_ms']} / {r['p99_ms']} ({r['latency_n']})" if r["latency_n"] else "no alerts"
         out.append(f"| {r['label']} | {r['processed_fps']} ({r['processed_fps_min']}) | {r['read_fps']} | "
                    f"{r['dropped']} ({r['dropped_pct']} %) | {r['faces_per_detection']} | {r['detect_ms']} | "
+                   f"{r['encodes_per_track']} | "
                    f"{r['cores_busy']} ({r['load_avg']}) | {r['alerts']} | {lat} |")
     return "\n".join(out)
 
