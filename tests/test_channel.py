@@ -256,7 +256,7 @@ def test_daemon_groups_sightings_across_cameras_and_a_dismissed_track_stops_aler
         op.store.decide([first["alert_id"], second["alert_id"]], adjs)
         op.link.wake.set()
         assert wait_for(lambda: daemon.counts["adjudications"] == 2)
-        daemon._alerted.clear()  # as if the per-track memory had run out
+        daemon.policy._alerted.clear()  # as if the per-track memory had run out
         seen("cam-a", "a-1")  # a dismissed track stays quiet for that entry
         assert daemon.counts["matches_suppressed"] == 2
         seen("cam-a", "a-2")  # a new track alerts again, in a new group (the old one was decided)

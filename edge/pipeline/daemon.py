@@ -16,7 +16,6 @@ import os
 import queue
 import signal
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -29,49 +28,15 @@ from edge.audit.duties import Duties
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.eval import live
-from edge.pipeline.camera import camera_main
+from edge.pipeline.alerting import AlertPolicy
 from edge.pipeline.control import ControlServer
 from edge.pipeline.health import Latency, camera_line
+from edge.pipeline.supervisor import CameraProcess
 from edge.watchlist.base import Matcher
 
 log = logging.getLogger("edge")
 MATCH_BATCH = 64  # stage messages taken off the queue at once; their descriptors are matched together
-ALERT_MEMORY_S = 600.0  # how long (track, entry) pairs are remembered to keep one alert per track
 EXPIRY_WARNING_S = 24 * 3600.0  # a watchlist_expiring event this long before the list expires
-
-
-class CameraProcess:
-    """One camera's process handle, restartable."""
-
-    def __init__(self, ctx, cam, cfg_dict, out, encode_allowed):
-        self.cam, self.cfg_dict, self.out, self.encode_allowed = cam, cfg_dict, out, encode_allowed
-        self.ctx = ctx
-        self.stop_event = ctx.Event()
-        self.proc = None
-        self.restarts = 0
-        self.state = "starting"
-        self.stats: dict = {}
-        self.next_restart = 0.0
-
-    def start(self) -> None:
-        self.stop_event.clear()
-        self.proc = self.ctx.Process(
-            target=camera_main, name=f"edge-camera-{self.cam.id}",
-            args=(dataclasses.asdict(self.cam), self.cfg_dict, self.out, self.stop_event, self.encode_allowed),
-            daemon=True,
-        )
-        self.proc.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.stop_event.set()
-        if self.proc is not None:
-            self.proc.join(timeout)
-            if self.proc.is_alive():
-                self.proc.kill()
-                self.proc.join(2)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.is_alive()
 
 
 class Daemon:
@@ -90,10 +55,7 @@ class Daemon:
         self.latency = Latency()
         self.counts = {"encodings": 0, "alerts": 0, "matches_suppressed": 0, "bad_stage_messages": 0,
                        "adjudications": 0}
-        self._alerted: dict[tuple[str, str], float] = {}
-        self._groups: dict[str, dict] = {}  # ref -> the open alert group it joins within the window
-        self._dismissed: set[tuple[str, str]] = set()  # (track, ref) an operator dismissed: no more alerts
-        self._alert_lock = threading.Lock()  # adjudications arrive on the channel thread
+        self.policy = AlertPolicy(cfg.alerts.group_window_s)  # which hits become alerts
         self._expiry_warned = ""
         self._stopping = False
         self._started = time.time()
@@ -311,19 +273,10 @@ class Daemon:
 
     def raise_alert(self, msg: dict, entry, distance: float) -> None:
         """One alert per (track, entry); grouped with a recent alert for the same entry."""
-        key = (msg["track_id"], entry.ref)
-        now = time.time()
-        with self._alert_lock:
-            self._alerted = {k: t for k, t in self._alerted.items() if now - t < ALERT_MEMORY_S}
-            if key in self._alerted or key in self._dismissed:
-                self.counts["matches_suppressed"] += 1
-                return
-            self._alerted[key] = now
-            group = self._groups.get(entry.ref)
-            window = self.cfg.alerts.group_window_s
-            if group is None or not group["open"] or now - group["last"] > window:
-                group = self._groups[entry.ref] = {"group_id": None, "last": now, "open": True}
-            group["last"] = now
+        group = self.policy.admit(msg["track_id"], entry.ref, time.time())
+        if group is None:
+            self.counts["matches_suppressed"] += 1
+            return
         wl = self.matcher.current
         alert = messages.alert(
             box_id=self.box_id, camera_id=msg["camera_id"], track_id=msg["track_id"], ref=entry.ref,
@@ -382,14 +335,8 @@ class Daemon:
         self.counts["adjudications"] += 1
         live.count_decision(self.counts, msg["decision"], str(msg.get("reason", "")))
         log.info("alert %s: %s by %s", msg["alert_id"], msg["decision"], msg["operator"])
-        if alert is None:
-            return
-        with self._alert_lock:
-            group = self._groups.get(alert["ref"])
-            if group is not None and group["group_id"] == alert.get("group_id"):
-                group["open"] = False  # a decided group takes no more sightings
-            if msg["decision"] == "dismiss":
-                self._dismissed.add((alert["track_id"], alert["ref"]))
+        if alert is not None:
+            self.policy.decided(alert, msg["decision"])
 
     def check_expiry(self) -> None:
         """A watchlist_expiring event, once per list, a day before it expires."""
