@@ -158,7 +158,7 @@ class Daemon:
                               ident.curve_secret, self.box_id, retention_s=retention_days * 86400.0,
                               on_adjudication=self.on_adjudication, record=self.record,
                               prune=lambda: sweep(self.cfg.state_dir, retention_days, record=self.record),
-                              status=lambda: {"cameras": {cid: c.state for cid, c in self.cameras.items()}})
+                              status=lambda: {"cameras": self.camera_states()})
             channel.start()
         except (OSError, sqlite3.Error) as exc:
             why = getattr(exc, "strerror", None) or str(exc)
@@ -348,6 +348,11 @@ class Daemon:
             self._expiry_warned = wl.list_id
             self.publish(messages.event(box_id=self.box_id, event="watchlist_expiring", list_id=wl.list_id,
                                         not_after=wl.not_after.isoformat(), expires_in_s=int(left)))
+
+    def camera_states(self) -> dict[str, str]:
+        """What the console's health bar shows per camera, including "not authorised" (no matching)."""
+        return {cid: c.state if self.duties.allows(cid) else f"not authorised ({c.state})"
+                for cid, c in self.cameras.items()}
 
     def adjudications_command(self, req: dict) -> dict:
         return {"adjudications": self.publisher.outbox.adjudications(int(req.get("limit", 100)))}
