@@ -11,14 +11,13 @@ adjudications that came back. Never passer-by data. Rows older than the retentio
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
+from edge import walstore
 from edge.alerts import messages
 
 SCHEMA = """
@@ -37,26 +36,15 @@ class Outbox:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self.path.chmod(0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
-        self._db.executescript(SCHEMA)
+        self._db = walstore.connect(self.path, SCHEMA)
         with self._tx():
             row = self._db.execute("SELECT value FROM meta WHERE key='outbox'").fetchone()
             if row is None:
                 self._db.execute("INSERT INTO meta VALUES ('outbox', ?)", (secrets.token_hex(8),))
         self.id = self._db.execute("SELECT value FROM meta WHERE key='outbox'").fetchone()[0]
 
-    @contextlib.contextmanager
     def _tx(self):
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        return walstore.transaction(self._db)
 
     # -- messages -------------------------------------------------------------------------------
     def add(self, msg: dict) -> int:
