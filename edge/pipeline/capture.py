@@ -29,8 +29,10 @@ NETWORK_TIMEOUT_MS = 5000  # a stalled network camera fails its read after this,
 def _open(source: str) -> cv2.VideoCapture:
     if source.isdigit():
         return cv2.VideoCapture(int(source), cv2.CAP_V4L2)
-    if source.startswith("/dev/"):  # a V4L2 device by path, e.g. /dev/video0
-        return cv2.VideoCapture(source, cv2.CAP_V4L2)
+    if source.startswith("/dev/video") and source[len("/dev/video"):].isdigit():
+        return cv2.VideoCapture(int(source[len("/dev/video"):]), cv2.CAP_V4L2)  # V4L2 opens by index
+    if source.startswith("/dev/"):  # another device node (a udev symlink, say): let OpenCV choose
+        return cv2.VideoCapture(source, cv2.CAP_ANY)
     if "://" in source:
         return cv2.VideoCapture(source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS,
                                                          cv2.CAP_PROP_READ_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS])
