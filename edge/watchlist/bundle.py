@@ -250,7 +250,7 @@ def decrypt(p: Parsed, wl_key: X25519PrivateKey) -> bytes:
 def decode_entries(payload: bytes, expected: int) -> tuple[list[Entry], np.ndarray, np.ndarray]:
     """Validate every entry of a decrypted payload -> (entries, templates (n,128), owners (n,))."""
     try:
-        items = json.loads(payload.decode("utf-8"))["entries"]
+        items = json.loads(payload)["entries"]  # bytes straight in: no second, decoded copy
         if not isinstance(items, list):
             raise TypeError
     except (UnicodeDecodeError, ValueError, KeyError, TypeError):
@@ -260,6 +260,7 @@ def decode_entries(payload: bytes, expected: int) -> tuple[list[Entry], np.ndarr
     entries, rows, owners, seen = [], [], [], set()
     for i, it in enumerate(items):
         entry, t = _entry(it, i)
+        items[i] = None  # let each entry's base64 text go as soon as it is decoded (memory on big lists)
         if entry.ref in seen:
             raise BundleError(f"entry {i}: reference {entry.ref!r} appears twice")
         seen.add(entry.ref)
