@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from zmq.utils import z85
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, read_text
 
 KEY_FILE = "box.key.json"
 PUB_FILE = "box.pub.json"
@@ -214,15 +214,7 @@ def _z85_key(text, what: str) -> bytes:
 
 
 def _read_key_file(keyfile) -> str:
-    path = Path(keyfile)
-    try:
-        if path.stat().st_size > MAX_KEY_FILE:
-            raise EdgeError(f"{path} is too large to be a key file")
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EdgeError(f"cannot read key file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise EdgeError(f"{path} is not a text key file") from None
+    return read_text(keyfile, "key file", MAX_KEY_FILE)
 
 
 def issuer_public_doc(raw_public: bytes, name: str = "") -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, read_text
 from edge.face import api, quality
 from edge.watchlist.base import CATEGORIES, Entry
 from edge.watchlist.bundle import REF_RE
@@ -59,12 +59,7 @@ def normalise_category(text: str) -> str | None:
 
 def read_refs(path) -> tuple[list[Row], list[str]]:
     """Parse refs.csv -> (good rows, problems). A file without the needed columns is an EdgeError."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise EdgeError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise EdgeError(f"{path} is not UTF-8 text") from None
+    text = read_text(path, "refs.csv file", encoding="utf-8-sig")
     reader = csv.DictReader(text.splitlines())
     cols = {c.strip().lower(): c for c in reader.fieldnames or []}
     img_col = cols.get("images") or cols.get("image")

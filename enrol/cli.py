@@ -18,7 +18,7 @@ import click
 from edge import identity
 from edge.cli import user_errors
 from edge.config import QualityConfig
-from edge.errors import EdgeError
+from edge.errors import EdgeError, read_text
 from edge.identity import write_atomic
 from edge.watchlist import bundle, receipt
 
@@ -55,12 +55,7 @@ def load_issuer_private(path):
 
 def load_issuer_public(path) -> bytes:
     """Raw issuer public key from ``issuer.pub`` (or from the private ``issuer.key``)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EdgeError(f"cannot read issuer key {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise EdgeError(f"{path} is not an issuer key file") from None
+    text = read_text(path, "issuer key file")
     if "PRIVATE KEY" in text:
         return identity.raw_public(load_issuer_private(path))
     return identity.parse_issuer_key(text, str(path))
