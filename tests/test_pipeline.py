@@ -112,7 +112,9 @@ def test_a_failing_camera_is_retried_and_reported_while_others_work(run):
 def test_status_reports_health(run):
     st = run["status"]
     assert st["watchlist"]["entries"] == 2
-    assert st["alerts_sent"] == len(run["sub"].alerts())
+    alerts = run["sub"].alerts()
+    assert len(alerts) >= st["alerts_sent"]  # all counted had arrived (more may come after the count)
+    assert len({a["alert_id"] for a in alerts}) == len(alerts)
     a = st["cameras"]["cam-a"]["stats"]
     for key in ("frames_read", "frames_dropped", "faces", "tracks_started", "encodes", "lag_ms", "fps"):
         assert key in a
@@ -120,8 +122,10 @@ def test_status_reports_health(run):
 
 
 def test_nothing_written_under_the_state_dir_for_faces(run):
-    # files present once running (control socket, outbox) are all there is; nothing new
-    assert set(run["after"]) == set(run["before"])
+    # besides what was there once running (keys, control socket, outbox, audit log), nothing new but
+    # the audit log's own files (a checkpoint may come due during the run)
+    new = {str(p.relative_to(run["state"])) for p in set(run["after"]) - set(run["before"])}
+    assert all(n.startswith("audit/") for n in new), new
     for p in run["after"]:
         if p.is_file() and not p.name.startswith("outbox.db"):
             data = p.read_bytes()
