@@ -51,8 +51,9 @@ REQUIRED = {
 }
 
 
-def loads(data: bytes | str, allowed: set[str] | None = None) -> dict[str, Any]:
-    """Parse and check one message; raise MessageError for anything malformed."""
+def loads(data: bytes | str, allowed: set[str] | None = None,
+          schema: dict[str, dict[str, type]] = REQUIRED) -> dict[str, Any]:
+    """Parse and check one message against ``schema`` (type -> required fields); MessageError if malformed."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise MessageError("message too large")
     try:
@@ -64,9 +65,9 @@ def loads(data: bytes | str, allowed: set[str] | None = None) -> dict[str, Any]:
     if msg.get("v") != VERSION:
         raise MessageError(f"unsupported message version {msg.get('v')!r}")
     kind = msg.get("type")
-    if not isinstance(kind, str) or kind not in REQUIRED or (allowed is not None and kind not in allowed):
+    if not isinstance(kind, str) or kind not in schema or (allowed is not None and kind not in allowed):
         raise MessageError(f"unexpected message type {kind!r}")
-    for key, tp in REQUIRED[kind].items():
+    for key, tp in schema[kind].items():
         value = msg.get(key)
         if tp is float and isinstance(value, int) and not isinstance(value, bool):
             continue

@@ -8,7 +8,6 @@ from a resend).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from edge.alerts import messages
@@ -24,39 +23,27 @@ LINK_REQUIRED: dict[str, dict[str, type]] = {
 }
 
 
+SCHEMA = {**messages.REQUIRED, **LINK_REQUIRED}
+
+
 def loads(data: bytes, allowed: set[str]) -> dict[str, Any]:
     """Parse one link frame: a box message (alert/event) or a link message; MessageError if malformed."""
-    if len(data) > messages.MAX_MESSAGE_BYTES:
-        raise messages.MessageError("message too large")
-    try:
-        peek = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise messages.MessageError("not JSON") from exc
-    kind = peek.get("type") if isinstance(peek, dict) else None
-    if not isinstance(kind, str) or kind not in allowed:
-        raise messages.MessageError(f"unexpected message type {kind!r}")
-    if kind in messages.REQUIRED:
-        msg = messages.loads(data, allowed={kind})
-        if kind in ("alert", "event") and ("seq" in msg or "outbox" in msg):
-            _need_int(msg, "seq")
-            _need_int(msg, "prev")
-            if not isinstance(msg.get("outbox"), str):
-                raise messages.MessageError(f"{kind}.outbox missing or not str")
-        return msg
-    if peek.get("v") != messages.VERSION:
-        raise messages.MessageError(f"unsupported message version {peek.get('v')!r}")
-    for key, tp in LINK_REQUIRED[kind].items():
-        if not isinstance(peek.get(key), tp):
-            raise messages.MessageError(f"{kind}.{key} missing or not {tp.__name__}")
-    if kind == "ack" and not (("seq" in peek and isinstance(peek.get("outbox"), str)) or "alert_id" in peek):
+    msg = messages.loads(data, allowed, schema=SCHEMA)
+    kind = msg["type"]
+    if kind in ("alert", "event") and ("seq" in msg or "outbox" in msg):
+        _need_int(msg, "seq")
+        _need_int(msg, "prev")
+        if not isinstance(msg.get("outbox"), str):
+            raise messages.MessageError(f"{kind}.outbox missing or not str")
+    if kind == "ack" and not (("seq" in msg and isinstance(msg.get("outbox"), str)) or "alert_id" in msg):
         raise messages.MessageError("ack needs outbox and seq, or alert_id")
-    if kind == "ack" and "seq" in peek:
-        _need_int(peek, "seq")
-    if kind == "hello" and peek["role"] == "console":
-        _need_int(peek, "last_seq")
+    if kind == "ack" and "seq" in msg:
+        _need_int(msg, "seq")
+    if kind == "hello" and msg["role"] == "console":
+        _need_int(msg, "last_seq")
     if kind == "adjudication":
-        check_decision(peek.get("decision"), peek.get("action"), peek.get("reason"))
-    return peek
+        check_decision(msg.get("decision"), msg.get("action"), msg.get("reason"))
+    return msg
 
 
 def _need_int(msg: dict, key: str) -> None:
