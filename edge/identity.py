@@ -255,15 +255,11 @@ def add_issuer(state_dir, keyfile) -> str:
 
 def issuers(state_dir) -> dict[str, bytes]:
     """{key_id: raw Ed25519 public key} of trusted issuers (damaged files are skipped)."""
-    out = {}
-    d = Path(state_dir) / "trust" / "issuers"
-    for p in sorted(d.glob("*.pub")) if d.is_dir() else []:
-        try:
-            raw = parse_issuer_key(p.read_text(), str(p))
-        except (OSError, UnicodeDecodeError, EdgeError):
-            continue
-        out[key_id(raw)] = raw
-    return out
+    def parse(text, name):
+        raw = parse_issuer_key(text, name)
+        return key_id(raw), raw
+
+    return _trusted(state_dir, "issuers", parse)
 
 
 def add_console(state_dir, keyfile) -> str:
@@ -277,12 +273,21 @@ def add_console(state_dir, keyfile) -> str:
 
 def consoles(state_dir) -> dict[str, bytes]:
     """{key_id: z85 CURVE public key} of trusted consoles (damaged files are skipped)."""
+    def parse(text, name):
+        pub = _z85_key(text, name)
+        return key_id(z85.decode(pub)), pub
+
+    return _trusted(state_dir, "consoles", parse)
+
+
+def _trusted(state_dir, kind: str, parse) -> dict[str, bytes]:
+    """Every readable key in <state_dir>/trust/<kind>/*.pub, by key id; a damaged file is skipped."""
     out = {}
-    d = Path(state_dir) / "trust" / "consoles"
+    d = Path(state_dir) / "trust" / kind
     for p in sorted(d.glob("*.pub")) if d.is_dir() else []:
         try:
-            pub = _z85_key(p.read_text(), str(p))
+            kid, value = parse(p.read_text(), str(p))
         except (OSError, UnicodeDecodeError, EdgeError):
             continue
-        out[key_id(z85.decode(pub))] = pub
+        out[kid] = value
     return out
