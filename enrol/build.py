@@ -98,8 +98,7 @@ def encode_image(path: Path, q) -> tuple[np.ndarray, bytes]:
     if len(boxes) > 1:
         raise EdgeError(f"{len(boxes)} faces found, expected one")
     box = boxes[0]
-    chip = api.chip(rgb, box)
-    qual = quality.assess(rgb, box, chip, q.min_face_px, q.min_sharpness, q.max_yaw)
+    chip, qual = quality.gate(rgb, box, q.min_face_px, q.min_sharpness, q.max_yaw)
     if not qual.ok:
         why = {"small": f"face too small ({qual.height} px, need {q.min_face_px})",
                "blurred": f"face too blurred (sharpness {qual.sharpness:.0f}, need {q.min_sharpness:.0f})",

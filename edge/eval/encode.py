@@ -1,7 +1,7 @@
 """Dataset images -> descriptors, through exactly the live pipeline's steps.
 
 ``api.detect`` (with the config's ``detect.max_width`` / ``detect.upsample``) -> ``api.chip`` ->
-``quality.assess`` (the config's quality thresholds) -> ``api.encode_chips`` (the config's encoder
+``quality.gate`` (alignment and the config's quality thresholds) -> ``api.encode_chips`` (the config's encoder
 backend). These are the functions the camera process calls; nothing is re-implemented here. An image
 whose face the live gate would skip is not encoded: it is counted and listed with the reason.
 """
@@ -35,8 +35,7 @@ def encode_image(rgb: np.ndarray, det: DetectConfig, qual: QualityConfig,
     if not boxes:
         return None, "no face found", 0
     box = max(boxes, key=lambda b: (b[2] - b[0]) * (b[1] - b[3]))
-    chip = api.chip(rgb, box)
-    q = quality.assess(rgb, box, chip, qual.min_face_px, qual.min_sharpness, qual.max_yaw)
+    chip, q = quality.gate(rgb, box, qual.min_face_px, qual.min_sharpness, qual.max_yaw)
     if not q.ok:
         return None, f"quality gate: {q.reason}", len(boxes)
     return api.encode_chips([chip], encoder)[0], "", len(boxes)

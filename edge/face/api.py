@@ -94,19 +94,27 @@ def _shape(rgb: np.ndarray, box: Box):
     return models.shape_predictor()(rgb, _rect(box))
 
 
+def _points(shape) -> np.ndarray:
+    return np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)], dtype=np.float32)
+
+
 def landmarks(rgb: np.ndarray, box: Box) -> np.ndarray:
     """5-point landmarks as a (5, 2) float array: right eye (2), left eye (2), nose base."""
+    return _points(_shape(rgb, box))
+
+
+def align(rgb: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
+    """(aligned 150x150 RGB chip, (5, 2) landmarks) from one run of the landmark model."""
+    import dlib
+
     shape = _shape(rgb, box)
-    return np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)], dtype=np.float32)
+    face = dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+    return np.ascontiguousarray(face), _points(shape)
 
 
 def chip(rgb: np.ndarray, box: Box) -> np.ndarray:
     """The aligned 150x150 RGB face chip the ResNet encoder consumes (dlib's own alignment)."""
-    import dlib
-
-    return np.ascontiguousarray(
-        dlib.get_face_chip(rgb, _shape(rgb, box), size=CHIP_SIZE, padding=CHIP_PADDING)
-    )
+    return align(rgb, box)[0]
 
 
 def encode_chips(chips: list[np.ndarray], encoder: str | None = None) -> np.ndarray:

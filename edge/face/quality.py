@@ -25,13 +25,19 @@ class Quality:
     score: float  # higher is a better view of the same face
 
 
-def assess(rgb: np.ndarray, box: api.Box, chip: np.ndarray, min_face_px: int, min_sharpness: float,
+def gate(rgb: np.ndarray, box: api.Box, min_face_px: int, min_sharpness: float,
+         max_yaw: float) -> tuple[np.ndarray, Quality]:
+    """(the aligned chip to encode, its Quality): the one way a face is prepared and judged."""
+    chip, pts = api.align(rgb, box)
+    return chip, assess(box, chip, pts, min_face_px, min_sharpness, max_yaw)
+
+
+def assess(box: api.Box, chip: np.ndarray, pts: np.ndarray, min_face_px: int, min_sharpness: float,
            max_yaw: float) -> Quality:
     top, right, bottom, left = box
     height = bottom - top
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
     sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
-    pts = api.landmarks(rgb, box)
     # dlib 5-point: 0,1 = one eye's corners, 2,3 = the other eye's corners, 4 = nose base
     eye_a, eye_b = pts[0:2].mean(axis=0), pts[2:4].mean(axis=0)
     eye_dist = float(np.linalg.norm(eye_a - eye_b)) or 1.0

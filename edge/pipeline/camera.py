@@ -131,8 +131,7 @@ class CameraWorker:
         for track in live:
             if track.encodes >= self.cfg["encode"]["max_per_track"]:
                 continue
-            chip = api.chip(rgb, track.box)
-            qual = quality.assess(rgb, track.box, chip, q["min_face_px"], q["min_sharpness"], q["max_yaw"])
+            chip, qual = quality.gate(rgb, track.box, q["min_face_px"], q["min_sharpness"], q["max_yaw"])
             if not qual.ok:
                 setattr(c, f"rejected_{qual.reason}", getattr(c, f"rejected_{qual.reason}") + 1)
                 continue
