@@ -15,14 +15,12 @@ import time
 from dataclasses import dataclass
 
 import cv2
-import numpy as np
 
 from edge.alerts import messages
 from edge.face import api, encoder, quality
 from edge.pipeline.capture import Capture
-from edge.pipeline.tracker import Tracker, iou
-
-SMALL_FACE_PX = 100  # at detection scale, HOG at upsample 0 finds faces from ~80 px only
+from edge.pipeline.detect import Strategy
+from edge.pipeline.tracker import Tracker
 
 
 @dataclass
@@ -56,8 +54,7 @@ class CameraWorker:
         self.capture: Capture | None = None
         self._last_t: float | None = None
         self._interval = 0.0
-        self.passes = 0  # detection passes so far
-        self.full_passes = 0  # of which whole-frame scans
+        self.strategy = Strategy(det)  # where to look for faces in each frame (edge.pipeline.detect)
 
     # -- messages -------------------------------------------------------------------------------
     def send(self, kind: str, **fields) -> None:
@@ -120,7 +117,7 @@ class CameraWorker:
             return  # between detections the tracks simply carry on
         t0 = time.perf_counter()
         rgb = api.to_rgb(frame.image)
-        boxes = self.detect(rgb)
+        boxes = self.strategy.detect(rgb, list(self.tracker.tracks.values()))
         c.detect_ms = _ema(c.detect_ms, (time.perf_counter() - t0) * 1000)
         c.faces += len(boxes)
         live = self.tracker.update(boxes, frame.time)
@@ -152,55 +149,6 @@ class CameraWorker:
                           quality=round(qual.score, 4), encode_no=track.encodes)
         c.lag_ms = _ema(c.lag_ms, (time.time() - frame.time) * 1000)
 
-
-    def detect(self, rgb) -> list:
-        """Whole-frame scans find new faces; cheap passes in between only follow the live tracks.
-
-        Every ``full_every``-th pass scans the whole frame (every ``fine_every``-th of those at the
-        configured upsampling, to find small faces; the rest at upsample 0). Other passes look only
-        around each track's last box. HOG cost grows with the pixels scanned, so this is most of the
-        saving next to detecting everything on every frame.
-        """
-        det = self.cfg["detect"]
-        self.passes += 1
-        if (self.passes - 1) % det["full_every"] and self.tracker.tracks:
-            return distinct(self.around_tracks(rgb, []), det["track_iou"])
-        self.full_passes += 1
-        fine = (self.full_passes - 1) % det["fine_every"] == 0
-        boxes = api.detect(rgb, det["max_width"], det["upsample"] if fine else 0)
-        if not fine and det["upsample"]:
-            boxes += self.around_tracks(rgb, boxes)  # small tracked faces a coarse scan cannot see
-        return distinct(boxes, det["track_iou"])
-
-    def around_tracks(self, rgb, boxes: list) -> list:
-        """Detect in a region around each live track not already covered by ``boxes``."""
-        det = self.cfg["detect"]
-        h, w = rgb.shape[:2]
-        scale = min(1.0, det["max_width"] / w)
-        found = []
-        for track in self.tracker.tracks.values():
-            if any(iou(track.box, b) >= det["track_iou"] for b in boxes):
-                continue
-            top, right, bottom, left = track.box
-            m = (bottom - top) // 2  # a face moves little between passes
-            t, b = max(0, top - m), min(h, bottom + m)
-            lft, r = max(0, left - m), min(w, right + m)
-            region = np.ascontiguousarray(rgb[t:b, lft:r])
-            small = (bottom - top) * scale < SMALL_FACE_PX
-            for bt, br, bb, bl in api.detect(region, int(region.shape[1] * scale) or 1,
-                                             det["upsample"] if small else 0):
-                found.append((bt + t, br + lft, bb + t, bl + lft))
-        return found
-
-
-def distinct(boxes: list, overlap: float) -> list:
-    """One box per face: drop a box that overlaps an earlier one (a scan and a look around a track
-    can both find the same face, which would otherwise start a second track)."""
-    kept: list = []
-    for b in boxes:
-        if all(iou(b, k) < overlap for k in kept):
-            kept.append(b)
-    return kept
 
 
 def _ema(old: float, new: float, k: float = 0.1) -> float:
