@@ -52,9 +52,13 @@ KINDS: dict[str, dict[str, object]] = {
     "watchlist_refused": {"reason": S},
     "watchlist_expired": {"list_id": S},
     "watchlist_purged": {"list_id": S, "reason": S},  # and the receipt's fields (receipt_id or time)
-    "alert": {"alert_id": S, "camera_id": S, "time": S, "ref": S, "distance": N},
+    "alert": {"alert_id": S, "camera_id": S, "time": S, "ref": S, "distance": N},  # + encounter_id, sighting
+    "sighting": {"alert_id": S, "encounter_id": S, "sighting": INT, "camera_id": S, "time": S, "ref": S,
+                 "distance": N, "state": S},
     "adjudication": {"alert_id": S, "operator": S, "decision": S, "action": S, "reason": S,
-                     "seconds_to_decision": N},
+                     "seconds_to_decision": N},  # + encounter_id, sightings, console
+    "adjudication_refused": {"alert_id": S, "console": S, "reason": S},
+    "encounter_end": {"encounter_id": S, "ref": S, "sightings": INT, "outcome": S},
     "camera_fault": {"camera_id": S, "reason": S},
     "camera_back": {"camera_id": S},
     "console_connected": {"console": S},
