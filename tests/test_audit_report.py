@@ -81,7 +81,7 @@ def test_counts_equal_the_alerts_and_decisions_recorded(day):
     alerts = [r for r in records if r["kind"] == "alert"]
     assert rep["alerts"]["total"] == len(alerts) == 7
     assert rep["alerts"]["per_camera"] == {"cam1": 5, "cam2": 2}
-    assert (rep["alerts"]["confirmed"], rep["alerts"]["dismissed"], rep["alerts"]["unanswered"]) == (2, 3, 2)
+    assert (rep["decisions"]["confirmed"], rep["decisions"]["dismissed"], rep["decisions"]["undecided"]) == (2, 3, 2)
     assert rep["actions"] == {"arrested": 2}  # what followed the confirmed alerts
     assert rep["false_alert_rate"] == {"false_alerts": 2, "decided": 5, "rate": 0.4}
     assert rep["time_to_decision_s"]["median"] == 12.0 and rep["time_to_decision_s"]["max"] == 30.0
@@ -92,7 +92,7 @@ def test_counts_equal_the_alerts_and_decisions_recorded(day):
     assert up["cam2"]["running_s"] == 660 * 60 and up["cam2"]["down_s"] == 30 * 60 and up["cam2"]["faults"] == 1
     (wl,) = rep["watchlists"]
     assert (wl["list_id"], wl["issuer"], wl["entries"], wl["categories"]) == ("L-7", "SPOC Met", 3, ["wanted"])
-    assert wl["deleted"] and wl["receipt"] == "2026-11-20T180000Z-L-7"
+    assert wl["ended"]["how"] == "expired" and wl["ended"]["receipt"] is None  # this record carries no receipt
     (dep,) = rep["deployments"]
     assert dep["location"] == "King's Cross" and dep["issuer"] == "SPOC Met" and len(dep["activated"]) == 1
     assert sum(b["alerts"] for b in rep["timeline"]["buckets"]) == 7
@@ -104,7 +104,7 @@ def test_period_selects_alerts(day):
     # 08:00 .. 09:00 holds alerts a0 (08:10) and a1 (08:40)
     rep = report.build(records, datetime(2026, 11, 20, 8, tzinfo=UTC), datetime(2026, 11, 20, 9, tzinfo=UTC))
     assert rep["alerts"]["total"] == 2
-    assert rep["alerts"]["confirmed"] == 1 and rep["alerts"]["dismissed"] == 1
+    assert rep["decisions"]["confirmed"] == 1 and rep["decisions"]["dismissed"] == 1
 
 
 def test_cli_formats(day, tmp_path):
@@ -112,7 +112,8 @@ def test_cli_formats(day, tmp_path):
     base = ["audit", "report", "--state-dir", str(day), "--from", "2026-11-20", "--to", "2026-11-20"]
     text = runner.invoke(cli, base)
     assert text.exit_code == 0, text.output
-    assert "confirmed: 2" in text.output and "2/5 = 40.0%" in text.output and "Audit log: OK" in text.output
+    assert "confirmed 2, dismissed 3, undecided 2" in text.output and "2/5 = 40.0%" in text.output
+    assert "Audit log: OK" in text.output
     js = runner.invoke(cli, [*base, "--format", "json"])
     assert json.loads(js.output)["alerts"]["total"] == 7
     out = tmp_path / "report.html"
@@ -199,9 +200,11 @@ def test_a_demo_run_reports_exactly_the_alerts_and_decisions_made(tmp_path):
     rep = report.build(res.records, datetime(2020, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
     assert rep["alerts"]["total"] == daemon.counts["alerts"] == len(delivered) == 7
     assert rep["alerts"]["per_camera"] == {"cam1": 4, "cam2": 3}
-    assert (rep["alerts"]["confirmed"], rep["alerts"]["dismissed"], rep["alerts"]["unanswered"]) == (2, 3, 2)
-    assert rep["false_alert_rate"] == {"false_alerts": 2, "decided": 5, "rate": 0.4}
-    assert rep["actions"] == {"approached": 1, "arrested": 1}
+    # the 7 sightings are 3 encounters (one alert group per ref); the last decision on each counts, once
+    assert rep["decisions"]["encounters"] == 3 and [r["encounters"] for r in rep["references"]] == [1, 1, 1]
+    assert (rep["decisions"]["confirmed"], rep["decisions"]["dismissed"], rep["decisions"]["undecided"]) == (1, 2, 0)
+    assert rep["false_alert_rate"] == {"false_alerts": 1, "decided": 3, "rate": 0.3333}
+    assert rep["actions"] == {"approached": 1} and rep["decisions"]["reasons"] == {"not the person": 1, "poor image": 1}
     assert rep["time_to_decision_s"]["median"] == 9.5
     assert rep["consoles"]["connected"] >= 1
     (w,) = rep["watchlists"]
@@ -227,7 +230,7 @@ def test_edge_run_on_video_leaves_a_verifiable_log_that_reports_its_alerts(tmp_p
     rep = json.loads(r.stdout)
     alerts = sub.alerts()
     assert rep["alerts"]["total"] == len({a["alert_id"] for a in alerts}) >= 1
-    assert rep["alerts"]["unanswered"] == rep["alerts"]["total"]  # nobody decided
+    assert rep["decisions"]["undecided"] == rep["decisions"]["encounters"] >= 1  # nobody decided
     assert rep["faces_processed"]["total"] > 0 and "cam-a" in rep["camera_uptime"]
     (wl,) = rep["watchlists"]
     assert wl["refs"] == [LIN_REF]
@@ -259,3 +262,37 @@ def test_camera_restarts_count_as_downtime_until_it_is_back(tmp_path):
     daemon.record("service_stop")
     kinds = [r["kind"] for r in verify_log(state).records if r["kind"].startswith("camera_")]
     assert kinds == ["camera_fault", "camera_back"]
+
+
+def test_period_is_whole_days_shown_as_given_and_ends_now_by_default(day):
+    from edge.audit.cli import period
+
+    lo, hi = period("2026-11-20", "2026-11-20")
+    assert (lo, hi) == (datetime(2026, 11, 20, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC))  # inclusive
+    before = datetime.now(UTC)
+    _, hi = period(None, None)
+    assert before <= hi <= datetime.now(UTC)  # now, not now + 24 h
+    js = CliRunner().invoke(cli, ["audit", "report", "--state-dir", str(day), "--from", "2026-11-20",
+                                  "--to", "2026-11-20", "--format", "json"])
+    rep = json.loads(js.output)
+    assert (rep["period"]["from"], rep["period"]["to"]) == ("2026-11-20", "2026-11-20")
+    assert rep["period"]["end"] == "2026-11-21T00:00:00Z"
+    text = CliRunner().invoke(cli, ["audit", "report", "--state-dir", str(day), "--to", "2026-11-20"]).output
+    assert "to 2026-11-20 (" in text.splitlines()[0] and "2026-11-21" in text.splitlines()[0]
+
+
+def test_a_killed_box_is_downtime_not_uptime(tmp_path):
+    state = tmp_path / "state"
+    identity.create(state, "box-a")
+    now = [T0]
+    log = AuditLog(state, clock=lambda: now[0])
+    for minute, kind in ((0, "service_start"), (50, "faces_processed"), (60, "service_start"), (100, "service_stop")):
+        now[0] = T0 + minute * 60
+        log.append(kind, **({"camera_id": "cam1", "faces": 1} if kind == "faces_processed" else {"cameras": ["cam1"]}
+                             if kind == "service_start" else {}))
+    log.close()
+    rep = report.build(verify_log(state).records, datetime(2026, 11, 20, tzinfo=UTC),
+                       datetime(2026, 11, 21, tzinfo=UTC))
+    (gap,) = rep["downtime"]  # killed after minute 50, restarted at minute 60
+    assert gap["seconds"] == 600 and "not shut down" in gap["cause"]
+    assert rep["camera_uptime"]["cam1"]["uptime"] == round(90 / 100, 4)

@@ -22,12 +22,12 @@ def resolve_state_dir(config_path: str, state_dir: str | None) -> Path:
 
 
 def period(start: str | None, end: str | None) -> tuple[datetime, datetime]:
-    """--from/--to: ISO times; a bare date in --to means the end of that day."""
+    """--from/--to: ISO times or whole days (a bare date in --to includes that day); --to defaults to now."""
     from edge.audit.log import parse_time
 
     lo = parse_time(start) if start else EPOCH
-    hi = parse_time(end) if end else datetime.now(UTC) + timedelta(days=1)
-    if end and len(end) == 10:
+    hi = parse_time(end) if end else datetime.now(UTC)
+    if end and len(end.strip()) == 10:
         hi += timedelta(days=1)
     if hi <= lo:
         raise EdgeError("--to must be after --from")
@@ -53,8 +53,11 @@ def open_log(state: Path):
 
 
 period_options = [
-    click.option("--from", "start", default=None, help="Start (ISO date or time, UTC; default: the beginning)."),
-    click.option("--to", "end", default=None, help="End, exclusive (a bare date includes that day; default: now)."),
+    click.option("--from", "start", default=None,
+                 help="Start: a day (2026-11-01, from its midnight) or an ISO time, UTC; default: the first record."),
+    click.option("--to", "end", default=None,
+                 help="End: a day (2026-11-30, that whole day included) or an ISO time (exclusive), UTC; "
+                      "default: now."),
 ]
 
 
@@ -143,7 +146,9 @@ def report(config_path, state_dir, start, end, fmt, output):
     state = resolve_state_dir(config_path, state_dir)
     res = verify_log(state)
     lo, hi = since_first_record(state, start, *period(start, end), res.records)
-    r = rep.build(res.records, lo, hi, verification=res.summary())
+    label = (start or rep.iso(lo), end or f"now ({rep.iso(hi)})")
+    r = rep.build(res.records, lo, hi, verification=res.summary(), period_label=label,
+                  check_receipt=receipt_checker(state))
     text = {"text": rep.render_text, "json": rep.render_json, "html": rep.render_html}[fmt](r)
     if output:
         from edge.identity import write_atomic
@@ -152,6 +157,26 @@ def report(config_path, state_dir, start, end, fmt, output):
         click.echo(f"report written to {output}")
     else:
         click.echo(text, nl=False)
+
+
+def receipt_checker(state: Path):
+    """fn(receipt) -> "valid, signed by box key ..." or why not, with this box's own signing key."""
+    from edge import identity
+    from edge.watchlist import receipt
+
+    try:
+        pub = identity.load(state).signing_public
+    except EdgeError:
+        return None
+
+    def check(rc: dict) -> str:
+        try:
+            receipt.verify(rc, pub)
+            return f"signature valid (box key {identity.key_id(pub)})"
+        except EdgeError as exc:
+            return f"INVALID: {exc}"
+
+    return check
 
 
 @audit.command()

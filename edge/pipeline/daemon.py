@@ -71,7 +71,8 @@ class Daemon:
         self.commands.update(status=self.status_command, adjudications=self.adjudications_command)
         self.control.start()
         self.start_cameras()
-        self.record("service_start", cameras=[c.id for c in self.cfg.cameras], config=self.cfg.path)
+        self.record("service_start", cameras=[c.id for c in self.cfg.cameras], config=self.cfg.path,
+                    retention_days=self.cfg.alerts.retention_days)
         log.info("edge daemon %s started: %d camera(s), watch list %s", self.box_id, len(self.cameras),
                  f"{len(self.matcher.current)} entries" if self.matcher.current else "none")
 
@@ -133,8 +134,9 @@ class Daemon:
 
             wl = load_folder(self.cfg.watchlist.folder, self.cfg.encode.backend)
             self.matcher.swap(wl)
-            self.record("watchlist_loaded", issuer=wl.issuer, list_id=wl.list_id, entries=len(wl),
-                        refs=[e.ref for e in wl.entries], categories=sorted({e.category for e in wl.entries}))
+            self.record("watchlist_loaded", issuer=wl.issuer, list_id=wl.list_id, entries=len(wl), arrived="folder",
+                        file=str(self.cfg.watchlist.folder), refs=[e.ref for e in wl.entries],
+                        categories=sorted({e.category for e in wl.entries}))
             self.publish(messages.event(box_id=self.box_id, event="watchlist_loaded", list_id=wl.list_id,
                                         entries=len(wl), issuer=wl.issuer))
 
@@ -146,6 +148,18 @@ class Daemon:
                                           self.publish, self.record)
         self.watchlist.start()
         self.commands.update(self.watchlist.commands())
+        self.end_lists_of_ended_deployments()
+
+    def end_lists_of_ended_deployments(self) -> None:
+        """A list whose deployment window closed while the box was off ends now, with its receipt."""
+        from datetime import UTC, datetime
+
+        from edge import deployment
+
+        h = self.watchlist.header if self.watchlist else None
+        deps = [d for d in deployment.stored(self.cfg.state_dir) if h and d.deployment_id == h["deployment"]]
+        if deps and all(datetime.now(UTC) >= d.end for d in deps):
+            self.watchlist.deployment_ended(h["deployment"])
 
     def open_channel(self) -> None:
         """The CURVE-authenticated, durable alert channel (edge/alerts/publisher.py)."""
@@ -360,6 +374,8 @@ class Daemon:
     def record(self, kind: str, **fields) -> None:
         """Audit hook: every load, alert, decision and purge goes through here (docs/audit-format.md)."""
         self.duties.record(kind, **fields)
+        if kind == "deployment_end" and fields.get("reason") == "window closed" and self.watchlist is not None:
+            self.watchlist.deployment_ended(str(fields["deployment_id"]))  # lists live for one deployment
 
     def status_command(self, _req: dict) -> dict:
         wl = self.matcher.current

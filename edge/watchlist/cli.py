@@ -131,7 +131,11 @@ def add_console(keyfile, config_path, state_dir):
 def _trust(what: str, add, keyfile, config_path, state_dir) -> None:
     cfg = load_config(config_path, state_dir)
     key_id = add(cfg.state_dir, keyfile)
-    _audit(cfg)("trust_added", what=what, key_id=key_id)
+    name = {}
+    if what == "issuer":  # the name oversight reports show for this issuer's lists
+        name = {"name": str(json.loads((Path(cfg.state_dir) / "trust" / "issuers" / f"{key_id}.pub").read_text())
+                            .get("name", ""))}
+    _audit(cfg)("trust_added", what=what, key_id=key_id, **name)
     click.echo(f"trusted {what} {key_id}")
 
 

@@ -75,7 +75,7 @@ class WatchlistService:
 
     def commands(self) -> dict:
         return {
-            "watchlist_load": lambda req: self.load(req.get("path") or ""),
+            "watchlist_load": lambda req: self.load(req.get("path") or "", via="cli"),
             "watchlist_purge": lambda req: {"receipt": self.purge(str(req.get("reason") or "on demand"))},
             "watchlist_status": lambda req: self.status(),
         }
@@ -148,28 +148,60 @@ class WatchlistService:
 
     # --- load / purge -----------------------------------------------------------------------
 
-    def load(self, path) -> dict:
-        """Verify and load a bundle file; the list in force is replaced only if all of it is good."""
+    def load(self, path, via: str = "cli", mount: str = "") -> dict:
+        """Verify and load a bundle file; the list in force is replaced only if all of it is good.
+
+        ``via``: how it arrived (``cli``, ``usb`` from ``mount``); the audit record says so.
+        """
         data = read_bundle_file(path)
+        arrival = {"file": Path(path).name, "arrived": via, **({"mount": str(mount)} if mount else {})}
         with self._lock:
             try:
                 wl = self.open(data)
             except BundleError as exc:
-                self.record("watchlist_refused", file=Path(path).name, reason=str(exc))
+                self.record("watchlist_refused", **arrival, reason=str(exc), **self._refused_issuer(data))
                 self.publish(messages.event(box_id=self.cfg.box_id, event="watchlist_refused",
                                             file=Path(path).name, reason=str(exc)))
                 raise
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            old = self.header
             write_atomic(self.stored, data, 0o600)
             self._save_sequence(wl.meta["header"])
-            old_id = self.header["list_id"] if self.header else None
+            old_id = old["list_id"] if old else None
             self.header = wl.meta["header"]
             self._swap(wl)
+            if old and old_id != self.header["list_id"]:  # the replaced list ends with a receipt too
+                self._receipt(old, f"replaced by list {self.header['list_id']}", ending="replaced")
+            self._remember_source(Path(path) if via == "usb" else None, data)
             summary = self.summary()
-            self.record("watchlist_loaded", replaced=old_id, **summary, **_contents(wl))
+            self.record("watchlist_loaded", replaced=old_id, **arrival, bundle_sha256=hashlib.sha256(data).hexdigest(),
+                        issuer_name=self._issuer_name(wl.issuer), **summary, **_contents(wl))
             self.publish(messages.event(box_id=self.cfg.box_id, event="watchlist_loaded", **summary))
             log.info("watch list %s loaded: %d entries from issuer %s", wl.list_id, len(wl), wl.issuer)
             return summary
+
+    def _issuer_name(self, kid: str) -> str:
+        """The issuer's name as the trust store has it (issuer.pub's label), or ""."""
+        try:
+            doc = json.loads((Path(self.cfg.state_dir) / "trust" / "issuers" / f"{kid}.pub").read_text())
+            return str(doc.get("name", "")) if isinstance(doc, dict) else ""
+        except (OSError, ValueError):
+            return ""
+
+    def _refused_issuer(self, data: bytes) -> dict:
+        """The issuer key id and list id a refused bundle claims, if its framing can be read (unverified)."""
+        try:
+            p = bundle.parse(data)
+        except EdgeError:
+            return {}
+        out = {"issuer": p.issuer, "issuer_name": self._issuer_name(p.issuer)}
+        try:
+            claimed = json.loads(p.header_bytes).get("list_id")
+            if isinstance(claimed, str) and len(claimed) <= 64:
+                out["claimed_list_id"] = claimed
+        except (ValueError, AttributeError, RecursionError):
+            pass
+        return out
 
     def _header_of(self, data: bytes) -> dict:
         p = bundle.parse(data)
@@ -182,7 +214,7 @@ class WatchlistService:
         if old is not None and old is not wl:
             old.wipe()
 
-    def purge(self, reason: str = "on demand") -> dict:
+    def purge(self, reason: str = "on demand", ending: str = "purged") -> dict:
         """Wipe the stored bundle and the templates in memory; return a receipt signed by the box."""
         with self._lock:
             h = self.header or self._stored_header()
@@ -196,18 +228,59 @@ class WatchlistService:
                          "entries": len(wl)}
             if h:
                 self._save_sequence(h, purged=True)
-            rc = receipt.make(self.identity, list_id=info["list_id"], issuer=info["issuer"],
-                              deployment=info["deployment"], sequence=info["sequence"],
-                              entries=info["entries"], reason=reason)
-            rdir = self.dir / "receipts"
-            rdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            write_atomic(rdir / f"{rc['time'].replace(':', '')}-{rc['list_id']}.json",
-                         json.dumps(rc, indent=1).encode(), 0o600)
-            self.record("watchlist_purged", **{k: rc[k] for k in receipt.FIELDS})
-            self.publish(messages.event(box_id=self.cfg.box_id, event="watchlist_purged",
-                                        list_id=rc["list_id"], entries=rc["entries"], reason=reason))
-            log.info("watch list %s purged (%s)", rc["list_id"], reason)
+            return self._receipt(info, reason, ending=ending)
+
+    def _receipt(self, info: dict, reason: str, ending: str = "purged") -> dict:
+        """Sign, store and record the deletion receipt of a list that ended (purged, replaced, expired)."""
+        rc = receipt.make(self.identity, list_id=info["list_id"], issuer=info["issuer"],
+                          deployment=info["deployment"], sequence=info["sequence"],
+                          entries=info["entries"], reason=reason)
+        rdir = self.dir / "receipts"
+        rdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        name = f"{rc['time'].replace(':', '')}-{rc['list_id']}.json"
+        write_atomic(rdir / name, json.dumps(rc, indent=1).encode(), 0o600)
+        self.record("watchlist_purged", **{k: rc[k] for k in receipt.FIELDS}, ending=ending, receipt_file=name,
+                    receipt_signature=rc["signature"])
+        self.publish(messages.event(box_id=self.cfg.box_id, event="watchlist_purged",
+                                    list_id=rc["list_id"], entries=rc["entries"], reason=reason))
+        log.info("watch list %s ended (%s): receipt %s", rc["list_id"], reason, name)
+        return rc
+
+    def deployment_ended(self, deployment_id: str) -> dict | None:
+        """A deployment window closed: a list that lives for that deployment is purged with a receipt, and
+        its file on a writable USB mount is deleted (the deletion, or why not, recorded)."""
+        with self._lock:
+            h = self.header or self._stored_header()
+            if not h or h.get("deployment") != deployment_id or not ends_with_deployment(h):
+                return None
+            rc = self.purge(f"deployment {deployment_id} ended", ending="deployment ended")
+            self._delete_usb_copy(h)
             return rc
+
+    def _remember_source(self, path: Path | None, data: bytes) -> None:
+        """Where the list in force came from on USB (to delete that file when its deployment ends)."""
+        src = self.dir / "source.json"
+        if path is None:
+            src.unlink(missing_ok=True)
+            return
+        doc = {"path": str(path.resolve()), "sha256": hashlib.sha256(data).hexdigest()}
+        write_atomic(src, json.dumps(doc).encode(), 0o600)
+
+    def _delete_usb_copy(self, h: dict) -> None:
+        try:
+            doc = json.loads((self.dir / "source.json").read_text())
+            path, digest = Path(doc["path"]), doc["sha256"]
+            (self.dir / "source.json").unlink()
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        try:
+            if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+                return
+            path.unlink()
+            self.record("watchlist_file_deleted", list_id=h["list_id"], file=path.name, mount=str(path.parent))
+        except OSError as exc:
+            self.record("watchlist_file_left", list_id=h["list_id"], file=path.name, mount=str(path.parent),
+                        reason=f"cannot delete it: {exc.strerror}")
 
     @staticmethod
     def _shred(path: Path) -> None:
@@ -241,7 +314,7 @@ class WatchlistService:
             h = self._stored_header()
             try:
                 if h and _now() >= parse_time(h["not_after"]):
-                    self.purge("expired")
+                    self.purge("expired", ending="expired")
                     return
             except EdgeError:
                 pass
@@ -252,7 +325,8 @@ class WatchlistService:
         with self._lock:
             self.header = wl.meta["header"]
             self._swap(wl)
-        self.record("watchlist_loaded", at_start=True, **self.summary(), **_contents(wl))
+        self.record("watchlist_loaded", at_start=True, arrived="daemon", file=self.stored.name,
+                    issuer_name=self._issuer_name(wl.issuer), **self.summary(), **_contents(wl))
 
     # --- status -----------------------------------------------------------------------------
 
@@ -283,12 +357,12 @@ class WatchlistService:
         """One round of the background thread: purge an expired list, pick up new USB bundles."""
         with self._lock:
             if self.header and _now() >= parse_time(self.header["not_after"]):
-                self.purge("expired")
+                self.purge("expired", ending="expired")
         for path in self.usb_candidates():
             try:
                 if self.stored.exists() and self._same_as_stored(path):
                     continue
-                self.load(path)
+                self.load(path, via="usb", mount=str(path.parent))
             except EdgeError as exc:
                 log.warning("watch list %s from USB refused: %s", path.name, exc)
 
@@ -316,6 +390,29 @@ class WatchlistService:
         return path.stat().st_size == self.stored.stat().st_size and digest(path) == digest(self.stored)
 
 
+def ends_with_deployment(h: dict) -> bool:
+    """Does this list end with its deployment window? (the header says so; lists without the field do)."""
+    return bool(h.get("ends_with_deployment", True))
+
+
+def _provenance(e) -> list[dict]:
+    """Each reference image's sha256, source system and date taken, as the bundle carries them."""
+    out = []
+    for img in getattr(e, "images", None) or getattr(e, "provenance", None) or []:
+        get = img.get if isinstance(img, dict) else lambda k, o=img: getattr(o, k, "")
+        out.append({k: str(get(k) or "") for k in ("sha256", "source", "taken")})
+    return out
+
+
+DETAIL_BUDGET = 150_000  # bytes of entry details in one watchlist_loaded record (a record is at most 256 KiB)
+
+
 def _contents(wl) -> dict:
-    """What the audit log says a list held: reference numbers and categories (never images)."""
-    return {"refs": [e.ref for e in wl.entries], "categories": sorted({e.category for e in wl.entries})}
+    """What the audit log says a list held: reference numbers, categories, and per entry its category,
+    reason and images' provenance (never images). Big lists' details go in watchlist_entries records."""
+    details = [{"ref": e.ref, "category": e.category, "reason": e.reason, "images": _provenance(e)}
+               for e in wl.entries]
+    out = {"refs": [e.ref for e in wl.entries], "categories": sorted({e.category for e in wl.entries})}
+    if len(json.dumps(details)) <= DETAIL_BUDGET:
+        out["entry_details"] = details
+    return out
