@@ -196,7 +196,7 @@ def _field(h: dict, name: str, tp, where: str = "header"):
 def check_header(hb: bytes, p: Parsed) -> dict:
     try:
         h = json.loads(hb.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise BundleError("the signed header is not valid JSON") from None
     if not isinstance(h, dict) or h.get("format") != "edge-watchlist":
         raise BundleError("the signed header is not an edge-watchlist header")

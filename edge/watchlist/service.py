@@ -1,9 +1,18 @@
 """The box side of signed watch lists: load, keep, expire, purge (with a signed receipt), USB pick-up.
 
 A bundle goes through: signature by a registered issuer -> addressed to this box -> validity window
--> sequence (no rollback) -> policy -> decrypt -> every entry valid -> one atomic swap. Any failure
-raises a one-line ``BundleError`` and the list in force stays in force. The decrypted list lives only
-in memory; ``<state_dir>/watchlist/current.wlb`` keeps the still-encrypted bundle for the next start.
+-> sequence (no rollback) -> policy -> decrypt -> every entry valid -> the ``watchlist_loaded`` audit
+record -> stored -> one atomic swap. Any failure raises a one-line ``EdgeError``, is itself audited
+(``watchlist_refused``), and the list in force stays in force. Every change of what the box matches
+against is recorded first and applied after: a list whose record cannot be written is refused, and
+an on-demand purge that cannot be recorded does not happen (an expiry purge happens regardless).
+The decrypted list lives only in memory; ``<state_dir>/watchlist/current.wlb`` keeps the
+still-encrypted bundle for the next start.
+
+Files come from USB sticks and from users: they are opened with ``O_NOFOLLOW | O_NONBLOCK``, must be
+regular files (``fstat``) under the format's size cap, and are read against a deadline, so a FIFO, a
+device or a symlink on a stick cannot stall the watcher. Expiry runs on its own timer thread, apart
+from USB scanning.
 """
 
 from __future__ import annotations
@@ -12,7 +21,10 @@ import hashlib
 import json
 import logging
 import os
+import re
+import stat
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,16 +43,63 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def read_bundle_file(path) -> bytes:
+READ_TIMEOUT_S = 60.0  # a bundle (at most bundle.MAX_FILE bytes) must be read within this
+MAX_USB_FILES = 50  # *.wlb files looked at per mount point and round
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, RecursionError, OverflowError, MemoryError,
+             UnicodeError, AttributeError)  # what a hostile bundle could make a parser raise
+
+
+def read_bundle_file(path, max_size: int | None = None, timeout: float = READ_TIMEOUT_S) -> bytes:
+    """Read a bundle a user or a USB stick handed us: a regular file only (no symlink, FIFO or device),
+    at most ``max_size`` bytes, within ``timeout`` seconds; EdgeError in one sentence otherwise."""
     if not path or not isinstance(path, str | Path):
         raise EdgeError("no bundle file given")
-    path = Path(path)
+    path, cap = Path(path), bundle.MAX_FILE if max_size is None else max_size
     try:
-        if path.stat().st_size > bundle.MAX_FILE:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP: the last component is a symbolic link
+            raise BundleError(f"{path.name} is a symbolic link, not a watch-list bundle: refused") from None
+        raise EdgeError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BundleError(f"{path.name} is not a regular file: refused")
+        if st.st_size > cap:
             raise BundleError(f"{path.name} is too large to be a watch-list bundle")
-        return path.read_bytes()
+        chunks, got, deadline = [], 0, time.monotonic() + timeout
+        while True:
+            chunk = os.read(fd, min(1 << 20, cap + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+            if got > cap:
+                raise BundleError(f"{path.name} is too large to be a watch-list bundle")
+            if time.monotonic() > deadline:
+                raise BundleError(f"{path.name} could not be read within {timeout:.0f} s: refused")
+        return b"".join(chunks)
+    except BlockingIOError:
+        raise BundleError(f"{path.name} is not a regular file: refused") from None
     except OSError as exc:
         raise EdgeError(f"cannot read {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def file_safe(text: str) -> str:
+    """A list id (chosen by the issuer) as part of a file name: kept when harmless, else a digest."""
+    text = str(text)
+    if SAFE_NAME.fullmatch(text) and ".." not in text:
+        return text
+    return "list-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _short(text, limit: int = 300) -> str:
+    """Bounded text for a refusal record (never long enough to look like encoded data)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class WatchlistService:
@@ -58,20 +117,24 @@ class WatchlistService:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._seen: dict[Path, tuple[int, int]] = {}
+        self._expiry_thread: threading.Thread | None = None
+        self._seen: dict[Path, tuple[int, int, int]] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
         self._reload_stored()
         self._stop.clear()
-        self._thread = threading.Thread(target=self._watch, name="watchlist", daemon=True)
+        self._thread = threading.Thread(target=self._watch, name="watchlist-usb", daemon=True)
         self._thread.start()
+        self._expiry_thread = threading.Thread(target=self._expire_loop, name="watchlist-expiry", daemon=True)
+        self._expiry_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
+        for th in (self._thread, self._expiry_thread):
+            if th:
+                th.join(timeout=5)
 
     def commands(self) -> dict:
         return {
@@ -104,7 +167,14 @@ class WatchlistService:
         return p
 
     def open(self, data: bytes, *, reload: bool = False) -> WatchList:
-        """Check, decrypt and validate a bundle -> the in-memory list (nothing is stored or swapped)."""
+        """Check, decrypt and validate a bundle -> the in-memory list (nothing is stored or swapped).
+        Whatever a hostile bundle makes a parser raise is a one-sentence BundleError."""
+        try:
+            return self._open(data, reload)
+        except MALFORMED as exc:
+            raise BundleError(f"the bundle is malformed ({exc.__class__.__name__}): refused") from None
+
+    def _open(self, data: bytes, reload: bool) -> WatchList:
         p = self.check(data, reload=reload)
         h = p.header
         entries, templates, owners = bundle.decode_entries(bundle.decrypt(p, self.identity.wl_key), h["entries"])
@@ -149,50 +219,89 @@ class WatchlistService:
     # --- load / purge -----------------------------------------------------------------------
 
     def load(self, path, via: str = "cli", mount: str = "") -> dict:
-        """Verify and load a bundle file; the list in force is replaced only if all of it is good.
+        """Verify and load a bundle file; the list in force is replaced only if all of it is good and
+        its ``watchlist_loaded`` record was written. Every refusal is recorded.
 
         ``via``: how it arrived (``cli``, ``usb`` from ``mount``); the audit record says so.
         """
-        data = read_bundle_file(path)
-        arrival = {"file": Path(path).name, "arrived": via, **({"mount": str(mount)} if mount else {})}
+        name = _short(Path(path).name if isinstance(path, str | Path) and path else "", 200)
+        arrival = {"file": name, "arrived": via, **({"mount": _short(mount, 200)} if mount else {})}
+        data = b""
         with self._lock:
             try:
-                wl = self.open(data)
-            except BundleError as exc:
-                self.record("watchlist_refused", **arrival, reason=str(exc), **self._refused_issuer(data))
-                self.publish(messages.event(box_id=self.cfg.box_id, event="watchlist_refused",
-                                            file=Path(path).name, reason=str(exc)))
+                data = read_bundle_file(path)
+                return self.load_bytes(data, arrival, source=Path(path) if via == "usb" else None)
+            except EdgeError as exc:
+                self._refused(arrival, exc, data)
                 raise
-            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def load_bytes(self, data: bytes, arrival: dict | None = None, source: Path | None = None) -> dict:
+        """Record first, then apply: check -> ``watchlist_loaded`` -> store -> swap (raises EdgeError)."""
+        arrival = arrival or {"file": "", "arrived": "cli"}
+        with self._lock:
+            wl = self.open(data)
+            h = wl.meta["header"]
+            summary = self._summary(h)
             old = self.header
-            write_atomic(self.stored, data, 0o600)
-            self._save_sequence(wl.meta["header"])
             old_id = old["list_id"] if old else None
-            self.header = wl.meta["header"]
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            staged = self.dir / ".incoming.wlb"
+            try:
+                write_atomic(staged, data, 0o600)  # a full disk refuses the list before anything is said
+                try:
+                    self.record("watchlist_loaded", replaced=old_id, **arrival,
+                                bundle_sha256=hashlib.sha256(data).hexdigest(),
+                                issuer_name=self._issuer_name(wl.issuer), **summary, **_contents(wl))
+                except EdgeError as exc:
+                    raise BundleError(f"the list cannot be recorded in the audit log ({exc}), "
+                                      "so it is not put in force") from None
+                os.replace(staged, self.stored)
+                self._save_sequence(h)
+            except (EdgeError, OSError) as exc:
+                wl.wipe()
+                staged.unlink(missing_ok=True)
+                if isinstance(exc, EdgeError):
+                    raise
+                raise EdgeError(f"cannot store the list in {self.dir}: {exc.strerror}") from None
+            self.header = h
             self._swap(wl)
-            if old and old_id != self.header["list_id"]:  # the replaced list ends with a receipt too
-                self._receipt(old, f"replaced by list {self.header['list_id']}", ending="replaced")
-            self._remember_source(Path(path) if via == "usb" else None, data)
-            summary = self.summary()
-            self.record("watchlist_loaded", replaced=old_id, **arrival, bundle_sha256=hashlib.sha256(data).hexdigest(),
-                        issuer_name=self._issuer_name(wl.issuer), **summary, **_contents(wl))
+            if old and old_id != h["list_id"]:  # the replaced list ends with a receipt too
+                try:
+                    self._receipt(old, f"replaced by list {_short(h['list_id'], 80)}", ending="replaced")
+                except EdgeError as exc:
+                    log.error("the receipt of replaced list %s failed: %s", _short(old_id, 80), _short(exc, 200))
+            self._remember_source(source, data)
             self.publish(messages.event(box_id=self.cfg.box_id, event="watchlist_loaded", **summary))
-            log.info("watch list %s loaded: %d entries from issuer %s", wl.list_id, len(wl), wl.issuer)
+            log.info("watch list %s loaded: %d entries from issuer %s", _short(wl.list_id, 80), len(wl),
+                     wl.issuer)
             return summary
+
+    def _refused(self, arrival: dict, exc: Exception, data: bytes = b"") -> None:
+        """Audit and announce a refusal; a refusal that cannot be recorded is still refused."""
+        reason = _short(exc)
+        try:
+            self.record("watchlist_refused", **arrival, reason=reason, **self._refused_issuer(data))
+        except Exception as rec_exc:  # noqa: BLE001 - the refusal stands whatever the log says
+            log.error("could not record the refusal of %s: %s", arrival.get("file"), _short(rec_exc, 200))
+        try:
+            self.publish(messages.event(box_id=self.cfg.box_id, event="watchlist_refused",
+                                        file=arrival.get("file", ""), reason=reason))
+        except Exception as pub_exc:  # noqa: BLE001
+            log.error("could not announce the refusal of %s: %s", arrival.get("file"), _short(pub_exc, 200))
 
     def _issuer_name(self, kid: str) -> str:
         """The issuer's name as the trust store has it (issuer.pub's label), or ""."""
         try:
-            doc = json.loads((Path(self.cfg.state_dir) / "trust" / "issuers" / f"{kid}.pub").read_text())
-            return str(doc.get("name", "")) if isinstance(doc, dict) else ""
-        except (OSError, ValueError):
+            doc = json.loads((Path(self.cfg.state_dir) / "trust" / "issuers" / f"{file_safe(kid)}.pub").read_text())
+            return _short(doc.get("name", ""), 200) if isinstance(doc, dict) else ""
+        except (OSError, ValueError, RecursionError):
             return ""
 
     def _refused_issuer(self, data: bytes) -> dict:
         """The issuer key id and list id a refused bundle claims, if its framing can be read (unverified)."""
         try:
             p = bundle.parse(data)
-        except EdgeError:
+        except (EdgeError, *MALFORMED):
             return {}
         out = {"issuer": p.issuer, "issuer_name": self._issuer_name(p.issuer)}
         try:
@@ -215,35 +324,59 @@ class WatchlistService:
             old.wipe()
 
     def purge(self, reason: str = "on demand", ending: str = "purged") -> dict:
-        """Wipe the stored bundle and the templates in memory; return a receipt signed by the box."""
+        """Wipe the stored bundle and the templates in memory; return a receipt signed by the box.
+
+        The ``watchlist_purged`` record is written first. If it cannot be, an on-demand purge is
+        refused (the list stays, and the operator is told why); an expiry or deployment-end purge goes
+        ahead anyway: a list past its signed end must never be matched against."""
+        reason = _short(reason, 200)
         with self._lock:
             h = self.header or self._stored_header()
             wl = self.matcher.current if self.matcher else None
             if h is None and wl is None:
                 raise EdgeError("no watch list is loaded or stored on this box")
+            info = h or {"list_id": wl.list_id, "issuer": wl.issuer, "deployment": "", "sequence": 0,
+                         "entries": len(wl)}
+            rc, name = self._sign_receipt(info, reason)
+            try:
+                self._record_end(rc, name, ending)
+            except EdgeError as exc:
+                if ending == "purged":
+                    raise EdgeError(f"the purge cannot be recorded in the audit log ({exc}): "
+                                    "the list stays in force") from None
+                log.error("list %s ended (%s) without its audit record: %s", _short(rc["list_id"], 80), ending,
+                          _short(exc, 200))
             self._swap(None)
             self._shred(self.stored)
             self.header = None
-            info = h or {"list_id": wl.list_id, "issuer": wl.issuer, "deployment": "", "sequence": 0,
-                         "entries": len(wl)}
             if h:
                 self._save_sequence(h, purged=True)
-            return self._receipt(info, reason, ending=ending)
+            self._store_receipt(rc, name, reason)
+            return rc
 
-    def _receipt(self, info: dict, reason: str, ending: str = "purged") -> dict:
-        """Sign, store and record the deletion receipt of a list that ended (purged, replaced, expired)."""
+    def _sign_receipt(self, info: dict, reason: str) -> tuple[dict, str]:
         rc = receipt.make(self.identity, list_id=info["list_id"], issuer=info["issuer"],
                           deployment=info["deployment"], sequence=info["sequence"],
                           entries=info["entries"], reason=reason)
-        rdir = self.dir / "receipts"
-        rdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        name = f"{rc['time'].replace(':', '')}-{rc['list_id']}.json"
-        write_atomic(rdir / name, json.dumps(rc, indent=1).encode(), 0o600)
+        return rc, f"{rc['time'].replace(':', '')}-{file_safe(rc['list_id'])}.json"  # ids never make paths
+
+    def _record_end(self, rc: dict, name: str, ending: str) -> None:
         self.record("watchlist_purged", **{k: rc[k] for k in receipt.FIELDS}, ending=ending, receipt_file=name,
                     receipt_signature=rc["signature"])
+
+    def _store_receipt(self, rc: dict, name: str, reason: str) -> None:
+        rdir = self.dir / "receipts"
+        rdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(rdir / name, json.dumps(rc, indent=1).encode(), 0o600)
         self.publish(messages.event(box_id=self.cfg.box_id, event="watchlist_purged",
                                     list_id=rc["list_id"], entries=rc["entries"], reason=reason))
-        log.info("watch list %s ended (%s): receipt %s", rc["list_id"], reason, name)
+        log.info("watch list %s ended (%s): receipt %s", _short(rc["list_id"], 80), reason, name)
+
+    def _receipt(self, info: dict, reason: str, ending: str = "purged") -> dict:
+        """Sign, record and store the deletion receipt of a list that has already ended (replaced)."""
+        rc, name = self._sign_receipt(info, reason)
+        self._record_end(rc, name, ending)
+        self._store_receipt(rc, name, reason)
         return rc
 
     def deployment_ended(self, deployment_id: str) -> dict | None:
@@ -253,7 +386,7 @@ class WatchlistService:
             h = self.header or self._stored_header()
             if not h or h.get("deployment") != deployment_id or not ends_with_deployment(h):
                 return None
-            rc = self.purge(f"deployment {deployment_id} ended", ending="deployment ended")
+            rc = self.purge(f"deployment {_short(deployment_id, 80)} ended", ending="deployment ended")
             self._delete_usb_copy(h)
             return rc
 
@@ -274,10 +407,12 @@ class WatchlistService:
         except (OSError, ValueError, KeyError, TypeError):
             return
         try:
-            if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            if not path.exists() or hashlib.sha256(read_bundle_file(path)).hexdigest() != digest:
                 return
             path.unlink()
             self.record("watchlist_file_deleted", list_id=h["list_id"], file=path.name, mount=str(path.parent))
+        except EdgeError:
+            return  # no longer the regular file we loaded: leave it
         except OSError as exc:
             self.record("watchlist_file_left", list_id=h["list_id"], file=path.name, mount=str(path.parent),
                         reason=f"cannot delete it: {exc.strerror}")
@@ -300,7 +435,7 @@ class WatchlistService:
             return None
         try:
             return self._header_of(self.stored.read_bytes())
-        except (OSError, EdgeError):
+        except (OSError, EdgeError, *MALFORMED):
             return None
 
     def _reload_stored(self) -> None:
@@ -323,15 +458,25 @@ class WatchlistService:
                                         file=self.stored.name, reason=str(exc)))
             return
         with self._lock:
+            try:
+                self.record("watchlist_loaded", at_start=True, arrived="daemon", file=self.stored.name,
+                            issuer_name=self._issuer_name(wl.issuer), **self._summary(wl.meta["header"]),
+                            **_contents(wl))
+            except EdgeError as exc:
+                wl.wipe()
+                log.warning("the stored watch list was not reloaded: %s", exc)
+                self._refused({"file": self.stored.name, "arrived": "daemon"}, exc)
+                return
             self.header = wl.meta["header"]
             self._swap(wl)
-        self.record("watchlist_loaded", at_start=True, arrived="daemon", file=self.stored.name,
-                    issuer_name=self._issuer_name(wl.issuer), **self.summary(), **_contents(wl))
 
     # --- status -----------------------------------------------------------------------------
 
     def summary(self) -> dict:
-        h = self.header or self._stored_header()
+        return self._summary(self.header or self._stored_header())
+
+    @staticmethod
+    def _summary(h: dict | None) -> dict:
         if h is None:
             return {"list_id": None}
         left = (parse_time(h["not_after"]) - _now()).total_seconds()
@@ -349,45 +494,74 @@ class WatchlistService:
     def _watch(self) -> None:
         while not self._stop.wait(self.poll):
             try:
-                self.tick()
+                self.scan_usb()
             except Exception:  # the watcher must survive anything a USB stick does
-                log.exception("watch-list watcher")
+                log.exception("watch-list USB watcher")
+
+    def _expire_loop(self) -> None:
+        """Expiry on its own timer: nothing a USB stick does can keep an expired list in force."""
+        while not self._stop.wait(min(self.poll, 1.0)):
+            try:
+                self.expire()
+            except Exception:
+                log.exception("watch-list expiry")
 
     def tick(self) -> None:
-        """One round of the background thread: purge an expired list, pick up new USB bundles."""
+        """One round of both background jobs: purge an expired list, pick up new USB bundles."""
+        self.expire()
+        self.scan_usb()
+
+    def expire(self) -> None:
         with self._lock:
             if self.header and _now() >= parse_time(self.header["not_after"]):
                 self.purge("expired", ending="expired")
+
+    def scan_usb(self) -> None:
         for path in self.usb_candidates():
+            arrival = {"file": _short(path.name, 200), "arrived": "usb", "mount": _short(path.parent, 200)}
+            data = b""
             try:
-                if self.stored.exists() and self._same_as_stored(path):
+                data = read_bundle_file(path)
+                if self._same_as_stored(data):
                     continue
-                self.load(path, via="usb", mount=str(path.parent))
+                with self._lock:
+                    self.load_bytes(data, arrival, source=path)
             except EdgeError as exc:
-                log.warning("watch list %s from USB refused: %s", path.name, exc)
+                self._refused(arrival, exc, data)
+                log.warning("watch list %s from USB refused: %s", _short(path.name, 80), _short(exc, 300))
 
     def usb_candidates(self) -> list[Path]:
-        """``*.wlb`` files on the watched mount points that are new or changed since the last look."""
+        """``*.wlb`` regular files on the watched mount points that are new or changed since the last look
+        (symlinks and other non-regular files are skipped here, and refused again when opened)."""
         found = []
         for mount in self.cfg.watchlist.usb_mounts:
             try:
-                files = sorted(Path(mount).glob("*.wlb"))
+                with os.scandir(mount) as it:
+                    names = sorted(e.name for e in it if e.name.lower().endswith(".wlb"))[:MAX_USB_FILES]
             except OSError:
                 continue
-            for f in files:
+            for name in names:
+                f = Path(mount) / name
                 try:
-                    st = f.stat()
+                    st = os.lstat(f)
                 except OSError:
                     continue
-                key = (st.st_size, st.st_mtime_ns)
+                key = (st.st_mode, st.st_size, st.st_mtime_ns)
                 if self._seen.get(f) != key:
                     self._seen[f] = key
-                    found.append(f)
+                    if stat.S_ISREG(st.st_mode):
+                        found.append(f)
+                    else:
+                        self._refused({"file": _short(f.name, 200), "arrived": "usb", "mount": _short(mount, 200)},
+                                      BundleError(f"{_short(f.name, 80)} is not a regular file: refused"))
         return found
 
-    def _same_as_stored(self, path: Path) -> bool:
-        digest = lambda p: hashlib.sha256(p.read_bytes()).digest()
-        return path.stat().st_size == self.stored.stat().st_size and digest(path) == digest(self.stored)
+    def _same_as_stored(self, data: bytes) -> bool:
+        try:
+            stored = self.stored.read_bytes()
+        except OSError:
+            return False
+        return len(stored) == len(data) and hashlib.sha256(stored).digest() == hashlib.sha256(data).digest()
 
 
 def ends_with_deployment(h: dict) -> bool:

@@ -1,0 +1,106 @@
+"""Hostile USB sticks (issue 15, item 2): the watcher opens only regular files (no FIFO, device or
+symlink), bounded in size, and expiry runs on its own timer, so nothing on a stick keeps an expired
+list in force."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from attacks.hostile import Box, fifo, t, unblock_fifo
+from edge.watchlist import bundle
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tick_returns(box: Box, seconds: float = 10.0) -> bool:
+    th = threading.Thread(target=box.svc.tick, daemon=True)
+    th.start()
+    th.join(seconds)
+    return not th.is_alive()
+
+
+@pytest.fixture
+def usb(tmp_path):
+    d = tmp_path / "usb"
+    d.mkdir()
+    return d
+
+
+def test_a_fifo_named_wlb_does_not_stall_the_watcher(tmp_path, usb):
+    box = Box(tmp_path, usb=[usb])
+    f = fifo(usb / "a.wlb")
+    (usb / "b.wlb").write_bytes(box.bundle(sequence=3))
+    try:
+        assert _tick_returns(box), "the watcher hung on a FIFO"
+        assert box.matches_alex() and box.svc.status()["sequence"] == 3  # the real list behind it still loads
+        assert any("a.wlb" in r["data"].get("file", "") for r in box.records("watchlist_refused"))
+    finally:
+        unblock_fifo(f)
+
+
+def test_an_expired_list_goes_at_expiry_while_a_fifo_sits_on_the_stick(tmp_path, usb):
+    box = Box(tmp_path, usb=[usb])
+    box.svc.load(box.file(box.bundle(sequence=1, not_after=t(seconds=3))))
+    f = fifo(usb / "stall.wlb")
+    box.svc.poll = 0.1
+    box.svc.start()
+    try:
+        deadline = time.monotonic() + 15
+        while box.matcher.current is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert box.matcher.current is None, "the expired list stayed in force"
+        assert [r["data"]["reason"] for r in box.records("watchlist_purged")] == ["expired"]
+    finally:
+        unblock_fifo(f)
+        box.svc.stop()
+
+
+def test_a_symlink_on_the_stick_is_not_followed(tmp_path, usb):
+    box = Box(tmp_path, usb=[usb])
+    real = box.file(box.bundle(sequence=3), "elsewhere.wlb")
+    os.symlink(real, usb / "link.wlb")
+    assert _tick_returns(box)
+    assert box.matcher.current is None
+    assert any("link.wlb" in r["data"].get("file", "") for r in box.records("watchlist_refused"))
+
+
+def test_a_symlink_to_dev_zero_is_not_read(tmp_path, usb):
+    """In a child with 1.5 GiB of address space: following the link would read until MemoryError."""
+    os.symlink("/dev/zero", usb / "zero.wlb")
+    code = f"""
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))
+sys.path[:0] = [{str(REPO)!r}, {str(REPO / "tests")!r}]
+from pathlib import Path
+from attacks.hostile import Box
+box = Box(Path({str(tmp_path)!r}), usb=[Path({str(usb)!r})])
+box.svc.tick()
+assert box.matcher.current is None
+print("refused", len(box.records("watchlist_refused")))
+"""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and r.stdout.strip() == "refused 1", r.stdout + r.stderr[-2000:]
+
+
+def test_a_sparse_file_over_the_cap_is_skipped(tmp_path, usb):
+    box = Box(tmp_path, usb=[usb])
+    with open(usb / "huge.wlb", "wb") as f:
+        f.truncate(bundle.MAX_FILE + 1)
+    assert _tick_returns(box) and box.matcher.current is None
+    assert box.records("watchlist_refused")
+
+
+def test_a_stick_with_many_files_is_looked_at_in_bounded_rounds(tmp_path, usb):
+    box = Box(tmp_path, usb=[usb])
+    for i in range(200):
+        (usb / f"junk{i:03d}.wlb").write_bytes(b"junk")
+    assert _tick_returns(box)
+    assert len(box.records("watchlist_refused")) <= 60
