@@ -79,10 +79,15 @@ def audit():
               help="Check this export file instead of the box's log (works off the box).")
 @click.option("--box-key", type=click.Path(dir_okay=False, exists=True),
               help="The box's public identity (box.pub.json) an export must be signed by.")
+@click.option("--witness", "witness_files", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="A console's witness file (`edge console witness -o FILE`): the log may not end before it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @user_errors
-def verify(config_path, state_dir, export_file, box_key, as_json):
-    """Check the hash chain and signatures; name the first broken record and exit 1 if any."""
+def verify(config_path, state_dir, export_file, box_key, witness_files, as_json):
+    """Check the hash chain and signatures; name the first broken record and exit 1 if any.
+
+    A log cut back to an earlier checkpoint is caught by the box's own anchor and, with --witness, by
+    the newest checkpoint each console received from this box."""
     from edge.audit import verify as v
 
     if export_file:
@@ -93,7 +98,7 @@ def verify(config_path, state_dir, export_file, box_key, as_json):
     else:
         state = resolve_state_dir(config_path, state_dir)
         trusted = v.load_box_public(box_key) if box_key else None
-        res = v.verify_log(state, trusted)
+        res = v.verify_log(state, trusted, [w for f in witness_files for w in v.load_witnesses(f)])
         what = f"audit log {state / 'audit' / 'audit.log'}"
     if as_json:
         click.echo(json.dumps(res.as_dict(), indent=2))

@@ -50,7 +50,8 @@ class Duties:
     # -- the four calls ---------------------------------------------------------------------------
     def start(self) -> None:
         try:
-            self.log = AuditLog(self.cfg.state_dir, box_id=self.cfg.box_id, clock=self.clock)
+            self.log = AuditLog(self.cfg.state_dir, box_id=self.cfg.box_id, clock=self.clock,
+                                on_checkpoint=self.witness)
             diff = configdiff.changes(self.cfg.state_dir, dataclasses.asdict(self.cfg))
             if diff:
                 self.record("config_changed", diff=diff)
@@ -58,6 +59,13 @@ class Duties:
             why = getattr(exc, "strerror", None) or str(exc)
             raise EdgeError(f"the state dir {self.cfg.state_dir} is not writable ({why})") from None
         self.gate.update()
+
+    def witness(self, checkpoint: dict | None = None) -> None:
+        """Send a signed checkpoint (default: the newest) to the consoles, which keep the newest one per
+        box: a log later cut back or swapped for an older copy contradicts what they hold."""
+        cp = checkpoint or (self.log.head() if self.log is not None else None)
+        if cp is not None:
+            self.publish(messages.event(box_id=self.cfg.box_id, event="audit_checkpoint", checkpoint=cp))
 
     def allows(self, camera_id: str) -> bool:
         return not self.require or self.gate.allows(camera_id)

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -35,6 +36,7 @@ HASH_PREFIX = b"edge-audit-v1\n"
 CHECKPOINT_PREFIX = b"edge-audit-checkpoint-v1\n"
 LOG_NAME = "audit.log"
 HEAD_NAME = "audit.head"
+ANCHOR_NAME = "audit.anchor"  # in the state dir, apart from audit/: the newest checkpoint, never lowered
 MAX_RECORD = 256 * 1024  # bytes of one line
 MAX_STRING = 4096  # characters of one string field (an operator's note)
 MAX_LIST = 20000  # items of one list field (the refs of a big watch list)
@@ -192,11 +194,15 @@ class AuditLog:
     """The box's audit log under ``<state_dir>/audit/``. ``append(kind, **fields)`` is the one hook."""
 
     def __init__(self, state_dir, *, signing_key=None, box_id: str | None = None,
-                 checkpoint_every: int = 50, checkpoint_interval: float = 300.0, clock=time.time):
+                 checkpoint_every: int = 50, checkpoint_interval: float = 300.0, clock=time.time,
+                 on_checkpoint=None):
         self.state_dir = Path(state_dir)
         self.dir = self.state_dir / "audit"
         self.path = self.dir / LOG_NAME
         self.head_path = self.dir / HEAD_NAME
+        self.anchor_path = self.state_dir / ANCHOR_NAME
+        # fn(checkpoint record): the daemon sends each checkpoint to its consoles, which keep the newest
+        self.on_checkpoint = on_checkpoint
         self.signing_key = signing_key
         self.box_id = box_id
         self.checkpoint_every = checkpoint_every
@@ -233,6 +239,14 @@ class AuditLog:
             if self._checkpoint_due(kind):
                 self._write_checkpoint()
         return rec
+
+    def head(self) -> dict | None:
+        """The newest signed checkpoint (from the head file), or None."""
+        try:
+            rec = json.loads(self.head_path.read_bytes())
+            return rec if isinstance(rec, dict) and rec.get("kind") == "checkpoint" else None
+        except (OSError, ValueError, RecursionError):
+            return None
 
     def checkpoint(self) -> dict | None:
         """Sign the chain so far now (no-op without a box key, or when the last record is a checkpoint)."""
@@ -274,6 +288,7 @@ class AuditLog:
         rec = self._write("checkpoint", fields, finish=sign)
         self._since_checkpoint = 0
         self._last_checkpoint = self.clock()
+        self._witness(rec)
         return rec
 
     @contextlib.contextmanager
@@ -309,10 +324,31 @@ class AuditLog:
             if kind == "checkpoint":  # the head: the log may not end before it (still under the lock)
                 write_atomic(self.head_path, line, 0o600)
                 match_owner(self.head_path, self.state_dir)
+                self._raise_anchor(rec["seq"], line)
             self._seq, self._hash = rec["seq"], rec["hash"]
             self._size = os.fstat(f.fileno()).st_size
             self._since_checkpoint += kind != "checkpoint"
             return rec
+
+    def _raise_anchor(self, seq: int, line: bytes) -> None:
+        """The anchor only ever moves forward: a log (and head) put back to an older copy stays behind it."""
+        try:
+            if int(json.loads(self.anchor_path.read_bytes())["seq"]) >= seq:
+                return
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            pass  # damaged: replaced by the newest checkpoint
+        write_atomic(self.anchor_path, line, 0o600)
+        match_owner(self.anchor_path, self.state_dir)
+
+    def _witness(self, rec: dict) -> None:
+        if self.on_checkpoint is None:
+            return
+        try:
+            self.on_checkpoint(rec)
+        except Exception:  # noqa: BLE001 - a console being away must not stop the log
+            logging.getLogger(__name__).debug("checkpoint %s not sent to the consoles", rec["seq"], exc_info=True)
 
     def _sync_tail(self, f) -> None:
         """Under the file lock: catch up with other writers and cut off a torn last line."""

@@ -20,7 +20,16 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from edge.audit.log import GENESIS, HEAD_NAME, LOG_NAME, canonical, checkpoint_message, read_lines, record_hash
+from edge.audit.log import (
+    ANCHOR_NAME,
+    GENESIS,
+    HEAD_NAME,
+    LOG_NAME,
+    canonical,
+    checkpoint_message,
+    read_lines,
+    record_hash,
+)
 from edge.errors import EdgeError
 from edge.identity import key_id
 
@@ -32,7 +41,7 @@ FIELDS = {"v": int, "seq": int, "time": str, "kind": str, "box_id": str, "data":
 
 @dataclass
 class Problem:
-    kind: str  # edited | deleted | reordered | duplicated | truncated | damaged | signature
+    kind: str  # edited | deleted | reordered | duplicated | truncated | damaged | signature | missing
     line: int  # 1-based line in the file (0: the file as a whole)
     message: str
 
@@ -202,45 +211,123 @@ def verify_records(data: bytes, trusted: bytes | None, anchor_seq: int = 0, anch
     return res
 
 
-def verify_log(state_dir, trusted: bytes | None = None) -> Result:
-    """Check ``<state_dir>/audit/audit.log`` (trusted: the box's signing key; default: loaded from the box)."""
-    audit = Path(state_dir) / "audit"
+def verify_log(state_dir, trusted: bytes | None = None, witnesses=()) -> Result:
+    """Check ``<state_dir>/audit/audit.log`` (trusted: the box's signing key; default: loaded from the box).
+
+    Besides the chain itself, the log may not end before any signed checkpoint held outside it: the
+    head file, the box's anchor (``<state_dir>/audit.anchor``, only ever moved forward) and each
+    console's witness (``witnesses``: checkpoint records, as ``edge console witness`` writes them). A
+    missing or empty log on a provisioned box, or a missing head file beside signed checkpoints, is
+    reported as tampering, naming what is missing."""
+    state = Path(state_dir)
+    audit = state / "audit"
+    provisioned = trusted is not None
     if trusted is None:
         from edge import identity
 
         try:
             trusted = identity.load(state_dir).signing_public
+            provisioned = True
         except EdgeError:
             trusted = None
-    res = verify_records(read_lines(audit / LOG_NAME), trusted)
+    data = read_lines(audit / LOG_NAME)
+    res = verify_records(data, trusted)
     if trusted is None:
         res.warnings.append("the box is not provisioned: signatures checked against the keys in the log only")
-    _check_head(audit / HEAD_NAME, res, trusted)
+    if provisioned and not res.records and not res.problems:
+        what = "empty" if (audit / LOG_NAME).exists() else "missing"
+        res.problems.append(Problem("missing", 0, f"the audit log {audit / LOG_NAME} is {what} on a provisioned "
+                                                  "box: every record since provisioning is gone"))
+    head_found = _check_anchor(audit / HEAD_NAME, res, trusted, "its head file")
+    if not head_found and res.signed_through and trusted is not None:
+        res.problems.append(Problem("missing", 0, f"the head file {audit / HEAD_NAME} is missing though the log "
+                                                  "holds signed checkpoints: the log may have been cut back"))
+    if not _check_anchor(state / ANCHOR_NAME, res, trusted, "its checkpoint anchor") and res.signed_through:
+        res.warnings.append(f"no checkpoint anchor {state / ANCHOR_NAME} (written from this version on)")
+    for w in witnesses:
+        _check_witness(w, res, trusted)
     _finish(res, trusted)
     return res
 
 
-def _check_head(path: Path, res: Result, trusted: bytes | None) -> None:
-    """The head file holds a copy of the last checkpoint: the log may not end before it."""
+def _read_checkpoint(path: Path) -> dict | None:
     try:
-        head = json.loads(path.read_bytes())
-        seq, hsh = int(head["seq"]), str(head["hash"])
+        rec = json.loads(path.read_bytes())
+        int(rec["seq"]), str(rec["hash"])
+        return rec
     except FileNotFoundError:
-        return
+        return None
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
-        res.warnings.append(f"the head file {path} is unreadable")
-        return
-    if trusted is not None and (head.get("data", {}).get("signing_public") != base64.b64encode(trusted).decode()
-                                or not _verify_sig(trusted, head["data"].get("sig"), checkpoint_message(head))):
-        res.warnings.append(f"the head file {path} is not signed by this box key")
-        return
+        return {}
+
+
+def _signed_by(rec: dict, trusted: bytes | None) -> bool:
+    data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
+    if trusted is None:
+        return False
+    return (data.get("signing_public") == base64.b64encode(trusted).decode()
+            and _verify_sig(trusted, data.get("sig"), checkpoint_message(rec)))
+
+
+def _against(rec: dict, res: Result, who: str) -> None:
+    """The log may not end before, nor differ at, a signed checkpoint that ``who`` holds."""
+    seq, hsh = int(rec["seq"]), str(rec["hash"])
     last = max((r["seq"] for r in res.records), default=0)
     mine = next((r for r in res.records if r["seq"] == seq), None)
     if seq > last:
-        res.problems.append(Problem("truncated", len(res.records) + 1, f"truncated: the log ends at seq {last} "
-                                                                       f"but the box signed seq {seq}"))
+        gap = f"seq {seq}" if seq == last + 1 else f"seqs {last + 1}..{seq}"
+        res.problems.append(Problem("truncated", len(res.records) + 1,
+                                    f"truncated: the log ends at seq {last} but the box signed seq {seq} "
+                                    f"({who}): {gap} missing"))
     elif mine is not None and mine["hash"] != hsh:
-        res.problems.append(Problem("edited", 0, f"checkpoint seq {seq} differs from the box's signed head"))
+        res.problems.append(Problem("edited", 0, f"checkpoint seq {seq} differs from the box's signed checkpoint "
+                                                 f"held by {who}: the log was rewritten"))
+
+
+def _check_anchor(path: Path, res: Result, trusted: bytes | None, who: str) -> bool:
+    """A copy of a checkpoint kept in a file; False when the file does not exist."""
+    rec = _read_checkpoint(path)
+    if rec is None:
+        return False
+    if not rec:
+        res.warnings.append(f"{path} ({who}) is unreadable")
+    elif trusted is not None and not _signed_by(rec, trusted):
+        res.warnings.append(f"{path} ({who}) is not signed by this box key")
+    else:
+        _against(rec, res, who)
+    return True
+
+
+WITNESS_TYPE = "edge-audit-witness"
+
+
+def load_witnesses(path) -> list[dict]:
+    """A witness file (``edge console witness``) -> its entries; EdgeError in one sentence if it is not one."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or doc.get("type") != WITNESS_TYPE or not isinstance(doc.get("witnesses"), list):
+            raise ValueError
+    except OSError as exc:
+        raise EdgeError(f"cannot read witness file {path}: {exc.strerror}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise EdgeError(f"{path} is not a witness file (from 'edge console witness')") from None
+    return [w for w in doc["witnesses"] if isinstance(w, dict)]
+
+
+def _check_witness(w: dict, res: Result, trusted: bytes | None) -> None:
+    """One console's witness: {"console": ..., "checkpoint": record} (or the bare record)."""
+    rec = w.get("checkpoint", w) if isinstance(w, dict) else None
+    who = f"witnessed by console {str(w.get('console') or w.get('endpoint') or '?')[:80]}" \
+        if isinstance(w, dict) else "a witness"
+    try:
+        int(rec["seq"]), str(rec["hash"])
+    except (KeyError, TypeError, ValueError):
+        res.warnings.append(f"a witness ({who}) is not a checkpoint record: ignored")
+        return
+    if not _signed_by(rec, trusted):
+        res.warnings.append(f"the checkpoint {who} is not signed by this box key: ignored")
+        return
+    _against(rec, res, who)
 
 
 # --- exports -----------------------------------------------------------------------------------------

@@ -83,3 +83,34 @@ def adduser(name, data, password_stdin):
     finally:
         store.close()
     click.echo(f"operator {name} can log in")
+
+
+@console_group.command()
+@data_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write it here (else print).")
+@user_errors
+def witness(data, output):
+    """The newest signed audit checkpoint received from each box, for `edge audit verify --witness`.
+
+    A box whose log was cut back or replaced by an older copy cannot take back what its consoles hold."""
+    import json
+    import socket
+    from pathlib import Path
+
+    from edge.console import keys
+    from edge.console.store import Store
+    from edge.identity import write_atomic
+
+    store = Store(keys.data_dir(data) / "console.db")
+    try:
+        rows = store.witnesses()
+    finally:
+        store.close()
+    doc = {"type": "edge-audit-witness", "v": 1, "console": socket.gethostname(),
+           "witnesses": [dict(w, console=socket.gethostname()) for w in rows]}
+    text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    if output:
+        write_atomic(Path(output), text.encode())
+        click.echo(f"wrote {output}: {len(rows)} box(es)")
+    else:
+        click.echo(text, nl=False)

@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS events (
     event TEXT NOT NULL, camera_id TEXT, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS links (endpoint TEXT PRIMARY KEY, box_id TEXT, outbox TEXT, last_seq INTEGER);
 CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, hash TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS witness (
+    endpoint TEXT PRIMARY KEY, box_id TEXT NOT NULL, seq INTEGER NOT NULL, checkpoint TEXT NOT NULL,
+    received REAL NOT NULL);
 """
 SUMMARY = ("alert_id", "box_id", "group_id", "camera_id", "time", "received", "ref", "category", "distance",
            "threshold", "outcome", "action", "reason", "note", "operator", "decided", "delivered")
@@ -74,7 +77,9 @@ class Store:
     def receive(self, endpoint: str, msg: dict) -> bool:
         """Store one delivered message and the link's new position; False if it was a duplicate."""
         with self._tx() as db:
-            if msg["type"] == "alert":
+            if msg["type"] == "event" and msg["event"] == "audit_checkpoint":
+                cur = self._witness(db, endpoint, msg)
+            elif msg["type"] == "alert":
                 cur = db.execute(
                     "INSERT OR IGNORE INTO alerts (alert_id, box_id, group_id, camera_id, time, received, ref, "
                     "category, distance, threshold, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -88,6 +93,24 @@ class Store:
             if "seq" in msg:
                 self.set_position(endpoint, msg["box_id"], msg["outbox"], msg["seq"], db)
             return cur.rowcount == 1
+
+    # -- the witness: the newest audit checkpoint each box sent (docs/audit-format.md) ------------
+    @staticmethod
+    def _witness(db, endpoint: str, msg: dict):
+        """Keep the box's newest signed checkpoint; never replaced by an older one, never pruned."""
+        cp = msg.get("checkpoint")
+        if not isinstance(cp, dict) or not isinstance(cp.get("seq"), int) or isinstance(cp.get("seq"), bool):
+            return db.execute("SELECT 1 WHERE 0")
+        return db.execute(
+            "INSERT INTO witness VALUES (?,?,?,?,?) ON CONFLICT(endpoint) DO UPDATE SET box_id=excluded.box_id, "
+            "seq=excluded.seq, checkpoint=excluded.checkpoint, received=excluded.received "
+            "WHERE excluded.seq > witness.seq", (endpoint, msg["box_id"], min(cp["seq"], 2**63 - 1),
+                                                 json.dumps(cp), time.time()))
+
+    def witnesses(self) -> list[dict]:
+        return [{"endpoint": r["endpoint"], "box_id": r["box_id"], "received": r["received"],
+                 "checkpoint": json.loads(r["checkpoint"])}
+                for r in self._query("SELECT * FROM witness ORDER BY box_id, endpoint")]
 
     # -- alerts -------------------------------------------------------------------------------
     def alert(self, alert_id: str) -> dict | None:

@@ -66,6 +66,7 @@ class Daemon:
         self.prepare_state_dir()
         self.duties.start()
         self.open_channel()
+        self.duties.witness()  # the consoles hear the newest checkpoint at once (a witness of the log's head)
         self.load_initial_watchlist()
         self.start_watchlist_service()
         self.commands.update(status=self.status_command, adjudications=self.adjudications_command)

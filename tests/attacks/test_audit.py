@@ -1,0 +1,204 @@
+"""Hostile edits of the audit log (issue 15, item 3): a log cut back to an earlier checkpoint, rolled
+back together with its head (and anchor), emptied or deleted on a provisioned box is reported as
+tampered, naming what is missing. The console's witness catches what the box alone cannot."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+from click.testing import CliRunner
+from conftest import free_port
+
+from attacks.hostile import Box
+from edge import identity
+from edge.alerts.publisher import Channel
+from edge.audit.duties import Duties
+from edge.audit.log import AuditLog, canonical, record_hash
+from edge.audit.verify import verify_log
+from edge.cli import cli
+from edge.console import keys
+from edge.console.link import BoxLink
+from edge.console.store import Store
+
+
+def _alerts(log: AuditLog, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        log.append("alert", alert_id=f"a{i}", camera_id="cam1", time="2026-11-22T06:00:00Z", ref="WL-1",
+                   distance=0.41)
+
+
+@pytest.fixture
+def box(tmp_path):
+    """A provisioned box with 12 alerts and checkpoints every 5 records; ``old``: a copy taken at seq 6."""
+    state = tmp_path / "state"
+    identity.create(state, "box-a")
+    log = AuditLog(state, checkpoint_every=5, checkpoint_interval=1e9)
+    _alerts(log, 5)  # seq 1..5, checkpoint seq 6
+    old = tmp_path / "old"
+    old.mkdir()
+    _copy(state, old)
+    _alerts(log, 7, 5)
+    log.close()
+    assert verify_log(state).ok
+    return state, old
+
+
+def _copy(src, dest):
+    """The log, its head and the box's anchor, as a backup an attacker could put back."""
+    shutil.rmtree(dest / "audit", ignore_errors=True)
+    shutil.copytree(src / "audit", dest / "audit")
+    if (src / "audit.anchor").exists():
+        shutil.copy(src / "audit.anchor", dest / "audit.anchor")
+
+
+def _lines(state):
+    return (state / "audit" / "audit.log").read_bytes().split(b"\n")[:-1]
+
+
+def _write(state, lines):
+    (state / "audit" / "audit.log").write_bytes(b"".join(ln + b"\n" for ln in lines))
+
+
+def _tampered(state, *words, witnesses=()):
+    res = verify_log(state, witnesses=witnesses)
+    assert not res.ok, "verify said OK"
+    text = " ".join(p.message for p in res.problems)
+    for w in words:
+        assert w in text, text
+    return res
+
+
+def test_cut_back_to_an_earlier_checkpoint_with_the_head_deleted(box):
+    state, _ = box
+    _write(state, _lines(state)[:6])  # ends with checkpoint seq 6
+    (state / "audit" / "audit.head").unlink()
+    _tampered(state, "seq")
+
+
+def test_cut_back_with_head_and_anchor_deleted_is_still_named(box):
+    state, _ = box
+    _write(state, _lines(state)[:6])
+    (state / "audit" / "audit.head").unlink()
+    (state / "audit.anchor").unlink()
+    _tampered(state, "head file")
+
+
+def test_log_and_head_rolled_back_together(box):
+    state, old = box
+    shutil.rmtree(state / "audit")
+    shutil.copytree(old / "audit", state / "audit")  # the anchor outside audit/ is left as it is
+    _tampered(state, "ends at seq 6", "anchor", "seqs 7..")
+
+
+@pytest.mark.parametrize("how", ["emptied", "deleted", "deleted with head and anchor"])
+def test_log_removed_on_a_provisioned_box(box, how):
+    state, _ = box
+    path = state / "audit" / "audit.log"
+    if how == "emptied":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+    if how.endswith("anchor"):
+        (state / "audit" / "audit.head").unlink()
+        (state / "audit.anchor").unlink(missing_ok=True)
+    _tampered(state, "audit log", "provisioned")
+
+
+def test_log_head_and_anchor_rolled_back_together_are_caught_by_the_witness(box, tmp_path):
+    state, old = box
+    head = json.loads((state / "audit" / "audit.head").read_bytes())
+    wfile = tmp_path / "witness.json"
+    wfile.write_text(json.dumps({"type": "edge-audit-witness", "v": 1, "witnesses": [
+        {"console": "ops-room", "box_id": "box-a", "checkpoint": head}]}))
+    _copy(old, state)
+    r = CliRunner().invoke(cli, ["audit", "verify", "--state-dir", str(state), "--witness", str(wfile)])
+    assert r.exit_code == 1 and "BROKEN" in r.output and "witnessed by console ops-room" in r.output, r.output
+
+
+def test_a_forged_witness_is_ignored_not_believed(box, tmp_path):
+    state, _ = box
+    head = json.loads((state / "audit" / "audit.head").read_bytes())
+    head["seq"] = 999  # no longer matches its signature
+    res = verify_log(state, witnesses=[{"console": "x", "checkpoint": head}])
+    assert res.ok and any("not signed by this box key" in w for w in res.warnings)
+
+
+# --- attacks that already held: they must keep holding ---------------------------------------------
+
+def _edit(state):
+    ls = _lines(state)
+    ls[3] = ls[3].replace(b'"distance":0.41', b'"distance":0.91')
+    _write(state, ls)
+
+
+def _rechain(state):
+    recs = [json.loads(ln) for ln in _lines(state)]
+    recs[1]["data"]["ref"] = "WL-9"
+    for i in range(1, len(recs)):
+        recs[i]["prev"] = recs[i - 1]["hash"]
+        recs[i]["hash"] = record_hash(recs[i])
+    _write(state, [canonical(r) for r in recs])
+
+
+HELD = {
+    "edited record": _edit,
+    "rewritten chain with recomputed hashes": _rechain,
+    "deleted record": lambda s: _write(s, [ln for i, ln in enumerate(_lines(s)) if i != 6]),
+    "reordered records": lambda s: _write(s, (lambda ls: ls[:2] + [ls[3], ls[2]] + ls[4:])(_lines(s))),
+    "duplicated record": lambda s: _write(s, (lambda ls: ls + [ls[4]])(_lines(s))),
+    "torn last line": lambda s: (s / "audit" / "audit.log").write_bytes((s / "audit" / "audit.log").read_bytes()[:-30]),
+    "whole records cut with the head present": lambda s: _write(s, _lines(s)[:-4]),
+    "garbage line": lambda s: _write(s, _lines(s)[:5] + [b"{not json"] + _lines(s)[5:]),
+    "deeply nested line": lambda s: _write(s, _lines(s) + [b"[" * 100000 + b"]" * 100000]),
+}
+
+
+@pytest.mark.parametrize("case", list(HELD))
+def test_edits_stay_detected(box, case):
+    state, _ = box
+    HELD[case](state)
+    assert not verify_log(state).ok
+
+
+# --- the witness, end to end: box checkpoints reach a real console over the real channel ------------
+
+def test_checkpoints_reach_the_console_and_its_witness_file_catches_a_rollback(tmp_path):
+    box = Box(tmp_path, box_id="box-w")
+    ident = box.ident
+    ch = Channel(f"tcp://127.0.0.1:{free_port()}", box.state, ident.curve_public, ident.curve_secret, "box-w")
+    ch.start()
+    duties = Duties(box.cfg, publish=ch.publish, require_deployment=False)
+    duties.start()
+    data = tmp_path / "console"
+    identity.add_console(box.state, keys.keygen(data))
+    store = Store(data / "console.db")
+    link = BoxLink(ch.endpoint, ident.curve_public, keys.load(data), store)
+    link.start()
+    try:
+        old = tmp_path / "old"
+        duties.log.checkpoint()
+        _copy(box.state, old)
+        for i in range(60):
+            duties.record("faces_processed", camera_id="cam1", faces=i)
+        duties.log.checkpoint()
+        newest = duties.log.head()["seq"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (store.witnesses() and
+                                                   store.witnesses()[0]["checkpoint"]["seq"] == newest):
+            time.sleep(0.1)
+        assert store.witnesses() and store.witnesses()[0]["checkpoint"]["seq"] == newest
+        assert not [e for e in store.events(50) if e["event"] == "audit_checkpoint"]  # not in the operator's list
+    finally:
+        link.stop()
+        ch.stop()
+    wfile = tmp_path / "w.json"
+    r = CliRunner().invoke(cli, ["console", "witness", "--data", str(data), "-o", str(wfile)])
+    store.close()
+    assert r.exit_code == 0, r.output
+    _copy(old, box.state)
+    assert verify_log(box.state).ok  # the box alone cannot tell
+    r = CliRunner().invoke(cli, ["audit", "verify", "--state-dir", str(box.state), "--witness", str(wfile)])
+    assert r.exit_code == 1 and "witnessed by console" in r.output and f"seq {newest}" in r.output, r.output
