@@ -6,10 +6,13 @@ serve (unreadable, no face, several faces, too small, blurred, turned) is report
 
 refs.csv (UTF-8, header row required)::
 
-    ref,category,reason,images
-    PN-2026-0001,wanted,Warrant 44/2026 (robbery),pn0001_a.jpg;pn0001_b.jpg
+    ref,category,reason,images,source,taken
+    PN-2026-0001,wanted,Warrant 44/2026 (robbery),pn0001_a.jpg;pn0001_b.jpg,PNC;custody suite 3,2026-01-04;2025-06-30
 
-``images`` (or ``image``) lists file names relative to ``--images``, separated by ``;``.
+``images`` (or ``image``) lists file names relative to ``--images``, separated by ``;``. The optional
+``source`` (or ``sources``: the system each image came from, at most 100 characters) and ``taken``
+(the date each was taken, YYYY-MM-DD) give one value per image in the same order, or one value for all
+of the row's images; they travel in the bundle as each image's provenance.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import numpy as np
 from edge.errors import EdgeError, read_text
 from edge.face import api, quality
 from edge.watchlist.base import CATEGORIES, Entry
-from edge.watchlist.bundle import REF_RE
+from edge.watchlist.bundle_v2 import Item, RefImage
+from edge.watchlist.fields import MAX_SOURCE, REF_RE, valid_date
 
 DETECT_MAX_WIDTH = 1024
 CROP_MAX_PX = 320
@@ -41,12 +45,15 @@ class Row:
     category: str
     reason: str
     images: list[str]
+    sources: list[str] = field(default_factory=list)  # one per image ("" if not given)
+    taken: list[str] = field(default_factory=list)  # one per image, YYYY-MM-DD or ""
 
 
 @dataclass
 class Result:
     entries: list[Entry] = field(default_factory=list)
     templates: list[np.ndarray] = field(default_factory=list)
+    images: list[list[RefImage]] = field(default_factory=list)  # per entry: the image of each template row
     problems: list[str] = field(default_factory=list)  # one line each: "<file or row>: <why>"
     images_used: int = 0
     images_total: int = 0
@@ -66,23 +73,41 @@ def read_refs(path) -> tuple[list[Row], list[str]]:
     missing = [c for c in ("ref", "category", "reason") if c not in cols] + ([] if img_col else ["images"])
     if missing:
         raise EdgeError(f"{path} needs the columns ref,category,reason,images (missing: {', '.join(missing)})")
+    src_col, taken_col = cols.get("source") or cols.get("sources"), cols.get("taken")
     rows, problems, seen = [], [], set()
     for n, rec in enumerate(reader, start=2):
         ref = (rec.get(cols["ref"]) or "").strip()
         cat = normalise_category(rec.get(cols["category"]) or "")
         images = [s.strip() for s in (rec.get(img_col) or "").split(";") if s.strip()]
         reason = (rec.get(cols["reason"]) or "").strip()
+        sources = _per_image(rec.get(src_col) if src_col else "", len(images))
+        taken = _per_image(rec.get(taken_col) if taken_col else "", len(images))
         why = ("reference must be 1-64 letters, digits or / _ . : -" if not REF_RE.fullmatch(ref)
                else f"reference {ref} appears twice" if ref in seen
                else f"category must be one of {', '.join(CATEGORIES)}" if cat is None
                else "reason must be at most 500 characters" if len(reason) > 500
-               else "no image listed" if not images else "")
+               else "no image listed" if not images
+               else "source needs one value per image (separated by ;) or one for all" if sources is None
+               else f"each source must be at most {MAX_SOURCE} characters" if any(len(x) > MAX_SOURCE for x in sources)
+               else "taken needs one date per image (separated by ;) or one for all" if taken is None
+               else "taken must be dates like 2026-03-01" if any(x and not valid_date(x) for x in taken)
+               else "")
         if why:
             problems.append(f"refs.csv line {n}: {why}")
             continue
         seen.add(ref)
-        rows.append(Row(n, ref, cat, reason, images))
+        rows.append(Row(n, ref, cat, reason, images, sources, taken))
     return rows, problems
+
+
+def _per_image(cell: str | None, n: int) -> list[str] | None:
+    """A ;-separated cell -> one value per image (a single value applies to all); None if it does not fit."""
+    vals = [v.strip() for v in (cell or "").split(";")]
+    if vals == [""]:
+        return [""] * n
+    if len(vals) == 1:
+        return vals * n
+    return vals if len(vals) == n else None
 
 
 def encode_image(path: Path, q) -> tuple[np.ndarray, bytes]:
@@ -124,26 +149,37 @@ def build_entries(rows: list[Row], images_dir, q, progress: Callable[..., Iterab
     passed (at least one)."""
     images_dir = Path(images_dir)
     res = Result(images_total=sum(len(r.images) for r in rows))
-    work = [(r, name) for r in rows for name in r.images]
-    args = [(images_dir / name, q) for _, name in work]
-    good: dict[str, list[tuple[np.ndarray, bytes]]] = {}
+    work = [(r, name, k) for r in rows for k, name in enumerate(r.images)]
+    args = [(images_dir / name, q) for _, name, _ in work]
+    good: dict[str, list[tuple[np.ndarray, bytes, int]]] = {}
     with contextlib.ExitStack() as stack:
         if jobs > 1 and len(work) > 1:
             pool = stack.enter_context(ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")))
             results = pool.map(_encode_job, args, chunksize=4)
         else:
             results = map(_encode_job, args)
-        for (row, name), (found, problem) in progress(zip(work, results, strict=True), len(work)):
+        for (row, name, k), (found, problem) in progress(zip(work, results, strict=True), len(work)):
             if found is None:
                 res.problems.append(f"{name} ({row.ref}): {problem}")
             else:
-                good.setdefault(row.ref, []).append(found)
+                good.setdefault(row.ref, []).append((*found, k))
     for row in rows:
         found = good.get(row.ref, [])
         if not found:
             res.problems.append(f"{row.ref}: left out, none of its images could be used")
             continue
         res.entries.append(Entry(ref=row.ref, category=row.category, reason=row.reason, image_jpeg=found[0][1]))
-        res.templates.append(np.stack([t for t, _ in found]))
+        res.templates.append(np.stack([t for t, _, _ in found]))
+        res.images.append([RefImage(jpeg, _at(row.sources, k), _at(row.taken, k)) for _, jpeg, k in found])
         res.images_used += len(found)
     return res
+
+
+def _at(values: list[str], k: int) -> str:
+    return values[k] if k < len(values) else ""
+
+
+def items(res: Result) -> list[Item]:
+    """The entries of a build as bundle items: each template row with the image it was made from."""
+    return [Item(e.ref, e.category, e.reason, t, imgs)
+            for e, t, imgs in zip(res.entries, res.templates, res.images, strict=True)]

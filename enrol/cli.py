@@ -108,7 +108,8 @@ def keygen(out_dir, name, passphrase):
 
 @cli.command()
 @click.option("--images", "images_dir", required=True, type=click.Path(file_okay=False, exists=True))
-@click.option("--refs", required=True, type=click.Path(dir_okay=False), help="refs.csv: ref,category,reason,images")
+@click.option("--refs", required=True, type=click.Path(dir_okay=False),
+              help="refs.csv: ref,category,reason,images and optional source,taken (each image's provenance).")
 @click.option("--for", "box_file", required=True, type=click.Path(dir_okay=False),
               help="The target box's public identity (box.pub.json).")
 @click.option("--issuer-key", required=True, type=click.Path(dir_okay=False), help="Your issuer.key.")
@@ -134,7 +135,8 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
     """Build a watch list for one box from REFS and the reference images in IMAGES."""
     from tqdm import tqdm
 
-    from enrol.build import build_entries, read_refs
+    from edge.watchlist import bundle_v2
+    from enrol.build import build_entries, items, read_refs
 
     box = load_box_public(box_file)
     key = load_issuer_private(issuer_key)
@@ -162,18 +164,40 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
         "policy": {"max_entries": max_entries, "threshold_floor": threshold_floor,
                    "retention_days": retention_days},
     }
-    data = bundle.write(header, bundle.encode_payload(res.entries, res.templates), key, box["wl_public"])
-    write_atomic(Path(output), data)
+    write_bundle(Path(output), lambda f: bundle_v2.write(header, items(res), key, box["wl_public"], f))
     click.echo(f"{output}: list {header['list_id']} for box {box['box_id']}, {len(res.entries)} entries "
                f"from {res.images_used} of {res.images_total} images, sequence {header['sequence']}, "
                f"expires {header['not_after']}; {len(problems)} problem(s) reported")
 
 
+def write_bundle(path: Path, writer) -> None:
+    """Write a bundle whole or not at all (streamed to a temp file, fsynced, renamed): big lists never
+    sit in memory twice."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise EdgeError(f"cannot write {path}: {exc.strerror}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _verified_header(path, issuer_key) -> dict:
     raw = load_issuer_public(issuer_key)
-    from edge.watchlist.service import read_bundle_file
+    from edge.watchlist import reader
+    from edge.watchlist.service import open_bundle_file
 
-    return bundle.verify(bundle.parse(read_bundle_file(path)), {identity.key_id(raw): raw})
+    src = open_bundle_file(path)
+    try:
+        return reader.verify(src, {identity.key_id(raw): raw}).header
+    finally:
+        src.close()
 
 
 @cli.command()

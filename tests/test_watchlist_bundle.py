@@ -103,7 +103,8 @@ REFUSALS = {
     "reused sequence": (lambda b: b.bundle(sequence=5, list_id="other"), "sequence 5 was already used"),
     "too many entries": (lambda b: b.bundle(("alex-lacamoire.png", "lin-manuel-miranda.png"), sequence=6,
                                             max_entries=1), "too many entries: 2 is over the policy maximum of 1"),
-    "unsupported version": (lambda b: b.bundle(sequence=6, version=2), "unsupported bundle version 2"),
+    "unsupported version": (lambda b: b.bundle(sequence=6, version=3),
+                            r"^unsupported bundle version 3 \(this box reads versions 1, 2\)$"),
     "stricter threshold floor": (lambda b: b.bundle(sequence=6, threshold_floor=0.5),
                                  "more lenient than the list's threshold floor 0.5"),
 }

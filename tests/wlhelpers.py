@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge import config, identity
 from edge.config import QualityConfig
-from edge.watchlist import bundle
+from edge.watchlist import bundle, bundle_v2
 from edge.watchlist.base import Entry
 
 FACES = Path(__file__).parent / "data" / "media" / "faces"
@@ -33,8 +33,10 @@ def t(**delta) -> str:
 def make_bundle(issuer_key: Ed25519PrivateKey, box_wl_public: bytes, faces=("alex-lacamoire.png",), *,
                 sequence: int = 1, not_before: str | None = None, not_after: str | None = None,
                 max_entries: int = 100, threshold_floor: float = 0.6, list_id: str | None = None,
-                version: int = bundle.VERSION, entries: list | None = None, templates: list | None = None,
-                **kw) -> bytes:
+                version: int = bundle_v2.VERSION, entries: list | None = None, templates: list | None = None,
+                header: dict | None = None, **kw) -> bytes:
+    """A bundle of the sample faces (or of ``entries`` and ``templates``): version 2 unless asked for 1
+    (any other ``version`` is written in the version-1 layout, to test its refusal)."""
     if entries is None:
         entries = [Entry(ref=f"PN-{i:04d}", category="wanted", reason="test", image_jpeg=face(f)[1])
                    for i, f in enumerate(faces)]
@@ -42,7 +44,12 @@ def make_bundle(issuer_key: Ed25519PrivateKey, box_wl_public: bytes, faces=("ale
     header = {"list_id": list_id or f"list-{sequence}", "deployment": "test op", "box_id": "box",
               "created": t(), "not_before": not_before or t(minutes=-1),
               "not_after": not_after or t(hours=2), "sequence": sequence, "entries": len(entries),
-              "policy": {"max_entries": max_entries, "threshold_floor": threshold_floor, "retention_days": 31}}
+              "policy": {"max_entries": max_entries, "threshold_floor": threshold_floor, "retention_days": 31},
+              **(header or {})}
+    if version == bundle_v2.VERSION:
+        items = [bundle_v2.Item(e.ref, e.category, e.reason, t, [bundle_v2.RefImage(e.image_jpeg)])
+                 for e, t in zip(entries, templates, strict=True)]
+        return bundle_v2.write(header, items, issuer_key, box_wl_public, **kw)
     return bundle.write(header, bundle.encode_payload(entries, templates), issuer_key, box_wl_public,
                         version=version, **kw)
 

@@ -281,12 +281,22 @@ class Daemon:
         if not usable:
             return
         hits = self.matcher.match_batch(np.stack(probes))
-        del probes  # passers-by's descriptors go no further
-        for msg, hit in zip(usable, hits, strict=True):
+        for msg, probe, hit in zip(usable, probes, hits, strict=True):
             if hit is not None:
-                self.raise_alert(msg, *hit)
+                self.raise_alert(msg, *hit, probe=probe)
+        del probes  # passers-by's descriptors go no further
 
-    def raise_alert(self, msg: dict, entry, distance: float) -> None:
+    def reference_image(self, wl, entry, probe) -> bytes:
+        """The reference image of the template row that matched, read from the stored bundle (v2)."""
+        if wl is None or probe is None:
+            return entry.image_jpeg
+        try:
+            return wl.image(wl.matched_row(entry, probe))
+        except (EdgeError, OSError) as exc:  # a damaged stored bundle costs the picture, never the alert
+            log.warning("reference image for %s not shown: %s", entry.ref, exc)
+            return b""
+
+    def raise_alert(self, msg: dict, entry, distance: float, probe=None) -> None:
         """One alert per (track, entry); grouped with a recent alert for the same entry."""
         group = self.policy.admit(msg["track_id"], entry.ref, time.time())
         if group is None:
@@ -296,7 +306,7 @@ class Daemon:
         alert = messages.alert(
             box_id=self.box_id, camera_id=msg["camera_id"], track_id=msg["track_id"], ref=entry.ref,
             distance=distance, threshold=self.matcher.threshold,
-            crop_jpeg=messages.unb64(msg["crop_jpeg"]), reference_jpeg=entry.image_jpeg,
+            crop_jpeg=messages.unb64(msg["crop_jpeg"]), reference_jpeg=self.reference_image(wl, entry, probe),
             category=entry.category, list_id=wl.list_id if wl else "", frame_time=msg["frame_time"],
             group_id=group["group_id"],
         )

@@ -15,12 +15,23 @@ import numpy as np
 CATEGORIES = ("wanted", "missing person", "known offender", "other")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Image:
+    """Provenance of one reference image (bundle v2): its SHA-256 and, if the issuer gave them, the
+    system it came from and the date it was taken. The JPEG itself stays in the stored bundle."""
+
+    sha256: str  # 64 hex digits
+    source: str = ""
+    taken: str = ""  # YYYY-MM-DD
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     ref: str  # police reference number; never a name
     category: str = "other"
     reason: str = ""
-    image_jpeg: bytes = b""  # the reference image the operator compares against
+    image_jpeg: bytes = b""  # the reference image held in memory (folder and v1 lists; v2: see WatchList.image)
+    images: tuple[Image, ...] = ()  # provenance of each reference image (v2 bundles)
 
 
 @dataclass
@@ -34,6 +45,8 @@ class WatchList:
     not_after: datetime | None = None
     threshold_floor: float | None = None
     meta: dict = field(default_factory=dict)
+    row_images: np.ndarray | None = None  # (n,) int: image number of each template row (v2 bundles)
+    image_store: object | None = None  # reads image i from the stored bundle: .read(i) -> bytes, .close()
 
     def __post_init__(self):
         self.templates = np.ascontiguousarray(self.templates, dtype=np.float32).reshape(-1, 128)
@@ -76,10 +89,43 @@ class WatchList:
         pp = np.einsum("ij,ij->i", probes, probes)
         return self.owners[arg], np.sqrt(np.maximum(best + pp, 0.0))
 
+    def rows_of(self, entry_index: int) -> np.ndarray:
+        """The template rows of one entry."""
+        return np.flatnonzero(self.owners == entry_index)
+
+    def matched_row(self, entry: Entry, probe: np.ndarray) -> int:
+        """The row of ``entry`` nearest to ``probe`` (the template, and so the image, that matched); -1 if
+        the entry is not in this list."""
+        index = self._index_of(entry)
+        rows = self.rows_of(index) if index >= 0 else np.zeros(0, np.int64)
+        if not len(rows):
+            return -1
+        d = self.templates[rows] - np.asarray(probe, dtype=np.float32).reshape(1, 128)
+        return int(rows[int(np.argmin(np.einsum("ij,ij->i", d, d)))])
+
+    def _index_of(self, entry: Entry) -> int:
+        if getattr(self, "_by_ref", None) is None:
+            self._by_ref = {e.ref: i for i, e in enumerate(self.entries)}
+        i = self._by_ref.get(entry.ref, -1)
+        return i if i >= 0 and i < len(self.entries) and self.entries[i] is entry else -1
+
+    def image(self, row: int) -> bytes:
+        """The reference JPEG of a template row: read, decrypted and verified from the stored bundle
+        (v2), or the entry's image held in memory (folder and v1 lists); b"" if there is none."""
+        if not 0 <= row < len(self.owners) or not self.entries:
+            return b""
+        if self.image_store is None or self.row_images is None:
+            return self.entries[int(self.owners[row])].image_jpeg
+        return self.image_store.read(int(self.row_images[row]))
+
     def wipe(self) -> None:
         """Overwrite the templates in memory before letting go of them (purge)."""
         self.templates.fill(0)
         self.entries = []
+        self._by_ref = None
+        if self.image_store is not None:
+            self.image_store.close()
+            self.image_store = None
 
 
 class Matcher:

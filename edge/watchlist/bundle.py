@@ -1,4 +1,7 @@
-"""The watch-list bundle (``.wlb``): signed by an issuer, encrypted to one box. Spec: docs/watchlist-format.md.
+"""The watch-list bundle (``.wlb``), version 1: signed by an issuer, encrypted to one box, the payload
+one JSON document. Spec: docs/watchlist-format.md. Version 2 (chunked stream, templates as one binary
+block, images read per alert) is ``bundle_v2``; ``reader`` opens either. What both share is in
+``fields`` and re-exported here.
 
 Reading is done in the order that keeps untrusted bytes away from parsers and ciphers:
 :func:`parse` checks only the fixed framing (magic, version, lengths; truncation and trailing data),
@@ -13,10 +16,8 @@ import base64
 import binascii
 import json
 import os
-import re
 import struct
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -26,28 +27,33 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from edge.errors import EdgeError
 from edge.identity import key_id, raw_public
 from edge.watchlist.base import CATEGORIES, Entry
+from edge.watchlist.fields import (  # noqa: F401  (re-exported: one import for callers)
+    HARD_MAX_ENTRIES,
+    MAX_HEADER,
+    MAX_IMAGE,
+    MAX_TEMPLATES_PER_ENTRY,
+    REF_RE,
+    BundleError,
+    canonical,
+    fmt_time,
+    load_json,
+    parse_time,
+)
+from edge.watchlist.fields import field as _field
 
 MAGIC = b"EDGEWL"
-VERSION = 1
+VERSION = 1  # this module's version; the newest one written is bundle_v2.VERSION
+VERSIONS = (1, 2)  # what the box reads
 PREFIX = struct.Struct(">6sH8sI")  # magic, version, issuer key id (8 raw bytes), header length
 SIG_LEN = 64
-MAX_HEADER = 64 * 1024
 MAX_PAYLOAD = 1 << 30
-MAX_FILE = PREFIX.size + MAX_HEADER + 8 + MAX_PAYLOAD + SIG_LEN
-HARD_MAX_ENTRIES = 100_000
+MAX_STREAM = 1 << 32  # version 2: the chunked stream, tags included
+MAX_FILE = PREFIX.size + MAX_HEADER + 8 + MAX_STREAM + SIG_LEN  # the larger of the two versions
 DEFAULT_MAX_ENTRIES = 10_000
-MAX_TEMPLATES_PER_ENTRY = 16
-MAX_IMAGE = 1 << 20
 WRAP_ALG = "X25519-HKDF-SHA256/AES-256-GCM"
 PAYLOAD_ALG = "AES-256-GCM"
-REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.:-]{0,63}")
-
-
-class BundleError(EdgeError):
-    """A watch-list bundle that is refused; the message says why in one sentence."""
 
 
 @dataclass
@@ -59,27 +65,6 @@ class Parsed:
     signed: bytes  # everything the signature covers
     signature: bytes
     header: dict | None = None  # set by verify()
-
-
-# --- time ---------------------------------------------------------------------------------
-
-def fmt_time(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime:
-    """``2026-12-01T18:00:00Z`` (also ``...T18:00Z``) -> aware UTC datetime."""
-    for f in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ"):
-        try:
-            return datetime.strptime(str(text), f).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    raise BundleError(f"{text!r} is not a UTC time like 2026-12-01T18:00Z")
-
-
-def canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False).encode("ascii")
 
 
 def _b64(raw: bytes) -> str:
@@ -103,8 +88,31 @@ def _payload_key(file_key: bytes) -> bytes:
     return _hkdf(file_key, None, b"edge-watchlist/v1 payload")
 
 
-def _wrap_key(shared: bytes, eph_pub: bytes, box_pub: bytes) -> bytes:
-    return _hkdf(shared, eph_pub + box_pub, b"edge-watchlist/v1 wrap")
+def _wrap_key(shared: bytes, eph_pub: bytes, box_pub: bytes, version: int = 1) -> bytes:
+    return _hkdf(shared, eph_pub + box_pub, b"edge-watchlist/v%d wrap" % version)
+
+
+def wrap_file_key(file_key: bytes, box_wl_public: bytes, ephemeral: X25519PrivateKey | None = None,
+                  version: int = 1) -> dict:
+    """The header's ``wrap`` object: ``file_key`` sealed to the box's X25519 key."""
+    eph = ephemeral or X25519PrivateKey.generate()
+    eph_pub = raw_public(eph)
+    shared = eph.exchange(X25519PublicKey.from_public_bytes(box_wl_public))
+    wrapped = AESGCM(_wrap_key(shared, eph_pub, box_wl_public, version)).encrypt(bytes(12), file_key, None)
+    return {"alg": WRAP_ALG, "ephemeral": _b64(eph_pub), "wrapped_key": _b64(wrapped)}
+
+
+def unwrap_file_key(h: dict, wl_key: X25519PrivateKey, version: int = 1) -> bytes:
+    """The payload's ``file_key`` from the header's ``wrap`` object, with the box's X25519 key."""
+    eph_pub = _unb64(h["wrap"]["ephemeral"], "wrap.ephemeral")
+    wrapped = _unb64(h["wrap"]["wrapped_key"], "wrap.wrapped_key")
+    if len(eph_pub) != 32 or len(wrapped) != 48:
+        raise BundleError("the key wrap fields have the wrong sizes")
+    try:
+        shared = wl_key.exchange(X25519PublicKey.from_public_bytes(eph_pub))
+        return AESGCM(_wrap_key(shared, eph_pub, raw_public(wl_key), version)).decrypt(bytes(12), wrapped, None)
+    except (InvalidTag, ValueError):
+        raise BundleError("cannot decrypt: the list was not encrypted to this box's key") from None
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -126,15 +134,10 @@ def write(header: dict, payload: bytes, issuer_key: Ed25519PrivateKey, box_wl_pu
     docs/watchlist-format.md); the crypto fields are added here. The keyword arguments after
     ``version`` exist for test vectors only: fresh random values are used when they are None."""
     file_key = file_key or os.urandom(32)
-    eph = ephemeral or X25519PrivateKey.generate()
     nonce = nonce or os.urandom(12)
-    eph_pub = raw_public(eph)
-    shared = eph.exchange(X25519PublicKey.from_public_bytes(box_wl_public))
-    wrapped = AESGCM(_wrap_key(shared, eph_pub, box_wl_public)).encrypt(bytes(12), file_key, None)
     issuer_pub = raw_public(issuer_key)
     h = dict(header, format="edge-watchlist", version=version, issuer=key_id(issuer_pub),
-             box=key_id(box_wl_public),
-             wrap={"alg": WRAP_ALG, "ephemeral": _b64(eph_pub), "wrapped_key": _b64(wrapped)},
+             box=key_id(box_wl_public), wrap=wrap_file_key(file_key, box_wl_public, ephemeral),
              payload={"alg": PAYLOAD_ALG, "nonce": _b64(nonce)})
     hb = canonical(h)
     ct = AESGCM(_payload_key(file_key)).encrypt(nonce, payload, hb)
@@ -145,19 +148,30 @@ def write(header: dict, payload: bytes, issuer_key: Ed25519PrivateKey, box_wl_pu
 
 # --- reading ------------------------------------------------------------------------------
 
-def parse(data: bytes) -> Parsed:
-    """The fixed framing only: no JSON, no crypto. Catches empty, foreign, truncated, padded files."""
-    if not data:
+def parse_prefix(data: bytes, size: int | None = None) -> tuple[int, str, int]:
+    """The first 20 bytes of any version -> (version, issuer key id, header length). ``size`` is the
+    file's length when ``data`` holds only its start."""
+    size = len(data) if size is None else size
+    if not size:
         raise BundleError("the file is empty")
     if len(data) < len(MAGIC) or data[:len(MAGIC)] != MAGIC:
         raise BundleError("not a watch-list bundle (no EDGEWL magic at the start)")
-    if len(data) < PREFIX.size:
-        raise BundleError(f"the file is truncated ({len(data)} bytes, shorter than the fixed header)")
+    if size < PREFIX.size or len(data) < PREFIX.size:
+        raise BundleError(f"the file is truncated ({size} bytes, shorter than the fixed header)")
     _, version, issuer, hlen = PREFIX.unpack_from(data)
-    if version != VERSION:
-        raise BundleError(f"unsupported bundle version {version} (this box reads version {VERSION})")
+    if version not in VERSIONS:
+        raise BundleError(f"unsupported bundle version {version} (this box reads versions "
+                          f"{', '.join(map(str, VERSIONS))})")
     if not 2 <= hlen <= MAX_HEADER:
         raise BundleError(f"header length {hlen} is out of range (2..{MAX_HEADER} bytes)")
+    return version, issuer.hex(), hlen
+
+
+def parse(data: bytes) -> Parsed:
+    """The fixed framing only: no JSON, no crypto. Catches empty, foreign, truncated, padded files."""
+    version, issuer, hlen = parse_prefix(data)
+    if version != VERSION:
+        raise BundleError(f"bundle version {version} is not read by the version-1 reader")
     pos = PREFIX.size + hlen
     if len(data) < pos + 8:
         raise BundleError(f"the file is truncated ({len(data)} bytes, the header runs past the end)")
@@ -169,7 +183,7 @@ def parse(data: bytes) -> Parsed:
         raise BundleError(f"the file is truncated ({len(data)} bytes, expected {end + SIG_LEN})")
     if len(data) > end + SIG_LEN:
         raise BundleError(f"unexpected {len(data) - end - SIG_LEN} bytes after the signature")
-    return Parsed(version, issuer.hex(), data[PREFIX.size:pos], data[pos + 8:end], data[:end], data[end:])
+    return Parsed(version, issuer, data[PREFIX.size:pos], data[pos + 8:end], data[:end], data[end:])
 
 
 def verify(p: Parsed, issuers: dict[str, bytes]) -> dict:
@@ -186,18 +200,8 @@ def verify(p: Parsed, issuers: dict[str, bytes]) -> dict:
     return p.header
 
 
-def _field(h: dict, name: str, tp, where: str = "header"):
-    v = h.get(name)
-    if not isinstance(v, tp) or isinstance(v, bool):
-        raise BundleError(f"{where}.{name} is missing or of the wrong type")
-    return v
-
-
 def check_header(hb: bytes, p: Parsed) -> dict:
-    try:
-        h = json.loads(hb.decode("ascii"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BundleError("the signed header is not valid JSON") from None
+    h = load_json(hb, "the signed header")
     if not isinstance(h, dict) or h.get("format") != "edge-watchlist":
         raise BundleError("the signed header is not an edge-watchlist header")
     if _field(h, "version", int) != p.version or _field(h, "issuer", str) != p.issuer:
@@ -233,15 +237,11 @@ def check_policy(h: dict) -> None:
 def decrypt(p: Parsed, wl_key: X25519PrivateKey) -> bytes:
     """Unwrap the payload key with the box's X25519 key and decrypt (header is the AAD)."""
     h = p.header
-    eph_pub = _unb64(h["wrap"]["ephemeral"], "wrap.ephemeral")
-    wrapped = _unb64(h["wrap"]["wrapped_key"], "wrap.wrapped_key")
     nonce = _unb64(h["payload"]["nonce"], "payload.nonce")
-    if len(eph_pub) != 32 or len(wrapped) != 48 or len(nonce) != 12:
+    if len(nonce) != 12:
         raise BundleError("the key wrap fields have the wrong sizes")
-    box_pub = raw_public(wl_key)
+    file_key = unwrap_file_key(h, wl_key)
     try:
-        shared = wl_key.exchange(X25519PublicKey.from_public_bytes(eph_pub))
-        file_key = AESGCM(_wrap_key(shared, eph_pub, box_pub)).decrypt(bytes(12), wrapped, None)
         return AESGCM(_payload_key(file_key)).decrypt(nonce, p.ciphertext, p.header_bytes)
     except (InvalidTag, ValueError):
         raise BundleError("cannot decrypt: the list was not encrypted to this box's key") from None
@@ -253,7 +253,7 @@ def decode_entries(payload: bytes, expected: int) -> tuple[list[Entry], np.ndarr
         items = json.loads(payload)["entries"]  # bytes straight in: no second, decoded copy
         if not isinstance(items, list):
             raise TypeError
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError):
         raise BundleError("the decrypted payload is not a valid entry list") from None
     if len(items) != expected:
         raise BundleError(f"the payload holds {len(items)} entries but the header says {expected}")

@@ -7,7 +7,9 @@ record -> stored -> one atomic swap. Any failure raises a one-line ``EdgeError``
 against is recorded first and applied after: a list whose record cannot be written is refused, and
 an on-demand purge that cannot be recorded does not happen (an expiry purge happens regardless).
 The decrypted list lives only in memory; ``<state_dir>/watchlist/current.wlb`` keeps the
-still-encrypted bundle for the next start.
+still-encrypted bundle for the next start, and a version-2 list reads its reference images from it,
+one per alert. A bundle is never read whole into memory: it is copied (staged) next to the stored one
+and read from there, so the box checks the very bytes it keeps.
 
 Files come from USB sticks and from users: they are opened with ``O_NOFOLLOW | O_NONBLOCK``, must be
 regular files (``fstat``) under the format's size cap, and are read against a deadline, so a FIFO, a
@@ -32,9 +34,10 @@ from edge import identity as identity_mod
 from edge.alerts import messages
 from edge.errors import EdgeError
 from edge.identity import write_atomic
-from edge.watchlist import bundle, receipt
+from edge.watchlist import bundle, reader, receipt
 from edge.watchlist.base import Matcher, WatchList
 from edge.watchlist.bundle import BundleError, parse_time
+from edge.watchlist.stream import Source
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,36 @@ MALFORMED = (ValueError, TypeError, KeyError, IndexError, RecursionError, Overfl
 def read_bundle_file(path, max_size: int | None = None, timeout: float = READ_TIMEOUT_S) -> bytes:
     """Read a bundle a user or a USB stick handed us: a regular file only (no symlink, FIFO or device),
     at most ``max_size`` bytes, within ``timeout`` seconds; EdgeError in one sentence otherwise."""
+    chunks = []
+    _copy_user_file(path, chunks.append, max_size, timeout)
+    return b"".join(chunks)
+
+
+def stage_bundle_file(path, dest: Path, max_size: int | None = None, timeout: float = READ_TIMEOUT_S) -> str:
+    """Copy a bundle a user or a USB stick handed us (checked as ``read_bundle_file`` does) to ``dest``
+    (0600, fsynced) in blocks, never whole in memory; returns its SHA-256 (hex)."""
+    digest = hashlib.sha256()
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise EdgeError(f"cannot write {dest}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            def write(block: bytes) -> None:
+                digest.update(block)
+                out.write(block)
+
+            _copy_user_file(path, write, max_size, timeout)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        raise EdgeError(f"cannot write {dest}: {exc.strerror}") from None
+    return digest.hexdigest()
+
+
+def _copy_user_file(path, sink, max_size: int | None, timeout: float) -> None:
+    """Feed a regular file (no symlink, FIFO or device) of at most ``max_size`` bytes to ``sink`` in
+    blocks, within ``timeout`` seconds; EdgeError in one sentence otherwise."""
     if not path or not isinstance(path, str | Path):
         raise EdgeError("no bundle file given")
     path, cap = Path(path), bundle.MAX_FILE if max_size is None else max_size
@@ -68,24 +101,38 @@ def read_bundle_file(path, max_size: int | None = None, timeout: float = READ_TI
             raise BundleError(f"{path.name} is not a regular file: refused")
         if st.st_size > cap:
             raise BundleError(f"{path.name} is too large to be a watch-list bundle")
-        chunks, got, deadline = [], 0, time.monotonic() + timeout
+        got, deadline = 0, time.monotonic() + timeout
         while True:
             chunk = os.read(fd, min(1 << 20, cap + 1 - got))
             if not chunk:
                 break
-            chunks.append(chunk)
             got += len(chunk)
             if got > cap:
                 raise BundleError(f"{path.name} is too large to be a watch-list bundle")
+            sink(chunk)
             if time.monotonic() > deadline:
                 raise BundleError(f"{path.name} could not be read within {timeout:.0f} s: refused")
-        return b"".join(chunks)
     except BlockingIOError:
         raise BundleError(f"{path.name} is not a regular file: refused") from None
     except OSError as exc:
         raise EdgeError(f"cannot read {path}: {exc.strerror}") from None
     finally:
         os.close(fd)
+
+
+def open_bundle_file(path) -> Source:
+    """A bundle file (already checked or the box's own) opened for random access, never read whole."""
+    if not path or not isinstance(path, str | Path):
+        raise EdgeError("no bundle file given")
+    path = Path(path)
+    try:
+        src = Source.open(path)
+    except OSError as exc:
+        raise EdgeError(f"cannot read {path}: {exc.strerror}") from None
+    if src.size > bundle.MAX_FILE:
+        src.close()
+        raise BundleError(f"{path.name} is too large to be a watch-list bundle")
+    return src
 
 
 def file_safe(text: str) -> str:
@@ -145,10 +192,10 @@ class WatchlistService:
 
     # --- checks -----------------------------------------------------------------------------
 
-    def check(self, data: bytes, *, reload: bool = False) -> bundle.Parsed:
+    def check(self, data: bytes | Source, *, reload: bool = False) -> reader.Checked:
         """Everything that can be checked before decrypting; returns the verified bundle."""
-        p = bundle.parse(data)
-        h = bundle.verify(p, identity_mod.issuers(self.cfg.state_dir))
+        c = reader.verify(data, identity_mod.issuers(self.cfg.state_dir))
+        h = c.header
         mine = identity_mod.key_id(self.identity.wl_public)
         if h["box"] != mine:
             raise BundleError(f"this list is for box {h['box_id']} (key {h['box']}), "
@@ -164,25 +211,25 @@ class WatchlistService:
         if threshold > h["policy"]["threshold_floor"]:
             raise BundleError(f"this box matches at distance {threshold}, more lenient than the list's "
                               f"threshold floor {h['policy']['threshold_floor']}: lower match.threshold")
-        return p
+        return c
 
-    def open(self, data: bytes, *, reload: bool = False) -> WatchList:
-        """Check, decrypt and validate a bundle -> the in-memory list (nothing is stored or swapped).
+    def open(self, data: bytes | Path | Source, *, reload: bool = False) -> WatchList:
+        """Check, decrypt and validate a bundle (bytes, or a file a version-2 list then reads its
+        reference images from) -> the in-memory list (nothing is stored or swapped).
         Whatever a hostile bundle makes a parser raise is a one-sentence BundleError."""
+        src = data if isinstance(data, Source) else open_bundle_file(data) if isinstance(data, Path) \
+            else Source(bytes(data))
         try:
-            return self._open(data, reload)
+            wl = reader.open_list(self.check(src, reload=reload), self.identity.wl_key)
         except MALFORMED as exc:
+            src.close()
             raise BundleError(f"the bundle is malformed ({exc.__class__.__name__}): refused") from None
-
-    def _open(self, data: bytes, reload: bool) -> WatchList:
-        p = self.check(data, reload=reload)
-        h = p.header
-        entries, templates, owners = bundle.decode_entries(bundle.decrypt(p, self.identity.wl_key), h["entries"])
-        return WatchList(list_id=h["list_id"], entries=entries, templates=templates, owners=owners,
-                         issuer=h["issuer"], sequence=h["sequence"], not_after=parse_time(h["not_after"]),
-                         threshold_floor=float(h["policy"]["threshold_floor"]),
-                         meta={"header": h, "deployment": h["deployment"],
-                               "retention_days": h["policy"]["retention_days"]})
+        except BaseException:
+            src.close()
+            raise
+        if wl.image_store is None:
+            src.close()  # version 1: everything is in memory now
+        return wl
 
     def _sequences(self) -> dict:
         """{issuer: {sequence, list_id, purged}}; a damaged record stops loading (no silent rollback)."""
@@ -224,42 +271,59 @@ class WatchlistService:
 
         ``via``: how it arrived (``cli``, ``usb`` from ``mount``); the audit record says so.
         """
+        return self._load_path(path, via, mount)
+
+    def _load_path(self, path, via: str, mount: str = "", skip_stored: bool = False) -> dict | None:
+        """Stage the file next to the stored list, then load the staged copy (``skip_stored``: None,
+        silently, when it is the list already stored)."""
         name = _short(Path(path).name if isinstance(path, str | Path) and path else "", 200)
         arrival = {"file": name, "arrived": via, **({"mount": _short(mount, 200)} if mount else {})}
-        data = b""
+        staged = self.dir / ".incoming.wlb"
         with self._lock:
             try:
-                data = read_bundle_file(path)
-                return self.load_bytes(data, arrival, source=Path(path) if via == "usb" else None)
+                self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                digest = stage_bundle_file(path, staged)  # a full disk refuses the list before anything is said
+                if skip_stored and digest == self._stored_digest():
+                    return None
+                return self._load_staged(staged, digest, arrival, source=Path(path) if via == "usb" else None)
             except EdgeError as exc:
-                self._refused(arrival, exc, data)
+                self._refused(arrival, exc, staged)
                 raise
+            finally:
+                staged.unlink(missing_ok=True)
 
     def load_bytes(self, data: bytes, arrival: dict | None = None, source: Path | None = None) -> dict:
+        """Load a bundle held in memory (staged to a file first, like any other)."""
+        staged = self.dir / ".incoming.wlb"
+        with self._lock:
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                write_atomic(staged, data, 0o600)
+                return self._load_staged(staged, hashlib.sha256(data).hexdigest(), arrival, source)
+            finally:
+                staged.unlink(missing_ok=True)
+
+    def _load_staged(self, staged: Path, digest: str, arrival: dict | None = None,
+                     source: Path | None = None) -> dict:
         """Record first, then apply: check -> ``watchlist_loaded`` -> store -> swap (raises EdgeError)."""
         arrival = arrival or {"file": "", "arrived": "cli"}
         with self._lock:
-            wl = self.open(data)
+            wl = self.open(staged)
             h = wl.meta["header"]
             summary = self._summary(h)
             old = self.header
             old_id = old["list_id"] if old else None
-            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            staged = self.dir / ".incoming.wlb"
             try:
-                write_atomic(staged, data, 0o600)  # a full disk refuses the list before anything is said
                 try:
-                    self.record("watchlist_loaded", replaced=old_id, **arrival,
-                                bundle_sha256=hashlib.sha256(data).hexdigest(),
+                    self.record("watchlist_loaded", replaced=old_id, **arrival, bundle_sha256=digest,
                                 issuer_name=self._issuer_name(wl.issuer), **summary, **_contents(wl))
                 except EdgeError as exc:
                     raise BundleError(f"the list cannot be recorded in the audit log ({exc}), "
                                       "so it is not put in force") from None
-                os.replace(staged, self.stored)
+                os.replace(staged, self.stored)  # a version-2 list keeps reading its images from this file
                 self._save_sequence(h)
             except (EdgeError, OSError) as exc:
                 wl.wipe()
-                staged.unlink(missing_ok=True)
                 if isinstance(exc, EdgeError):
                     raise
                 raise EdgeError(f"cannot store the list in {self.dir}: {exc.strerror}") from None
@@ -270,13 +334,13 @@ class WatchlistService:
                     self._receipt(old, f"replaced by list {_short(h['list_id'], 80)}", ending="replaced")
                 except EdgeError as exc:
                     log.error("the receipt of replaced list %s failed: %s", _short(old_id, 80), _short(exc, 200))
-            self._remember_source(source, data)
+            self._remember_source(source, digest)
             self.publish(messages.event(box_id=self.cfg.box_id, event="watchlist_loaded", **summary))
             log.info("watch list %s loaded: %d entries from issuer %s", _short(wl.list_id, 80), len(wl),
                      wl.issuer)
             return summary
 
-    def _refused(self, arrival: dict, exc: Exception, data: bytes = b"") -> None:
+    def _refused(self, arrival: dict, exc: Exception, data: bytes | Path = b"") -> None:
         """Audit and announce a refusal; a refusal that cannot be recorded is still refused."""
         reason = _short(exc)
         try:
@@ -297,24 +361,32 @@ class WatchlistService:
         except (OSError, ValueError, RecursionError):
             return ""
 
-    def _refused_issuer(self, data: bytes) -> dict:
+    def _refused_issuer(self, data: bytes | Path) -> dict:
         """The issuer key id and list id a refused bundle claims, if its framing can be read (unverified)."""
         try:
-            p = bundle.parse(data)
-        except (EdgeError, *MALFORMED):
+            if isinstance(data, Path):
+                with open(data, "rb") as f:
+                    size, head = os.fstat(f.fileno()).st_size, f.read(bundle.PREFIX.size + bundle.MAX_HEADER)
+            else:
+                size, head = len(data), data[:bundle.PREFIX.size + bundle.MAX_HEADER]
+            _, issuer, hlen = bundle.parse_prefix(head, size)
+        except (OSError, EdgeError, *MALFORMED):
             return {}
-        out = {"issuer": p.issuer, "issuer_name": self._issuer_name(p.issuer)}
+        out = {"issuer": issuer, "issuer_name": self._issuer_name(issuer)}
         try:
-            claimed = json.loads(p.header_bytes).get("list_id")
+            claimed = bundle.load_json(head[bundle.PREFIX.size:bundle.PREFIX.size + hlen], "header").get("list_id")
             if isinstance(claimed, str) and len(claimed) <= 64:
                 out["claimed_list_id"] = claimed
-        except (ValueError, AttributeError, RecursionError):
+        except (EdgeError, AttributeError):
             pass
         return out
 
-    def _header_of(self, data: bytes) -> dict:
-        p = bundle.parse(data)
-        return bundle.verify(p, identity_mod.issuers(self.cfg.state_dir))
+    def _header_of(self, data: bytes | Path) -> dict:
+        src = open_bundle_file(data) if isinstance(data, Path) else Source(bytes(data))
+        try:
+            return reader.verify(src, identity_mod.issuers(self.cfg.state_dir)).header
+        finally:
+            src.close()
 
     def _swap(self, wl: WatchList | None) -> None:
         if self.matcher is None:
@@ -390,13 +462,13 @@ class WatchlistService:
             self._delete_usb_copy(h)
             return rc
 
-    def _remember_source(self, path: Path | None, data: bytes) -> None:
+    def _remember_source(self, path: Path | None, digest: str) -> None:
         """Where the list in force came from on USB (to delete that file when its deployment ends)."""
         src = self.dir / "source.json"
         if path is None:
             src.unlink(missing_ok=True)
             return
-        doc = {"path": str(path.resolve()), "sha256": hashlib.sha256(data).hexdigest()}
+        doc = {"path": str(path.resolve()), "sha256": digest}
         write_atomic(src, json.dumps(doc).encode(), 0o600)
 
     def _delete_usb_copy(self, h: dict) -> None:
@@ -407,7 +479,7 @@ class WatchlistService:
         except (OSError, ValueError, KeyError, TypeError):
             return
         try:
-            if not path.exists() or hashlib.sha256(read_bundle_file(path)).hexdigest() != digest:
+            if not path.exists() or _file_digest(path) != digest:
                 return
             path.unlink()
             self.record("watchlist_file_deleted", list_id=h["list_id"], file=path.name, mount=str(path.parent))
@@ -434,7 +506,7 @@ class WatchlistService:
         if not self.stored.exists():
             return None
         try:
-            return self._header_of(self.stored.read_bytes())
+            return self._header_of(self.stored)
         except (OSError, EdgeError, *MALFORMED):
             return None
 
@@ -442,9 +514,8 @@ class WatchlistService:
         """At start: bring back the stored list; purge it if it expired while the box was off."""
         if not self.stored.exists():
             return
-        data = self.stored.read_bytes()
         try:
-            wl = self.open(data, reload=True)
+            wl = self.open(self.stored, reload=True)
         except EdgeError as exc:
             h = self._stored_header()
             try:
@@ -518,16 +589,9 @@ class WatchlistService:
 
     def scan_usb(self) -> None:
         for path in self.usb_candidates():
-            arrival = {"file": _short(path.name, 200), "arrived": "usb", "mount": _short(path.parent, 200)}
-            data = b""
             try:
-                data = read_bundle_file(path)
-                if self._same_as_stored(data):
-                    continue
-                with self._lock:
-                    self.load_bytes(data, arrival, source=path)
+                self._load_path(path, "usb", str(path.parent), skip_stored=True)
             except EdgeError as exc:
-                self._refused(arrival, exc, data)
                 log.warning("watch list %s from USB refused: %s", _short(path.name, 80), _short(exc, 300))
 
     def usb_candidates(self) -> list[Path]:
@@ -556,12 +620,17 @@ class WatchlistService:
                                       BundleError(f"{_short(f.name, 80)} is not a regular file: refused"))
         return found
 
-    def _same_as_stored(self, data: bytes) -> bool:
+    def _stored_digest(self) -> str | None:
         try:
-            stored = self.stored.read_bytes()
+            return _file_digest(self.stored)
         except OSError:
-            return False
-        return len(stored) == len(data) and hashlib.sha256(stored).digest() == hashlib.sha256(data).digest()
+            return None
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in blocks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def ends_with_deployment(h: dict) -> bool:
