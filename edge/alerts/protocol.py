@@ -24,6 +24,9 @@ LINK_REQUIRED: dict[str, dict[str, type]] = {
 
 
 SCHEMA = {**messages.REQUIRED, **LINK_REQUIRED}
+# the longest text a console may send in each field (docs/alerts.md): bounded work and audit records
+MAX_TEXT = {"alert_id": 64, "box_id": 64, "operator": 64, "note": 500, "time": 40, "action": 32, "reason": 32,
+            "name": 200, "outbox": 64, "role": 16}
 
 
 def loads(data: bytes, allowed: set[str]) -> dict[str, Any]:
@@ -41,9 +44,23 @@ def loads(data: bytes, allowed: set[str]) -> dict[str, Any]:
         _need_int(msg, "seq")
     if kind == "hello" and msg["role"] == "console":
         _need_int(msg, "last_seq")
+    if kind in LINK_REQUIRED:
+        _bounded(msg)
     if kind == "adjudication":
         check_decision(msg.get("decision"), msg.get("action"), msg.get("reason"))
     return msg
+
+
+def _bounded(msg: dict) -> None:
+    """Link messages are small: each known text field is capped, and only a few fields may be present."""
+    if len(msg) > 32:
+        raise messages.MessageError(f"{msg['type']} has too many fields")
+    for key, limit in MAX_TEXT.items():
+        v = msg.get(key)
+        if v is not None and not isinstance(v, str):
+            raise messages.MessageError(f"{msg['type']}.{key} is not text")
+        if v is not None and len(v) > limit:
+            raise messages.MessageError(f"{msg['type']}.{key} is longer than {limit} characters")
 
 
 def _need_int(msg: dict, key: str) -> None:

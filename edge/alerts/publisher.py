@@ -11,6 +11,12 @@ unacknowledged at a time, and goes back to the last acknowledged one when acks s
 (go-back-N). So a box that was killed, or a console that was away for hours, resumes where the
 console left off. Adjudications come back on the same link and are acknowledged once handled.
 The wire format is docs/alerts.md. One thread owns the socket; ``publish`` may be called from any.
+
+A registered console is still not trusted to behave: each one's messages are capped in size
+(``MAX_INBOUND``, also enforced by libzmq, which drops the connection) and in rate (a token bucket of
+``RATE`` per second, ``BURST`` at once); an ack is believed only for what was sent to that session; a
+message that cannot be handled is counted and dropped without a traceback or a pause; refusals go to
+the audit log, at most ``REFUSED_PER_HOUR`` records an hour for all keys together.
 """
 
 from __future__ import annotations
@@ -34,6 +40,27 @@ WINDOW = 64  # messages in flight per console
 RESEND_S = 2.0  # no ack progress for this long: send again from the last acknowledged message
 SESSION_TIMEOUT_S = 15.0  # consoles say hello every few seconds; silent ones are forgotten
 PRUNE_EVERY_S = 3600.0
+MAX_INBOUND = 64 * 1024  # bytes of one console message (an adjudication is < 2 KiB)
+RATE, BURST = 50.0, 200.0  # console messages per second, sustained and at once, per console key
+MAX_SESSIONS_PER_CONSOLE = 8  # live connections one console key may hold
+REFUSED_PER_HOUR = 30  # console_refused audit records an hour, all keys together (the rest are counted)
+MAX_REMEMBERED_KEYS = 1024
+
+
+class Bucket:
+    """A token bucket: ``take()`` is False once a console sends faster than RATE (BURST at once)."""
+
+    def __init__(self, rate: float = RATE, burst: float = BURST):
+        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 @dataclass
@@ -58,9 +85,13 @@ class Channel:
         self.record = record or (lambda kind, **fields: None)  # the audit hook
         # retention: fn() deleting what is older than the period (the daemon passes the audited sweep)
         self.prune = prune or (lambda: self.outbox.prune(self.retention_s))
-        self.counts = {"sent": 0, "resent": 0, "bad_messages": 0, "refused_keys": 0, "adjudications": 0}
+        self.counts = {"sent": 0, "resent": 0, "bad_messages": 0, "refused_keys": 0, "adjudications": 0,
+                       "rate_limited": 0, "bad_acks": 0, "refused_messages": 0}
         self.sessions: dict[bytes, Session] = {}
-        self._refused: dict[str, float] = {}
+        self._refused: dict[str, float] = {}  # console key id -> when its refusal was last recorded
+        self._refused_window = [0.0, 0, 0]  # [start of the hour, records in it, suppressed since last record]
+        self._buckets: dict[str, Bucket] = {}
+        self._warned: dict[str, float] = {}
         self.outbox: Outbox | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -78,6 +109,8 @@ class Channel:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.sock.setsockopt(zmq.SNDHWM, 4 * WINDOW)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_INBOUND)  # a bigger frame drops that connection
+        self.sock.setsockopt(zmq.RCVHWM, 1000)
         self.sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)  # drop consoles whose connection died silently
         self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
         self.sock.curve_server = True
@@ -115,11 +148,33 @@ class Channel:
         if not ok:
             self.counts["refused_keys"] += 1
             kid = identity.key_id(_z85_decode(key.decode("ascii")))
-            if time.monotonic() - self._refused.get(kid, -1e9) > 3600:  # once an hour per key, not per retry
-                self._refused[kid] = time.monotonic()
-                log.warning("refused console %s: its CURVE key is not registered", kid)
-                self.record("console_refused", console=kid, reason="CURVE key not registered")
+            self._refuse(kid, "CURVE key not registered")
         return ok
+
+    def _refuse(self, console: str, reason: str) -> None:
+        """Audit a refused console: once an hour per key and reason, and REFUSED_PER_HOUR for all keys
+        together (300 random keys make a handful of records and a count, not 300 records)."""
+        now = time.monotonic()
+        key = f"{console} {reason}"
+        if now - self._refused.get(key, -1e9) <= 3600:
+            return
+        win = self._refused_window
+        if now - win[0] > 3600:
+            win[0], win[1] = now, 0
+        if win[1] >= REFUSED_PER_HOUR:
+            win[2] += 1
+            return
+        if len(self._refused) >= MAX_REMEMBERED_KEYS:
+            self._refused.clear()
+        self._refused[key] = now
+        win[1] += 1
+        extra = {"suppressed": win[2]} if win[2] else {}
+        win[2] = 0
+        log.warning("refused console %s: %s", console, reason)
+        try:
+            self.record("console_refused", console=console, reason=reason, **extra)
+        except EdgeError as exc:
+            log.error("could not record a refused console: %s", exc)
 
     def info(self) -> dict:
         return {"consoles_connected": len(self.sessions), "outbox": self.outbox.counts(),
@@ -144,29 +199,70 @@ class Channel:
                 time.sleep(0.5)
 
     def _receive(self) -> None:
-        rid, frame = self.sock.recv_multipart(copy=False)[:2]
+        parts = self.sock.recv_multipart(copy=False)
+        if len(parts) != 2:
+            self.counts["bad_messages"] += 1
+            return
+        rid, frame = parts
         rid = rid.bytes
         console = identity.key_id(_z85_decode(frame.get("User-Id")))
+        bucket = self._buckets.get(console)
+        if bucket is None:
+            if len(self._buckets) >= MAX_REMEMBERED_KEYS:
+                self._buckets.clear()
+            bucket = self._buckets[console] = Bucket()
+        if not bucket.take():
+            self.counts["rate_limited"] += 1
+            self._warn(console, "sends faster than the rate limit: messages dropped")
+            return
+        if len(frame) > MAX_INBOUND:
+            self.counts["bad_messages"] += 1
+            self._warn(console, f"sent a message over {MAX_INBOUND} bytes: dropped")
+            return
         try:
             msg = protocol.loads(frame.bytes, allowed={"hello", "ack", "adjudication"})
         except messages.MessageError as exc:
             self.counts["bad_messages"] += 1
-            log.warning("ignored a malformed message from console %s: %s", console, exc)
+            self._warn(console, f"sent a malformed message ({exc})")
             return
+        try:
+            self._handle(rid, console, msg)
+        except (EdgeError, ValueError, TypeError, KeyError, OverflowError) as exc:  # bounded: no traceback, no pause
+            self.counts["refused_messages"] += 1
+            self._warn(console, f"sent a {msg['type']} that was refused ({str(exc)[:200]})")
+
+    def _warn(self, console: str, what: str) -> None:
+        """One warning a minute per console and kind of trouble, not one per message."""
+        key = f"{console} {what[:40]}"
+        now = time.monotonic()
+        if now - self._warned.get(key, -1e9) > 60:
+            if len(self._warned) >= MAX_REMEMBERED_KEYS:
+                self._warned.clear()
+            self._warned[key] = now
+            log.warning("console %s %s", console, what)
+
+    def _handle(self, rid: bytes, console: str, msg: dict) -> None:
         sess = self.sessions.get(rid)
         if sess is not None:
             sess.heard = time.monotonic()
         if msg["type"] == "hello":
             if sess is None:
-                start = msg["last_seq"] if msg.get("outbox") == self.outbox.id else 0
+                if sum(x.console == console for x in self.sessions.values()) >= MAX_SESSIONS_PER_CONSOLE:
+                    self._warn(console, "holds too many connections: hello ignored")
+                    return
+                # a console cannot claim more than the outbox holds (an ack of 2**64 would starve it)
+                start = min(msg["last_seq"], self._last_seq) if msg.get("outbox") == self.outbox.id else 0
                 self.sessions[rid] = Session(console, acked=start, next=start + 1)
                 log.info("console %s connected (has up to %d)", console, start)
                 self.record("console_connected", console=console, resume_from=start)
             self._send(rid, protocol.hello("box", box_id=self.box_id, outbox=self.outbox.id,
                                            last_seq=self._last_seq, **self.status()))
         elif msg["type"] == "ack" and sess is not None and msg.get("outbox") == self.outbox.id:
-            if msg["seq"] > sess.acked:
+            if sess.acked < msg["seq"] < sess.next:  # only what was sent on this session can be acknowledged
                 sess.acked, sess.progress = msg["seq"], time.monotonic()
+            elif msg["seq"] >= sess.next:
+                self.counts["bad_acks"] += 1
+                self._warn(console, f"acknowledged seq {msg['seq']}, which it was never sent: ignored")
         elif msg["type"] == "adjudication":
             self._adjudication(rid, msg, console)
 
@@ -184,29 +280,36 @@ class Channel:
     def _pump(self) -> None:
         now = time.monotonic()
         for rid, s in list(self.sessions.items()):
-            if now - s.heard > SESSION_TIMEOUT_S:
-                del self.sessions[rid]
-                continue
-            if s.acked != s.saved:
-                self.outbox.ack(s.console, s.acked)
-                s.saved = s.acked
-            if s.next <= s.acked:
-                s.next = s.acked + 1
-            if s.next - 1 > s.acked and now - s.progress > RESEND_S:
-                self.counts["resent"] += s.next - 1 - s.acked
-                s.next, s.progress = s.acked + 1, now  # go back N
-            room = WINDOW - (s.next - 1 - s.acked)
-            if room <= 0 or s.next > self._last_seq:
-                continue
-            if s.next - 1 == s.acked:
-                s.progress = now  # the clock for an ack starts when something is in flight
-            prev = s.next - 1
-            for seq, body in self.outbox.after(s.next - 1, room):
-                wire = body[:-1] + b',"outbox":"%s","prev":%d,"seq":%d}' % (self.outbox.id.encode(), prev, seq)
-                if not self._send(rid, wire):
-                    break
-                prev, s.next = seq, seq + 1
-                self.counts["sent"] += 1
+            try:
+                self._pump_one(rid, s, now)
+            except (EdgeError, ValueError, OverflowError) as exc:  # one bad session must not stall the others
+                self.sessions.pop(rid, None)
+                self._warn(s.console, f"session dropped ({str(exc)[:200]})")
+
+    def _pump_one(self, rid: bytes, s: Session, now: float) -> None:
+        if now - s.heard > SESSION_TIMEOUT_S:
+            del self.sessions[rid]
+            return
+        if s.acked != s.saved:
+            self.outbox.ack(s.console, s.acked)
+            s.saved = s.acked
+        if s.next <= s.acked:
+            s.next = s.acked + 1
+        if s.next - 1 > s.acked and now - s.progress > RESEND_S:
+            self.counts["resent"] += s.next - 1 - s.acked
+            s.next, s.progress = s.acked + 1, now  # go back N
+        room = WINDOW - (s.next - 1 - s.acked)
+        if room <= 0 or s.next > self._last_seq:
+            return
+        if s.next - 1 == s.acked:
+            s.progress = now  # the clock for an ack starts when something is in flight
+        prev = s.next - 1
+        for seq, body in self.outbox.after(s.next - 1, room):
+            wire = body[:-1] + b',"outbox":"%s","prev":%d,"seq":%d}' % (self.outbox.id.encode(), prev, seq)
+            if not self._send(rid, wire):
+                break
+            prev, s.next = seq, seq + 1
+            self.counts["sent"] += 1
 
     def _send(self, rid: bytes, data: bytes) -> bool:
         try:
