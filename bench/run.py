@@ -3,6 +3,7 @@
 Sections (each also runs alone as `python -m bench.NAME`):
 - pipeline: the naive per-frame face_recognition loop vs our pipeline on the Hamilton clip
 - encoder:  ms per face and faces/s/core for each encoder candidate
+- accuracy: open-set FNIR/FPIR on lfw-dev at list sizes 100 and 1,000: plain distance vs the adopted ratio rule
 - scale:    matching against 100k / 1M templates, list load time, memory
 - cameras:  2, 4, 8 feeds of 1080p 25 fps on this box; crowd clip (faces per frame)
 - boxes:    three boxes (own processes, keys, state) feeding one console: lost, duplicated, order
@@ -19,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ["pipeline", "encoder", "scale", "cameras", "boxes", "kill9", "fuzz"]
+SECTIONS = ["pipeline", "encoder", "accuracy", "scale", "cameras", "boxes", "kill9", "fuzz"]
 OUT = Path(__file__).resolve().parent / "out" / "results.md"
 
 

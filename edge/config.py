@@ -54,8 +54,11 @@ class EncodeConfig:
 
 @dataclass
 class MatchConfig:
-    threshold: float = 0.6  # a hit is a distance at or under this
+    threshold: float = 0.6  # distance cap: no hit is farther than this, whatever the list's operating point
     threshold_floor: float = 0.6  # the daemon refuses a more lenient threshold than this
+    target_fpir: float = 0.001  # share of passers-by who may alert (1 in 1,000); the list's policy can be stricter
+    rule: str = "ratio"  # decision rule for lists that do not sign one: "ratio" (nearest/second-nearest) or "distance"
+    calibration: str = ""  # impostor calibration file (`edge eval --calibrate`); "" = the one shipped with the box
     max_false_alert_rate: float = 0.1  # warn when operators dismiss more than this share as "not the person"
 
 
@@ -180,6 +183,8 @@ def _check(cfg: Config) -> None:
         ep = getattr(cfg.alerts, key)
         need(ep == "" and key == "control_endpoint" or ep.startswith(("tcp://", "ipc://")),
              f"alerts.{key}", "must be a ZeroMQ endpoint (tcp://host:port or ipc://path)")
+    need(0.0 < cfg.match.target_fpir < 0.5, "match.target_fpir", "must be between 0 and 0.5")
+    need(cfg.match.rule in ("ratio", "distance"), "match.rule", 'must be "ratio" or "distance"')
     need(0.0 < cfg.match.max_false_alert_rate <= 1.0, "match.max_false_alert_rate", "must be between 0 and 1")
     need(0 < cfg.alerts.retention_days <= 3650, "alerts.retention_days", "must be between 0 and 3650")
     need(0 <= cfg.alerts.group_window_s <= 3600, "alerts.group_window_s", "must be between 0 and 3600")
@@ -216,5 +221,7 @@ def load(path: str | Path, state_dir: str | None = None) -> Config:
             cam.source = str((base / cam.source).resolve())
     if cfg.watchlist.folder:
         cfg.watchlist.folder = str((base / cfg.watchlist.folder).resolve())
+    if cfg.match.calibration:
+        cfg.match.calibration = str((base / cfg.match.calibration).resolve())
     cfg.state_dir = str((base / cfg.state_dir).resolve()) if not state_dir else str(Path(state_dir).resolve())
     return cfg

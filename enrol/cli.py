@@ -124,6 +124,13 @@ def keygen(out_dir, name, passphrase):
               help="Policy: boxes must not match more leniently than this distance.")
 @click.option("--retention-days", type=click.IntRange(0, 3650), default=31, show_default=True,
               help="Policy: how long alerts raised on this list may be kept.")
+@click.option("--target-fpir", type=click.FloatRange(0, 0.5, min_open=True), default=0.001, show_default=True,
+              help="Policy: the share of passers-by who may alert (0.001 = 1 in 1,000); the threshold is derived "
+                   "from it for this list's size.")
+@click.option("--rule", type=click.Choice(["ratio", "distance"]), default="ratio", show_default=True,
+              help="Decision rule: nearest/second-nearest ratio (the list as its own cohort) or plain distance.")
+@click.option("--calibration", "calibration_path", default=None, type=click.Path(dir_okay=False),
+              help="Impostor calibration from 'edge eval --calibrate' (default: the one shipped with the box).")
 @click.option("--min-face-px", type=click.IntRange(20), default=QualityConfig.min_face_px, show_default=True)
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Encode images in this many processes (thousands of images: one per core).")
@@ -131,8 +138,13 @@ def keygen(out_dir, name, passphrase):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .wlb file to write.")
 @user_errors
 def build(images_dir, refs, box_file, issuer_key, expires, not_before, deployment, sequence, max_entries,
-          threshold_floor, retention_days, min_face_px, jobs, strict, output):
-    """Build a watch list for one box from REFS and the reference images in IMAGES."""
+          threshold_floor, retention_days, target_fpir, rule, calibration_path, min_face_px, jobs, strict, output):
+    """Build a watch list for one box from REFS and the reference images in IMAGES.
+
+    The threshold follows the list: it is derived for the list's size from TARGET_FPIR and the
+    calibration, pooled with the list's own entries searched against each other, and signed into
+    the bundle with its expected false-alert rate.
+    """
     from tqdm import tqdm
 
     from edge.watchlist import bundle_v2
@@ -157,12 +169,15 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
         raise EdgeError("no usable entries: no list written")
     if len(res.entries) > max_entries:
         raise EdgeError(f"{len(res.entries)} entries is over --max-entries {max_entries}: no list written")
+    op = _operating_point(res.templates, calibration_path, target_fpir, threshold_floor, rule)
+    click.echo(f"operating point: {op.describe()}")
     header = {
         "list_id": secrets.token_hex(8), "deployment": deployment, "box_id": box["box_id"],
         "created": bundle.fmt_time(now), "not_before": bundle.fmt_time(nb), "not_after": bundle.fmt_time(na),
         "sequence": int(now.timestamp()) if sequence is None else sequence, "entries": len(res.entries),
         "policy": {"max_entries": max_entries, "threshold_floor": threshold_floor,
-                   "retention_days": retention_days},
+                   "retention_days": retention_days, "target_fpir": target_fpir},
+        "operating": op.to_json(),
     }
     write_bundle(Path(output), lambda f: bundle_v2.write(header, items(res), key, box["wl_public"], f))
     click.echo(f"{output}: list {header['list_id']} for box {box['box_id']}, {len(res.entries)} entries "
@@ -186,6 +201,18 @@ def write_bundle(path: Path, writer) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _operating_point(templates, calibration_path, target_fpir, cap, rule):
+    """The list's operating point: derived for its size, pooled with its own N searches of itself."""
+    import numpy as np
+
+    from edge.watchlist import operating
+
+    owners = np.concatenate([np.full(len(np.asarray(t).reshape(-1, 128)), i) for i, t in enumerate(templates)])
+    rows = np.concatenate([np.asarray(t, np.float32).reshape(-1, 128) for t in templates])
+    cal = operating.load_calibration(calibration_path)
+    return operating.derive(cal, len(templates), target_fpir, cap, rule, own=operating.own_searches(rows, owners))
 
 
 def _verified_header(path, issuer_key) -> dict:
@@ -217,8 +244,18 @@ def inspect(path, issuer_key, as_json):
                  ("entries", h["entries"]), ("sequence", h["sequence"]), ("created", h["created"]),
                  ("valid", f"{h['not_before']} .. {h['not_after']}"),
                  ("policy", f"max {pol['max_entries']} entries, threshold floor {pol['threshold_floor']}, "
-                            f"alerts kept {pol['retention_days']} days")]:
+                            f"alerts kept {pol['retention_days']} days")] + _operating_rows(h):
         click.echo(f"{k:>11}: {v}")
+
+
+def _operating_rows(h: dict) -> list[tuple[str, str]]:
+    from edge.watchlist import operating
+
+    try:
+        op = operating.OperatingPoint.from_json(h["operating"])
+    except (KeyError, TypeError, ValueError):
+        return [("operating", "none signed (the box derives one for the list's size)")]
+    return [("operating", op.describe())]
 
 
 @cli.command("verify-receipt")

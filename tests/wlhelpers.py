@@ -34,18 +34,21 @@ def make_bundle(issuer_key: Ed25519PrivateKey, box_wl_public: bytes, faces=("ale
                 sequence: int = 1, not_before: str | None = None, not_after: str | None = None,
                 max_entries: int = 100, threshold_floor: float = 0.6, list_id: str | None = None,
                 version: int = bundle_v2.VERSION, entries: list | None = None, templates: list | None = None,
-                header: dict | None = None, **kw) -> bytes:
+                policy: dict | None = None, header: dict | None = None, **kw) -> bytes:
     """A bundle of the sample faces (or of ``entries`` and ``templates``): version 2 unless asked for 1
-    (any other ``version`` is written in the version-1 layout, to test its refusal)."""
+    (any other ``version`` is written in the version-1 layout, to test its refusal). ``policy`` and
+    ``header`` add signed fields."""
     if entries is None:
         entries = [Entry(ref=f"PN-{i:04d}", category="wanted", reason="test", image_jpeg=face(f)[1])
                    for i, f in enumerate(faces)]
         templates = [face(f)[0][None] for f in faces]
+    extra, header = header, None
     header = {"list_id": list_id or f"list-{sequence}", "deployment": "test op", "box_id": "box",
               "created": t(), "not_before": not_before or t(minutes=-1),
               "not_after": not_after or t(hours=2), "sequence": sequence, "entries": len(entries),
-              "policy": {"max_entries": max_entries, "threshold_floor": threshold_floor, "retention_days": 31},
-              **(header or {})}
+              "policy": {"max_entries": max_entries, "threshold_floor": threshold_floor, "retention_days": 31,
+                         **(policy or {})},
+              **(extra or {})}
     if version == bundle_v2.VERSION:
         items = [bundle_v2.Item(e.ref, e.category, e.reason, t, [bundle_v2.RefImage(e.image_jpeg)])
                  for e, t in zip(entries, templates, strict=True)]

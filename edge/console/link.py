@@ -46,7 +46,8 @@ class BoxLink:
 
     def info(self) -> dict:
         return {"endpoint": self.endpoint, "box_id": self.box_id, "state": self.state,
-                "cameras": self.box_status.get("cameras", {}), **self.counts}
+                "cameras": self.box_status.get("cameras", {}), "accuracy": _accuracy(self.box_status),
+                **self.counts}
 
     # -- the link thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -140,7 +141,8 @@ class BoxLink:
             return
         if msg["outbox"] != outbox:  # a box (or outbox) this console has not heard from: start over
             self.store.set_position(self.endpoint, msg["box_id"], msg["outbox"], 0)
-        changed = msg.get("cameras") != self.box_status.get("cameras") or self.box_id != msg["box_id"]
+        changed = (msg.get("cameras") != self.box_status.get("cameras") or self.box_id != msg["box_id"]
+                   or _accuracy(msg) != _accuracy(self.box_status))
         self.box_id, self.box_status = msg["box_id"], msg
         if changed:
             self.on_change("link", self.info())
@@ -161,3 +163,19 @@ class BoxLink:
                 self.on_change(msg["type"], msg)
             last = msg["seq"]
         self._send(protocol.ack(outbox=outbox, seq=last))
+
+
+def _accuracy(status: dict) -> dict:
+    """The box's expected and measured false-alert rates, as plain numbers (shown, never trusted)."""
+    acc = status.get("accuracy")
+    if not isinstance(acc, dict):
+        return {}
+    keep = {}
+    for key in ("expected_fpir", "measured_fpir", "false_alerts", "faces"):
+        v = acc.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            keep[key] = v
+    op = acc.get("operating")
+    if isinstance(op, dict) and isinstance(op.get("list_size"), int):
+        keep["list_size"] = op["list_size"]
+    return keep

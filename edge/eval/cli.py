@@ -32,12 +32,22 @@ from edge.errors import EdgeError
               help="With --recommend: the highest acceptable share of unlisted people who alert.")
 @click.option("--plot", "plot_path", default="eval-det.png", show_default=True,
               type=click.Path(dir_okay=False), help="Where to write the DET plot (PNG).")
+@click.option("--list-sizes", default=None,
+              help="Comma-separated list sizes (e.g. 10,100,1000): open-set FNIR/FPIR per size for both decision "
+                   "rules, calibrated on half of the people and measured on the other half.")
+@click.option("--target-fpir", type=click.FloatRange(0, 0.5, min_open=True), default=None,
+              help="With --list-sizes: the policy's target (default: match.target_fpir of the config).")
+@click.option("--fuse", type=click.IntRange(1, 10), default=1, show_default=True,
+              help="With --list-sizes: each search is the mean of this many photos of one person (track fusion).")
+@click.option("--calibrate", "calibrate_path", default=None, type=click.Path(dir_okay=False),
+              help="Write an impostor calibration of this data set to this file (for match.calibration and "
+                   "'enrol build --calibration').")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON (see docs/eval.md).")
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress bar while encoding (default: when stderr is a terminal).")
 @user_errors
 def eval_command(dataset, config_path, groups_csv, threshold, splits, enrol_share, refs, seed, recommend,
-                 max_fpir, plot_path, as_json, progress):
+                 max_fpir, list_sizes, target_fpir, fuse, calibrate_path, plot_path, as_json, progress):
     """Measure accuracy on DATASET, a folder of identity subfolders (person/*.jpg).
 
     Runs the live pipeline's detector, alignment, quality gate and encoder on every image, then
@@ -64,6 +74,9 @@ def eval_command(dataset, config_path, groups_csv, threshold, splits, enrol_shar
     ds = dataset_mod.load(dataset, groups_csv)
     bar = dict(desc="encoding", unit="img", file=sys.stderr, disable=None if progress is None else not progress)
     enc = encode.encode_dataset(ds, det, qual, backend, progress=lambda it: tqdm(it, **bar))
+    if calibrate_path or list_sizes:
+        _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, seed, refs, fuse, as_json)
+        return
     settings = report.Settings(
         threshold=round(threshold, 4), threshold_floor=match.threshold_floor, splits=splits, seed=seed,
         enrol_share=enrol_share, refs=refs, max_fpir=max_fpir if recommend else None,
@@ -78,3 +91,31 @@ def eval_command(dataset, config_path, groups_csv, threshold, splits, enrol_shar
     else:
         click.echo(report.format_text(rep))
         click.echo(f"\nDET plot written to {plot_path}")
+
+
+def _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, seed, refs, fuse, as_json):
+    """--calibrate and --list-sizes: the operating point's side of the evaluation (edge/eval/scale.py)."""
+    from pathlib import Path
+
+    from edge.eval import scale
+    from edge.identity import write_atomic
+    from edge.watchlist import operating
+
+    if calibrate_path:
+        cal = operating.calibrate(enc.descriptors, enc.labels, name=Path(ds.root).name,
+                                  source=f"{ds.root} ({len(set(enc.labels.tolist()))} people)", seed=seed)
+        write_atomic(Path(calibrate_path), (json.dumps(cal.to_json(), separators=(",", ":")) + "\n").encode())
+        click.echo(f"calibration of {cal.identities} people, list sizes up to {cal.sizes[-1]}, written to "
+                   f"{calibrate_path}", err=as_json)
+    if not list_sizes:
+        return
+    try:
+        sizes = [int(x) for x in str(list_sizes).split(",") if x.strip()]
+        if not sizes or min(sizes) < 1:
+            raise ValueError
+    except ValueError:
+        raise EdgeError(f"--list-sizes {list_sizes!r} is not a comma-separated list of sizes "
+                        "like 10,100,1000") from None
+    target = target_fpir or match.target_fpir
+    rep = scale.evaluate(enc.descriptors, enc.labels, sizes, splits, seed, target, match.threshold, refs, fuse)
+    click.echo(json.dumps(rep, indent=1, sort_keys=True) if as_json else scale.format_table(rep))

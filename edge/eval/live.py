@@ -41,8 +41,12 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def summary(counts: dict, target: float, min_decisions: int = MIN_DECISIONS) -> dict:
-    """The live accuracy figures from the daemon's counters (JSON-able, for ``edge status``)."""
+def summary(counts: dict, target: float, min_decisions: int = MIN_DECISIONS, expected: dict | None = None) -> dict:
+    """The live accuracy figures from the daemon's counters (JSON-able, for ``edge status``).
+
+    ``expected``: the list's operating point (``OperatingPoint.to_json()``): its expected false-alert
+    rate per face is shown next to the rate measured from the operators' decisions.
+    """
     faces, alerts = counts.get("encodings", 0), counts.get("alerts", 0)
     false = counts.get(FALSE, 0)
     decided = counts.get(CONFIRMED, 0) + false + counts.get(DISMISSED_OTHER, 0)
@@ -64,18 +68,32 @@ def summary(counts: dict, target: float, min_decisions: int = MIN_DECISIONS) -> 
         "target": target,
         "alerts_per_1000_faces": round(1000 * alerts / faces, 3) if faces else None,
         "faces_per_false_alert": round(faces / false) if false else None,
+        "expected_fpir": expected.get("expected_fpir") if expected else None,
+        "measured_fpir": round(false / faces, 6) if faces else None,
+        "operating": expected or None,
         "warning": warning,
     }
 
 
+def _one_in(rate: float) -> str:
+    return f"1 per {max(1, round(1 / rate)):,}" if rate > 0 else "none"
+
+
 def format_line(s: dict) -> str:
     """One line for ``edge status`` and the console, plus the warning on its own line when raised."""
+    text = ""
+    if s.get("expected_fpir") is not None:
+        op = s.get("operating") or {}
+        text = (f"expected false alerts: {_one_in(s['expected_fpir'])} faces ({op.get('rule', '?')} rule, "
+                f"list of {op.get('list_size', '?')}); measured: "
+                + (f"{_one_in(s['measured_fpir'])} faces" if s.get("measured_fpir") else "none yet")
+                + f" ({s['false_alerts']} not the person of {s['faces']} faces)\n")
     if s["decided"]:
         lo, hi = s["false_alert_rate_ci95"]
-        text = (f"false alerts: {s['false_alerts']} of {s['decided']} decided ({s['false_alert_rate']:.1%}, "
+        text += (f"false alerts: {s['false_alerts']} of {s['decided']} decided ({s['false_alert_rate']:.1%}, "
                 f"95% CI {lo:.1%}-{hi:.1%}; target {s['target']:.0%})")
     else:
-        text = f"false alerts: no decided alerts yet (target {s['target']:.0%})"
+        text += f"false alerts: no decided alerts yet (target {s['target']:.0%})"
     if s["alerts_per_1000_faces"] is not None:
         text += f"; {s['alerts_per_1000_faces']:g} alerts per 1000 faces"
     if s["faces_per_false_alert"]:

@@ -32,6 +32,7 @@ from edge.pipeline.alerting import AlertPolicy
 from edge.pipeline.control import ControlServer
 from edge.pipeline.health import Latency, camera_line
 from edge.pipeline.supervisor import CameraProcess
+from edge.watchlist import operating
 from edge.watchlist.base import Matcher
 
 log = logging.getLogger("edge")
@@ -134,6 +135,9 @@ class Daemon:
             from edge.watchlist.folder import load_folder
 
             wl = load_folder(self.cfg.watchlist.folder, self.cfg.encode.backend)
+            m = self.cfg.match
+            wl.operating, _ = operating.for_list(operating.load_calibration(m.calibration or None), len(wl),
+                                                 m.threshold, m.target_fpir, m.rule)
             self.matcher.swap(wl)
             self.record("watchlist_loaded", issuer=wl.issuer, list_id=wl.list_id, entries=len(wl), arrived="folder",
                         file=str(self.cfg.watchlist.folder), refs=[e.ref for e in wl.entries],
@@ -173,7 +177,7 @@ class Daemon:
                               ident.curve_secret, self.box_id, retention_s=retention_days * 86400.0,
                               on_adjudication=self.on_adjudication, record=self.record,
                               prune=lambda: sweep(self.cfg.state_dir, retention_days, record=self.record),
-                              status=lambda: {"cameras": self.camera_states()})
+                              status=lambda: {"cameras": self.camera_states(), "accuracy": self.accuracy()})
             channel.start()
         except (OSError, sqlite3.Error) as exc:
             why = getattr(exc, "strerror", None) or str(exc)
@@ -388,6 +392,12 @@ class Daemon:
         if kind == "deployment_end" and fields.get("reason") == "window closed" and self.watchlist is not None:
             self.watchlist.deployment_ended(str(fields["deployment_id"]))  # lists live for one deployment
 
+    def accuracy(self) -> dict:
+        """Live false-alert figures beside the expected ones of the list in force (status, consoles)."""
+        wl = self.matcher.current
+        op = wl.operating.to_json() if wl is not None and wl.operating is not None else None
+        return live.summary(self.counts, self.cfg.match.max_false_alert_rate, expected=op)
+
     def status_command(self, _req: dict) -> dict:
         wl = self.matcher.current
         return {
@@ -400,7 +410,7 @@ class Daemon:
             "alerts_sent": self.counts["alerts"],
             "counts": dict(self.counts),
             "latency_ms": self.latency.summary(),
-            "accuracy": live.summary(self.counts, self.cfg.match.max_false_alert_rate),
+            "accuracy": self.accuracy(),
             "channel": self.publisher.info() if self.publisher else {},
             "deployment": self.duties.status(),
             "cameras": {cid: {"state": c.state, "restarts": c.restarts, "stats": c.stats}

@@ -12,6 +12,8 @@ from datetime import datetime
 
 import numpy as np
 
+from edge.watchlist.operating import OperatingPoint
+
 CATEGORIES = ("wanted", "missing person", "known offender", "other")
 
 
@@ -47,11 +49,16 @@ class WatchList:
     meta: dict = field(default_factory=dict)
     row_images: np.ndarray | None = None  # (n,) int: image number of each template row (v2 bundles)
     image_store: object | None = None  # reads image i from the stored bundle: .read(i) -> bytes, .close()
+    operating: OperatingPoint | None = None  # how hits are decided for this list (edge/watchlist/operating.py)
 
     def __post_init__(self):
         self.templates = np.ascontiguousarray(self.templates, dtype=np.float32).reshape(-1, 128)
         self.owners = np.asarray(self.owners, dtype=np.int64)
         self._sq = np.einsum("ij,ij->i", self.templates, self.templates)
+        # rows of one entry are contiguous (every loader writes them so): per-entry minima by segment
+        self._starts = np.flatnonzero(np.r_[True, self.owners[1:] != self.owners[:-1]]) if len(self.owners) else \
+            np.zeros(0, np.int64)
+        self._one_per_entry = len(self._starts) == len(self.owners)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -117,6 +124,46 @@ class WatchList:
         if self.image_store is None or self.row_images is None:
             return self.entries[int(self.owners[row])].image_jpeg
         return self.image_store.read(int(self.row_images[row]))
+    def nearest2_batch(self, probes: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(nearest entry, its distance, the second-nearest *entry*'s distance) for each of (k, 128) probes.
+
+        The second-nearest is another entry's best template (the list as its own cohort,
+        edge/watchlist/operating.py); inf when the list has one entry.
+        """
+        probes = np.ascontiguousarray(probes, dtype=np.float32).reshape(-1, 128)
+        k = len(probes)
+        inf = np.full(k, np.inf, dtype=np.float64)
+        if len(self.templates) == 0:
+            return np.full(k, -1, dtype=np.int64), inf, inf.copy()
+        b1, b2, arg = inf.copy(), inf.copy(), np.zeros(k, dtype=np.int64)
+        rows = np.arange(k)
+        starts = self._starts
+        for s in range(0, len(starts), chunk):  # blocks of whole entries
+            e0, e1 = s, min(s + chunk, len(starts))
+            r0 = starts[e0]
+            r1 = starts[e1] if e1 < len(starts) else len(self.templates)
+            d2 = probes @ self.templates[r0:r1].T
+            d2 *= -2.0
+            d2 += self._sq[r0:r1]
+            if not self._one_per_entry:
+                d2 = np.minimum.reduceat(d2, starts[e0:e1] - r0, axis=1)
+            if d2.shape[1] >= 2:
+                two = np.argpartition(d2, 1, axis=1)[:, :2]
+                v = d2[rows[:, None], two]
+                swap = v[:, 1] < v[:, 0]
+                two[swap] = two[swap][:, ::-1]
+                v[swap] = v[swap][:, ::-1]
+            else:
+                two, v = np.zeros((k, 1), np.int64), d2
+            c1 = v[:, 0].astype(np.float64)
+            c2 = v[:, 1].astype(np.float64) if v.shape[1] > 1 else inf
+            new1 = c1 < b1
+            b2 = np.where(new1, np.minimum(b1, c2), np.minimum(b2, c1))
+            arg = np.where(new1, two[:, 0] + e0, arg)
+            b1 = np.where(new1, c1, b1)
+        pp = np.einsum("ij,ij->i", probes, probes).astype(np.float64)
+        entry = self.owners[starts[arg]]
+        return entry, np.sqrt(np.maximum(b1 + pp, 0.0)), np.sqrt(np.maximum(b2 + pp, 0.0))
 
     def wipe(self) -> None:
         """Overwrite the templates in memory before letting go of them (purge)."""
@@ -149,10 +196,17 @@ class Matcher:
         return self.match_batch(np.asarray(probe, dtype=np.float32).reshape(1, 128))[0]
 
     def match_batch(self, probes: np.ndarray) -> list[tuple[Entry, float] | None]:
-        """For each probe, (entry, distance) when the nearest entry is within the threshold, else None."""
+        """For each probe, (entry, distance) when it is a hit under the list's operating point, else None.
+
+        A list without an operating point (tests, tools) is matched on the plain distance threshold.
+        Either way the box's own ``threshold`` caps the distance.
+        """
         wl = self._list
         if wl is None:
             return [None] * len(probes)
-        idx, dist = wl.nearest_batch(probes)
-        return [(wl.entries[i], float(d)) if i >= 0 and d <= self.threshold else None
-                for i, d in zip(idx, dist, strict=True)]
+        idx, d1, d2 = wl.nearest2_batch(probes)
+        hit = d1 <= self.threshold
+        if wl.operating is not None:
+            hit &= wl.operating.hits(d1, d2)
+        return [(wl.entries[i], float(d)) if i >= 0 and h else None
+                for i, d, h in zip(idx, d1, hit, strict=True)]

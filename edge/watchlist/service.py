@@ -34,7 +34,7 @@ from edge import identity as identity_mod
 from edge.alerts import messages
 from edge.errors import EdgeError
 from edge.identity import write_atomic
-from edge.watchlist import bundle, reader, receipt
+from edge.watchlist import bundle, operating, reader, receipt
 from edge.watchlist.base import Matcher, WatchList
 from edge.watchlist.bundle import BundleError, parse_time
 from edge.watchlist.stream import Source
@@ -211,7 +211,21 @@ class WatchlistService:
         if threshold > h["policy"]["threshold_floor"]:
             raise BundleError(f"this box matches at distance {threshold}, more lenient than the list's "
                               f"threshold floor {h['policy']['threshold_floor']}: lower match.threshold")
+        self.operating_point(h)  # refused here, before decrypting, if it breaks the list's own policy
         return c
+
+    def operating_point(self, h: dict) -> operating.OperatingPoint:
+        """How this list will be matched: its signed operating point re-checked, or one derived for it."""
+        m = self.cfg.match
+        cap = min(self.matcher.threshold if self.matcher else m.threshold, float(h["policy"]["threshold_floor"]))
+        signed = h["policy"].get("target_fpir")
+        ok = isinstance(signed, int | float) and not isinstance(signed, bool) and 0.0 < signed < 1.0
+        target = min(m.target_fpir, float(signed)) if ok else m.target_fpir
+        op, problem = operating.for_list(operating.load_calibration(m.calibration or None), int(h["entries"]),
+                                         cap, target, m.rule, h.get("operating"))
+        if problem:
+            raise BundleError(problem)
+        return op
 
     def open(self, data: bytes | Path | Source, *, reload: bool = False) -> WatchList:
         """Check, decrypt and validate a bundle (bytes, or a file a version-2 list then reads its
@@ -220,7 +234,9 @@ class WatchlistService:
         src = data if isinstance(data, Source) else open_bundle_file(data) if isinstance(data, Path) \
             else Source(bytes(data))
         try:
-            wl = reader.open_list(self.check(src, reload=reload), self.identity.wl_key)
+            c = self.check(src, reload=reload)
+            wl = reader.open_list(c, self.identity.wl_key)
+            wl.operating = self.operating_point(c.header)
         except MALFORMED as exc:
             src.close()
             raise BundleError(f"the bundle is malformed ({exc.__class__.__name__}): refused") from None

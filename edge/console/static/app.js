@@ -46,6 +46,15 @@ function renderHealth(state) {
       c.className = `chip cam ${st}`; c.dataset.camera = cam; c.textContent = `${cam}: ${st}`;
       h.append(c);
     }
+    const acc = link.accuracy || {};
+    if (acc.expected_fpir !== undefined) {  // what the list's operating point promises, and what operators found
+      const c = document.createElement("span");
+      const oneIn = r => r > 0 ? `1 per ${Math.round(1 / r).toLocaleString("en")}` : "none yet";
+      c.className = "chip accuracy"; c.dataset.accuracy = "1";
+      c.textContent = `expected false alerts: ${oneIn(acc.expected_fpir)} faces · measured: ${oneIn(acc.measured_fpir || 0)}` +
+        (acc.faces ? ` (${acc.false_alerts || 0} of ${acc.faces.toLocaleString("en")} faces)` : "");
+      h.append(c);
+    }
   }
 }
 

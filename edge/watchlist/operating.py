@@ -1,0 +1,333 @@
+"""The operating point: how a hit is decided, derived from a target false-alert rate for *this* list.
+
+A raw distance threshold does not hold its false-alert rate as a list grows: every extra entry is one
+more chance for a passer-by to fall within it (1,000 entries at 0.6 alert on most people). So the
+issuer signs a *target* FPIR (the share of passers-by who may alert, e.g. 1 in 1,000) and the
+threshold is derived for the list's size from a :class:`Calibration` of non-mated searches
+(``edge eval --calibrate``; a default one ships with the box, docs/eval.md says how it was made).
+
+Decision rules (one home: :func:`scores` and :meth:`OperatingPoint.hits`):
+
+- ``distance``: the nearest entry's distance ``d1`` is at or under the threshold (the classic rule);
+- ``ratio`` (default): the list is its own cohort: ``d1 / min(d2, 0.8)`` (``d2`` the second-nearest
+  *entry*) is at or under the threshold, and ``d1`` at or under the distance cap. A passer-by tends
+  to be about as far from the nearest entry as from the next one; a listed person is much nearer
+  their own entry than any other. On lfw-dev it misses far fewer listed people at the same FPIR
+  (docs/eval.md, ``make bench``).
+
+Both rules also keep the box's distance cap (``match.threshold`` and the list's threshold floor).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import EdgeError
+
+RULES = ("ratio", "distance")
+DEFAULT_RULE = "ratio"
+DEFAULT_TARGET_FPIR = 0.001  # 1 false alert per 1,000 passers-by
+RATIO_D2_CAP = 0.8  # a second-nearest entry farther than this counts as this far (tiny lists)
+TAIL_FIT = 30  # below this many calibration samples, FPIR comes from a power-law fit of the tail
+CAL_FORMAT = "edge-calibration"
+CAL_VERSION = 1
+
+
+def scores(d1, d2, rule: str) -> np.ndarray:
+    """The decision score of searches with nearest distance ``d1`` and second-nearest entry ``d2``."""
+    d1 = np.asarray(d1, dtype=np.float64)
+    if rule == "distance":
+        return d1
+    if rule == "ratio":
+        return d1 / np.minimum(np.asarray(d2, dtype=np.float64), RATIO_D2_CAP)
+    raise EdgeError(f"unknown decision rule {rule!r} (use one of: {', '.join(RULES)})")
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    rule: str
+    threshold: float  # on the rule's score
+    cap: float  # the nearest distance must also be at or under this
+    list_size: int
+    target_fpir: float
+    expected_fpir: float  # at this point, for this list size, from the calibration (and the list)
+    calibration: str = ""
+    extrapolated: bool = False  # the list is larger than the calibration reached
+
+    def hits(self, d1, d2) -> np.ndarray:
+        return (np.asarray(d1) <= self.cap) & (scores(d1, d2, self.rule) <= self.threshold)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        for k in ("threshold", "cap"):  # rounded down: never more lenient than derived
+            d[k] = math.floor(float(d[k]) * 1e5) / 1e5
+        d["expected_fpir"] = float(f"{d['expected_fpir']:.4g}")
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> OperatingPoint:
+        return cls(rule=str(d["rule"]), threshold=float(d["threshold"]), cap=float(d.get("cap", 2.0)),
+                   list_size=int(d.get("list_size", 0)), target_fpir=float(d.get("target_fpir", 0.0)),
+                   expected_fpir=float(d.get("expected_fpir", 0.0)), calibration=str(d.get("calibration", "")),
+                   extrapolated=bool(d.get("extrapolated", False)))
+
+    def describe(self) -> str:
+        return (f"{self.rule} rule at {self.threshold:.3f} (distance cap {self.cap:.2f}) for {self.list_size} "
+                f"entries: expected false alerts {one_in(self.expected_fpir)} passers-by"
+                + (" (extrapolated beyond the calibration)" if self.extrapolated else ""))
+
+
+def one_in(fpir: float) -> str:
+    """``1 per 1,234`` for a rate (what an operator reads)."""
+    if fpir <= 0:
+        return "fewer than 1 per 1,000,000"
+    return f"1 per {max(1, round(1 / fpir)):,}"
+
+
+@dataclass
+class Calibration:
+    """Lowest scores of simulated non-mated searches per list size, per rule (docs/eval.md)."""
+
+    name: str
+    source: str
+    identities: int
+    sizes: list[int]
+    samples: dict[int, int]  # searches simulated per size
+    low: dict[str, dict[int, list[list[float]]]] = field(default_factory=dict)  # rule -> size -> [[score, d1]]
+    median_d1: dict[int, float] = field(default_factory=dict)  # the median passer-by's nearest distance per size
+
+    def ratio_cap(self, n: int) -> float:
+        """The ratio rule's own distance cap for a list of ``n``: nearer than the median passer-by's nearest
+        entry. It tightens as the list grows (more entries, nearer neighbours) and costs almost no listed
+        person, whose own entry is far nearer than that; beyond the calibrated sizes it follows the trend
+        of the last two in log size."""
+        sizes = [s for s in self.sizes if s in self.median_d1]
+        if not sizes:
+            return 2.0
+        x, y = np.log(sizes), np.array([self.median_d1[s] for s in sizes])
+        if n <= sizes[-1] or len(sizes) < 2:
+            return float(np.interp(np.log(max(n, 1)), x, y))
+        slope = min(0.0, (y[-1] - y[-2]) / (x[-1] - x[-2]))
+        return float(y[-1] + slope * (np.log(n) - x[-1]))
+
+    def fpir(self, rule: str, n: int, threshold: float, cap: float) -> tuple[float, bool]:
+        """(expected FPIR, extrapolated) of ``rule`` at ``threshold``/``cap`` on a list of ``n`` entries."""
+        n = max(1, int(n))
+        sizes = self.sizes
+        if n >= sizes[-1]:
+            return self._at(rule, sizes[-1], threshold, cap), n > sizes[-1]
+        hi = next(i for i, s in enumerate(sizes) if s >= n)
+        if sizes[hi] == n or hi == 0:
+            return self._at(rule, sizes[hi], threshold, cap), False
+        a, b = sizes[hi - 1], sizes[hi]
+        w = (np.log(n) - np.log(a)) / (np.log(b) - np.log(a))  # FPIR is smooth in log list size
+        return float((1 - w) * self._at(rule, a, threshold, cap) + w * self._at(rule, b, threshold, cap)), False
+
+    def _at(self, rule: str, size: int, threshold: float, cap: float) -> float:
+        low = np.asarray(self.low[rule][size], dtype=np.float64).reshape(-1, 2)
+        n = self.samples[size]
+        ok = (low[:, 0] <= threshold) & (low[:, 1] <= cap)
+        k = int(ok.sum())
+        if k >= TAIL_FIT:
+            return k / n
+        # the sparse lower tail: P(score <= t) ~ c t^a (the nearest of many far points), fitted on the
+        # ranks 5..100 under the cap (the very lowest few are single look-alike pairs, not a trend)
+        s = np.sort(low[low[:, 1] <= cap, 0])[:100]
+        if len(s) < 20 or threshold <= 0:
+            return k / n
+        ranks = np.arange(1, len(s) + 1) / n
+        a, logc = np.polyfit(np.log(np.maximum(s[4:], 1e-6)), np.log(ranks[4:]), 1)
+        return float(max(k / n if k > 4 else 0.0, min(TAIL_FIT / n, np.exp(logc) * threshold ** max(a, 1.0))))
+
+    def threshold_for(self, rule: str, n: int, target: float, cap: float) -> tuple[float, float, bool]:
+        """(the most lenient threshold whose expected FPIR is within ``target``, that FPIR, extrapolated)."""
+        cands = sorted({round(float(s), 5) for size in self.sizes for s, d in self.low[rule][size] if d <= cap})
+        lo, hi = 0.0, (cands[-1] if cands else cap)
+        best = 0.0
+        for _ in range(40):  # FPIR only grows with the threshold: bisect
+            mid = (lo + hi) / 2
+            if self.fpir(rule, n, mid, cap)[0] <= target:
+                best, lo = mid, mid
+            else:
+                hi = mid
+        f, extra = self.fpir(rule, n, best, cap)
+        return best, f, extra
+
+    def to_json(self) -> dict:
+        return {"format": CAL_FORMAT, "version": CAL_VERSION, "name": self.name, "source": self.source,
+                "identities": self.identities, "sizes": self.sizes,
+                "median_d1": {str(k): round(v, 4) for k, v in self.median_d1.items()},
+                "samples": {str(k): v for k, v in self.samples.items()},
+                "low": {r: {str(k): v for k, v in by.items()}
+                        for r, by in self.low.items()}}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Calibration:
+        if not isinstance(d, dict) or d.get("format") != CAL_FORMAT:
+            raise EdgeError("not an edge calibration file (make one with 'edge eval --calibrate')")
+        if d.get("version") != CAL_VERSION:
+            raise EdgeError(f"unsupported calibration version {d.get('version')} (this box reads {CAL_VERSION})")
+        try:
+            sizes = sorted(int(s) for s in d["sizes"])
+            return cls(name=str(d["name"]), source=str(d["source"]), identities=int(d["identities"]),
+                       sizes=sizes, samples={int(k): int(v) for k, v in d["samples"].items()},
+                       low={r: {int(k): v for k, v in by.items()} for r, by in d["low"].items()},
+                       median_d1={int(k): float(v) for k, v in d.get("median_d1", {}).items()})
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise EdgeError("the calibration file is damaged (a field is missing or of the wrong type)") from None
+
+
+def load_calibration(path: str | Path | None = None) -> Calibration:
+    """A calibration file, or the one that ships with the box when ``path`` is empty."""
+    try:
+        text = (Path(path).read_text() if path
+                else resources.files("edge.watchlist").joinpath("calibration.json").read_text())
+        return Calibration.from_json(json.loads(text))
+    except OSError as exc:
+        raise EdgeError(f"cannot read calibration file {path}: {exc.strerror}") from None
+    except ValueError:
+        raise EdgeError(f"calibration file {path} is not valid JSON") from None
+
+
+def derive(cal: Calibration, n: int, target: float, cap: float, rule: str = DEFAULT_RULE,
+           own: tuple[np.ndarray, np.ndarray] | None = None) -> OperatingPoint:
+    """The operating point for a list of ``n`` entries that meets ``target`` FPIR.
+
+    ``own``: (d1, d2) of the list's own entries searched against the rest of the list (build time:
+    N different-person searches of this list's population). Their FPIR is pooled with the
+    calibration's, weighted by the number of searches, so a list of unusually alike faces is
+    held to the target too.
+    """
+    if rule not in RULES:
+        raise EdgeError(f"unknown decision rule {rule!r} (use one of: {', '.join(RULES)})")
+    if not 0.0 < target < 1.0:
+        raise EdgeError(f"target false-alert rate {target} must be between 0 and 1")
+    if rule == "ratio":
+        cap = min(cap, cal.ratio_cap(n))
+    thr, f, extra = cal.threshold_for(rule, n, target, cap)
+    if own is not None and len(own[0]) >= 2:
+        d1, d2 = own
+        m = len(d1)
+        w_cal = cal.samples[min(cal.sizes, key=lambda s: abs(np.log(s) - np.log(max(n, 1))))]
+        pooled = lambda t: (w_cal * cal.fpir(rule, n, t, cap)[0]
+                            + np.count_nonzero((d1 <= cap) & (scores(d1, d2, rule) <= t))) / (w_cal + m)
+        while thr > 0 and pooled(thr) > target:
+            thr *= 0.995
+        f = pooled(thr)
+    return OperatingPoint(rule, float(thr), float(cap), int(n), float(target), float(f), cal.name, extra)
+
+
+def expected(cal: Calibration, op: OperatingPoint, n: int) -> float:
+    """The box's own estimate of ``op``'s FPIR for a list of ``n`` (a signed point is re-checked)."""
+    return cal.fpir(op.rule, n, op.threshold, op.cap)[0]
+
+
+# -- making a calibration (edge eval --calibrate) ---------------------------------------------------
+
+CAL_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
+MIN_CAL_PEOPLE = 50  # fewer say nothing about a tail of 1 in 1,000
+KEEP_SHARE = 0.02  # the lowest 2 % of each size's scores are kept: FPIR targets up to 2 %
+
+
+def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed: int = 0,
+              reps: int = 20, sizes=CAL_SIZES) -> Calibration:
+    """Simulate non-mated searches: each identity's face against ``reps`` random lists of others."""
+    rng = np.random.default_rng(seed)
+    idents = np.unique(labels)
+    if len(idents) < MIN_CAL_PEOPLE:
+        raise EdgeError(f"a calibration needs faces of at least {MIN_CAL_PEOPLE} different people "
+                        f"(this data set has {len(idents)} with a usable face)")
+    one = np.array([rng.choice(np.flatnonzero(labels == i)) for i in idents])
+    p = np.asarray(desc, np.float64)[one]
+    sq = (p * p).sum(1)
+    dm = np.sqrt(np.maximum(sq[:, None] - 2 * p @ p.T + sq[None, :], 0.0))
+    m = len(p)
+    rows = np.arange(m)[:, None]
+    usable = [s for s in sizes if s <= m - 1] or [m - 1]
+    samples, low, median = {}, {r: {} for r in RULES}, {}
+    for size in usable:
+        d1s, d2s = [], []
+        for _ in range(reps):
+            keys = rng.random((m, m))
+            keys[np.arange(m), np.arange(m)] = 2.0  # never the probe's own face
+            pick = np.argpartition(keys, size - 1, axis=1)[:, :size] if size < m else None
+            d = dm[rows, pick]
+            if size == 1:
+                d1s.append(d[:, 0])
+                d2s.append(np.full(m, np.inf))
+                continue
+            two = np.partition(d, 1, axis=1)[:, :2]
+            d1s.append(two[:, 0])
+            d2s.append(two[:, 1])
+        d1, d2 = np.concatenate(d1s), np.concatenate(d2s)
+        samples[size] = len(d1)
+        median[size] = float(np.median(d1))
+        keep = max(TAIL_FIT * 2, int(KEEP_SHARE * len(d1)))
+        for rule in RULES:
+            s = scores(d1, d2, rule)
+            order = np.argsort(s)[:keep]
+            low[rule][size] = [[round(float(s[i]), 4), round(float(d1[i]), 4)] for i in order]
+    return Calibration(name, source, m, usable, samples, low, median)
+
+
+def own_searches(templates: np.ndarray, owners: np.ndarray, limit: int = 5000,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Entries' first templates searched against the rest of the list: (d1, d2) per searched entry.
+
+    At most ``limit`` entries are searched (a seeded sample), so a 100,000-entry list stays quick.
+    """
+    t = np.asarray(templates, np.float64).reshape(-1, 128)
+    owners = np.asarray(owners, dtype=np.int64)
+    firsts = np.unique(owners, return_index=True)[1]
+    if len(firsts) < 3:
+        return np.zeros(0), np.zeros(0)
+    if len(firsts) > limit:
+        firsts = np.sort(np.random.default_rng(seed).choice(firsts, size=limit, replace=False))
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])  # rows of one entry are contiguous
+    sq = (t * t).sum(1)
+    d1s, d2s = [], []
+    for s in range(0, len(firsts), 512):
+        rows = firsts[s:s + 512]
+        d = np.sqrt(np.maximum(sq[rows, None] - 2 * t[rows] @ t.T + sq[None, :], 0.0))
+        d[owners[rows][:, None] == owners[None, :]] = np.inf  # not its own entry
+        per = d if len(starts) == len(owners) else np.minimum.reduceat(d, starts, axis=1)
+        two = np.partition(per, 1, axis=1)[:, :2]
+        d1s.append(two[:, 0])
+        d2s.append(two[:, 1])
+    return np.concatenate(d1s), np.concatenate(d2s)
+
+
+# -- the box: the operating point of a list it loads -------------------------------------------------
+
+def for_list(cal: Calibration, n: int, cap: float, target: float, rule: str = DEFAULT_RULE,
+             signed: dict | None = None) -> tuple[OperatingPoint, str]:
+    """(the operating point the box matches this list at, "" or the one sentence it is refused for).
+
+    ``target`` is the stricter of the box's ``match.target_fpir`` and the list's signed
+    ``policy.target_fpir``. A list that carries a signed operating point is matched at it (capped by
+    the box's distance cap), after the box re-checks it with its own calibration: one expected to
+    alert on more passers-by than the target is refused. A list without one (version 1, a folder)
+    gets a point derived here for its size.
+    """
+    if signed is None:
+        return derive(cal, n, target, cap, rule), ""
+    try:
+        op = OperatingPoint.from_json(signed)
+        if op.rule not in RULES or not 0.0 < op.threshold < 10.0:
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        return derive(cal, n, target, cap, rule), "its signed operating point is not one this box understands"
+    op = OperatingPoint(op.rule, op.threshold, min(op.cap, cap), n, target, 0.0, cal.name)
+    f, extra = cal.fpir(op.rule, n, op.threshold, op.cap)
+    op = OperatingPoint(op.rule, op.threshold, op.cap, n, target, f, cal.name, extra)
+    if f > target * 1.001:
+        return op, (f"at its operating point ({op.rule} rule at {op.threshold:.3f}) this list of {n} entries is "
+                    f"expected to alert on {one_in(f)} passers-by, more than its policy of {one_in(target)}: "
+                    "rebuild it with 'enrol build' (which derives the threshold for the list's size)")
+    return op, ""
