@@ -239,12 +239,14 @@ def inspect(path, issuer_key, as_json):
         click.echo(json.dumps(h, indent=2, sort_keys=True))
         return
     pol = h["policy"]
+    fmt = f"version {h['version']}" + (f", {h['payload']['images']} reference images" if h["version"] >= 2 else "")
     for k, v in [("list", h["list_id"]), ("deployment", h["deployment"]), ("issuer", h["issuer"]),
                  ("signature", "valid"), ("box", f"{h['box_id']} (key {h['box']})"),
                  ("entries", h["entries"]), ("sequence", h["sequence"]), ("created", h["created"]),
                  ("valid", f"{h['not_before']} .. {h['not_after']}"),
                  ("policy", f"max {pol['max_entries']} entries, threshold floor {pol['threshold_floor']}, "
-                            f"alerts kept {pol['retention_days']} days")] + _operating_rows(h):
+                            f"alerts kept {pol['retention_days']} days"),
+                 ("format", fmt)] + _operating_rows(h):
         click.echo(f"{k:>11}: {v}")
 
 

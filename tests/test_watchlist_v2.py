@@ -391,3 +391,74 @@ def test_expired_v2_list_is_refused_before_decrypting(tmp_path):
 def test_entry_is_still_constructible_as_before():
     e = Entry("PN-1", "wanted", "r", b"\xff\xd8")
     assert e.images == () and e.image_jpeg == b"\xff\xd8"
+
+
+# --- the test vector, read by the spec alone --------------------------------------------------------
+
+VECTORS = __import__("pathlib").Path(__file__).parent / "data" / "vectors"
+
+
+def test_v2_vector_reads_by_the_spec_alone_and_by_the_box():
+    """docs/watchlist-format.md, version 2, followed step by step with bare primitives, then by edge."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    vec = json.loads((VECTORS / "watchlist-v2.json").read_text())
+    data = (VECTORS / "watchlist-v2.wlb").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == vec["sha256"] and len(data) == vec["length"]
+    magic, version, issuer_id, hlen = struct.unpack_from(">6sH8sI", data)
+    assert (magic, version) == (b"EDGEWL", 2)
+    hb = data[20:20 + hlen]
+    (clen,) = struct.unpack_from(">Q", data, 20 + hlen)
+    sealed, sig = data[28 + hlen:28 + hlen + clen], data[28 + hlen + clen:]
+    issuer = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vec["issuer_seed"])).public_key()
+    assert issuer_id == hashlib.sha256(identity.raw_public(issuer)).digest()[:8]
+    issuer.verify(sig, b"edge-watchlist/v2 signature\x00" + hashlib.sha256(data[:-64]).digest())
+    h = json.loads(hb)
+    assert {k: h[k] for k in vec["header"]} == vec["header"] and h["entries"] == 2
+    box = X25519PrivateKey.from_private_bytes(bytes.fromhex(vec["box_wl_private"]))
+    eph = base64.b64decode(h["wrap"]["ephemeral"])
+    wrap_key = HKDF(hashes.SHA256(), 32, eph + identity.raw_public(box), b"edge-watchlist/v2 wrap").derive(
+        box.exchange(X25519PublicKey.from_public_bytes(eph)))
+    file_key = AESGCM(wrap_key).decrypt(bytes(12), base64.b64decode(h["wrap"]["wrapped_key"]), None)
+    assert file_key.hex() == vec["file_key"]
+    nonce = base64.b64decode(h["payload"]["nonce"])
+    assert nonce.hex() == vec["stream_nonce"]
+    key = AESGCM(HKDF(hashes.SHA256(), 32, nonce, b"edge-watchlist/v2 payload").derive(file_key))
+    n = -(-len(sealed) // (65536 + 16))
+    assert n == 2
+    plain = b"".join(key.decrypt(i.to_bytes(11, "big") + bytes([i == n - 1]),
+                                 sealed[i * 65552:(i + 1) * 65552], hashlib.sha256(hb).digest()) for i in range(n))
+    pay = h["payload"]
+    rows = pay["rows"]
+    templates = np.frombuffer(plain[:rows * 512], "<f4").reshape(rows, 128)
+    index = np.frombuffer(plain[rows * 512:rows * 520], "<u4").reshape(rows, 2)
+    meta = json.loads(plain[rows * 520:rows * 520 + pay["meta_length"]])
+    images = plain[rows * 520 + pay["meta_length"]:]
+    i = np.arange(128)
+    assert np.array_equal(templates[1], ((64 - i) / 256).astype(np.float32))
+    assert index.tolist() == [[0, 0], [0, 1], [1, 2]]
+    assert [e["ref"] for e in meta["entries"]] == ["PN-0001", "PN-0002"]
+    first = meta["entries"][0]["images"][0]
+    assert (first["source"], first["taken"], first["length"]) == ("PNC", "2025-06-01", 70006)
+    assert hashlib.sha256(images[:70006]).hexdigest() == first["sha256"]
+    assert len(images) == pay["images_length"]
+
+    issuer_raw = identity.raw_public(issuer)
+    wl = reader.open_list(reader.verify(data, {identity.key_id(issuer_raw): issuer_raw}), box)
+    assert wl.owners.tolist() == [0, 0, 1] and wl.row_images.tolist() == [0, 1, 2]
+    assert wl.image(1) == bytes.fromhex(vec["entries"][0]["images"][1]["jpeg"])
+    assert wl.entries[1].category == "missing person" and wl.entries[0].images[1].taken == "2024-02-29"
+
+
+def test_v2_vector_is_reproduced_byte_for_byte():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_vector", VECTORS / "make_watchlist_vector.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.build_v2() == (VECTORS / "watchlist-v2.wlb").read_bytes()

@@ -250,6 +250,8 @@ def check_header(hb: bytes, issuer: str) -> dict:
         raise BundleError("policy.retention_days is out of range (0..3650)")
     field(pol, "threshold_floor", (int, float), "policy")
     check_operating(h)
+    if "ends_with_deployment" in h and not isinstance(h["ends_with_deployment"], bool):
+        raise BundleError("header.ends_with_deployment must be true or false")
     wrap = field(h, "wrap", dict)
     text(wrap, "ephemeral", 64, "wrap")
     text(wrap, "wrapped_key", 96, "wrap")

@@ -158,8 +158,12 @@ def check_operating(h: dict) -> None:
         return
     op = field(h, "operating", dict)
     text(op, "rule", MAX_RULE, "operating", optional=True)
-    number(op, "threshold", 0, 2, "operating", optional=True)
+    number(op, "threshold", 0, 2, "operating", open_hi=False, optional=True)
+    number(op, "cap", 0, 2, "operating", open_hi=False, optional=True)
+    number(op, "target_fpir", 0, 1, "operating", optional=True)
     number(op, "expected_fpir", 0, 1, "operating", open_lo=False, open_hi=False, optional=True)
+    if "extrapolated" in op and not isinstance(op["extrapolated"], bool):
+        raise BundleError("operating.extrapolated must be true or false")
     if "list_size" in op and not 0 <= field(op, "list_size", int, "operating") <= HARD_MAX_ENTRIES:
         raise BundleError(f"operating.list_size is out of range (0..{HARD_MAX_ENTRIES})")
     text(op, "calibration", MAX_CALIBRATION, "operating", optional=True)

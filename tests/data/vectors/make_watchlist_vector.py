@@ -1,4 +1,7 @@
-"""Regenerate the watch-list test vector (docs/watchlist-format.md): python make_watchlist_vector.py
+"""Regenerate the watch-list test vectors (docs/watchlist-format.md): python make_watchlist_vector.py
+
+watchlist-v1.{wlb,json}: version 1 (one JSON payload); watchlist-v2.{wlb,json}: version 2 (chunked
+stream, two entries, three images with provenance, a stream of two chunks).
 
 Every secret and random value is fixed, so the output is byte-for-byte reproducible.
 """
@@ -11,7 +14,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from edge.watchlist import bundle
+from edge.watchlist import bundle, bundle_v2
 from edge.watchlist.base import Entry
 
 HERE = Path(__file__).parent
@@ -47,9 +50,64 @@ def build(inputs=INPUTS) -> bytes:
         nonce=bytes.fromhex(inputs["payload_nonce"]))
 
 
+INPUTS_V2 = {
+    "issuer_seed": INPUTS["issuer_seed"],
+    "box_wl_private": INPUTS["box_wl_private"],
+    "ephemeral_private": bytes(range(140, 172)).hex(),
+    "file_key": bytes(range(172, 204)).hex(),
+    "stream_nonce": bytes(range(204, 220)).hex(),
+    "header": {"list_id": "fedcba9876543210", "deployment": "vector v2", "box_id": "vector-box",
+               "created": "2026-01-01T00:00:00Z", "not_before": "2026-01-01T00:00:00Z",
+               "not_after": "2036-01-01T00:00:00Z", "sequence": 8,
+               "policy": {"max_entries": 10, "threshold_floor": 0.6, "retention_days": 31, "target_fpir": 0.001},
+               "operating": {"rule": "nearest", "threshold": 0.5, "expected_fpir": 0.0008, "list_size": 2,
+                             "calibration": "vector"}},
+    "entries": [
+        {"ref": "PN-0001", "category": "wanted", "reason": "test vector",
+         "templates": "row 0: float32 (i - 64) / 128; row 1: float32 (64 - i) / 256, for i in 0..127",
+         "images": [{"jpeg": "ffd8ffe0, then 70000 bytes (7 * i) mod 256 for i in 0..69999, then ffd9",
+                     "source": "PNC", "taken": "2025-06-01"},
+                    {"jpeg": "ffd8ffe0" + b"second picture".hex() + "ffd9", "source": "custody suite 3",
+                     "taken": "2024-02-29"}],
+         "row_image": [0, 1]},
+        {"ref": "PN-0002", "category": "missing person", "reason": "",
+         "templates": "row 2: float32 (i % 7 + 1) / 16",
+         "images": [{"jpeg": "ffd8ffdb" + b"third".hex() + "ffd9"}], "row_image": [0]},
+    ],
+}
+
+
+def v2_items(inputs=INPUTS_V2) -> list:
+    i = np.arange(128)
+    big = bytes.fromhex("ffd8ffe0") + bytes((7 * k) % 256 for k in range(70000)) + bytes.fromhex("ffd9")
+    e1, e2 = inputs["entries"]
+    im = e1["images"]
+    return [
+        bundle_v2.Item(e1["ref"], e1["category"], e1["reason"],
+                       np.stack([(i - 64) / 128, (64 - i) / 256]).astype(np.float32),
+                       [bundle_v2.RefImage(big, im[0]["source"], im[0]["taken"]),
+                        bundle_v2.RefImage(bytes.fromhex(im[1]["jpeg"]), im[1]["source"], im[1]["taken"])],
+                       e1["row_image"]),
+        bundle_v2.Item(e2["ref"], e2["category"], e2["reason"], ((i % 7 + 1) / 16).astype(np.float32)[None],
+                       [bundle_v2.RefImage(bytes.fromhex(e2["images"][0]["jpeg"]))], e2["row_image"]),
+    ]
+
+
+def build_v2(inputs=INPUTS_V2) -> bytes:
+    from edge.identity import raw_public
+
+    box_pub = X25519PrivateKey.from_private_bytes(bytes.fromhex(inputs["box_wl_private"])).public_key()
+    return bundle_v2.write(
+        inputs["header"], v2_items(inputs),
+        Ed25519PrivateKey.from_private_bytes(bytes.fromhex(inputs["issuer_seed"])), raw_public(box_pub),
+        file_key=bytes.fromhex(inputs["file_key"]),
+        ephemeral=X25519PrivateKey.from_private_bytes(bytes.fromhex(inputs["ephemeral_private"])),
+        nonce=bytes.fromhex(inputs["stream_nonce"]))
+
+
 if __name__ == "__main__":
-    data = build()
-    (HERE / "watchlist-v1.wlb").write_bytes(data)
-    out = dict(INPUTS, sha256=hashlib.sha256(data).hexdigest(), length=len(data))
-    (HERE / "watchlist-v1.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(f"watchlist-v1.wlb: {len(data)} bytes, sha256 {out['sha256']}")
+    for name, data, inputs in (("watchlist-v1", build(), INPUTS), ("watchlist-v2", build_v2(), INPUTS_V2)):
+        (HERE / f"{name}.wlb").write_bytes(data)
+        out = dict(inputs, sha256=hashlib.sha256(data).hexdigest(), length=len(data))
+        (HERE / f"{name}.json").write_text(json.dumps(out, indent=1) + "\n")
+        print(f"{name}.wlb: {len(data)} bytes, sha256 {out['sha256']}")
