@@ -3,13 +3,23 @@
 Everything it serves is in this package (no CDN). Every page and API route needs a logged-in
 operator (local accounts, argon2-hashed: ``edge console adduser``). The session cookie is random,
 HttpOnly and SameSite=Strict; sessions live in memory (a restart logs everyone out).
+
+SameSite does not stop a page on another port of the same host (same *site*), so every
+state-changing request must also come from this origin (``Origin``, else ``Sec-Fetch-Site``), be
+JSON, and carry the session's CSRF token (``X-CSRF-Token``; the page gets it from ``/api/state``,
+which another origin cannot read). Every response forbids framing and foreign scripts (CSP,
+X-Frame-Options) and none but static files may be cached. Failed logins are logged and, past
+``MAX_FAILS`` per name (or ``MAX_FAILS_CLIENT`` per client) in ``FAIL_WINDOW_S``, locked out for
+``LOCKOUT_S``; an unknown name costs the same Argon2 work as a known one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
+import logging
 import secrets
 import time
 from pathlib import Path
@@ -25,10 +35,50 @@ from edge.console.link import BoxLink
 from edge.console.store import Store
 from edge.errors import EdgeError
 
+log = logging.getLogger("edge.console")
 STATIC = Path(__file__).parent / "static"
 COOKIE = "edge_session"
 SESSION_S = 12 * 3600
 OUTCOMES = ("open", "confirmed", "dismissed")
+CSRF_HEADER = "x-csrf-token"
+FAIL_WINDOW_S, MAX_FAILS, MAX_FAILS_CLIENT, LOCKOUT_S = 900.0, 5, 20, 300.0
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY"),
+           (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+           (b"cross-origin-opener-policy", b"same-origin"), (b"cross-origin-resource-policy", b"same-origin")]
+
+
+class LoginGuard:
+    """Failed logins per operator name and per client address; a key with too many is locked out."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.fails: dict[str, list[float]] = {}
+        self.locked: dict[str, float] = {}  # key -> until
+
+    def wait(self, keys: list[str]) -> float:
+        """Seconds until these keys may try again (0: now)."""
+        now = self.clock()
+        return max([self.locked.get(k, 0.0) - now for k in keys] + [0.0])
+
+    def failed(self, keys: list[tuple[str, int]]) -> int:
+        """Count a failure for each (key, limit); returns the failures of the first key in the window."""
+        now = self.clock()
+        if len(self.fails) > 10_000:  # bounded memory under a spray of names
+            self.fails = {k: v for k, v in self.fails.items() if v and now - v[-1] < FAIL_WINDOW_S}
+        counts = []
+        for key, limit in keys:
+            recent = [t for t in self.fails.get(key, []) if now - t < FAIL_WINDOW_S] + [now]
+            self.fails[key] = recent[-limit:]
+            counts.append(len(recent))
+            if len(recent) >= limit:
+                self.locked[key] = now + LOCKOUT_S
+        return counts[0]
+
+    def succeeded(self, name_key: str) -> None:
+        self.fails.pop(name_key, None)
 
 
 class Hub:
@@ -55,14 +105,22 @@ class Console:
     def __init__(self, store: Store, links: list[BoxLink], retention_days: float = 31.0):
         self.store, self.links, self.hub = store, links, Hub()
         self.retention_s = retention_days * 86400.0
-        self.sessions: dict[str, tuple[str, float]] = {}
+        self.sessions: dict[str, tuple[str, float, str]] = {}  # token -> (operator, expires, csrf token)
+        self.guard = LoginGuard()
         for link in links:
             link.on_change = self.hub.publish
 
     def user(self, request: Request) -> str | None:
         token = request.cookies.get(COOKIE, "")
-        name, expires = self.sessions.get(token, ("", 0.0))
+        name, expires, _ = self.sessions.get(token, ("", 0.0, ""))
         return name if expires > time.time() else None
+
+    def csrf(self, request: Request) -> str:
+        return self.sessions.get(request.cookies.get(COOKIE, ""), ("", 0.0, ""))[2]
+
+    def csrf_ok(self, request: Request) -> bool:
+        want, got = self.csrf(request), request.headers.get(CSRF_HEADER, "")
+        return bool(want) and hmac.compare_digest(want.encode(), got.encode())
 
     def state(self) -> dict:
         groups: dict[str, dict] = {}
@@ -104,15 +162,30 @@ def create_app(console: Console) -> Starlette:
         try:
             body = await request.json()
             name, password = str(body["name"]), str(body["password"])
+            if len(name) > 200 or len(password) > 1024:
+                raise ValueError
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"error": "malformed login"}, 400)
+        client = request.client.host if request.client else "?"
+        keys = [f"name:{name.strip().casefold()}", f"client:{client}"]
+        wait = console.guard.wait(keys)
+        if wait > 0:
+            log.warning("console login refused for operator %r from %s: locked out for %d s more",
+                        name[:64], client, wait)
+            return JSONResponse({"error": f"too many failed logins: try again in {int(wait) + 1} s"}, 429,
+                                headers={"Retry-After": str(int(wait) + 1)})
         ok = await asyncio.to_thread(console.store.check_user, name, password)
         if not ok:
+            n = console.guard.failed([(keys[0], MAX_FAILS), (keys[1], MAX_FAILS_CLIENT)])
+            log.warning("console login failed for operator %r from %s (%d in %d min%s)", name[:64], client, n,
+                        FAIL_WINDOW_S // 60, "; locked out" if n >= MAX_FAILS else "")
             await asyncio.sleep(0.5)
             return JSONResponse({"error": "wrong name or password"}, 401)
-        token = secrets.token_urlsafe(32)
-        console.sessions[token] = (name, time.time() + SESSION_S)
-        resp = JSONResponse({"ok": True, "name": name})
+        console.guard.succeeded(keys[0])
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        console.sessions[token] = (name, time.time() + SESSION_S, csrf)
+        log.info("operator %r logged in from %s", name[:64], client)
+        resp = JSONResponse({"ok": True, "name": name, "csrf": csrf})
         resp.set_cookie(COOKIE, token, max_age=SESSION_S, httponly=True, samesite="strict")
         return resp
 
@@ -126,7 +199,7 @@ def create_app(console: Console) -> Starlette:
         return FileResponse(STATIC / "index.html")
 
     async def state(request: Request):
-        return JSONResponse({**console.state(), "user": request.state.user})
+        return JSONResponse({**console.state(), "user": request.state.user, "csrf": console.csrf(request)})
 
     async def history(request: Request):
         camera, outcome = request.query_params.get("camera", ""), request.query_params.get("outcome", "")
@@ -177,14 +250,54 @@ def create_app(console: Console) -> Starlette:
     async def require_login(scope, receive, send, app):
         request = Request(scope)
         path = scope["path"]
+        unsafe = scope["type"] == "http" and request.method not in SAFE_METHODS
+        if unsafe:
+            why = foreign(request)
+            if why:
+                log.warning("refused %s %s from %s: %s", request.method, path[:100],
+                            request.client.host if request.client else "?", why)
+                return await JSONResponse({"error": why}, 403 if "type" not in why else 415)(scope, receive, send)
         if scope["type"] == "http" and not (path in ("/login", "/api/login") or path.startswith("/static/")):
             user = console.user(request)
             if user is None:
                 resp = (JSONResponse({"error": "log in first"}, 401) if path.startswith("/api/")
                         else RedirectResponse("/login", 303))
                 return await resp(scope, receive, send)
+            if unsafe and not console.csrf_ok(request):
+                log.warning("refused %s %s by %r: no valid CSRF token", request.method, path[:100], user[:64])
+                return await JSONResponse({"error": "missing or wrong CSRF token: reload the page"}, 403)(
+                    scope, receive, send)
             scope.setdefault("state", {})["user"] = user
         await app(scope, receive, send)
+
+    def foreign(request: Request) -> str:
+        """Why a state-changing request does not come from this page ("" if it does)."""
+        origin = request.headers.get("origin")
+        host = request.headers.get("host", "")
+        if origin is not None:
+            if origin != f"{request.url.scheme}://{host}":
+                return f"cross-origin request from {origin[:100]} refused"
+        elif request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            return "cross-site request refused"
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return "content type must be application/json"
+        return ""
+
+    async def with_headers(scope, receive, send):
+        static = scope["path"].startswith("/static/")
+
+        async def send_with(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                headers += [h for h in HEADERS if h[0] not in names]
+                if not static and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message = dict(message, headers=headers)
+            await send(message)
+
+        await require_login(scope, receive, send_with, inner)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -217,7 +330,7 @@ def create_app(console: Console) -> Starlette:
         async def __call__(self, scope, receive, send):
             if scope["type"] == "lifespan":
                 return await inner(scope, receive, send)
-            await require_login(scope, receive, send, inner)
+            await with_headers(scope, receive, send)
 
     return App()
 

@@ -2,6 +2,12 @@
 "use strict";
 const $ = (sel, root = document) => root.querySelector(sel);
 let known = new Set(), first = true, audio = null;
+let csrf = "";  // the session's CSRF token, from /api/state: sent with every state-changing request
+
+function post(url, body = {}) {
+  return fetch(url, {method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
+    body: JSON.stringify(body)});
+}
 
 function confidence(d, t) {  // distance -> words: how far inside the match threshold the face is
   const r = d / t;
@@ -101,8 +107,7 @@ async function decide(card, id, body) {
   const err = $(".error", card);
   if (body.decision === "confirm" && !body.action) { err.textContent = "Choose the action taken."; return; }
   if (body.decision === "dismiss" && !body.reason) { err.textContent = "Choose a reason."; return; }
-  const r = await fetch(`/api/alerts/${id}/decision`, {method: "POST", headers: {"Content-Type": "application/json"},
-    body: JSON.stringify(body)});
+  const r = await post(`/api/alerts/${id}/decision`, body);
   if (!r.ok) { err.textContent = (await r.json()).error; return; }
   refresh();
 }
@@ -149,6 +154,7 @@ async function refresh() {
   const r = await fetch("/api/state");
   if (r.status === 401) { location.href = "/login"; return; }
   const state = await r.json();
+  csrf = state.csrf || csrf;
   $("#operator").textContent = state.user;
   renderHealth(state); renderQueue(state); renderCameras(state); renderEvents(state);
   const ids = new Set(state.open.map(a => a.alert_id));
@@ -165,6 +171,6 @@ events.onmessage = soon;
 events.onopen = soon;
 $("#f-camera").onchange = loadHistory;
 $("#f-outcome").onchange = loadHistory;
-$("#logout").onclick = async () => { await fetch("/api/logout", {method: "POST"}); location.href = "/login"; };
+$("#logout").onclick = async () => { await post("/api/logout"); location.href = "/login"; };
 setInterval(tick, 1000);
 refresh();
