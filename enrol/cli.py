@@ -180,6 +180,7 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
         "operating": op.to_json(),
     }
     write_bundle(Path(output), lambda f: bundle_v2.write(header, items(res), key, box["wl_public"], f))
+    _register_bundle(header, box, res, key, issuer_key, output)
     click.echo(f"{output}: list {header['list_id']} for box {box['box_id']}, {len(res.entries)} entries "
                f"from {res.images_used} of {res.images_total} images, sequence {header['sequence']}, "
                f"expires {header['not_after']}; {len(problems)} problem(s) reported")
@@ -213,6 +214,20 @@ def _operating_point(templates, calibration_path, target_fpir, cap, rule):
     rows = np.concatenate([np.asarray(t, np.float32).reshape(-1, 128) for t in templates])
     cal = operating.load_calibration(calibration_path)
     return operating.derive(cal, len(templates), target_fpir, cap, rule, own=operating.own_searches(rows, owners))
+
+
+def _register_bundle(header, box, res, key, issuer_key, output) -> None:
+    """The SPOC's register line for this bundle, next to the issuer key (enrol/register.py): each image
+    by the SHA-256 the bundle carries for it, so the box's report can be checked against it."""
+    import hashlib
+
+    from enrol import register
+
+    images = {e.ref: [{"sha256": hashlib.sha256(im.jpeg).hexdigest(), "source": im.source, "taken": im.taken}
+                      for im in imgs] for e, imgs in zip(res.entries, res.images, strict=True)}
+    line = register.entry(dict(header, box_id=box["box_id"]), box, images, output, register.file_sha256(output))
+    line["issuer"] = identity.key_id(identity.raw_public(key))
+    register.append(Path(issuer_key).resolve().parent, line)
 
 
 def _verified_header(path, issuer_key) -> dict:
@@ -258,6 +273,27 @@ def _operating_rows(h: dict) -> list[tuple[str, str]]:
     except (KeyError, TypeError, ValueError):
         return [("operating", "none signed (the box derives one for the list's size)")]
     return [("operating", op.describe())]
+
+
+@cli.command()
+@click.argument("register_file", metavar="REGISTER", type=click.Path(dir_okay=False))
+@click.argument("report_file", metavar="BOX_REPORT.json", type=click.Path(dir_okay=False))
+@user_errors
+def reconcile(register_file, report_file):
+    """Check the register (bundles.jsonl) against a box's `edge audit report --format json`: every issued
+    list loaded or refused, every loaded list issued and ended with a valid receipt. Exit 1 on any
+    discrepancy, each named in one line."""
+    from enrol import register
+
+    problems, n = register.reconcile(register.read(register_file), register.read_report(report_file))
+    for p in problems:
+        click.echo(f"DISCREPANCY: {p}")
+    rep = register.read_report(report_file)
+    click.echo(f"box {rep.get('box_id')}: {n['issued']} list(s) issued to it, {n['loaded']} loaded, "
+               f"{n['refused']} refused, {n['receipts']} valid deletion receipt(s); "
+               + (f"{len(problems)} discrepancy(ies)" if problems else "both sides agree"))
+    if problems:
+        sys.exit(1)
 
 
 @cli.command("verify-receipt")

@@ -20,7 +20,9 @@ LINK_REQUIRED: dict[str, dict[str, type]] = {
     "hello": {"role": str},
     "ack": {},
     "adjudication": {"alert_id": str, "box_id": str, "decision": str, "operator": str, "time": str},
+    "pruned": {"box_id": str, "prune_id": str, "alert_ids": list, "time": str},
 }
+MAX_PRUNED = 1000  # alert ids in one pruned message
 
 
 SCHEMA = {**messages.REQUIRED, **LINK_REQUIRED}
@@ -38,8 +40,12 @@ def loads(data: bytes, allowed: set[str]) -> dict[str, Any]:
         _need_int(msg, "prev")
         if not isinstance(msg.get("outbox"), str):
             raise messages.MessageError(f"{kind}.outbox missing or not str")
-    if kind == "ack" and not (("seq" in msg and isinstance(msg.get("outbox"), str)) or "alert_id" in msg):
-        raise messages.MessageError("ack needs outbox and seq, or alert_id")
+    if kind == "ack" and not (("seq" in msg and isinstance(msg.get("outbox"), str)) or "alert_id" in msg
+                              or isinstance(msg.get("prune_id"), str)):
+        raise messages.MessageError("ack needs outbox and seq, alert_id, or prune_id")
+    if kind == "pruned" and (len(msg["alert_ids"]) > MAX_PRUNED
+                             or not all(isinstance(a, str) and 0 < len(a) <= 64 for a in msg["alert_ids"])):
+        raise messages.MessageError(f"pruned.alert_ids must be at most {MAX_PRUNED} alert ids")
     if kind == "ack" and "seq" in msg:
         _need_int(msg, "seq")
     if kind == "hello" and msg["role"] == "console":
@@ -83,6 +89,14 @@ def hello(role: str, **fields: Any) -> bytes:
 
 def ack(**fields: Any) -> bytes:
     return messages.dumps({"v": messages.VERSION, "type": "ack", **fields})
+
+
+def pruned(*, box_id: str, alert_ids: list[str], retention_days: float, time: str | None = None) -> dict[str, Any]:
+    """Console -> box: "I deleted my copies (crops and details) of these alerts of yours"."""
+    import uuid
+
+    return {"v": messages.VERSION, "type": "pruned", "box_id": box_id, "prune_id": str(uuid.uuid4()),
+            "alert_ids": list(alert_ids), "retention_days": retention_days, "time": time or messages.utcnow()}
 
 
 def adjudication(*, alert_id: str, box_id: str, decision: str, operator: str, action: str = "",

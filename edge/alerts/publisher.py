@@ -92,6 +92,7 @@ class Channel:
         self._refused_window = [0.0, 0, 0]  # [start of the hour, records in it, suppressed since last record]
         self._buckets: dict[str, Bucket] = {}
         self._warned: dict[str, float] = {}
+        self._prunes_seen: set[str] = set()
         self.outbox: Outbox | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -220,7 +221,7 @@ class Channel:
             self._warn(console, f"sent a message over {MAX_INBOUND} bytes: dropped")
             return
         try:
-            msg = protocol.loads(frame.bytes, allowed={"hello", "ack", "adjudication"})
+            msg = protocol.loads(frame.bytes, allowed={"hello", "ack", "adjudication", "pruned"})
         except messages.MessageError as exc:
             self.counts["bad_messages"] += 1
             self._warn(console, f"sent a malformed message ({exc})")
@@ -265,6 +266,8 @@ class Channel:
                 self._warn(console, f"acknowledged seq {msg['seq']}, which it was never sent: ignored")
         elif msg["type"] == "adjudication":
             self._adjudication(rid, msg, console)
+        elif msg["type"] == "pruned":
+            self._pruned(rid, msg, console)
 
     def _adjudication(self, rid: bytes, msg: dict, console: str) -> None:
         if msg["box_id"] != self.box_id:
@@ -276,6 +279,18 @@ class Channel:
             self.outbox.add_adjudication(msg, console)
             self.counts["adjudications"] += 1
         self._send(rid, protocol.ack(alert_id=msg["alert_id"]))
+
+    def _pruned(self, rid: bytes, msg: dict, console: str) -> None:
+        """A console deleted its copies of these alerts: recorded (once per prune_id while running), acked."""
+        if msg["box_id"] != self.box_id:
+            return
+        if msg["prune_id"] not in self._prunes_seen:
+            self.record("console_pruned", console=console, prune_id=msg["prune_id"], alert_ids=msg["alert_ids"],
+                        count=len(msg["alert_ids"]), time=str(msg["time"]),
+                        retention_days=msg.get("retention_days") if isinstance(msg.get("retention_days"),
+                                                                               int | float) else None)
+            self._prunes_seen.add(msg["prune_id"])
+        self._send(rid, protocol.ack(prune_id=msg["prune_id"]))
 
     def _pump(self) -> None:
         now = time.monotonic()

@@ -54,6 +54,8 @@ KINDS: dict[str, dict[str, object]] = {
     "watchlist_refused": {"reason": S},
     "watchlist_expired": {"list_id": S},
     "watchlist_purged": {"list_id": S, "reason": S},  # and the receipt's fields (receipt_id or time)
+    "watchlist_file_deleted": {"list_id": S, "file": S, "mount": S},
+    "watchlist_file_left": {"list_id": S, "file": S, "mount": S, "reason": S},
     "alert": {"alert_id": S, "camera_id": S, "time": S, "ref": S, "distance": N},  # + encounter_id, sighting
     "sighting": {"alert_id": S, "encounter_id": S, "sighting": INT, "camera_id": S, "time": S, "ref": S,
                  "distance": N, "state": S},
@@ -65,6 +67,7 @@ KINDS: dict[str, dict[str, object]] = {
     "camera_back": {"camera_id": S},
     "console_connected": {"console": S},
     "console_refused": {"console": S, "reason": S},
+    "console_pruned": {"console": S, "prune_id": S, "alert_ids": L},
     "deployment_loaded": {"deployment_id": S, "issuer": S, "location": S, "cameras": L, "start": S,
                           "end": S, "purpose": S},
     "deployment_refused": {"reason": S},

@@ -90,6 +90,8 @@ class BoxLink:
                     last_adj = now
                     for adj in self.store.undelivered(self.box_id):
                         self._send(messages.dumps(adj))
+                    for pruned in self.store.undelivered_prunes(self.box_id):  # copies this console deleted
+                        self._send(messages.dumps(pruned))
         finally:
             sock.disable_monitor()
             mon.close(0)
@@ -129,6 +131,8 @@ class BoxLink:
         if kind == "hello":
             self._box_hello(msg)
         elif kind == "ack":
+            if isinstance(msg.get("prune_id"), str):
+                self.store.prune_delivered(msg["prune_id"])
             if msg.get("alert_id"):
                 self.store.delivered(msg["alert_id"])
                 self.on_change("decision", {"alert_id": msg["alert_id"], "delivered": True})

@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from edge import walstore
+from edge.alerts import protocol
 from edge.errors import EdgeError
 
 SCHEMA = """
@@ -37,7 +38,10 @@ CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, hash TEXT NOT NULL, cre
 CREATE TABLE IF NOT EXISTS witness (
     endpoint TEXT PRIMARY KEY, box_id TEXT NOT NULL, seq INTEGER NOT NULL, checkpoint TEXT NOT NULL,
     received REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS prunes (
+    prune_id TEXT PRIMARY KEY, box_id TEXT NOT NULL, body TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0);
 """
+PRUNE_CHUNK = 500  # alert ids per `pruned` message (docs/alerts.md)
 SUMMARY = ("alert_id", "box_id", "group_id", "camera_id", "time", "received", "ref", "category", "distance",
            "threshold", "outcome", "action", "reason", "note", "operator", "decided", "delivered")
 _hasher = PasswordHasher()
@@ -193,12 +197,36 @@ class Store:
         return bool(self._query("SELECT 1 FROM users LIMIT 1"))
 
     def prune(self, retention_s: float, now: float | None = None) -> int:
-        """Delete alerts (crops included) and events received longer ago than ``retention_s``."""
-        cutoff = (time.time() if now is None else now) - retention_s
+        """Delete alerts (crops included) and events received longer ago than ``retention_s``.
+
+        Each box is told which of its alerts went (a ``pruned`` message, kept here until the box
+        acknowledges it), so the box's audit log covers the console's copies too.
+        """
+        now = time.time() if now is None else now
+        cutoff = now - retention_s
         with self._tx() as db:
+            gone = db.execute("SELECT box_id, alert_id FROM alerts WHERE received < ? ORDER BY received",
+                              (cutoff,)).fetchall()
             n = db.execute("DELETE FROM alerts WHERE received < ?", (cutoff,)).rowcount
             db.execute("DELETE FROM events WHERE received < ?", (cutoff,))
+            by_box: dict[str, list[str]] = {}
+            for box_id, alert_id in gone:
+                by_box.setdefault(box_id, []).append(alert_id)
+            for box_id, ids in by_box.items():
+                for i in range(0, len(ids), PRUNE_CHUNK):
+                    msg = protocol.pruned(box_id=box_id, alert_ids=ids[i:i + PRUNE_CHUNK],
+                                          retention_days=round(retention_s / 86400.0, 4))
+                    db.execute("INSERT INTO prunes VALUES (?,?,?,0)", (msg["prune_id"], box_id, json.dumps(msg)))
         return n
+
+    def undelivered_prunes(self, box_id: str) -> list[dict]:
+        """``pruned`` messages the box has not acknowledged yet."""
+        rows = self._query("SELECT body FROM prunes WHERE box_id=? AND delivered=0 ORDER BY rowid", (box_id,))
+        return [json.loads(r["body"]) for r in rows]
+
+    def prune_delivered(self, prune_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE prunes SET delivered=1 WHERE prune_id=?", (prune_id,))
 
     def close(self) -> None:
         with self._lock:

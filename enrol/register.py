@@ -1,0 +1,149 @@
+"""The SPOC's register of issued watch lists, and reconciling it with a box's oversight report.
+
+``enrol build`` appends one JSON line per bundle to ``bundles.jsonl`` next to the issuer key (beside
+``authorisations.jsonl``): list id, box, refs, each reference image's sha256 (with source and date
+taken when refs.csv gives them), expiry, deployment, sequence, and the box's public signing key.
+``enrol reconcile REGISTER BOX_REPORT.json`` checks the two sides against each other: every list the
+SPOC issued to that box was loaded or refused; every list the box loaded was issued; each loaded list
+holds the issued references and images; and every loaded list ended with a deletion receipt that the
+box's key signed. Each discrepancy is one line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from edge.errors import EdgeError
+
+BUNDLES = "bundles.jsonl"
+
+
+def append(folder: Path, line: dict) -> Path:
+    """Add one line to ``folder/bundles.jsonl`` (0600, fsynced)."""
+    path = Path(folder) / BUNDLES
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.write(json.dumps(line, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise EdgeError(f"cannot record the bundle in {path}: {exc.strerror}") from None
+    return path
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def entry(header: dict, box: dict, images: dict[str, list[dict]], output, bundle_sha256: str) -> dict:
+    """The register line for one bundle ``enrol build`` made."""
+    return {"list_id": header["list_id"], "box_id": header["box_id"], "deployment": header["deployment"],
+            "sequence": header["sequence"], "created": header["created"], "not_before": header["not_before"],
+            "not_after": header["not_after"], "entries": header["entries"], "refs": sorted(images),
+            "images": images, "file": str(output), "bundle_sha256": bundle_sha256,
+            "box_signing_public": base64.b64encode(box["signing_public"]).decode("ascii")}
+
+
+def read(path) -> list[dict]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EdgeError(f"cannot read the register {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    out = []
+    for n, ln in enumerate(lines, start=1):
+        if not ln.strip():
+            continue
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            raise EdgeError(f"{path} line {n} is not JSON: is this a bundles.jsonl register?") from None
+        if not isinstance(rec, dict) or "list_id" not in rec or "box_id" not in rec:
+            raise EdgeError(f"{path} line {n} is not a bundle register entry (no list_id/box_id)")
+        out.append(rec)
+    return out
+
+
+def read_report(path) -> dict:
+    try:
+        rep = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EdgeError(f"cannot read the box report {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except ValueError:
+        raise EdgeError(f"{path} is not JSON: make it with `edge audit report --format json`") from None
+    if not isinstance(rep, dict) or rep.get("type") != "edge-oversight-report" or rep.get("v", 0) < 2:
+        raise EdgeError(f"{path} is not an oversight report of version 2 or later (`edge audit report --format json`)")
+    return rep
+
+
+def _check_receipt(rc: dict, signing_public_b64: str) -> str:
+    """"" if the receipt verifies against the box's signing key from the register, else why not."""
+    from edge.watchlist import receipt
+
+    try:
+        pub = base64.b64decode(signing_public_b64, validate=True)
+        receipt.verify(rc, pub)
+    except (EdgeError, binascii.Error, ValueError) as exc:
+        return str(exc)
+    return ""
+
+
+def reconcile(register: list[dict], rep: dict) -> tuple[list[str], dict]:
+    """(discrepancies, counts) between the SPOC's register and one box's report."""
+    box = rep.get("box_id", "")
+    issued = {r["list_id"]: r for r in register if r["box_id"] == box}
+    loaded = {w["list_id"]: w for w in rep.get("watchlists") or []}
+    refused = {r.get("claimed_list_id"): r for r in rep.get("refused") or [] if r.get("claimed_list_id")}
+    out: list[str] = []
+    counts = {"issued": len(issued), "loaded": 0, "refused": 0, "receipts": 0}
+    for lid, reg in issued.items():
+        if lid in loaded:
+            counts["loaded"] += 1
+        elif lid in refused:
+            counts["refused"] += 1
+        else:
+            out.append(f"list {lid} (issued {reg.get('created')}, deployment {reg.get('deployment')}) was neither "
+                       f"loaded nor refused by box {box} in the report's period")
+    for lid, w in loaded.items():
+        reg = issued.get(lid)
+        if reg is None:
+            out.append(f"list {lid} was loaded by box {box} (issuer {w.get('issuer_name') or w.get('issuer')}) "
+                       "but is not in the register")
+            continue
+        box_refs, reg_refs = set(w.get("refs") or []), set(reg.get("refs") or [])
+        if extra := ", ".join(sorted(box_refs - reg_refs)):
+            out.append(f"list {lid}: the box held reference(s) not issued: {extra}")
+        if missing := ", ".join(sorted(reg_refs - box_refs)):
+            out.append(f"list {lid}: issued reference(s) the box did not hold: {missing}")
+        for d in w.get("entry_details") or []:
+            hashes = {i.get("sha256") for i in (reg.get("images") or {}).get(d.get("ref"), [])}
+            for img in d.get("images") or []:
+                if img.get("sha256") and img["sha256"] not in hashes:
+                    out.append(f"list {lid}: reference {d.get('ref')} holds image sha256 {img['sha256']} "
+                               "that the register does not list for it")
+        end = w.get("ended")
+        if end is None:
+            out.append(f"list {lid}: has not ended (still in force at the end of the report's period): "
+                       "no deletion receipt")
+        elif not end.get("receipt"):
+            out.append(f"list {lid}: {end.get('how')} at {end.get('time')} without a deletion receipt")
+        else:
+            why = _check_receipt(end["receipt"], reg.get("box_signing_public", ""))
+            rc = end["receipt"]
+            if why:
+                out.append(f"list {lid}: its deletion receipt does not verify: {why}")
+            elif rc.get("list_id") != lid or rc.get("box_id") != box:
+                out.append(f"list {lid}: its deletion receipt is for list {rc.get('list_id')} "
+                           f"on box {rc.get('box_id')}")
+            else:
+                counts["receipts"] += 1
+    return out, counts
