@@ -48,10 +48,13 @@ class Duties:
             self.log.append(kind, **fields)
 
     # -- the four calls ---------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, first: tuple[str, dict] | None = None) -> None:
+        """Open the log (``first``: the (kind, fields) record to write before any other)."""
         try:
             self.log = AuditLog(self.cfg.state_dir, box_id=self.cfg.box_id, clock=self.clock,
                                 on_checkpoint=self.witness)
+            if first:
+                self.record(first[0], **first[1])
             diff = configdiff.changes(self.cfg.state_dir, dataclasses.asdict(self.cfg))
             if diff:
                 self.record("config_changed", diff=diff)

@@ -114,14 +114,19 @@ def watchlists(recs, lo, hi, check_receipt=None) -> list[dict]:
 
 
 def refused(recs, lo, hi) -> list[dict]:
+    """One row per refused file and reason (a file seen again after a restart is refused again: ``times``)."""
     names = issuer_names(recs)
-    out = []
+    rows: dict[tuple, dict] = {}
     for t, r in recs:
         if r["kind"] == "watchlist_refused" and lo <= t < hi:
             d = r["data"]
             kid = str(d.get("issuer") or "")
-            out.append({"time": iso(t), "file": d.get("file", ""), "arrived": d.get("arrived", ""),
-                        "mount": d.get("mount", ""), "issuer": kid,
-                        "issuer_name": names.get(kid) or d.get("issuer_name") or "",
-                        "claimed_list_id": d.get("claimed_list_id", ""), "reason": d["reason"]})
-    return out
+            key = (d.get("file", ""), d.get("mount", ""), d.get("claimed_list_id", ""), d["reason"])
+            if key in rows:
+                rows[key]["times"].append(iso(t))
+                continue
+            rows[key] = {"time": iso(t), "times": [iso(t)], "file": d.get("file", ""), "arrived": d.get("arrived", ""),
+                         "mount": d.get("mount", ""), "issuer": kid,
+                         "issuer_name": names.get(kid) or d.get("issuer_name") or "",
+                         "claimed_list_id": d.get("claimed_list_id", ""), "reason": d["reason"]}
+    return list(rows.values())

@@ -73,7 +73,8 @@ def _shared(rep: dict) -> list:
             sub.append(f"entry {ref}: {d['category']}, reason: {d['reason'] or '(none given)'}; images: {imgs}")
         out.append((head, sub))
     for r in rep["refused"]:
-        out.append(f"Refused at {r['time']}: file {r['file'] or '?'}"
+        again = f" (and again at {', '.join(r['times'][1:])})" if len(r.get("times") or []) > 1 else ""
+        out.append(f"Refused at {r['time']}{again}: file {r['file'] or '?'}"
                    + (f" (list {r['claimed_list_id']})" if r.get("claimed_list_id") else "")
                    + (f" from USB {r['mount']}" if r.get("mount") else "")
                    + f", {_issuer(r['issuer_name'], r['issuer'])}: {r['reason']}")
@@ -171,8 +172,8 @@ def sections(rep: dict) -> list[tuple[str, list]]:
 
 def _period(rep: dict) -> str:
     p = rep["period"]
-    return f"{p['from']} to {p['to']}" + ("" if (p["from"], p["to"]) == (p["start"], p["end"])
-                                          else f" ({p['start']} up to {p['end']})")
+    days = any(len(str(x)) == 10 for x in (p["from"], p["to"]))  # whole days, as given: say what they span
+    return f"{p['from']} to {p['to']}" + (f" (whole days: {p['start']} up to {p['end']})" if days else "")
 
 
 def render_text(rep: dict) -> str:

@@ -47,6 +47,7 @@ class Daemon:
         self.matcher = Matcher(cfg.match.threshold)
         self.watchlist = None  # WatchlistService: signed lists, expiry, USB pick-up, purge receipts
         self.duties = Duties(cfg, publish=self.publish)  # audit log, deployment windows, face counts
+        self.duties.gate.record = self.record  # a deployment's end reaches the watch-list service (record())
         self.publisher: Channel | None = None  # opened in start(): needs the box's keys
         self.control = ControlServer(cfg.control_endpoint)
         self.commands = self.control.commands
@@ -65,7 +66,11 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         self.prepare_state_dir()
-        self.duties.start()
+        # service_start is the run's first record: what a restart records (reloads, refusals) is not
+        # mistaken for the last records of a run that died (downtime in the report)
+        self.duties.start(first=("service_start", {"cameras": [c.id for c in self.cfg.cameras],
+                                                   "config": self.cfg.path,
+                                                   "retention_days": self.cfg.alerts.retention_days}))
         self.open_channel()
         self.duties.witness()  # the consoles hear the newest checkpoint at once (a witness of the log's head)
         self.load_initial_watchlist()
@@ -73,8 +78,6 @@ class Daemon:
         self.commands.update(status=self.status_command, adjudications=self.adjudications_command)
         self.control.start()
         self.start_cameras()
-        self.record("service_start", cameras=[c.id for c in self.cfg.cameras], config=self.cfg.path,
-                    retention_days=self.cfg.alerts.retention_days)
         log.info("edge daemon %s started: %d camera(s), watch list %s", self.box_id, len(self.cameras),
                  f"{len(self.matcher.current)} entries" if self.matcher.current else "none")
 
