@@ -130,13 +130,14 @@ def world(tmp_path):
     shutil.copy(LIN, images / "a.png")
     shutil.copy(ALEX, images / "b.png")
     shutil.copy(MEDIA / "faces" / "obama.jpg", images / "c.jpg")
-    rows = {"A": "WL-A,wanted,Warrant 11/2026 (robbery),a.png",
-            "B": "WL-B,missing person,Missing since 2026-11-28,b.png",
-            "C": "WL-C,known offender,Breach of order 7/2026,c.jpg"}
+    rows = {"A": "WL-A,wanted,Warrant 11/2026 (robbery),a.png,PNC custody,2026-10-02",
+            "B": "WL-B,missing person,Missing since 2026-11-28,b.png,family photo,2026-06-14",
+            "C": "WL-C,known offender,Breach of order 7/2026,c.jpg,PND,2025-12-30"}
     expires = utc(datetime.now(UTC) + timedelta(days=2))
     bundles = {}
     for n, refs in ((1, "AB"), (2, "ABC")):
-        (tmp_path / f"refs{n}.csv").write_text("ref,category,reason,images\n" + "".join(rows[r] + "\n" for r in refs))
+        (tmp_path / f"refs{n}.csv").write_text("ref,category,reason,images,source,taken\n"
+                                               + "".join(rows[r] + "\n" for r in refs))
         out = tmp_path / f"list{n}.wlb"
         ok(runner.invoke(enrol_cli, ["build", "--images", str(images), "--refs", str(tmp_path / f"refs{n}.csv"),
                                      "--for", str(box_pub), "--issuer-key", str(spoc / "issuer.key"),
@@ -250,6 +251,8 @@ def test_a_deployment_reported_exactly_and_reconciled_with_the_register(world, t
     assert [(d["ref"], d["category"], d["reason"]) for d in l2["entry_details"]] == [
         ("WL-A", "wanted", "Warrant 11/2026 (robbery)"), ("WL-B", "missing person", "Missing since 2026-11-28"),
         ("WL-C", "known offender", "Breach of order 7/2026")]
+    assert [[(i["source"], i["taken"], len(i["sha256"])) for i in d["images"]] for d in l2["entry_details"]] == [
+        [("PNC custody", "2026-10-02", 64)], [("family photo", "2026-06-14", 64)], [("PND", "2025-12-30", 64)]]
     (ref_,) = rep["refused"]
     assert (ref_["file"], ref_["arrived"], ref_["issuer"], ref_["issuer_name"]) == ("a-altered.wlb", "usb", issuer,
                                                                                      ISSUER_NAME)
@@ -301,5 +304,10 @@ def test_a_deployment_reported_exactly_and_reconciled_with_the_register(world, t
     assert r.exit_code == 1
     (line,) = [ln for ln in r.output.splitlines() if ln.startswith("DISCREPANCY")]
     assert f"list {l1['list_id']}: replaced at" in line and "without a deletion receipt" in line
+    rep["watchlists"][0]["ended"]["receipt"] = l1["ended"]["receipt"]
+    rep["watchlists"][1]["entry_details"][2]["images"][0]["sha256"] = "0" * 64  # an image the SPOC never sent
+    withheld.write_text(json.dumps(rep))
+    r = runner.invoke(enrol_cli, ["reconcile", str(register), str(withheld)])
+    assert r.exit_code == 1 and f"list {l2['list_id']}: reference WL-C holds image sha256 {'0' * 64}" in r.output
     ok(runner.invoke(edge_cli, ["audit", "report", "--config", str(cfg), "--format", "html", "-o",
                                 str(tmp_path / "report.html")]))
