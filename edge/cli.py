@@ -19,7 +19,7 @@ DEFAULT_CONFIG = "/etc/edge/edge.toml"
 
 
 def user_errors(fn):
-    """Turn EdgeError into a one-line ClickException."""
+    """Turn EdgeError (and a permission the user lacks) into a one-line ClickException."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -27,6 +27,10 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except EdgeError as exc:
             raise click.ClickException(str(exc)) from None
+        except PermissionError as exc:
+            what = f" to {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"permission denied{what}: run this as the service user (edge) "
+                                       "or with sudo") from None
 
     return wrapper
 

@@ -65,7 +65,7 @@ class MatchConfig:
 @dataclass
 class AlertsConfig:
     endpoint: str = "tcp://127.0.0.1:5599"  # where the box serves alerts
-    control_endpoint: str = ""  # `edge status` etc. talk to the daemon here; "" = ipc in the state dir
+    control_endpoint: str = ""  # `edge status` etc. talk to the daemon here; "" = ipc in the state dir (ipc:// only)
     retention_days: float = 31.0  # alerts (crop, details) are kept this long, then deleted and logged
     group_window_s: float = 60.0  # the same entry seen again within this window joins the first alert
 
@@ -179,10 +179,13 @@ def _check(cfg: Config) -> None:
     need(0.0 < cfg.match.threshold < 2.0, "match.threshold", "must be between 0 and 2")
     need(cfg.match.threshold <= cfg.match.threshold_floor, "match.threshold",
          f"{cfg.match.threshold} is more lenient than the threshold floor {cfg.match.threshold_floor}")
-    for key in ("endpoint", "control_endpoint"):
-        ep = getattr(cfg.alerts, key)
-        need(ep == "" and key == "control_endpoint" or ep.startswith(("tcp://", "ipc://")),
-             f"alerts.{key}", "must be a ZeroMQ endpoint (tcp://host:port or ipc://path)")
+    need(cfg.alerts.endpoint.startswith(("tcp://", "ipc://")), "alerts.endpoint",
+         "must be a ZeroMQ endpoint (tcp://host:port or ipc://path)")
+    # the control socket has no authentication of its own (it can purge the list): only a Unix socket,
+    # whose folder's permissions decide who may use it, is allowed
+    need(cfg.alerts.control_endpoint == "" or cfg.alerts.control_endpoint.startswith("ipc://"),
+         "alerts.control_endpoint", "must be an ipc:// path (the control socket is unauthenticated, so TCP "
+         "is refused); leave it out to use <state_dir>/control.sock")
     need(0.0 < cfg.match.target_fpir < 0.5, "match.target_fpir", "must be between 0 and 0.5")
     need(cfg.match.rule in ("ratio", "distance"), "match.rule", 'must be "ratio" or "distance"')
     need(0.0 < cfg.match.max_false_alert_rate <= 1.0, "match.max_false_alert_rate", "must be between 0 and 1")

@@ -48,11 +48,31 @@ def copy_bundles(src: Path, dest: Path, log=print) -> list[Path]:
             log(f"{entry.name}: skipped (more than {MAX_FILES} .wlb files)")
         else:
             copy = dest / entry.name
-            with open(entry.path, "rb") as f, open(copy, "xb") as g:
-                shutil.copyfileobj(f, g, 1 << 20)
+            try:
+                _copy_regular(entry.path, copy)
+            except ValueError as exc:
+                log(f"{entry.name}: skipped ({exc})")
+                copy.unlink(missing_ok=True)
+                continue
             os.chmod(copy, 0o640)
             out.append(copy)
     return out
+
+
+def _copy_regular(src: str, dest: Path) -> None:
+    """Copy a file that is, when opened, still a regular file no larger than MAX_SIZE (no symlink swapped
+    in between the look and the open, no FIFO that would block)."""
+    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f, open(dest, "xb") as g:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SIZE:
+            raise ValueError("not a regular file of at most the size limit")
+        copied = 0
+        while chunk := f.read(1 << 20):
+            copied += len(chunk)
+            if copied > MAX_SIZE:
+                raise ValueError("it grew past the size limit")
+            g.write(chunk)
 
 
 def load_all(files: list[Path], edge_cmd: list[str], config: str, log=print) -> int:

@@ -64,6 +64,16 @@ def test_edge_service_exposure_is_at_most_2():
     assert float(m.group(1)) <= MAX_EXPOSURE, r.stdout
 
 
+@needs_analyze
+def test_usb_unit_exposure_is_well_under_its_old_4_7():
+    """It must stay root (to mount), but nothing else: no new privileges, only the stick's block device,
+    no namespaces, a system-call filter, no network (issue 15: it scored 4.7)."""
+    r = analyze("security", "--offline=true", str(UNITS["edge-usb@.service"]))
+    m = re.search(r"Overall exposure level for edge-usb@\S*\.service: (\d+\.\d+)", r.stdout)
+    assert m, r.stdout + r.stderr
+    assert float(m.group(1)) <= 3.0, r.stdout
+
+
 def test_edge_service_keeps_what_the_daemon_needs():
     """The hardening must not break the box: cameras, TCP, the state dir, the watchdog."""
     text = UNITS["edge.service"].read_text()

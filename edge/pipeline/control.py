@@ -28,6 +28,8 @@ class ControlServer:
         self._error: Exception | None = None
 
     def start(self) -> None:
+        if not self.endpoint.startswith("ipc://"):  # no authentication here: only a Unix socket in a 0700 dir
+            raise EdgeError(f"the control socket {self.endpoint} must be ipc://: TCP is refused")
         self._thread.start()
         self._ready.wait(5)
         if self._error:
