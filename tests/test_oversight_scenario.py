@@ -145,7 +145,7 @@ def world(tmp_path):
                                      "-o", str(out)]))
         bundles[n] = out
     probes = {"A": encode_image(LIN, QualityConfig())[0],
-              "B": encode_image(MEDIA / "faces" / "alex_lacamoire1.jpg", QualityConfig())[0],
+              "B": encode_image(ALEX, QualityConfig())[0],  # well inside any list's operating point
               "passer-by": encode_image(MEDIA / "faces" / "biden.jpg", QualityConfig())[0]}
     return {"state": state, "usb": usb, "spoc": spoc, "cfg": cfg, "box_pub": box_pub, "endpoint": endpoint,
             "bundles": bundles, "probes": probes, "tmp": tmp_path}
@@ -230,8 +230,8 @@ def test_a_deployment_reported_exactly_and_reconciled_with_the_register(world, t
         assert console.store.prune(time.time() - cutoff) == 9
         console.link.wake.set()
         wait_for(lambda: any(r["kind"] == "console_pruned" for r in records(state)), 30, "the console's prune notice")
-        wait_for(lambda: any(r["data"].get("ending") == "deployment ended" for r in records(state)),
-                 WINDOW_S + 30, "the deployment window to end")
+        wait_for(lambda: any(r["kind"] == "watchlist_file_deleted" for r in records(state)),
+                 WINDOW_S + 30, "the deployment window to end (list purged, its USB file deleted)")
         assert not (usb / "list2.wlb").exists() and (usb / "a-altered.wlb").exists()
     finally:
         box.stop()
