@@ -33,8 +33,12 @@ class DetectConfig:
     every_n_frames: int = 2  # a detection pass on every n-th frame handed to the pipeline
     full_every: int = 4  # every k-th pass scans the whole frame; the others only look around live tracks
     fine_every: int = 4  # every k-th whole-frame scan uses `upsample` (small faces); the others upsample 0
-    track_iou: float = 0.3  # a detection joins a track when it overlaps its last box this much
-    track_max_missed: int = 6  # detection passes a track survives without a detection
+    track_iou: float = 0.3  # a detection joins a track when it overlaps its predicted box this much
+    track_gate: float = 3.0  # ... or when its centre is within this many standard deviations of the predicted
+    #                          centre (a fast mover; the deviation is in face heights and grows with time unseen)
+    track_lost_s: float = 1.0  # seconds a track without detections is kept as lost, to be re-joined (same id)
+    track_reid_distance: float = 0.5  # a re-join needs descriptors this close when both have one (memory only)
+    track_max_speed: float = 10.0  # face heights per second a new track may move (its first search region)
 
 
 @dataclass
@@ -111,6 +115,7 @@ class Config:
         return next(c for c in self.cameras if c.id == cam_id)
 
 
+RENAMED = {"detect.track_max_missed": "no longer used: set detect.track_lost_s (seconds) instead"}
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
@@ -121,7 +126,8 @@ def _build(cls, data: Any, path: str):
     known = {f.name for f in fields(cls) if f.name != "path"}
     for key in data:
         if key not in known:
-            raise ConfigError(f"{path + '.' if path else ''}{key}: unknown key")
+            full = f"{path + '.' if path else ''}{key}"
+            raise ConfigError(f"{full}: {RENAMED[full]}" if full in RENAMED else f"{full}: unknown key")
     kwargs = {}
     for f in fields(cls):
         if f.name not in data:
@@ -169,7 +175,10 @@ def _check(cfg: Config) -> None:
     need(1 <= cfg.detect.full_every <= 100, "detect.full_every", "must be between 1 and 100")
     need(1 <= cfg.detect.every_n_frames <= 10, "detect.every_n_frames", "must be between 1 and 10")
     need(0.0 < cfg.detect.track_iou < 1.0, "detect.track_iou", "must be between 0 and 1")
-    need(cfg.detect.track_max_missed >= 1, "detect.track_max_missed", "must be at least 1")
+    need(1.0 <= cfg.detect.track_gate <= 10.0, "detect.track_gate", "must be between 1 and 10")
+    need(0.0 < cfg.detect.track_lost_s <= 10.0, "detect.track_lost_s", "must be between 0 and 10 seconds")
+    need(0.0 < cfg.detect.track_reid_distance < 2.0, "detect.track_reid_distance", "must be between 0 and 2")
+    need(1.0 <= cfg.detect.track_max_speed <= 50.0, "detect.track_max_speed", "must be between 1 and 50")
     need(cfg.quality.min_face_px >= 20, "quality.min_face_px", "must be at least 20")
     need(cfg.quality.min_sharpness >= 0, "quality.min_sharpness", "must not be negative")
     need(0 < cfg.quality.max_yaw <= 1.0, "quality.max_yaw", "must be between 0 and 1")

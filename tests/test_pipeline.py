@@ -29,6 +29,8 @@ from conftest import (
 
 from edge.alerts import messages
 
+CAMERA_B_FRAMES = 5 * (37 + 7)  # demo/make_media.py: 2.5 s of each person at 15 fps, then 0.5 s empty
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
@@ -56,8 +58,14 @@ def run(tmp_path_factory):
         assert status is not None, (tmp / "daemon.log").read_text()
         before = {p: p.stat().st_mtime for p in state.rglob("*")}
         sub.collect(18)
-        r = subprocess.run(edge_cmd("status", "--config", str(cfg), "--json"), capture_output=True, text=True)
-        final = json.loads(r.stdout)
+        deadline = time.monotonic() + 30  # camera B's five people (15 s of clip) have all been shown
+        while True:
+            r = subprocess.run(edge_cmd("status", "--config", str(cfg), "--json"), capture_output=True, text=True)
+            final = json.loads(r.stdout)
+            if final["cameras"]["cam-b"]["stats"].get("frames_read", 0) >= CAMERA_B_FRAMES:
+                break
+            assert time.monotonic() < deadline, final["cameras"]["cam-b"]
+            time.sleep(0.5)
         # what was counted has arrived (at-least-once); stop listening before the shutdown drain
         sub.collect(5, until=lambda m: sum(x["type"] == "alert" for x in m) >= final["alerts_sent"])
         sub.close()

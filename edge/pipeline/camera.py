@@ -50,7 +50,8 @@ class CameraWorker:
         self.counters = Counters()
         self.epoch = int(time.time()) % 1_000_000  # keeps track ids unique across restarts
         det = cfg["detect"]
-        self.tracker = Tracker(det["track_iou"], det["track_max_missed"])
+        self.tracker = Tracker(det["track_iou"], det["track_lost_s"], det["track_gate"], det["track_reid_distance"],
+                               det["track_max_speed"])
         self.capture: Capture | None = None
         self._last_t: float | None = None
         self._interval = 0.0
@@ -117,12 +118,14 @@ class CameraWorker:
             return  # between detections the tracks simply carry on
         t0 = time.perf_counter()
         rgb = api.to_rgb(frame.image)
-        boxes = self.strategy.detect(rgb, list(self.tracker.tracks.values()))
+        boxes = self.strategy.detect(rgb, self.tracker.lookouts(frame.time))
         c.detect_ms = _ema(c.detect_ms, (time.perf_counter() - t0) * 1000)
         c.faces += len(boxes)
         live = self.tracker.update(boxes, frame.time)
         if live and not self.encode_allowed.is_set():
             c.not_authorised += len(live)
+            for track in live:
+                self.tracker.settle(track, None)  # no descriptor: a pending re-join stays a track of its own
             live = []
         chosen = []
         for track in live:
@@ -131,6 +134,7 @@ class CameraWorker:
             chip, qual = quality.gate(rgb, track.box, q["min_face_px"], q["min_sharpness"], q["max_yaw"])
             if not qual.ok:
                 setattr(c, f"rejected_{qual.reason}", getattr(c, f"rejected_{qual.reason}") + 1)
+                self.tracker.settle(track, None)
                 continue
             if track.encodes and qual.score < track.best_score * self.cfg["encode"]["improve_ratio"]:
                 continue
@@ -140,9 +144,16 @@ class CameraWorker:
             descs = api.encode_chips([ch for _, ch, _ in chosen], self.cfg["encode"]["backend"])
             c.encode_ms = _ema(c.encode_ms, (time.perf_counter() - t1) * 1000 / len(chosen))
             for (track, _, qual), desc in zip(chosen, descs, strict=True):
+                c.encodes += 1
+                if track.pending:  # a new track that may be a lost one back: the descriptor decides
+                    owner = self.tracker.settle(track, desc)
+                    if owner is not track and (owner.encodes >= self.cfg["encode"]["max_per_track"] or qual.score
+                                               < owner.best_score * self.cfg["encode"]["improve_ratio"]):
+                        continue  # the same person, already encoded as well: nothing new to send
+                    track = owner
                 track.encodes += 1
                 track.best_score = qual.score
-                c.encodes += 1
+                track.descriptor = desc
                 self.send("encoding", track_id=f"{self.cam_id}-{self.epoch}-{track.id}",
                           frame_time=frame.time, descriptor=[round(float(x), 6) for x in desc],
                           crop_jpeg=messages.b64(api.jpeg(api.crop(rgb, track.box))),

@@ -2,8 +2,8 @@
 
 Whole-frame scans find new faces; cheap passes in between only follow the live tracks. Every
 ``full_every``-th pass scans the whole frame (every ``fine_every``-th of those at the configured
-upsampling, to find small faces; the rest at upsample 0). Other passes look only around each
-track's box. HOG cost grows with the pixels scanned, so this is most of the saving next to
+upsampling, to find small faces; the rest at upsample 0). Other passes look only around where
+each track is predicted to be (``Tracker.lookouts``). HOG cost grows with the pixels scanned, so this is most of the saving next to
 detecting everything on every frame.
 """
 
@@ -24,7 +24,8 @@ class Strategy:
         self.full_passes = 0  # of which whole-frame scans
 
     def detect(self, rgb: np.ndarray, tracks: list) -> list[api.Box]:
-        """Boxes of the faces in ``rgb`` this pass, given the live ``tracks`` (objects with ``.box``)."""
+        """Boxes of the faces in ``rgb`` this pass, given the ``tracks`` to follow (objects with the
+        predicted ``.box`` and a search ``.margin`` in pixels around it)."""
         det = self.det
         self.passes += 1
         if (self.passes - 1) % det["full_every"] and tracks:
@@ -37,7 +38,7 @@ class Strategy:
         return distinct(boxes, det["track_iou"])
 
     def around_tracks(self, rgb: np.ndarray, tracks: list, boxes: list) -> list[api.Box]:
-        """Detect in a region around each live track not already covered by ``boxes``."""
+        """Detect in a region around each track's predicted box not already covered by ``boxes``."""
         det = self.det
         h, w = rgb.shape[:2]
         scale = min(1.0, det["max_width"] / w)
@@ -46,9 +47,11 @@ class Strategy:
             if any(iou(track.box, b) >= det["track_iou"] for b in boxes):
                 continue
             top, right, bottom, left = track.box
-            m = (bottom - top) // 2  # a face moves little between passes
+            m = track.margin
             t, b = max(0, top - m), min(h, bottom + m)
             lft, r = max(0, left - m), min(w, right + m)
+            if b - t < (bottom - top) // 2 or r - lft < (right - left) // 2:
+                continue  # predicted out of the frame
             region = np.ascontiguousarray(rgb[t:b, lft:r])
             small = (bottom - top) * scale < SMALL_FACE_PX
             for bt, br, bb, bl in api.detect(region, int(region.shape[1] * scale) or 1,
