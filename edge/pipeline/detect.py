@@ -3,8 +3,8 @@
 Whole-frame scans find new faces; cheap passes in between only follow the live tracks. Every
 ``full_every``-th pass scans the whole frame (every ``fine_every``-th of those at the configured
 upsampling, to find small faces; the rest at upsample 0). Other passes look only around where
-each track is predicted to be (``Tracker.lookouts``). HOG cost grows with the pixels scanned, so this is most of the saving next to
-detecting everything on every frame.
+each track is predicted to be (``Tracker.lookouts``). HOG cost grows with the pixels scanned, so
+this is most of the saving next to detecting everything on every frame.
 """
 
 from __future__ import annotations
