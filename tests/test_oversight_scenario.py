@@ -15,6 +15,8 @@ register until one receipt is withheld.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -311,3 +313,26 @@ def test_a_deployment_reported_exactly_and_reconciled_with_the_register(world, t
     assert r.exit_code == 1 and f"list {l2['list_id']}: reference WL-C holds image sha256 {'0' * 64}" in r.output
     ok(runner.invoke(edge_cli, ["audit", "report", "--config", str(cfg), "--format", "html", "-o",
                                 str(tmp_path / "report.html")]))
+    page = (tmp_path / "report.html").read_text()
+    assert all(q in page for q in ("1. What images", "2. Was there", "3. Was police", "4. When was each"))
+    assert "<svg" in page and not re.search(r"""(src|href)\s*=|@import|url\(""", page)  # self-contained
+    if os.environ.get("EDGE_REPORT_SCREENSHOT"):  # refresh docs/report.png (README)
+        screenshot(tmp_path / "report.html", Path(os.environ["EDGE_REPORT_SCREENSHOT"]))
+
+
+def screenshot(page: Path, out: Path, width: int = 1100, height: int = 1700) -> None:
+    """The HTML report in Debian's headless chromium (the flags of tests/test_console_browser.py)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", f"--window-size={width},{height}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=opts)
+    try:
+        driver.get(page.resolve().as_uri())
+        driver.save_screenshot(str(out))
+    finally:
+        driver.quit()
