@@ -7,6 +7,7 @@
 4. controller- a terminal console prints each alert as it arrives
 5. oversight - verifies the tamper-evident log and prints the report
 6. SPOC      - purges the list and verifies the box's signed deletion receipt
+7. both      - `enrol reconcile`: the SPOC's register of issued lists against the box's report
 
 Every command is the real CLI, printed before it runs. State goes to .demo-state/ (recreated).
 """
@@ -105,6 +106,10 @@ def main() -> None:
     say("6. SPOC: purge the list and check the box's deletion receipt")
     sh("edge", "watchlist", "purge", "--reason", "demo finished", "--out", STATE / "receipt.json", *box)
     sh("enrol", "verify-receipt", STATE / "receipt.json", "--box", box_pub)
+
+    say("7. Oversight and SPOC: do the SPOC's register and the box's report agree?")
+    sh("edge", "audit", "report", *box, "--format", "json", "-o", STATE / "report.json")
+    sh("enrol", "reconcile", STATE / "spoc" / "bundles.jsonl", STATE / "report.json")
     print(f"\nDone. Everything the demo made is in {STATE.relative_to(REPO)}/ "
           "(the HTML report: .demo-state/report.html).")
 
