@@ -463,3 +463,14 @@ def test_v2_vector_is_reproduced_byte_for_byte():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.build_v2() == (VECTORS / "watchlist-v2.wlb").read_bytes()
+
+
+def test_an_entrys_rows_must_stay_together_in_the_row_index():
+    from edge.watchlist.base import Image
+
+    entries = [Entry("A", images=(Image("ab" * 32),)), Entry("B", images=(Image("cd" * 32),))]
+    t = np.ones((3, 128), np.float32) / 10
+    with pytest.raises(BundleError, match="^the row index does not keep each entry's template rows together"):
+        bundle_v2._check_rows(t, np.array([[0, 0], [1, 1], [0, 0]], "<u4"), entries, 2)
+    owners, images = bundle_v2._check_rows(t, np.array([[0, 0], [0, 0], [1, 1]], "<u4"), entries, 2)
+    assert owners.tolist() == [0, 0, 1] and images.tolist() == [0, 0, 1]

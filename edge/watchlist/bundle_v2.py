@@ -367,6 +367,8 @@ def _check_rows(templates: np.ndarray, index: np.ndarray, entries: list[Entry], 
     owners, row_images = index[:, 0].astype(np.int64), index[:, 1].astype(np.int64)
     if len(index) and (owners.max() >= n or row_images.max() >= n_images):
         raise BundleError("the row index names an entry or image that does not exist")
+    if len(index) > 1 and (np.diff(owners) < 0).any():  # the matcher takes each entry's rows as one run
+        raise BundleError("the row index does not keep each entry's template rows together and in order")
     image_owner = np.repeat(np.arange(n), [len(e.images) for e in entries]) if n else np.zeros(0, np.int64)
     if len(index) and not np.array_equal(image_owner[row_images], owners):
         raise BundleError("the row index gives a template row an image of another entry")
