@@ -185,6 +185,73 @@ print(json.dumps({{"verify": t1 - t0, "open": t2 - t1, "entries": len(wl), "base
             "image_ms": round(out["image_ms"], 3)}
 
 
+def daemon_rss(n: int, tmp: str, seconds: float = 20.0) -> dict:
+    """The real daemon (`edge run`, one camera playing the Hamilton clip) with an n-entry version-2 list
+    loaded through `edge watchlist load`: its own process's RSS (camera processes are separate) sampled
+    for ``seconds`` once the list is in force."""
+    import signal
+
+    import psutil
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from edge import identity
+    from edge.watchlist import bundle_v2
+
+    root = Path(tmp)
+    state = root / "state"
+    ident = identity.create(state, "bench-box")
+    issuer = Ed25519PrivateKey.generate()
+    (root / "issuer.pub").write_text(json.dumps(identity.issuer_public_doc(identity.raw_public(issuer))))
+    identity.add_issuer(state, root / "issuer.pub")
+    tpl, imgs = templates(n), reference_jpegs(n)
+    now = time.time()
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    header = {"list_id": "bench", "deployment": "bench", "box_id": "bench-box", "created": stamp(now),
+              "not_before": stamp(now - 60), "not_after": stamp(now + 3600), "sequence": 1,
+              "policy": {"max_entries": n, "retention_days": 31, "threshold_floor": 0.6, "target_fpir": 0.5}}
+    items = [bundle_v2.Item(f"WL-{i:07d}", "wanted", "bench", tpl[i:i + 1], [bundle_v2.RefImage(imgs[i])])
+             for i in range(n)]
+    with open(root / "list.wlb", "wb") as f:
+        bundle_v2.write(header, items, issuer, ident.wl_public, f)
+    del items, imgs, tpl
+    clip = Path(__file__).resolve().parent.parent / "tests" / "data" / "media" / "video" / "short_hamilton_clip.mp4"
+    cfg = root / "edge.toml"
+    cfg.write_text(f'box_id = "bench-box"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "{clip}"\n'
+                   'loop = true\n[alerts]\nendpoint = "tcp://127.0.0.1:0"\n[deployment]\nrequired = false\n')
+    edge = [sys.executable, "-m", "edge"]
+    log = open(root / "daemon.log", "w")
+    proc = subprocess.Popen([*edge, "run", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(120):
+            if subprocess.run([*edge, "status", "--config", str(cfg), "--timeout", "1"],
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(0.5)
+        before = psutil.Process(proc.pid).memory_info().rss
+        t0 = time.perf_counter()
+        r = subprocess.run([*edge, "watchlist", "load", str(root / "list.wlb"), "--config", str(cfg)],
+                           capture_output=True, text=True, timeout=300)
+        load_s = time.perf_counter() - t0
+        if r.returncode != 0:
+            raise RuntimeError(f"the daemon refused the list: {r.stderr.strip()[-200:]}")
+        samples = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            samples.append(psutil.Process(proc.pid).memory_info().rss)
+            time.sleep(0.5)
+        hwm = next(int(x.split()[1]) * 1024 for x in open(f"/proc/{proc.pid}/status") if x.startswith("VmHWM:"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    return {"bench": "daemon", "templates": n, "before_mib": round(before / 2**20, 1),
+            "steady_mib": round(samples[-1] / 2**20, 1), "max_mib": round(max(samples) / 2**20, 1),
+            "hwm_mib": round(hwm / 2**20, 1), "load_cmd_s": round(load_s, 2), "seconds": seconds}
+
+
 def run(sizes=SIZES) -> list[dict]:
     import tempfile
 
@@ -199,6 +266,11 @@ def run(sizes=SIZES) -> list[dict]:
                 rows.append(bundle_load(min(sizes), os.path.join(tmp, "bench.wlb"), version))
         except (ImportError, AttributeError, TypeError, RuntimeError) as exc:
             rows.append({"bench": "bundle", "version": version, "templates": min(sizes), "error": str(exc)})
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows.append(daemon_rss(min(sizes), tmp))
+    except (OSError, RuntimeError, StopIteration) as exc:
+        rows.append({"bench": "daemon", "templates": min(sizes), "error": str(exc)})
     return rows
 
 
@@ -222,6 +294,14 @@ def table(rows: list[dict]) -> str:
                        f"{r['open_s']} s | **{r['load_s']} s** | **{r['peak_rss_mib']} MiB** | "
                        f"{r['held_rss_mib']} MiB (of which {r['base_rss_mib']} MiB before loading) | "
                        f"{r['image_ms']} ms |")
+    for r in rows:
+        if r["bench"] == "daemon" and "error" in r:
+            out += ["", f"daemon with {r['templates']:,} entries: not measured ({r['error']})"]
+        elif r["bench"] == "daemon":
+            out += ["", "| daemon (`edge run`, 1 camera) | list | RSS before | RSS steady | max sampled | high-water | "
+                        "`edge watchlist load` |", "|---|---:|---:|---:|---:|---:|---:|",
+                    f"| version-2 bundle | {r['templates']:,} | {r['before_mib']} MiB | **{r['steady_mib']} MiB** | "
+                    f"{r['max_mib']} MiB | {r['hwm_mib']} MiB | {r['load_cmd_s']} s |"]
     return "\n".join(out)
 
 

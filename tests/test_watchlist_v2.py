@@ -474,3 +474,34 @@ def test_an_entrys_rows_must_stay_together_in_the_row_index():
         bundle_v2._check_rows(t, np.array([[0, 0], [1, 1], [0, 0]], "<u4"), entries, 2)
     owners, images = bundle_v2._check_rows(t, np.array([[0, 0], [0, 0], [1, 1]], "<u4"), entries, 2)
     assert owners.tolist() == [0, 0, 1] and images.tolist() == [0, 0, 1]
+
+
+def test_a_list_too_big_for_one_audit_record_is_recorded_in_parts_and_loads(tmp_path):
+    """25,000 entries: more reference numbers than one audit record holds. Recorded first (in
+    watchlist_entries parts), then put in force; the oversight report lists every reference."""
+    from edge.audit.log import AuditLog
+    from edge.audit.report_lists import watchlists
+    from edge.audit.verify import verify_log
+
+    box = Box(tmp_path)
+    log = AuditLog(box.state, box_id="box-a")
+    box.svc.record = log.append
+    n = 25_000
+    rng = np.random.default_rng(5)
+    t = rng.normal(size=(n, 128)).astype(np.float32) / 12
+    items = [Item(f"WL-{i:06d}", "wanted", "", t[i:i + 1], [RefImage(big_jpeg(i, 40))]) for i in range(n)]
+    h = header(sequence=9)
+    h["policy"] = {"max_entries": n, "threshold_floor": 0.6, "retention_days": 31, "target_fpir": 0.5}
+    path = tmp_path / "big.wlb"
+    path.write_bytes(bundle_v2.write(h, items, ISSUER, box.ident.wl_public))
+    box.svc.load(path)
+    assert len(box.matcher.current) == n
+    recs = verify_log(box.state).records
+    kinds = [r["kind"] for r in recs]
+    assert kinds.count("watchlist_entries") == 3 and kinds.index("watchlist_entries") < kinds.index("watchlist_loaded")
+    loaded = next(r for r in recs if r["kind"] == "watchlist_loaded")["data"]
+    assert loaded["refs_parts"] == 3 and "refs" not in loaded and loaded["entries"] == n
+    times = [(datetime.fromisoformat(r["time"].replace("Z", "+00:00")), r) for r in recs]
+    lo, hi = times[0][0] - timedelta(days=1), times[-1][0] + timedelta(days=1)
+    (row,) = watchlists(times, lo, hi)
+    assert row["refs"] == [f"WL-{i:06d}" for i in range(n)]

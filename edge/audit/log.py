@@ -51,6 +51,7 @@ KINDS: dict[str, dict[str, object]] = {
     "service_stop": {},
     "config_changed": {"diff": D},
     "watchlist_loaded": {"issuer": S, "list_id": S, "entries": INT},  # and refs, categories (lists)
+    "watchlist_entries": {"list_id": S, "part": INT, "parts": INT, "refs": L},  # a big list's refs, before loaded
     "watchlist_refused": {"reason": S},
     "watchlist_expired": {"list_id": S},
     "watchlist_purged": {"list_id": S, "reason": S},  # and the receipt's fields (receipt_id or time)

@@ -72,12 +72,18 @@ def watchlists(recs, lo, hi, check_receipt=None) -> list[dict]:
     names = issuer_names(recs)
     lists: dict[str, dict] = {}  # list id -> its latest row
     rows: list[dict] = []
+    parts: dict[str, list] = {}  # list id -> refs from watchlist_entries records (big lists), before loaded
     for t, r in recs:
         if t >= hi:
             break
         d, kind = r["data"], r["kind"]
+        if kind == "watchlist_entries":
+            parts.setdefault(str(d["list_id"]), []).extend(d.get("refs") or [])
+            continue
         if kind == "watchlist_loaded":
             lid = str(d["list_id"])
+            if d.get("refs") is None and d.get("refs_parts"):
+                d = dict(d, refs=parts.pop(lid, []))
             w = lists.get(lid)
             if w is None or w["ended"] is not None:  # a list reloaded after it ended is a new row
                 w = lists[lid] = {

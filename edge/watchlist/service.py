@@ -332,7 +332,7 @@ class WatchlistService:
             try:
                 try:
                     self.record("watchlist_loaded", replaced=old_id, **arrival, bundle_sha256=digest,
-                                issuer_name=self._issuer_name(wl.issuer), **summary, **_contents(wl))
+                                issuer_name=self._issuer_name(wl.issuer), **summary, **self._contents(wl))
                 except EdgeError as exc:
                     raise BundleError(f"the list cannot be recorded in the audit log ({exc}), "
                                       "so it is not put in force") from None
@@ -403,6 +403,18 @@ class WatchlistService:
             return reader.verify(src, identity_mod.issuers(self.cfg.state_dir)).header
         finally:
             src.close()
+
+    def _contents(self, wl: WatchList) -> dict:
+        """What the ``watchlist_loaded`` record says the list holds; a list whose reference numbers do not
+        fit one audit record (more than ~10,000) has them recorded first, in ``watchlist_entries`` parts."""
+        out = _contents(wl)
+        parts = _ref_parts(out["refs"])
+        if len(parts) > 1:
+            for i, refs in enumerate(parts):
+                self.record("watchlist_entries", list_id=wl.list_id, part=i + 1, parts=len(parts), refs=refs)
+            del out["refs"]
+            out["refs_parts"] = len(parts)
+        return out
 
     def _swap(self, wl: WatchList | None) -> None:
         if self.matcher is None:
@@ -548,7 +560,7 @@ class WatchlistService:
             try:
                 self.record("watchlist_loaded", at_start=True, arrived="daemon", file=self.stored.name,
                             issuer_name=self._issuer_name(wl.issuer), **self._summary(wl.meta["header"]),
-                            **_contents(wl))
+                            **self._contents(wl))
             except EdgeError as exc:
                 wl.wipe()
                 log.warning("the stored watch list was not reloaded: %s", exc)
@@ -664,14 +676,34 @@ def _provenance(e) -> list[dict]:
 
 
 DETAIL_BUDGET = 150_000  # bytes of entry details in one watchlist_loaded record (a record is at most 256 KiB)
+REFS_BUDGET = 150_000  # bytes of reference numbers in one audit record
+REFS_PER_PART = 10_000  # and at most this many (the audit log takes lists of up to 20,000 items)
 
 
 def _contents(wl) -> dict:
     """What the audit log says a list held: reference numbers, categories, and per entry its category,
-    reason and images' provenance (never images). Big lists' details go in watchlist_entries records."""
-    details = [{"ref": e.ref, "category": e.category, "reason": e.reason, "images": _provenance(e)}
-               for e in wl.entries]
+    reason and images' provenance (never images), the details left out when they pass DETAIL_BUDGET."""
+    details, size = [], 0
+    for e in wl.entries:
+        d = {"ref": e.ref, "category": e.category, "reason": e.reason, "images": _provenance(e)}
+        size += len(json.dumps(d)) + 1
+        if size > DETAIL_BUDGET:
+            details = None
+            break
+        details.append(d)
     out = {"refs": [e.ref for e in wl.entries], "categories": sorted({e.category for e in wl.entries})}
-    if len(json.dumps(details)) <= DETAIL_BUDGET:
+    if details is not None:
         out["entry_details"] = details
     return out
+
+
+def _ref_parts(refs: list[str]) -> list[list[str]]:
+    """Reference numbers cut into parts that each fit one audit record."""
+    parts, cur, size = [], [], 0
+    for r in refs:
+        if cur and (size + len(r) + 4 > REFS_BUDGET or len(cur) >= REFS_PER_PART):
+            parts.append(cur)
+            cur, size = [], 0
+        cur.append(r)
+        size += len(r) + 4
+    return parts + [cur] if cur or not parts else parts
