@@ -174,8 +174,9 @@ def test_daemon_duties_switch_encoding_with_the_window_and_count_faces(setup, tm
     duties.tick(cams)
     assert not cams["cam1"].encode_allowed.is_set()
     duties.stop(cams)
-    assert [(e["event"], e["camera_id"]) for e in events] == [
+    assert [(e["event"], e["camera_id"]) for e in events if e["event"] != "audit_checkpoint"] == [
         ("not_authorised", "cam1"), ("not_authorised", "cam3"), ("authorised", "cam1"), ("not_authorised", "cam1")]
+    assert any(e["event"] == "audit_checkpoint" for e in events)  # the consoles witness the log's head
     res = verify_log(state)
     assert res.ok, res.summary()
     kinds = [r["kind"] for r in res.records]

@@ -20,7 +20,8 @@ from edge import identity
 
 JPEG_B64 = b"/9j/"  # base64 of a JPEG's first bytes
 FLOAT_RUN = re.compile(rb"(-?\d+\.\d+\s*,\s*){15,}")  # 16+ numbers in a row: a template, or part of one
-ALLOWED = re.compile(r"^(audit/(audit\.(log|head|lock)|last-config\.json)|outbox\.db(-wal|-shm)?|control\.sock)$")
+ALLOWED = re.compile(r"^(audit/(audit\.(log|head|lock)|last-config\.json)|audit\.anchor|outbox\.db(-wal|-shm)?"
+                     r"|control\.sock)$")
 
 
 def snapshot(*roots):
