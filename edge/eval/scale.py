@@ -61,10 +61,12 @@ def _probe(desc, rows, fuse, rng):
 
 
 def run_split(desc, labels, n: int, seed: int, target: float, cap: float, refs: int = 1, fuse: int = 1,
-              reps: int = 10) -> dict:
+              reps: int = 10, min_photos: int = 2) -> dict:
+    """One split; listed people need ``min_photos`` (at least refs + fuse) photos, so that options can be
+    compared on the same people."""
     rng = np.random.default_rng(seed)
     ids, counts = np.unique(labels, return_counts=True)
-    need = refs + max(1, fuse)
+    need = max(min_photos, refs + max(1, fuse))
     multi, single = rng.permutation(ids[counts >= need]), rng.permutation(ids[counts == 1])
     a = np.concatenate([multi[0::2], single[0::2], ids[(counts > 1) & (counts < need)]])
     multi, single = multi[1::2], single[1::2]
@@ -118,14 +120,15 @@ def run_split(desc, labels, n: int, seed: int, target: float, cap: float, refs: 
 
 
 def evaluate(desc, labels, sizes, splits: int, seed: int, target: float, cap: float, refs: int = 1,
-             fuse: int = 1) -> dict:
+             fuse: int = 1, min_photos: int = 2) -> dict:
     """Every size over ``splits`` random splits -> {"sizes": {n: {rule: {figure: spread}}}, ...} (JSON-able)."""
     from edge.eval.metrics import spread
 
-    out = {"target_fpir": target, "cap": cap, "refs": refs, "fuse": fuse, "splits": splits,
+    out = {"target_fpir": target, "cap": cap, "refs": refs, "fuse": fuse, "splits": splits, "min_photos": min_photos,
            "adopted_rule": operating.DEFAULT_RULE, "sizes": {}}
     for n in sizes:
-        runs = [run_split(desc, labels, n, seed + s, target, cap, refs, fuse) for s in range(splits)]
+        runs = [run_split(desc, labels, n, seed + s, target, cap, refs, fuse, min_photos=min_photos)
+                for s in range(splits)]
         size = {"mated": runs[0]["mated"], "non_mated": runs[0]["non_mated"], "rules": {},
                 "calibration": runs[0]["calibration"]}
         for rule in operating.RULES:
@@ -147,7 +150,8 @@ def format_table(rep: dict) -> str:
     lines = []
     for n, size in rep["sizes"].items():
         lines += [f"list of {n} entries ({size['mated']} mated / {size['non_mated']} non-mated searches per split; "
-                  f"refs {rep['refs']}, fuse {rep['fuse']}; mean ± sd over {rep['splits']} splits; "
+                  f"refs {rep['refs']}, fuse {rep['fuse']}, listed people with {rep['min_photos']}+ photos; "
+                  f"mean ± sd over {rep['splits']} splits; "
                   f"calibration {size['calibration']})", "",
                   "| rule | FNIR at FPIR 1 % | FNIR at FPIR 0.1 % | "
                   f"at the target {operating.one_in(rep['target_fpir'])}: FPIR measured | expected | FNIR | "

@@ -100,17 +100,17 @@ class Calibration:
     sizes: list[int]
     samples: dict[int, int]  # searches simulated per size
     low: dict[str, dict[int, list[list[float]]]] = field(default_factory=dict)  # rule -> size -> [[score, d1]]
-    median_d1: dict[int, float] = field(default_factory=dict)  # the median passer-by's nearest distance per size
+    nearest_q90: dict[int, float] = field(default_factory=dict)  # 90th percentile of passers-by's nearest distance
 
     def ratio_cap(self, n: int) -> float:
-        """The ratio rule's own distance cap for a list of ``n``: nearer than the median passer-by's nearest
-        entry. It tightens as the list grows (more entries, nearer neighbours) and costs almost no listed
-        person, whose own entry is far nearer than that; beyond the calibrated sizes it follows the trend
+        """The ratio rule's own distance cap for a list of ``n``: nearer than 90 % of passers-by's nearest
+        entry. It tightens as the list grows (more entries, nearer neighbours) and costs few listed
+        people, whose own entry is nearer than that; beyond the calibrated sizes it follows the trend
         of the last two in log size."""
-        sizes = [s for s in self.sizes if s in self.median_d1]
+        sizes = [s for s in self.sizes if s in self.nearest_q90]
         if not sizes:
             return 2.0
-        x, y = np.log(sizes), np.array([self.median_d1[s] for s in sizes])
+        x, y = np.log(sizes), np.array([self.nearest_q90[s] for s in sizes])
         if n <= sizes[-1] or len(sizes) < 2:
             return float(np.interp(np.log(max(n, 1)), x, y))
         slope = min(0.0, (y[-1] - y[-2]) / (x[-1] - x[-2]))
@@ -121,7 +121,12 @@ class Calibration:
         n = max(1, int(n))
         sizes = self.sizes
         if n >= sizes[-1]:
-            return self._at(rule, sizes[-1], threshold, cap), n > sizes[-1]
+            f = self._at(rule, sizes[-1], threshold, cap)
+            if rule == "distance":  # every further entry is another chance: 1 - (1 - f)^(n / largest)
+                f = 1.0 - (1.0 - f) ** (n / sizes[-1])
+            # the ratio rule is held at the largest size: at a fixed ratio its FPIR falls slowly as the
+            # list grows (nearest and second-nearest close up), so holding it over-states, never under-
+            return f, n > sizes[-1]
         hi = next(i for i, s in enumerate(sizes) if s >= n)
         if sizes[hi] == n or hi == 0:
             return self._at(rule, sizes[hi], threshold, cap), False
@@ -162,7 +167,7 @@ class Calibration:
     def to_json(self) -> dict:
         return {"format": CAL_FORMAT, "version": CAL_VERSION, "name": self.name, "source": self.source,
                 "identities": self.identities, "sizes": self.sizes,
-                "median_d1": {str(k): round(v, 4) for k, v in self.median_d1.items()},
+                "nearest_q90": {str(k): round(v, 4) for k, v in self.nearest_q90.items()},
                 "samples": {str(k): v for k, v in self.samples.items()},
                 "low": {r: {str(k): v for k, v in by.items()}
                         for r, by in self.low.items()}}
@@ -178,7 +183,7 @@ class Calibration:
             return cls(name=str(d["name"]), source=str(d["source"]), identities=int(d["identities"]),
                        sizes=sizes, samples={int(k): int(v) for k, v in d["samples"].items()},
                        low={r: {int(k): v for k, v in by.items()} for r, by in d["low"].items()},
-                       median_d1={int(k): float(v) for k, v in d.get("median_d1", {}).items()})
+                       nearest_q90={int(k): float(v) for k, v in d.get("nearest_q90", {}).items()})
         except (KeyError, TypeError, ValueError, AttributeError):
             raise EdgeError("the calibration file is damaged (a field is missing or of the wrong type)") from None
 
@@ -249,8 +254,9 @@ def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed
     dm = np.sqrt(np.maximum(sq[:, None] - 2 * p @ p.T + sq[None, :], 0.0))
     m = len(p)
     rows = np.arange(m)[:, None]
-    usable = [s for s in sizes if s <= m - 1] or [m - 1]
-    samples, low, median = {}, {r: {} for r in RULES}, {}
+    # a random list holds at most half of the people: larger ones would be nearly the same list every time
+    usable = [s for s in sizes if s <= m // 2] or [max(1, m // 2)]
+    samples, low, q90 = {}, {r: {} for r in RULES}, {}
     for size in usable:
         d1s, d2s = [], []
         for _ in range(reps):
@@ -267,13 +273,13 @@ def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed
             d2s.append(two[:, 1])
         d1, d2 = np.concatenate(d1s), np.concatenate(d2s)
         samples[size] = len(d1)
-        median[size] = float(np.median(d1))
+        q90[size] = float(np.quantile(d1, 0.9))
         keep = max(TAIL_FIT * 2, int(KEEP_SHARE * len(d1)))
         for rule in RULES:
             s = scores(d1, d2, rule)
             order = np.argsort(s)[:keep]
             low[rule][size] = [[round(float(s[i]), 4), round(float(d1[i]), 4)] for i in order]
-    return Calibration(name, source, m, usable, samples, low, median)
+    return Calibration(name, source, m, usable, samples, low, q90)
 
 
 def own_searches(templates: np.ndarray, owners: np.ndarray, limit: int = 5000,
