@@ -62,6 +62,7 @@ class MatchConfig:
     threshold_floor: float = 0.6  # the daemon refuses a more lenient threshold than this
     target_fpir: float = 0.001  # share of passers-by who may alert (1 in 1,000); the list's policy can be stricter
     rule: str = "ratio"  # decision rule for lists that do not sign one: "ratio" (nearest/second-nearest) or "distance"
+    fuse_views: bool = True  # match a track's encodes as one mean descriptor (fewer misses, same FPIR)
     calibration: str = ""  # impostor calibration file (`edge eval --calibrate`); "" = the one shipped with the box
     max_false_alert_rate: float = 0.1  # warn when operators dismiss more than this share as "not the person"
 

@@ -30,6 +30,7 @@ from edge.errors import EdgeError
 from edge.eval import live
 from edge.pipeline.alerting import AlertPolicy
 from edge.pipeline.control import ControlServer
+from edge.pipeline.fusion import TrackFusion
 from edge.pipeline.health import Latency, camera_line
 from edge.pipeline.supervisor import CameraProcess
 from edge.watchlist import operating
@@ -57,6 +58,7 @@ class Daemon:
         self.latency = Latency()
         self.counts = {"encodings": 0, "alerts": 0, "matches_suppressed": 0, "bad_stage_messages": 0,
                        "adjudications": 0}
+        self.fusion = TrackFusion()  # a track's views matched as one mean descriptor (memory only)
         self.policy = AlertPolicy(cfg.alerts.group_window_s)  # which hits become alerts
         self._expiry_warned = ""
         self._stopping = False
@@ -98,6 +100,7 @@ class Daemon:
         old = self.matcher.swap(None)
         if old is not None:
             old.wipe()
+        self.fusion.clear()
         log.info("edge daemon stopped")
 
     def run(self, duration: float | None = None) -> None:
@@ -284,7 +287,8 @@ class Daemon:
                 self.counts["bad_stage_messages"] += 1
                 continue
             usable.append(msg)
-            probes.append(probe)
+            probes.append(self.fusion.add(msg["track_id"], probe, time.monotonic()) if self.cfg.match.fuse_views
+                          else probe)
         if not usable:
             return
         hits = self.matcher.match_batch(np.stack(probes))

@@ -1,0 +1,49 @@
+"""Track fusion: a track's views are matched as one descriptor, the mean of its encodes so far.
+
+A camera encodes a track once, and again only for a clearly better view (``encode.max_per_track``).
+Deciding on the mean of those views instead of on each frame alone misses fewer listed people at the
+same false-alert rate (``make bench``, section accuracy: on lfw-dev, the mean of two photos of a
+person against one). Descriptors live here in memory only, for ``memory_s`` after a track's last
+encode, and at most ``max_tracks`` tracks are held (the oldest go first); nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+
+class TrackFusion:
+    def __init__(self, memory_s: float = 30.0, max_tracks: int = 4096):
+        self.memory_s = memory_s
+        self.max_tracks = max_tracks
+        self._views: OrderedDict[str, tuple[np.ndarray, int, float]] = OrderedDict()  # sum, count, last time
+
+    def add(self, track_id: str, descriptor: np.ndarray, now: float) -> np.ndarray:
+        """Add one view of ``track_id``; returns the descriptor to match: the mean of its views."""
+        self._expire(now)
+        total, n, _ = self._views.pop(track_id, (np.zeros(128, np.float64), 0, now))
+        total = total + np.asarray(descriptor, np.float64)
+        self._views[track_id] = (total, n + 1, now)
+        while len(self._views) > self.max_tracks:
+            self._forget(next(iter(self._views)))
+        return (total / (n + 1)).astype(np.float32)
+
+    def views(self, track_id: str) -> int:
+        return self._views.get(track_id, (None, 0, 0.0))[1]
+
+    def clear(self) -> None:
+        for tid in list(self._views):
+            self._forget(tid)
+
+    def _expire(self, now: float) -> None:
+        while self._views:
+            tid, (_, _, last) = next(iter(self._views.items()))
+            if now - last < self.memory_s:
+                return
+            self._forget(tid)
+
+    def _forget(self, track_id: str) -> None:
+        total, _, _ = self._views.pop(track_id)
+        total.fill(0.0)  # overwritten before it is let go, like a purged list
