@@ -196,7 +196,7 @@ def _check(cfg: Config) -> None:
     need(cfg.alerts.control_endpoint == "" or cfg.alerts.control_endpoint.startswith("ipc://"),
          "alerts.control_endpoint", "must be an ipc:// path (the control socket is unauthenticated, so TCP "
          "is refused); leave it out to use <state_dir>/control.sock")
-    need(0.0 < cfg.match.target_fpir < 0.5, "match.target_fpir", "must be between 0 and 0.5")
+    need(0.0 < cfg.match.target_fpir <= 0.02, "match.target_fpir", "must be more than 0 and at most 0.02")
     need(cfg.match.rule in ("ratio", "distance"), "match.rule", 'must be "ratio" or "distance"')
     need(0.0 < cfg.match.max_false_alert_rate <= 1.0, "match.max_false_alert_rate", "must be between 0 and 1")
     need(0 < cfg.alerts.retention_days <= 3650, "alerts.retention_days", "must be between 0 and 3650")

@@ -20,7 +20,7 @@ from edge.cli import user_errors
 from edge.config import QualityConfig
 from edge.errors import EdgeError, read_text
 from edge.identity import write_atomic
-from edge.watchlist import bundle, receipt
+from edge.watchlist import bundle, operating, receipt
 
 PASSPHRASE_ENV = "ENROL_PASSPHRASE"
 
@@ -124,10 +124,11 @@ def keygen(out_dir, name, passphrase):
               help="Policy: boxes must not match more leniently than this distance.")
 @click.option("--retention-days", type=click.IntRange(0, 3650), default=31, show_default=True,
               help="Policy: how long alerts raised on this list may be kept.")
-@click.option("--target-fpir", type=click.FloatRange(0, 0.5, min_open=True), default=0.001, show_default=True,
+@click.option("--target-fpir", type=click.FloatRange(0, operating.MAX_TARGET, min_open=True),
+              default=operating.DEFAULT_TARGET_FPIR, show_default=True,
               help="Policy: the share of passers-by who may alert (0.001 = 1 in 1,000); the threshold is derived "
                    "from it for this list's size.")
-@click.option("--rule", type=click.Choice(["ratio", "distance"]), default="ratio", show_default=True,
+@click.option("--rule", type=click.Choice(operating.RULES), default=operating.DEFAULT_RULE, show_default=True,
               help="Decision rule: nearest/second-nearest ratio (the list as its own cohort) or plain distance.")
 @click.option("--calibration", "calibration_path", default=None, type=click.Path(dir_okay=False),
               help="Impostor calibration from 'edge eval --calibrate' (default: the one shipped with the box).")

@@ -143,3 +143,37 @@ def test_status_line_shows_expected_and_measured_false_alerts():
     shown = _accuracy({"accuracy": s})
     assert shown["expected_fpir"] == s["expected_fpir"] and shown["measured_fpir"] == 0.0002
     assert _accuracy({"accuracy": {"expected_fpir": "<script>"}}) == {}
+
+
+VECTOR = Path(__file__).parent / "data" / "vectors" / "calibration-v1.json"
+
+
+def test_calibration_test_vector_reads_as_the_spec_says():
+    """docs/calibration-format.md: the test vector's derived points and expected rates."""
+    cal = operating.load_calibration(VECTOR)
+    assert cal.sizes == [1, 2, 5, 10] and cal.samples[5] == 1200
+    r = operating.derive(cal, 5, 0.02, 1.0, "ratio").to_json()
+    assert (r["threshold"], r["cap"], r["expected_fpir"]) == (0.78939, 0.8102, 0.02)
+    d = operating.derive(cal, 5, 0.02, 1.0, "distance").to_json()
+    assert (d["threshold"], d["cap"], d["expected_fpir"]) == (0.60859, 1.0, 0.0175)
+    assert round(cal.fpir("ratio", 7, 0.8, 1.0)[0], 4) == 0.0274
+    f, extrapolated = cal.fpir("distance", 40, 0.55, 1.0)
+    assert round(f, 4) == 0.0432 and extrapolated
+
+
+def test_a_damaged_or_newer_calibration_is_refused_in_one_sentence(tmp_path):
+    import json
+
+    from edge.errors import EdgeError
+
+    doc = json.loads(VECTOR.read_text())
+    for change, words in (({"version": 2}, "unsupported calibration version 2"),
+                          ({"format": "x"}, "not an edge calibration file"),
+                          ({"samples": None}, "the calibration file is damaged")):
+        p = tmp_path / "cal.json"
+        p.write_text(json.dumps({**doc, **change}))
+        with pytest.raises(EdgeError, match=words):
+            operating.load_calibration(p)
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(EdgeError, match="not valid JSON"):
+        operating.load_calibration(tmp_path / "bad.json")

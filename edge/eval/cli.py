@@ -9,6 +9,7 @@ import click
 
 from edge.cli import user_errors
 from edge.errors import EdgeError
+from edge.watchlist import operating
 
 
 @click.command("eval")
@@ -35,7 +36,7 @@ from edge.errors import EdgeError
 @click.option("--list-sizes", default=None,
               help="Comma-separated list sizes (e.g. 10,100,1000): open-set FNIR/FPIR per size for both decision "
                    "rules, calibrated on half of the people and measured on the other half.")
-@click.option("--target-fpir", type=click.FloatRange(0, 0.5, min_open=True), default=None,
+@click.option("--target-fpir", type=click.FloatRange(0, operating.MAX_TARGET, min_open=True), default=None,
               help="With --list-sizes: the policy's target (default: match.target_fpir of the config).")
 @click.option("--fuse", type=click.IntRange(1, 10), default=1, show_default=True,
               help="With --list-sizes: each search is the mean of this many photos of one person (track fusion).")

@@ -68,6 +68,7 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         self.prepare_state_dir()
+        operating.load_calibration(self.cfg.match.calibration or None)  # a bad file: one sentence, before anything runs
         # service_start is the run's first record: what a restart records (reloads, refusals) is not
         # mistaken for the last records of a run that died (downtime in the report)
         self.duties.start(first=("service_start", {"cameras": [c.id for c in self.cfg.cameras],

@@ -33,6 +33,7 @@ from edge.errors import EdgeError
 RULES = ("ratio", "distance")
 DEFAULT_RULE = "ratio"
 DEFAULT_TARGET_FPIR = 0.001  # 1 false alert per 1,000 passers-by
+MAX_TARGET = 0.02  # a calibration keeps the lowest 2 % of scores: targets above that cannot be placed
 RATIO_D2_CAP = 0.8  # a second-nearest entry farther than this counts as this far (tiny lists)
 TAIL_FIT = 30  # below this many calibration samples, FPIR comes from a power-law fit of the tail
 CAL_FORMAT = "edge-calibration"
@@ -211,8 +212,8 @@ def derive(cal: Calibration, n: int, target: float, cap: float, rule: str = DEFA
     """
     if rule not in RULES:
         raise EdgeError(f"unknown decision rule {rule!r} (use one of: {', '.join(RULES)})")
-    if not 0.0 < target < 1.0:
-        raise EdgeError(f"target false-alert rate {target} must be between 0 and 1")
+    if not 0.0 < target <= MAX_TARGET:
+        raise EdgeError(f"target false-alert rate {target} must be more than 0 and at most {MAX_TARGET}")
     if rule == "ratio":
         cap = min(cap, cal.ratio_cap(n))
     thr, f, extra = cal.threshold_for(rule, n, target, cap)
@@ -237,7 +238,7 @@ def expected(cal: Calibration, op: OperatingPoint, n: int) -> float:
 
 CAL_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 MIN_CAL_PEOPLE = 50  # fewer say nothing about a tail of 1 in 1,000
-KEEP_SHARE = 0.02  # the lowest 2 % of each size's scores are kept: FPIR targets up to 2 %
+KEEP_SHARE = MAX_TARGET  # the lowest 2 % of each size's scores are kept
 
 
 def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed: int = 0,
