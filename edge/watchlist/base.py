@@ -147,19 +147,16 @@ class WatchList:
             d2 += self._sq[r0:r1]
             if not self._one_per_entry:
                 d2 = np.minimum.reduceat(d2, starts[e0:e1] - r0, axis=1)
+            i1 = np.argmin(d2, axis=1)  # two passes of min are cheaper than a partition
+            c1 = d2[rows, i1].astype(np.float64)
             if d2.shape[1] >= 2:
-                two = np.argpartition(d2, 1, axis=1)[:, :2]
-                v = d2[rows[:, None], two]
-                swap = v[:, 1] < v[:, 0]
-                two[swap] = two[swap][:, ::-1]
-                v[swap] = v[swap][:, ::-1]
+                d2[rows, i1] = np.inf
+                c2 = d2.min(axis=1).astype(np.float64)
             else:
-                two, v = np.zeros((k, 1), np.int64), d2
-            c1 = v[:, 0].astype(np.float64)
-            c2 = v[:, 1].astype(np.float64) if v.shape[1] > 1 else inf
+                c2 = inf
             new1 = c1 < b1
             b2 = np.where(new1, np.minimum(b1, c2), np.minimum(b2, c1))
-            arg = np.where(new1, two[:, 0] + e0, arg)
+            arg = np.where(new1, i1 + e0, arg)
             b1 = np.where(new1, c1, b1)
         pp = np.einsum("ij,ij->i", probes, probes).astype(np.float64)
         entry = self.owners[starts[arg]]
