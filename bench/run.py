@@ -9,6 +9,7 @@ Sections (each also runs alone as `python -m bench.NAME`):
 - boxes:    three boxes (own processes, keys, state) feeding one console: lost, duplicated, order
 - kill9:    the daemon killed with SIGKILL 20 times while alerts flow: nothing lost or duplicated
 - fuzz:     the long fuzz run over every parser that takes outside input
+- attacks:  the long variants of tests/attacks (floods, 2**64 acks, 1,000 refused keys, USB junk, guessing)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ["pipeline", "encoder", "accuracy", "scale", "cameras", "boxes", "kill9", "fuzz"]
+SECTIONS = ["pipeline", "encoder", "accuracy", "scale", "cameras", "boxes", "kill9", "fuzz", "attacks"]
 OUT = Path(__file__).resolve().parent / "out" / "results.md"
 
 

@@ -20,6 +20,8 @@ def describe(msg: dict) -> str:
                 f"{' (' + msg['category'] + ')' if msg.get('category') else ''}  "
                 f"distance {msg['distance']:.3f} (threshold {msg['threshold']})  track {msg['track_id']}{group}  "
                 f"crop {len(messages.unb64(msg['crop_jpeg']))} B")
+    if msg["event"] == "audit_checkpoint" and isinstance(msg.get("checkpoint"), dict):
+        return f"EVENT  {msg['time']}  {msg['box_id']}  audit_checkpoint  seq {msg['checkpoint'].get('seq')}"
     details = {k: v for k, v in msg.items()
                if k not in {"v", "type", "event_id", "box_id", "time", "event", "outbox", "seq", "prev"}}
     return f"EVENT  {msg['time']}  {msg['box_id']}  {msg['event']}  {details if details else ''}".rstrip()

@@ -57,6 +57,7 @@ class LoginGuard:
         self.clock = clock
         self.fails: dict[str, list[float]] = {}
         self.locked: dict[str, float] = {}  # key -> until
+        self.told: set[tuple[str, float]] = set()  # lockouts already logged
 
     def wait(self, keys: list[str]) -> float:
         """Seconds until these keys may try again (0: now)."""
@@ -76,6 +77,15 @@ class LoginGuard:
             if len(recent) >= limit:
                 self.locked[key] = now + LOCKOUT_S
         return counts[0]
+
+    def first_refusal(self, keys: list[str]) -> bool:
+        """True once per lockout of these keys (for its log line)."""
+        marks = [(k, self.locked.get(k, 0.0)) for k in keys if self.locked.get(k, 0.0) > self.clock()]
+        new = [m for m in marks if m not in self.told]
+        self.told.update(new)
+        if len(self.told) > 10_000:
+            self.told = set(new)
+        return bool(new)
 
     def succeeded(self, name_key: str) -> None:
         self.fails.pop(name_key, None)
@@ -170,8 +180,9 @@ def create_app(console: Console) -> Starlette:
         keys = [f"name:{name.strip().casefold()}", f"client:{client}"]
         wait = console.guard.wait(keys)
         if wait > 0:
-            log.warning("console login refused for operator %r from %s: locked out for %d s more",
-                        name[:64], client, wait)
+            if console.guard.first_refusal(keys):  # one line per lockout, not one per attempt
+                log.warning("console login refused for operator %r from %s: locked out for %d s more",
+                            name[:64], client, wait)
             return JSONResponse({"error": f"too many failed logins: try again in {int(wait) + 1} s"}, 429,
                                 headers={"Retry-After": str(int(wait) + 1)})
         ok = await asyncio.to_thread(console.store.check_user, name, password)

@@ -47,7 +47,8 @@ def _now() -> datetime:
 
 
 READ_TIMEOUT_S = 60.0  # a bundle (at most bundle.MAX_FILE bytes) must be read within this
-MAX_USB_FILES = 50  # *.wlb files looked at per mount point and round
+MAX_USB_FILES = 50  # new or changed *.wlb files opened per mount point and round
+MAX_USB_LISTED = 10_000  # directory entries looked at per mount point and round
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MALFORMED = (ValueError, TypeError, KeyError, IndexError, RecursionError, OverflowError, MemoryError,
              UnicodeError, AttributeError)  # what a hostile bundle could make a parser raise
@@ -629,10 +630,14 @@ class WatchlistService:
         for mount in self.cfg.watchlist.usb_mounts:
             try:
                 with os.scandir(mount) as it:
-                    names = sorted(e.name for e in it if e.name.lower().endswith(".wlb"))[:MAX_USB_FILES]
+                    names = sorted(e.name for _, e in zip(range(MAX_USB_LISTED), it, strict=False)
+                                   if e.name.lower().endswith(".wlb"))
             except OSError:
                 continue
+            new = 0
             for name in names:
+                if new >= MAX_USB_FILES:
+                    break  # the rest next round: junk files first in the listing cannot hide a real list
                 f = Path(mount) / name
                 try:
                     st = os.lstat(f)
@@ -641,6 +646,7 @@ class WatchlistService:
                 key = (st.st_mode, st.st_size, st.st_mtime_ns)
                 if self._seen.get(f) != key:
                     self._seen[f] = key
+                    new += 1
                     if stat.S_ISREG(st.st_mode):
                         found.append(f)
                     else:

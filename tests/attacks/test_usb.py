@@ -104,3 +104,13 @@ def test_a_stick_with_many_files_is_looked_at_in_bounded_rounds(tmp_path, usb):
         (usb / f"junk{i:03d}.wlb").write_bytes(b"junk")
     assert _tick_returns(box)
     assert len(box.records("watchlist_refused")) <= 60
+
+
+def test_junk_files_first_in_the_listing_do_not_hide_a_real_list(tmp_path, usb):
+    box = Box(tmp_path, usb=[usb])
+    for i in range(120):
+        (usb / f"a{i:03d}.wlb").write_bytes(b"junk")
+    (usb / "z.wlb").write_bytes(box.bundle(sequence=3))
+    for _ in range(4):
+        assert _tick_returns(box)
+    assert box.matches_alex(), "the real list behind the junk was never looked at"

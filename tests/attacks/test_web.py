@@ -152,6 +152,7 @@ def test_password_guessing_is_locked_out_and_logged(site, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "edge.console"]
     assert sum("login failed for operator 'alice'" in m for m in lines) == web.MAX_FAILS
     assert any("locked out" in m for m in lines)
+    assert sum("login refused" in m for m in lines) == 1  # one line per lockout, not one per attempt
 
 
 def test_spraying_names_from_one_client_is_locked_out(site):
