@@ -54,8 +54,13 @@ def _describe(st: dict) -> str:
     if not st.get("list_id"):
         return "no watch list loaded"
     left = st["expires_in_s"]
-    return (f"list {st['list_id']} ({st['deployment']}) from issuer {st['issuer']}: {st['entries']} entries, "
+    text = (f"list {st['list_id']} ({st['deployment']}) from issuer {st['issuer']}: {st['entries']} entries, "
             f"sequence {st['sequence']}, expires {st['not_after']} (in {left // 3600} h {left % 3600 // 60} min)")
+    if st.get("operating"):
+        from edge.watchlist.operating import OperatingPoint
+
+        text += f"\nmatched at: {OperatingPoint.from_json(st['operating']).describe()}"
+    return text
 
 
 @click.group()

@@ -586,8 +586,9 @@ class WatchlistService:
 
     def status(self) -> dict:
         wl = self.matcher.current if self.matcher else None
-        return dict(self.summary(), in_memory=wl is not None and wl.list_id == (self.header or {}).get("list_id"),
-                    stored=self.stored.exists())
+        in_memory = wl is not None and wl.list_id == (self.header or {}).get("list_id")
+        return dict(self.summary(), in_memory=in_memory, stored=self.stored.exists(),
+                    operating=wl.operating.to_json() if in_memory and wl.operating is not None else None)
 
     # --- background: expiry and USB ---------------------------------------------------------
 
