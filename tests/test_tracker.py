@@ -131,6 +131,20 @@ def test_after_a_short_gap_motion_alone_rejoins_an_encoded_track():
     assert t is a and not t.pending and tr.rejoined == 1
 
 
+def test_a_slow_box_seeing_the_face_every_pass_needs_no_appearance_check():
+    """Two cameras on a loaded box: a pass every 0.4 s. Seen in each pass, the track simply goes on
+    (an appearance check would cost an encode every pass)."""
+    tr = Tracker()
+    ids = []
+    for k, t in enumerate([0.0, 0.4, 0.8, 1.2, 1.6]):
+        (track,) = tr.update([box(200 + 600 * t, 500, 150)], t)
+        assert not track.pending
+        ids.append(track.id)
+        if k == 0:
+            track.descriptor = np.zeros(128, np.float32)
+    assert ids == [1] * 5
+
+
 def test_a_detection_far_from_any_prediction_starts_a_new_track():
     tr = Tracker()
     walk(tr, [0.0, 0.08, 0.16, 0.24], speed=600.0)

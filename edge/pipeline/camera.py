@@ -72,6 +72,7 @@ class CameraWorker:
         stats = dict(vars(self.counters))
         stats.update(self.capture.stats if self.capture else {})
         stats.update(tracks_started=t.started, tracks_ended=t.ended, tracks_active=len(t.tracks),
+                     tracks_rejoined=t.rejoined, tracks_refused=t.refused,
                      up=bool(self.capture and self.capture.up))
         return stats
 

@@ -14,9 +14,10 @@ SORT-style, with DeepSORT's appearance check on re-joins; a pure class, no I/O, 
   the track; cheapest pairs first (Mahalanobis distance).
 - **Lost tracks.** A track without a detection is kept as lost for ``lost_s`` seconds. A detection
   where it was heading re-joins it: same id, so it is not encoded or alerted again. After a short
-  gap (up to ``TRUST_S``: a missed pass, a burst of dropped frames) motion alone decides. After a
-  longer one, a track that already has a descriptor is re-joined only on appearance: the detection
-  starts a *pending* track that the camera encodes as any new one, and :meth:`Tracker.settle`
+  gap (up to ``TRUST_S``: a missed pass, a burst of dropped frames) motion alone decides, as it does
+  for a track seen in the pass before however long ago that was (a slow box). After a longer gap
+  with passes missed, a track that already has a descriptor is re-joined only on appearance: the
+  detection starts a *pending* track that the camera encodes as any new one, and :meth:`Tracker.settle`
   merges it into the lost track when the descriptors are within ``reid_distance`` (the same
   person, as DeepSORT does) or keeps it apart when they are not (someone else stepped in where
   the lost one was heading) or when there is no descriptor (its face failed the quality gate, or
@@ -41,7 +42,7 @@ ACCEL_STD = 3.0  # how fast a walker changes velocity, face heights per s^1.5 (w
 SIZE_RATIO = 1.5  # a gated (non-overlapping) join needs heights within this ratio
 REID_GATE = 2.0  # appearance may merge a new track this many gates from a lost track's prediction
 LOOK_MISSED = 2  # passes without a detection after which a lost track is no longer looked for around
-TRUST_S = 0.3  # unseen longer than this, an encoded track re-joins only when appearance confirms it
+TRUST_S = 0.3  # missed, and unseen longer than this: an encoded track re-joins only on appearance
 
 
 def iou(a: Box, b: Box) -> float:
@@ -197,7 +198,7 @@ class Tracker:
             if tid in used_t or bi in used_b:
                 continue
             t = self.tracks[tid]
-            if t.descriptor is not None and now - t.last_seen > TRUST_S:
+            if t.missed and t.descriptor is not None and now - t.last_seen > TRUST_S:
                 maybe.setdefault(bi, []).append((d, tid))  # appearance decides, in settle()
             elif overlap or gated:
                 self._join(t, boxes[bi], now)
