@@ -2,6 +2,7 @@
 
 Sections (each also runs alone as `python -m bench.NAME`):
 - pipeline: the naive per-frame face_recognition loop vs our pipeline on the Hamilton clip
+- walks:    people walking across 1080p cameras: tracks, encodes and alerts per walk vs the naive loop
 - encoder:  ms per face and faces/s/core for each encoder candidate
 - accuracy: open-set FNIR/FPIR on lfw-dev at list sizes 100 and 1,000: plain distance vs the adopted ratio rule
 - scale:    matching against 100k / 1M templates, list load time, memory
@@ -21,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ["pipeline", "encoder", "accuracy", "scale", "cameras", "boxes", "kill9", "fuzz", "attacks"]
+SECTIONS = ["pipeline", "walks", "encoder", "accuracy", "scale", "cameras", "boxes", "kill9", "fuzz", "attacks"]
 OUT = Path(__file__).resolve().parent / "out" / "results.md"
 
 
