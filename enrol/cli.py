@@ -135,7 +135,9 @@ def keygen(out_dir, name, passphrase):
 @click.option("--min-face-px", type=click.IntRange(20), default=QualityConfig.min_face_px, show_default=True)
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Encode images in this many processes (thousands of images: one per core).")
-@click.option("--strict", is_flag=True, help="Fail, writing nothing, if any image or row is unusable.")
+@click.option("--strict", is_flag=True,
+              help="Fail, writing nothing, if any image or row is unusable or any warning is given (one "
+                   "reference holding different people; one image or face under two references).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .wlb file to write.")
 @user_errors
 def build(images_dir, refs, box_file, issuer_key, expires, not_before, deployment, sequence, max_entries,
@@ -149,7 +151,7 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
     from tqdm import tqdm
 
     from edge.watchlist import bundle_v2
-    from enrol.build import build_entries, items, read_refs
+    from enrol.build import build_entries, items, list_warnings, read_refs
 
     box = load_box_public(box_file)
     key = load_issuer_private(issuer_key)
@@ -166,6 +168,11 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
         click.echo(f"left out: {p}", err=True)
     if strict and problems:
         raise EdgeError(f"{len(problems)} problem(s) and --strict: no list written")
+    warnings = list_warnings(res, images_dir)
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    if strict and warnings:
+        raise EdgeError(f"{len(warnings)} warning(s) and --strict: no list written")
     if not res.entries:
         raise EdgeError("no usable entries: no list written")
     if len(res.entries) > max_entries:
@@ -184,7 +191,7 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
     _register_bundle(header, box, res, key, issuer_key, output)
     click.echo(f"{output}: list {header['list_id']} for box {box['box_id']}, {len(res.entries)} entries "
                f"from {res.images_used} of {res.images_total} images, sequence {header['sequence']}, "
-               f"expires {header['not_after']}; {len(problems)} problem(s) reported")
+               f"expires {header['not_after']}; {len(problems)} problem(s), {len(warnings)} warning(s) reported")
 
 
 def write_bundle(path: Path, writer) -> None:
