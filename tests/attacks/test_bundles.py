@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from attacks.hostile import Box, hostile_bundle, signed_raw_header, t, write_config
+from attacks.hostile import Box, hostile_bundle, many_entries, signed_raw_header, t, write_config
 from edge.errors import EdgeError
 from edge.watchlist import bundle
 
@@ -45,6 +45,14 @@ def test_a_list_whose_record_cannot_be_written_is_not_put_in_force(box, case):
         box.svc.load(box.file(data, "big.wlb"))
     assert "\n" not in str(exc.value)
     _still_good(box)
+
+
+def test_a_list_of_20001_entries_is_in_force_only_with_every_ref_recorded(box):
+    box.svc.load(box.file(hostile_bundle(box, *many_entries(20_001), list_id="big"), "big.wlb"))
+    assert box.svc.status()["list_id"] == "big"
+    recorded = [r for rec in box.records() if rec["data"].get("list_id") == "big"
+                and rec["kind"] in ("watchlist_entries", "watchlist_loaded") for r in rec["data"].get("refs", [])]
+    assert len(set(recorded)) == 20_001, len(set(recorded))
 
 
 def test_a_list_is_refused_when_the_audit_log_cannot_be_written(box):
