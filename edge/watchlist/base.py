@@ -199,8 +199,8 @@ class Matcher:
         Either way the box's own ``threshold`` caps the distance.
         """
         wl = self._list
-        if wl is None:
-            return [None] * len(probes)
+        if wl is None or (wl.not_after is not None and datetime.now(wl.not_after.tzinfo) >= wl.not_after):
+            return [None] * len(probes)  # past its signed end a list never matches, whatever purges it
         idx, d1, d2 = wl.nearest2_batch(probes)
         hit = d1 <= self.threshold
         if wl.operating is not None:

@@ -114,3 +114,11 @@ def test_junk_files_first_in_the_listing_do_not_hide_a_real_list(tmp_path, usb):
     for _ in range(4):
         assert _tick_returns(box)
     assert box.matches_alex(), "the real list behind the junk was never looked at"
+
+
+def test_a_list_past_its_end_never_matches_even_before_the_purge(tmp_path):
+    box = Box(tmp_path)
+    box.svc.load(box.file(box.bundle(sequence=1, not_after=t(seconds=2))))
+    assert box.matches_alex()
+    time.sleep(2.5)  # no tick, no timer running: nothing has purged it yet
+    assert box.matcher.current is not None and not box.matches_alex()
