@@ -6,18 +6,36 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean lock wheels
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exactly the locked versions, hash-checked (requirements.lock: what was tested is what ships), then
+# the project itself without resolving anything again.
+$(STAMP): pyproject.toml requirements.lock requirements-nodeps.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	# the naive baseline of `make bench` uses face_recognition's API; its metadata pulls the
 	# source dlib, so install it without dependencies (dlib-bin provides dlib)
-	$(PY) -m pip install -q --no-deps face-recognition==1.3.0
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements-nodeps.lock
+	$(PY) -m pip check
 	touch $(STAMP)
+
+# Upgrade the dependencies on purpose: re-resolve pyproject.toml, show what changed, then `make test`.
+lock:
+	$(PYTHON) -m venv .lock-tools && .lock-tools/bin/pip install -q pip-tools
+	.lock-tools/bin/pip-compile -q --upgrade --generate-hashes --allow-unsafe --strip-extras \
+		--extra test --extra bench -o requirements.lock pyproject.toml
+	sed -i '/^--extra-index-url/d; /^--find-links/d' requirements.lock
+	git --no-pager diff --stat requirements.lock; git --no-pager diff -U0 requirements.lock | grep '^[-+][a-z]' || true
+
+# The wheels of a firmware bundle: the locked closure and the project, nothing resolved that day.
+wheels: install
+	rm -rf build/wheels && mkdir -p build/wheels
+	$(PY) -m pip download -q --require-hashes --only-binary :all: -r requirements.lock -d build/wheels
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w build/wheels .
+	@echo "edge firmware build --wheel build/wheels/*.whl ..."
 
 demo: install
 	$(VENV)/bin/python -m demo.run
@@ -32,4 +50,4 @@ bench: install
 	OMP_NUM_THREADS=1 $(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) .demo-state
+	rm -rf $(VENV) .demo-state .lock-tools build/wheels
