@@ -111,8 +111,8 @@ def reconcile(register: list[dict], rep: dict) -> tuple[list[str], dict]:
         elif lid in refused:
             counts["refused"] += 1
         else:
-            out.append(f"list {lid} (issued {reg.get('created')}, deployment {reg.get('deployment')}) was neither "
-                       f"loaded nor refused by box {box} in the report's period")
+            out.append(f"list {lid} (issued {reg.get('created') or '?'}, deployment {reg.get('deployment') or '?'}) "
+                       f"was neither loaded nor refused by box {box} in the report's period")
     for lid, w in loaded.items():
         reg = issued.get(lid)
         if reg is None:

@@ -44,3 +44,43 @@ def test_replaced_and_deployment_ended_lists_get_receipts_and_the_usb_file_goes(
         receipt.verify(body, ident.signing_public)
     (gone,) = [r["data"] for r in recs if r["kind"] == "watchlist_file_deleted"]
     assert (gone["list_id"], gone["file"], gone["mount"]) == ("L-2", "two.wlb", str(usb))
+
+
+def test_a_console_prune_becomes_pruned_messages_kept_until_the_box_acks(tmp_path):
+    import time
+
+    from edge.alerts import protocol
+    from edge.console.store import Store
+
+    store = Store(tmp_path / "console.db")
+    for i, box in enumerate(("box-a", "box-a", "box-b")):
+        store.receive("tcp://x", {"type": "alert", "alert_id": f"a{i}", "box_id": box, "camera_id": "cam1",
+                                  "time": "2026-12-01T08:00:00.000Z", "ref": "WL-1", "distance": 0.4,
+                                  "threshold": 0.6})
+    assert store.prune(3600, now=time.time() + 7200) == 3
+    (msg,) = store.undelivered_prunes("box-a")
+    assert msg["alert_ids"] == ["a0", "a1"] and msg["retention_days"] == round(1 / 24, 4)
+    protocol.loads(protocol.messages.dumps(msg), allowed={"pruned"})  # what the box accepts
+    store.prune_delivered(msg["prune_id"])
+    assert store.undelivered_prunes("box-a") == [] and len(store.undelivered_prunes("box-b")) == 1
+
+
+def test_reconcile_says_in_one_sentence_when_a_file_is_not_a_register_or_report(tmp_path):
+    from click.testing import CliRunner
+
+    from enrol.cli import cli
+
+    (tmp_path / "reg.jsonl").write_text('{"list_id": "L-1", "box_id": "box-a"}\n')
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    (tmp_path / "old.json").write_text('{"type": "edge-oversight-report", "v": 1}')
+    for args, says in ((["reg.jsonl", "junk.json"], "is not an oversight report of version 2"),
+                       (["reg.jsonl", "old.json"], "is not an oversight report of version 2"),
+                       (["junk.json", "old.json"], "is not a bundle register entry"),
+                       (["nothing.jsonl", "old.json"], "cannot read the register")):
+        r = CliRunner().invoke(cli, ["reconcile", *[str(tmp_path / a) for a in args]])
+        assert r.exit_code != 0 and says in r.output and "Traceback" not in r.output, r.output
+    rep = {"type": "edge-oversight-report", "v": 2, "box_id": "box-a", "watchlists": [], "refused": []}
+    (tmp_path / "rep.json").write_text(__import__("json").dumps(rep))
+    r = CliRunner().invoke(cli, ["reconcile", str(tmp_path / "reg.jsonl"), str(tmp_path / "rep.json")])
+    assert r.exit_code == 1 and "DISCREPANCY: list L-1 (issued ?, deployment ?) was neither loaded nor refused" \
+        in r.output
