@@ -138,10 +138,13 @@ def keygen(out_dir, name, passphrase):
 @click.option("--strict", is_flag=True,
               help="Fail, writing nothing, if any image or row is unusable or any warning is given (one "
                    "reference holding different people; one image or face under two references).")
+@click.option("--outlives-deployment", is_flag=True,
+              help="Keep the list after its deployment window ends (default: the box purges it then, with a receipt).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .wlb file to write.")
 @user_errors
 def build(images_dir, refs, box_file, issuer_key, expires, not_before, deployment, sequence, max_entries,
-          threshold_floor, retention_days, target_fpir, rule, calibration_path, min_face_px, jobs, strict, output):
+          threshold_floor, retention_days, target_fpir, rule, calibration_path, min_face_px, jobs, strict,
+          outlives_deployment, output):
     """Build a watch list for one box from REFS and the reference images in IMAGES.
 
     The threshold follows the list: it is derived for the list's size from TARGET_FPIR and the
@@ -185,7 +188,7 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
         "sequence": int(now.timestamp()) if sequence is None else sequence, "entries": len(res.entries),
         "policy": {"max_entries": max_entries, "threshold_floor": threshold_floor,
                    "retention_days": retention_days, "target_fpir": target_fpir},
-        "operating": op.to_json(),
+        "operating": op.to_json(), "ends_with_deployment": not outlives_deployment,
     }
     write_bundle(Path(output), lambda f: bundle_v2.write(header, items(res), key, box["wl_public"], f))
     _register_bundle(header, box, res, key, issuer_key, output)

@@ -50,6 +50,7 @@ def entry(header: dict, box: dict, images: dict[str, list[dict]], output, bundle
     return {"list_id": header["list_id"], "box_id": header["box_id"], "deployment": header["deployment"],
             "sequence": header["sequence"], "created": header["created"], "not_before": header["not_before"],
             "not_after": header["not_after"], "entries": header["entries"], "refs": sorted(images),
+            "ends_with_deployment": header.get("ends_with_deployment", True),
             "images": images, "file": str(output), "bundle_sha256": bundle_sha256,
             "box_signing_public": base64.b64encode(box["signing_public"]).decode("ascii")}
 

@@ -46,6 +46,17 @@ def test_replaced_and_deployment_ended_lists_get_receipts_and_the_usb_file_goes(
     assert (gone["list_id"], gone["file"], gone["mount"]) == ("L-2", "two.wlb", str(usb))
 
 
+def test_a_list_that_outlives_its_deployment_stays(tmp_path):
+    state = tmp_path / "state"
+    ident = identity.create(state, "box-a")
+    key = Ed25519PrivateKey.generate()
+    trust_issuer(state, key)
+    svc = WatchlistService(box_config(state), ident, Matcher(0.6))
+    (tmp_path / "l.wlb").write_bytes(make_bundle(key, ident.wl_public, header={"ends_with_deployment": False}))
+    svc.load(tmp_path / "l.wlb")
+    assert svc.deployment_ended("test op") is None and svc.header["list_id"] == "list-1"
+
+
 def test_a_console_prune_becomes_pruned_messages_kept_until_the_box_acks(tmp_path):
     import time
 
