@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -32,6 +33,8 @@ class BoxLink:
         self.state = "connecting"  # connecting / connected / refused / disconnected
         self.box_id = ""
         self.box_status: dict = {}
+        self.since = time.time()  # when the link entered its state
+        self.changes: deque = deque(maxlen=20)  # the console's own event lines: link up / lost / refused
         self.counts = {"received": 0, "duplicates": 0, "out_of_order": 0, "bad_messages": 0}
         self.wake = threading.Event()  # set when there is a decision to send
         self._stop = threading.Event()
@@ -47,6 +50,7 @@ class BoxLink:
     def info(self) -> dict:
         return {"endpoint": self.endpoint, "box_id": self.box_id, "state": self.state,
                 "cameras": self.box_status.get("cameras", {}), "accuracy": _accuracy(self.box_status),
+                "matching": _matching(self.box_status), "since": self.since,
                 **self.counts}
 
     # -- the link thread --------------------------------------------------------------------------
@@ -54,8 +58,8 @@ class BoxLink:
         ctx = zmq.Context.instance()
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)  # notice a box that vanished without closing (power cut)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)  # notice a box that vanished without closing (power cut)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 2500)  # within 3 s: the console's red banner (issue 18)
         sock.curve_serverkey = self.box_key
         sock.curve_publickey, sock.curve_secretkey = self.keys
         mon = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
@@ -109,10 +113,19 @@ class BoxLink:
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
+            self._note_change(self.state, state)
             self.state = state
-            if state != "connected":
-                self.box_status = {}  # camera states are only shown while the box is heard
+            if state != "connected":  # camera states are only known while the box is heard
+                self.box_status = {"cameras": dict.fromkeys(self.box_status.get("cameras", {}), "unknown")}
             self.on_change("link", self.info())
+
+    def _note_change(self, old: str, new: str) -> None:
+        """One event line per change of the link (the box cannot announce its own death)."""
+        self.since = time.time()
+        event = {"connected": "link_up", "disconnected": "link_down"}.get(new, f"link_{new}")
+        self.changes.append({"event_id": f"link-{self.endpoint}-{len(self.changes)}-{self.since}",
+                             "box_id": self.box_id or self.endpoint, "time": messages.utcnow(), "event": event,
+                             "endpoint": self.endpoint})
 
     def _send(self, data: bytes) -> None:
         try:
@@ -146,7 +159,7 @@ class BoxLink:
         if msg["outbox"] != outbox:  # a box (or outbox) this console has not heard from: start over
             self.store.set_position(self.endpoint, msg["box_id"], msg["outbox"], 0)
         changed = (msg.get("cameras") != self.box_status.get("cameras") or self.box_id != msg["box_id"]
-                   or _accuracy(msg) != _accuracy(self.box_status))
+                   or _accuracy(msg) != _accuracy(self.box_status) or _matching(msg) != _matching(self.box_status))
         self.box_id, self.box_status = msg["box_id"], msg
         if changed:
             self.on_change("link", self.info())
@@ -183,3 +196,15 @@ def _accuracy(status: dict) -> dict:
     if isinstance(op, dict) and isinstance(op.get("list_size"), int):
         keep["list_size"] = op["list_size"]
     return keep
+
+
+def _matching(status: dict) -> dict:
+    """The box's hello ``matching`` field as plain typed values ({} if the box does not send it)."""
+    m = status.get("matching")
+    if not isinstance(m, dict) or not isinstance(m.get("on"), bool):
+        return {}
+    text = lambda k: str(m.get(k) or "")[:200]  # noqa: E731
+    entries = m.get("entries") if isinstance(m.get("entries"), int) and not isinstance(m.get("entries"), bool) else 0
+    cams = m.get("not_authorised") if isinstance(m.get("not_authorised"), list) else []
+    return {"on": m["on"], "why": text("why"), "list_id": text("list_id"), "entries": entries,
+            "not_after": text("not_after") or None, "not_authorised": [str(c)[:64] for c in cams[:64]]}

@@ -31,6 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from edge.alerts import messages, protocol
+from edge.console import alarms
 from edge.console.link import BoxLink
 from edge.console.store import Store
 from edge.errors import EdgeError
@@ -210,7 +211,8 @@ def create_app(console: Console) -> Starlette:
         return FileResponse(STATIC / "index.html")
 
     async def state(request: Request):
-        return JSONResponse({**console.state(), "user": request.state.user, "csrf": console.csrf(request)})
+        return JSONResponse(alarms.dress({**console.state(), "user": request.state.user, "csrf": console.csrf(request)},
+                                         console.links))
 
     async def history(request: Request):
         camera, outcome = request.query_params.get("camera", ""), request.query_params.get("outcome", "")

@@ -184,7 +184,8 @@ class Daemon:
                               ident.curve_secret, self.box_id, retention_s=retention_days * 86400.0,
                               on_adjudication=self.on_adjudication, record=self.record,
                               prune=lambda: sweep(self.cfg.state_dir, retention_days, record=self.record),
-                              status=lambda: {"cameras": self.camera_states(), "accuracy": self.accuracy()})
+                              status=lambda: {"cameras": self.camera_states(), "accuracy": self.accuracy(),
+                                              "matching": self.matching_status()})
             channel.start()
         except (OSError, sqlite3.Error) as exc:
             why = getattr(exc, "strerror", None) or str(exc)
@@ -385,6 +386,17 @@ class Daemon:
             self._expiry_warned = wl.list_id
             self.publish(messages.event(box_id=self.box_id, event="watchlist_expiring", list_id=wl.list_id,
                                         not_after=wl.not_after.isoformat(), expires_in_s=int(left)))
+
+    def matching_status(self) -> dict:
+        """Whether this box matches faces now, for the console's "NOT matching" banner (hello ``matching``,
+        docs/alerts.md): a list loaded and at least one camera inside a deployment window."""
+        wl = self.matcher.current
+        allowed = [c for c in self.cameras if self.duties.allows(c)]
+        why = ("no watch list is loaded" if wl is None or len(wl) == 0
+               else "no deployment window is open" if not allowed else "")
+        return {"on": not why, "why": why, "list_id": wl.list_id if wl else "", "entries": len(wl) if wl else 0,
+                "not_after": wl.not_after.isoformat() if wl is not None and wl.not_after else None,
+                "not_authorised": [c for c in self.cameras if c not in allowed]}
 
     def camera_states(self) -> dict[str, str]:
         """What the console's health bar shows per camera, including "not authorised" (no matching)."""

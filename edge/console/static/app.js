@@ -145,7 +145,8 @@ function renderEvents(state) {
   const ul = $("#events"); ul.replaceChildren();
   for (const e of state.events) {
     const li = document.createElement("li");
-    li.textContent = `${localTime(e.time)} · ${e.box_id} · ${e.event}${e.camera_id ? " · " + e.camera_id : ""}`;
+    li.textContent = `${localTime(e.time)} · ${e.box_id} · ${e.text || e.event}`;  // in words: alarms.py
+    li.dataset.event = e.event; li.classList.toggle("alarmish", /down|failed|refused|not_authorised|purged/.test(e.event));
     ul.append(li);
   }
 }
@@ -157,6 +158,7 @@ async function refresh() {
   csrf = state.csrf || csrf;
   $("#operator").textContent = state.user;
   renderHealth(state); renderQueue(state); renderCameras(state); renderEvents(state);
+  document.dispatchEvent(new CustomEvent("edge-state", {detail: state}));  // banner.js, keys.js
   const ids = new Set(state.open.map(a => a.alert_id));
   if (!first && [...ids].some(id => !known.has(id))) cue();
   known = new Set([...known, ...ids]); first = false;

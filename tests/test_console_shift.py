@@ -1,0 +1,213 @@
+"""A controller's shift on the web console (issue 18), in a real browser (Debian's headless Chromium via
+Selenium) against a real `edge console` fed by two real boxes over CURVE: `edge run` playing the Hamilton
+clip (Lin-Manuel Miranda on its list) and a second box whose alert channel (the real `Channel`, its own
+outbox and keys) the test feeds with alerts. One daemon, one console and one browser serve the module;
+the tests run in order and the last one kills the box.
+
+Set EDGE_SHIFT_SCREENSHOTS=docs to refresh the README's card, banner and history screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import (
+    HAMILTON,
+    LIN,
+    LIN_REF,
+    MEDIA,
+    edge_cmd,
+    free_port,
+    make_watchlist_folder,
+    running_daemon,
+    write_config,
+)
+
+from edge import identity
+from edge.alerts import messages
+from edge.alerts.publisher import Channel
+from edge.console import keys
+from edge.console.store import Store
+from edge.pipeline.control import request
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
+                                                                   "(.ci/install-system-deps installs them)")
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--window-size=1366,768",
+         "--autoplay-policy=no-user-gesture-required")
+SHOTS = os.environ.get("EDGE_SHIFT_SCREENSHOTS")
+BOX2 = "box-2"
+
+
+def jpeg(name: str, size: int = 160) -> bytes:
+    img = cv2.imread(str(MEDIA / "faces" / name))
+    h, w = img.shape[:2]
+    s = min(h, w)
+    img = cv2.resize(img[(h - s) // 2:(h + s) // 2, (w - s) // 2:(w + s) // 2], (size, size))
+    return cv2.imencode(".jpg", img)[1].tobytes()
+
+
+FACES = ["obama.jpg", "biden.jpg", "alex_lacamoire1.jpg", "kit_harington_john1.jpeg", "rose_leslie_img1.jpg"]
+
+
+def alert(i: int, camera: str = "cam-x", ref: str | None = None, **extra) -> dict:
+    face = FACES[i % len(FACES)]
+    msg = messages.alert(box_id=BOX2, camera_id=camera, track_id=f"{camera}-{i}", ref=ref or f"R-{i:04d}",
+                         distance=0.3 + 0.001 * (i % 100), threshold=0.5, crop_jpeg=jpeg(face),
+                         reference_jpeg=jpeg(face, 120), category="wanted", list_id="list-2")
+    msg.update(extra)
+    return msg
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("shift")
+    endpoint, endpoint2, web_port = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port()
+    wl = make_watchlist_folder(tmp / "watchlist", {LIN_REF: LIN})
+    cfg = write_config(tmp / "edge.toml", [{"id": "cam-a", "source": HAMILTON}], wl, endpoint)
+    state, state2, data = tmp / "state", tmp / "state2", tmp / "console"
+    identity.create(state, "test-box")
+    pub = keys.keygen(data)
+    identity.add_console(state, pub)
+    ident2 = identity.create(state2, BOX2)
+    identity.add_console(state2, pub)
+    decisions: list[dict] = []
+    status2 = {"cameras": {"cam-x": "up", "cam-y": "up"},
+               "matching": {"on": True, "why": "", "list_id": "list-2", "entries": 200, "not_after": None,
+                            "not_authorised": []}}
+    box2 = Channel(endpoint2, state2, ident2.curve_public, ident2.curve_secret, BOX2,
+                   on_adjudication=lambda msg, console: decisions.append(msg), status=lambda: status2)
+    box2.start()
+    store = Store(data / "console.db")
+    store.add_user("alice", "correct horse battery")
+    store.close()
+    log = open(tmp / "console.log", "w")
+    console = subprocess.Popen(edge_cmd("console", "--listen", f"127.0.0.1:{web_port}", "--data", str(data),
+                                        "--box", f"{endpoint}={state / 'keys' / 'box.pub.json'}",
+                                        "--box", f"{endpoint2}={state2 / 'keys' / 'box.pub.json'}"),
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with running_daemon(cfg) as daemon:
+            yield {"url": f"http://127.0.0.1:{web_port}", "daemon": daemon, "box2": box2, "decisions": decisions,
+                   "status2": status2, "control": f"ipc://{state / 'control.sock'}", "tmp": tmp}
+    finally:
+        box2.stop()
+        console.terminate()
+        console.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def d(env):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in FLAGS:
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
+    driver.implicitly_wait(0)
+    for _ in range(50):
+        try:
+            driver.get(env["url"] + "/login")
+            break
+        except Exception:
+            time.sleep(0.2)
+    driver.find_element("id", "name").send_keys("alice")
+    driver.find_element("id", "password").send_keys("correct horse battery")
+    driver.find_element("id", "login-button").click()
+    wait(driver, "return location.pathname === '/' && document.getElementById('operator').textContent", 10, "login")
+    yield driver
+    driver.quit()
+
+
+def wait(driver, js: str, seconds: float, what: str, env=None):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = driver.execute_script(js)
+        if value:
+            return value
+        time.sleep(0.1)
+    extra = ""
+    if env is not None:
+        extra = "\n" + "".join((env["tmp"] / f).read_text()[-3000:] for f in ("daemon.log", "console.log"))
+    raise AssertionError(f"timed out waiting for {what}{extra}")
+
+
+def shot(d, name: str) -> None:
+    if SHOTS:
+        time.sleep(0.5)
+        d.save_screenshot(str(Path(SHOTS) / name))
+
+
+BANNER = """return [...document.querySelectorAll('#banners .banner.alarm')].map(b => b.textContent).join('\\n')
+    .includes(arguments[0]) && document.querySelector('#banners').textContent"""
+
+
+def banner(d, text: str, seconds: float, env=None) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = d.execute_script(BANNER, text)
+        if got:
+            return got
+        time.sleep(0.1)
+    now = d.execute_script("return document.querySelector('#banners').textContent")
+    raise AssertionError(f"no alarm banner with {text!r} within {seconds} s: {now}"
+                         + ("" if env is None else (env["tmp"] / "console.log").read_text()[-2000:]))
+
+
+def test_events_panel_says_in_words_what_happened(d, env):
+    wait(d, "return document.querySelector('#events li[data-event=\"link_up\"]')", 20, "a link-up event line", env)
+    wait(d, """return [...document.querySelectorAll('#events li')].some(li => li.textContent.includes(
+        'Connected to box'))""", 5, "the link event in words")
+    wait(d, """return [...document.querySelectorAll('#events li')].some(li => /Watch list .* loaded: 1 entries/
+        .test(li.textContent))""", 30, "the watch-list load in words", env)
+    env["box2"].publish(messages.event(box_id=BOX2, event="watchlist_refused", file="usb/list-old.wlb",
+                                       reason="the list is older than the one in force (rollback)"))
+    wait(d, """return [...document.querySelectorAll('#events li')].some(li => li.textContent.includes(
+        'Watch list file usb/list-old.wlb was REFUSED: the list is older than the one in force (rollback)'))""",
+         10, "the refusal with its file and reason")
+    wait(d, "return !document.querySelector('#banners .banner.alarm')", 8, "no alarm (all is well)")
+
+
+def test_camera_down_is_an_alarm_banner_with_a_sound(d, env):
+    before = d.execute_script("return window.edgeAlarm.sounds")
+    env["status2"]["cameras"]["cam-y"] = "down"
+    env["box2"].publish(messages.event(box_id=BOX2, event="camera_down", camera_id="cam-y", reason="no frames for 5 s"))
+    banner(d, "Camera cam-y on box box-2 is DOWN", 8)
+    assert d.execute_script("return window.edgeAlarm.sounds") > before
+    wait(d, """return [...document.querySelectorAll('#events li')].some(li => li.textContent.includes(
+        'Camera cam-y went DOWN: no frames for 5 s'))""", 5, "the camera event in words")
+    env["status2"]["cameras"]["cam-y"] = "up"
+    wait(d, "return !document.querySelector('#banners .banner.alarm')", 8, "the banner to clear")
+
+
+def test_purge_shows_the_box_is_not_matching(d, env):
+    wait(d, """return [...document.querySelectorAll('.chip')].some(
+        c => c.textContent.includes('test-box: connected'))""", 20, "the box connected")
+    before = d.execute_script("return window.edgeAlarm.sounds")
+    request(env["control"], {"cmd": "watchlist_purge", "reason": "end of operation"})
+    text = banner(d, "Box test-box is NOT matching: no watch list is loaded", 8, env)
+    assert "ALARM" in text  # said in words, not only in red
+    assert d.execute_script("return window.edgeAlarm.sounds") > before
+    wait(d, """return [...document.querySelectorAll('#events li')].some(li => li.textContent.includes(
+        'was deleted (end of operation)'))""", 5, "the purge in words")
+    shot(d, "console-banner.png")
+
+
+def test_a_killed_box_raises_a_red_banner_and_a_sound_within_3_s(d, env):
+    before = d.execute_script("return window.edgeAlarm.sounds")
+    env["daemon"].kill()  # kill -9: the box cannot say goodbye
+    banner(d, "Box test-box is DISCONNECTED", 3.0)
+    assert d.execute_script("return window.edgeAlarm.sounds") > before
+    assert d.execute_script("return window.edgeAlarm.last").startswith("link:")
+    wait(d, """return [...document.querySelectorAll('#events li')].some(li => li.textContent.includes(
+        'LOST the connection to box test-box'))""", 5, "the lost link in words")
