@@ -296,3 +296,20 @@ def test_a_killed_box_is_downtime_not_uptime(tmp_path):
     (gap,) = rep["downtime"]  # killed after minute 50, restarted at minute 60
     assert gap["seconds"] == 600 and "not shut down" in gap["cause"]
     assert rep["camera_uptime"]["cam1"]["uptime"] == round(90 / 100, 4)
+
+
+def test_an_issuer_is_named_from_the_trust_store_when_the_log_names_none(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    state = tmp_path / "state"
+    identity.create(state, "box-a")
+    pub = tmp_path / "issuer.pub"
+    pub.write_text(json.dumps(identity.issuer_public_doc(identity.raw_public(Ed25519PrivateKey.generate()),
+                                                         "Met SPOC, Op Lantern")))
+    kid = identity.add_issuer(state, pub)
+    log = AuditLog(state)
+    log.append("watchlist_loaded", issuer=kid, list_id="L-1", entries=1, refs=["WL-1"], categories=["wanted"])
+    log.append("watchlist_refused", file="x.wlb", reason="bad signature", issuer=kid)
+    log.close()
+    rep = json.loads(CliRunner().invoke(cli, ["audit", "report", "--state-dir", str(state), "--format", "json"]).output)
+    assert rep["watchlists"][0]["issuer_name"] == rep["refused"][0]["issuer_name"] == "Met SPOC, Op Lantern"

@@ -153,7 +153,7 @@ def report(config_path, state_dir, start, end, fmt, output):
     lo, hi = since_first_record(state, start, *period(start, end), res.records)
     label = (start or rep.iso(lo), end or f"now ({rep.iso(hi)})")
     r = rep.build(res.records, lo, hi, verification=res.summary(), period_label=label,
-                  check_receipt=receipt_checker(state))
+                  check_receipt=receipt_checker(state), issuer_names=trusted_issuer_names(state))
     text = {"text": rep.render_text, "json": rep.render_json, "html": rep.render_html}[fmt](r)
     if output:
         from edge.identity import write_atomic
@@ -162,6 +162,18 @@ def report(config_path, state_dir, start, end, fmt, output):
         click.echo(f"report written to {output}")
     else:
         click.echo(text, nl=False)
+
+
+def trusted_issuer_names(state: Path) -> dict[str, str]:
+    """Issuer key id -> the name in its trust-store file (<state>/trust/issuers/<key id>.pub)."""
+    names = {}
+    for p in sorted((state / "trust" / "issuers").glob("*.pub")) if (state / "trust" / "issuers").is_dir() else []:
+        try:
+            doc = json.loads(p.read_text())
+            names[p.stem] = str(doc.get("name", "")) if isinstance(doc, dict) else ""
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+    return names
 
 
 def receipt_checker(state: Path):

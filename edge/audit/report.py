@@ -139,15 +139,17 @@ def _timeline(sights: list[tuple], outcome: dict[str, str]) -> dict:
 
 
 def build(records: list[dict], start: datetime, end: datetime, verification: str = "",
-          period_label: tuple[str, str] | None = None, check_receipt=None) -> dict:
+          period_label: tuple[str, str] | None = None, check_receipt=None,
+          issuer_names: dict[str, str] | None = None) -> dict:
     """The report for ``start <= time < end``; ``period_label``: the period as the user gave it;
-    ``check_receipt(receipt) -> str``: verifies a deletion receipt's signature (the box key)."""
+    ``check_receipt(receipt) -> str``: verifies a deletion receipt's signature (the box key);
+    ``issuer_names``: key id -> name from the box's trust store, where the log names none."""
     recs = sorted(_with_times(records), key=lambda x: x[0])
     in_period = [(t, r) for t, r in recs if start <= t < end]
     sights = matches.sightings(recs, start, end)
     encs = matches.encounters(sights, matches.decisions(recs, end))
     summary = matches.decision_summary(encs)
-    wls = lists_.watchlists(recs, start, end, check_receipt)
+    wls = lists_.watchlists(recs, start, end, check_receipt, issuer_names)
     faces: Counter = Counter()
     other: Counter = Counter()  # encodings, and faces seen while matching was off (not authorised)
     for _, r in in_period:
@@ -157,7 +159,7 @@ def build(records: list[dict], start: datetime, end: datetime, verification: str
     kinds = Counter(r["kind"] for _, r in in_period)
     gaps = downtime(runs(recs), start, end)
     unplanned = sum(g["seconds"] for g in gaps if g["cause"] != "stopped")
-    refused = lists_.refused(recs, start, end)
+    refused = lists_.refused(recs, start, end, issuer_names)
     label = period_label or (_iso(start), _iso(end))
     return {
         "type": "edge-oversight-report", "v": VERSION,

@@ -20,9 +20,10 @@ def iso(t: datetime | None) -> str | None:
     return t.isoformat(timespec="seconds").replace("+00:00", "Z") if t else None
 
 
-def issuer_names(recs) -> dict[str, str]:
-    """Issuer key id -> name, from what the log says (trust_added / watchlist_loaded / deployments)."""
-    names: dict[str, str] = {}
+def issuer_names(recs, known: dict[str, str] | None = None) -> dict[str, str]:
+    """Issuer key id -> name, from what the log says (trust_added / watchlist_loaded), else ``known`` (the
+    box's trust store, for logs older than the names in records)."""
+    names: dict[str, str] = {k: v for k, v in (known or {}).items() if v}
     for _, r in recs:
         d = r["data"]
         if r["kind"] == "trust_added" and d.get("what") == "issuer" and d.get("name"):
@@ -67,9 +68,9 @@ def _ending(kind: str, d: dict) -> str:
     return "expired" if str(d.get("reason")) == "expired" else "purged"
 
 
-def watchlists(recs, lo, hi, check_receipt=None) -> list[dict]:
+def watchlists(recs, lo, hi, check_receipt=None, known: dict[str, str] | None = None) -> list[dict]:
     """One row per list id. ``check_receipt(receipt) -> str`` says whether a receipt's signature holds."""
-    names = issuer_names(recs)
+    names = issuer_names(recs, known)
     lists: dict[str, dict] = {}  # list id -> its latest row
     rows: list[dict] = []
     parts: dict[str, list] = {}  # list id -> refs from watchlist_entries records (big lists), before loaded
@@ -119,9 +120,9 @@ def watchlists(recs, lo, hi, check_receipt=None) -> list[dict]:
     return [w for w in rows if w["ended"] is None or parse_time(w["ended"]["time"]) >= lo]
 
 
-def refused(recs, lo, hi) -> list[dict]:
+def refused(recs, lo, hi, known: dict[str, str] | None = None) -> list[dict]:
     """One row per refused file and reason (a file seen again after a restart is refused again: ``times``)."""
-    names = issuer_names(recs)
+    names = issuer_names(recs, known)
     rows: dict[tuple, dict] = {}
     for t, r in recs:
         if r["kind"] == "watchlist_refused" and lo <= t < hi:
