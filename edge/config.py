@@ -39,6 +39,10 @@ class DetectConfig:
     track_lost_s: float = 1.0  # seconds a track without detections is kept as lost, to be re-joined (same id)
     track_reid_distance: float = 0.5  # a re-join needs descriptors this close when both have one (memory only)
     track_max_speed: float = 10.0  # face heights per second a new track may move (its first search region)
+    min_face_px: int = 40  # smallest face (frame px) looked for where the picture changes
+    motion: bool = True  # fixed camera: look for small faces where the picture changed (background model)
+    motion_every: int = 2  # every k-th pass looks for new faces where the picture changed
+    scan_budget_px: int = 250_000  # scaled pixels scanned for new faces per such pass, at most
 
 
 @dataclass
@@ -180,6 +184,10 @@ def _check(cfg: Config) -> None:
     need(0.0 < cfg.detect.track_lost_s <= 10.0, "detect.track_lost_s", "must be between 0 and 10 seconds")
     need(0.0 < cfg.detect.track_reid_distance < 2.0, "detect.track_reid_distance", "must be between 0 and 2")
     need(1.0 <= cfg.detect.track_max_speed <= 50.0, "detect.track_max_speed", "must be between 1 and 50")
+    need(20 <= cfg.detect.min_face_px <= 1000, "detect.min_face_px", "must be between 20 and 1000")
+    need(1 <= cfg.detect.motion_every <= 100, "detect.motion_every", "must be between 1 and 100")
+    need(50_000 <= cfg.detect.scan_budget_px <= 20_000_000, "detect.scan_budget_px",
+         "must be between 50000 and 20000000")
     need(cfg.quality.min_face_px >= 20, "quality.min_face_px", "must be at least 20")
     need(cfg.quality.min_sharpness >= 0, "quality.min_sharpness", "must not be negative")
     need(0 < cfg.quality.max_yaw <= 1.0, "quality.max_yaw", "must be between 0 and 1")

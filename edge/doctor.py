@@ -1,8 +1,9 @@
 """`edge doctor`: is this box ready? One OK/FAIL row per check, exit 1 if anything failed.
 
 Checks: config, keys and their modes, trusted issuers and consoles, each camera (from the running
-daemon's status if it answers, else opened here with OpenCV for a couple of seconds to measure its
-frame rate), the watch list, clock sanity, disk space in the state dir, and the service state.
+daemon's status if it answers, else opened here as the box opens it, for a couple of seconds: reachable,
+resolution, frame rate, and whether the detection settings see faces of ``quality.min_face_px`` at that
+resolution), the watch list, clock sanity, disk space in the state dir, and the service state.
 A check that cannot be made here (no systemd) is SKIP, not FAIL.
 """
 
@@ -44,27 +45,59 @@ def check_keys(state_dir: Path):
     yield "trusted consoles", n_con > 0, f"{n_con} key(s)" if n_con else "none: 'edge provision --console-key FILE'"
 
 
-def probe_camera(source: str, seconds: float = CAMERA_SECONDS) -> tuple[bool, str]:
-    """Open a camera with OpenCV and read frames for a moment; (ok, "640x480 at 29.8 fps")."""
+MIN_CAMERA_FPS = 5.0  # slower than this, a walker crosses the view between frames
+
+
+def probe_camera(source: str, seconds: float = CAMERA_SECONDS) -> tuple[bool, str, dict]:
+    """Open a camera as the box does and read frames for a moment:
+    (ok, "1920x1080, 50 frames at 24.9 fps", {"width", "height", "fps"})."""
     import cv2
 
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
-    cap = cv2.VideoCapture(int(source) if source.isdigit() else source, cv2.CAP_ANY, params)
+    from edge.pipeline.capture import is_file, open_source
+
+    cap = open_source(source)
     try:
         if not cap.isOpened():
-            return False, f"cannot open {source}"
+            return False, f"cannot open {source}", {}
         frames, shape, start = 0, None, time.monotonic()
-        while time.monotonic() - start < seconds:
+        settled, counted = start + seconds / 2, []  # the rate counts the second half only: a stream
+        while time.monotonic() - start < seconds:  # may send its first second (preroll) at once
             ok, frame = cap.read()
             if not ok:
                 break
             frames, shape = frames + 1, frame.shape
-        took = time.monotonic() - start
+            if time.monotonic() >= settled:
+                counted.append(time.monotonic())
         if frames == 0:
-            return False, f"opened {source} but read no frames"
-        return True, f"{shape[1]}x{shape[0]}, {frames} frames at {frames / took:.1f} fps"
+            return False, f"opened {source} but read no frames", {}
+        took = counted[-1] - counted[0] if len(counted) > 1 else 0.0
+        fps = (len(counted) - 1) / took if took > 0 else 0.0
+        if is_file(source):  # a file reads as fast as it decodes: its own rate is the one that counts
+            fps = cap.get(cv2.CAP_PROP_FPS) or fps
+        info = {"width": shape[1], "height": shape[0], "fps": fps}
+        detail = f"{shape[1]}x{shape[0]}, {frames} frames at {fps:.1f} fps"
+        if fps < MIN_CAMERA_FPS:
+            return False, f"{detail}: below {MIN_CAMERA_FPS:.0f} fps", info
+        return True, detail, info
     finally:
         cap.release()
+
+
+def face_check(cfg, width: int, height: int) -> tuple[bool, str]:
+    """Can the detection settings see faces of ``quality.min_face_px`` in frames of this size?"""
+    from dataclasses import asdict
+
+    from edge.pipeline.detect import smallest_face
+
+    want = cfg.quality.min_face_px
+    got = smallest_face(asdict(cfg.detect), width)
+    at = f"at {width}x{height}"
+    if got <= want:
+        return True, f"{at} detection finds faces from {got} px (quality.min_face_px = {want})"
+    how = ("set detect.min_face_px to at most " + str(want) if cfg.detect.motion
+           else "set detect.motion = true (fixed camera) or raise detect.max_width")
+    return False, (f"{at} detection finds faces from {got} px only, smaller than quality.min_face_px = {want} "
+                   f"are missed: {how}")
 
 
 def check_cameras(cfg, daemon: dict | None):
@@ -72,12 +105,20 @@ def check_cameras(cfg, daemon: dict | None):
         name = f"camera {cam.id}"
         if not cam.enabled:
             yield name, None, "disabled in the config"
-        elif daemon is not None:  # the daemon holds the device: ask it rather than fight over it
+            continue
+        if daemon is not None:  # the daemon holds the device: ask it rather than fight over it
             st = daemon.get("cameras", {}).get(cam.id, {})
-            fps = st.get("stats", {}).get("fps", 0.0)
-            yield name, st.get("state") == "up", f"daemon reports {st.get('state', 'unknown')}, {fps:.1f} fps"
+            stats = st.get("stats", {})
+            fps = stats.get("fps", 0.0)
+            size = (stats.get("width", 0), stats.get("height", 0))
+            shown = f"{size[0]}x{size[1]}, " if size[0] else ""
+            yield name, st.get("state") == "up", f"daemon reports {st.get('state', 'unknown')}, {shown}{fps:.1f} fps"
         else:
-            yield (name, *probe_camera(cam.source))
+            ok, detail, info = probe_camera(cam.source)
+            yield name, ok, detail
+            size = (info.get("width", 0), info.get("height", 0))
+        if size[0]:
+            yield (f"camera {cam.id} faces", *face_check(cfg, *size))
 
 
 def check_watchlist(state_dir: Path, daemon: dict | None):
