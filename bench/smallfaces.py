@@ -119,11 +119,11 @@ def ours(scene: street.Scene, frames, **detect) -> dict:
     n = 0
     for i, frame in enumerate(frames):
         t0 = time.process_time()
-        worker.process(Frame(frame, i + 1, float(i)))
+        worker.process(Frame(frame, i + 1, i / street.FPS))
         cpu += time.process_time() - t0
         n += 1
         for t in worker.tracker.tracks.values():
-            if t.updated and t.last_seen == float(i):
+            if t.updated and t.last_seen == i / street.FPS:
                 w = _walk_at(scene, i, t.box)
                 if w is not None:
                     track_walk[t.id][w.id] += 1

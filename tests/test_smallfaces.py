@@ -36,9 +36,9 @@ def _run(scene, worker) -> dict[int, int]:
 
     seen: dict[int, int] = {}
     for i in range(scene.n_frames):
-        worker.process(Frame(scene.frame(i), i + 1, float(i)))
+        worker.process(Frame(scene.frame(i), i + 1, i / street.FPS))
         for t in worker.tracker.tracks.values():
-            if not t.updated or t.last_seen != float(i):
+            if not t.updated or t.last_seen != i / street.FPS:
                 continue
             for walk, gt in scene.faces(i):
                 if iou(t.box, gt) >= 0.3:

@@ -6,8 +6,8 @@ pixels scanned (about 70 ns a pixel, pyramid included). A whole 1080p frame scan
 pixels where a new face can be (docs/detection.md has the numbers):
 
 - **around where each track is predicted to be** (``Tracker.lookouts``), every pass, rescaled so
-  the face is ``TRACK_FACE_PX`` high: cheap whatever the face size, and a small face stays tracked
-  until it is big enough to encode;
+  the face is 100-200 px high (``TRACK_FACE_PX``): cheap whatever the face size, and a small face
+  stays tracked until it is big enough to encode;
 - **where the picture changed** (``detect.motion``), every ``motion_every``-th pass: a background
   model on a 480 px copy marks the moving regions; those not explained by a tracked person are
   scanned at the scale that makes a ``detect.min_face_px`` face 80 px high (less for a large region:
@@ -28,7 +28,7 @@ from edge.face import api
 from edge.pipeline.tracker import iou
 
 HOG_FACE_PX = 80  # dlib's frontal HOG finds faces from about this height at the scale it scans
-TRACK_FACE_PX = 88  # a tracked face is rescaled to this height for the look around it
+TRACK_FACE_PX = (100, 200)  # a tracked face outside these heights is rescaled into them for the look
 MOTION_WIDTH = 480  # the background model runs on a copy this wide
 MIN_REGION_SCALE = 0.5  # the coarsest scale a moving region is scanned at (unless over the budget)
 WARM_UP = 3  # passes before the background model's verdicts are used
@@ -112,7 +112,7 @@ class Strategy:
 
     def around_tracks(self, grey: np.ndarray, tracks: list, boxes: list) -> list[api.Box]:
         """Detect around each track's predicted box (``Tracker.lookouts``: ``.box`` and a search
-        ``.margin``) not already covered by ``boxes``, rescaled so the face is ``TRACK_FACE_PX`` high."""
+        ``.margin``) not already covered by ``boxes``, rescaled so the face is 100-200 px high."""
         det = self.det
         h, w = grey.shape[:2]
         found = []
@@ -124,7 +124,9 @@ class Strategy:
             if min(h, bottom + m) - max(0, top - m) < (bottom - top) // 2 or \
                     min(w, right + m) - max(0, left - m) < (right - left) // 2:
                 continue  # predicted out of the frame
-            scale = min(fine_scale(det), TRACK_FACE_PX / max(1, bottom - top))
+            fh = max(1, bottom - top)
+            lo, hi = TRACK_FACE_PX
+            scale = min(fine_scale(det), lo / fh) if fh < lo else min(1.0, hi / fh)
             found += self._scan(grey, (top - m, right + m, bottom + m, left - m), scale)
         return found
 
