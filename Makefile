@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml requirements.lock requirements-nodeps.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --require-hashes -r requirements.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	# the naive baseline of `make bench` uses face_recognition's API; its metadata pulls the
 	# source dlib, so install it without dependencies (dlib-bin provides dlib)
 	$(PY) -m pip install -q --no-deps --require-hashes -r requirements-nodeps.lock
-	$(PY) -m pip check
 	touch $(STAMP)
 
 # Upgrade the dependencies on purpose: re-resolve pyproject.toml, show what changed, then `make test`.
