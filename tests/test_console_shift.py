@@ -190,6 +190,73 @@ def test_camera_down_is_an_alarm_banner_with_a_sound(d, env):
     wait(d, "return !document.querySelector('#banners .banner.alarm')", 8, "the banner to clear")
 
 
+def press(d, *seq: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    for k in seq:
+        ActionChains(d).send_keys(k).perform()
+        time.sleep(0.05)
+
+
+def selected(d) -> str:
+    return d.execute_script("const c = document.querySelector('#queue .card.selected'); "
+                            "return c ? c.dataset.alertId : ''")
+
+
+def select_by_keys(d, alert_id: str) -> None:
+    """j/k only: go to the top with k, then down with j until the card is selected."""
+    press(d, *["k"] * 12)
+    for _ in range(40):
+        if selected(d) == alert_id:
+            return
+        press(d, "j")
+    raise AssertionError(f"could not reach {alert_id} with j")
+
+
+def test_a_keyboard_only_shift_decides_three_alerts(d, env):
+    from selenium.webdriver.common.keys import Keys
+
+    sent = [alert(i, ref=f"K-{i}") for i in (1, 2, 3)]
+    for a in sent:
+        env["box2"].publish(a)
+    ids = [a["alert_id"] for a in sent]
+    wait(d, "return arguments[0].every(id => document.querySelector(`.card[data-alert-id='${id}']`))".replace(
+        "arguments[0]", str(ids)), 15, "three cards")
+    d.execute_script("document.activeElement && document.activeElement.blur()")
+
+    press(d, "?")  # the help overlay lists the keys
+    assert "c, then 1-4" in wait(d, "const h = document.getElementById('help'); return h && !h.hidden && h.textContent",
+                                 3, "the help overlay")
+    press(d, Keys.ESCAPE)
+    assert d.execute_script("return document.getElementById('help').hidden")
+
+    select_by_keys(d, ids[0])
+    press(d, "z")  # zoom the crop
+    wait(d, "const z = document.getElementById('zoom'); "
+            "return z && !z.hidden && z.querySelector('img').naturalWidth > 0", 3, "the zoomed crop")
+    press(d, Keys.ESCAPE)
+    press(d, "c", "1")  # confirm: approached ... then undo: nothing is sent
+    wait(d, f"return window.edgeKeys.held.has('{ids[0]}')", 2, "the held decision")
+    assert "sending in" in d.find_element("css selector", f".card[data-alert-id='{ids[0]}'] .held").text
+    press(d, "u")
+    assert not d.execute_script(f"return window.edgeKeys.held.has('{ids[0]}')")
+    press(d, "n", "seen at the north gate", Keys.ESCAPE, "c", "3")  # note, then confirm: arrested
+    select_by_keys(d, ids[1])
+    press(d, "d", "1")  # dismiss: not the person
+    select_by_keys(d, ids[2])
+    press(d, "c", "2")  # confirm: no action
+    for i in ids:
+        wait(d, f"return !document.querySelector(\".card[data-alert-id='{i}']\")", 10, f"card {i} to leave the queue")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len({m["alert_id"] for m in env["decisions"]} & set(ids)) < 3:
+        time.sleep(0.1)
+    got = {m["alert_id"]: m for m in env["decisions"] if m["alert_id"] in ids}
+    assert [(got[i]["decision"], got[i]["action"] or got[i]["reason"]) for i in ids] == [
+        ("confirm", "arrested"), ("dismiss", "not the person"), ("confirm", "no action")]
+    assert got[ids[0]]["note"] == "seen at the north gate" and {m["operator"] for m in got.values()} == {"alice"}
+    assert sum(m["alert_id"] == ids[0] for m in env["decisions"]) == 1  # the undone confirm never left
+
+
 def test_purge_shows_the_box_is_not_matching(d, env):
     wait(d, """return [...document.querySelectorAll('.chip')].some(
         c => c.textContent.includes('test-box: connected'))""", 20, "the box connected")
