@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.eval import scale
+from edge.eval import plot, scale
 from edge.watchlist import operating
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "media" / "lfw-dev"
@@ -87,7 +87,9 @@ def main() -> None:
     print(f"lfw-dev: {len(desc)} usable faces of {len(np.unique(labels))} people; calibrated on half the people, "
           f"measured on the other half; distance cap {CAP}\n")
     target = operating.DEFAULT_TARGET_FPIR
-    print(scale.format_table(scale.evaluate(desc, labels, SIZES, SPLITS, 0, target, CAP)))
+    rep = scale.evaluate(desc, labels, SIZES, SPLITS, 0, target, CAP)
+    print(scale.format_table(rep))
+    print(f"DET per list size: {plot.scale_plot(rep, CACHE.parent / 'accuracy-det.png')}\n")
     print("the same people (listed people with 3+ photos), list of 100: one photo per search and entry; "
           "track fusion (each search the mean of 2 photos of the person); 2 reference photos per entry:\n")
     for refs, fuse in ((1, 1), (1, 2), (2, 1)):

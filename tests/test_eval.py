@@ -227,3 +227,24 @@ def test_live_measure_stays_quiet_with_few_decisions():
     assert "no decided" in live.format_line(live.summary({}, 0.1))
     with pytest.raises(ValueError):
         live.count_decision(counts, "shrug")
+
+
+def test_list_sizes_report_both_rules_and_the_operating_point(tmp_path):
+    plot = tmp_path / "sizes.png"
+    res = run(IDENTITIES, "--list-sizes", "1", "--splits", 2, "--plot", plot, "--json", "--no-progress")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    size = rep["sizes"]["1"]
+    assert set(size["rules"]) == {"ratio", "distance"} and rep["adopted_rule"] == "ratio"
+    for r in size["rules"].values():
+        assert {"fnir_at_fpir_0.01", "fnir_at_fpir_0.001", "fpir", "fnir", "threshold", "det"} <= set(r)
+    assert size["calibration"] == "lfw-dev-2026-12"  # too few people to calibrate on: the shipped one
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    bad = run(IDENTITIES, "--list-sizes", "ten", "--no-progress")
+    assert bad.exit_code == 1 and "is not a comma-separated list of sizes" in bad.output
+
+
+def test_calibrate_needs_enough_people_and_says_so(tmp_path):
+    res = run(IDENTITIES, "--calibrate", tmp_path / "cal.json", "--no-progress")
+    assert res.exit_code == 1 and "at least 50 different people" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "cal.json").exists()

@@ -76,7 +76,8 @@ def eval_command(dataset, config_path, groups_csv, threshold, splits, enrol_shar
     bar = dict(desc="encoding", unit="img", file=sys.stderr, disable=None if progress is None else not progress)
     enc = encode.encode_dataset(ds, det, qual, backend, progress=lambda it: tqdm(it, **bar))
     if calibrate_path or list_sizes:
-        _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, seed, refs, fuse, as_json)
+        _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, seed, refs, fuse, as_json,
+                  plot_path)
         return
     settings = report.Settings(
         threshold=round(threshold, 4), threshold_floor=match.threshold_floor, splits=splits, seed=seed,
@@ -94,11 +95,12 @@ def eval_command(dataset, config_path, groups_csv, threshold, splits, enrol_shar
         click.echo(f"\nDET plot written to {plot_path}")
 
 
-def _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, seed, refs, fuse, as_json):
+def _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, seed, refs, fuse, as_json,
+              plot_path):
     """--calibrate and --list-sizes: the operating point's side of the evaluation (edge/eval/scale.py)."""
     from pathlib import Path
 
-    from edge.eval import scale
+    from edge.eval import plot, scale
     from edge.identity import write_atomic
     from edge.watchlist import operating
 
@@ -119,4 +121,7 @@ def _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, s
                         "like 10,100,1000") from None
     target = target_fpir or match.target_fpir
     rep = scale.evaluate(enc.descriptors, enc.labels, sizes, splits, seed, target, match.threshold, refs, fuse)
+    plot.scale_plot(rep, plot_path)
     click.echo(json.dumps(rep, indent=1, sort_keys=True) if as_json else scale.format_table(rep))
+    if not as_json:
+        click.echo(f"DET plot per list size written to {plot_path}")

@@ -29,15 +29,7 @@ def det_plot(rep: dict, path: str | Path) -> Path:
                  f"identities, {len(rep['identification']['curve']['fnir_by_split'])} random splits",
                  fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise EdgeError(f"cannot write the plot {path}: {exc.strerror}") from None
-    return path
+    return _save(fig, path)
 
 
 def _det(ax, rep: dict) -> None:
@@ -105,3 +97,45 @@ def _by_threshold(ax, rep: dict) -> None:
     ax.set_title("Error rates against the threshold", fontsize=9)
     ax.grid(True, color="0.93")
     ax.legend(fontsize=7, loc="center left")
+
+
+def scale_plot(rep: dict, path: str | Path) -> Path:
+    """``--list-sizes``: the DET curve of each rule at each list size (log axes), target marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.6), dpi=90)
+    ax = fig.subplots()
+    styles = {"ratio": "-", "distance": "--"}
+    for i, (n, size) in enumerate(rep["sizes"].items()):
+        colour = f"C{i}"
+        for rule, r in size["rules"].items():
+            det = [(f, max(fn, 1e-3)) for f, fn in r["det"]]
+            ax.plot([f for f, _ in det], [fn for _, fn in det], styles.get(rule, ":"), color=colour,
+                    label=f"{n} entries, {rule}{' (adopted)' if rule == rep['adopted_rule'] else ''}")
+    ax.axvline(rep["target_fpir"], color="grey", lw=0.8)
+    ax.text(rep["target_fpir"], 1.02, " target", color="grey", fontsize=8, va="bottom")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("FPIR: share of passers-by who alert")
+    ax.set_ylabel("FNIR: share of listed people missed")
+    ax.set_title(f"DET per list size (calibrated on half the people, measured on the other; "
+                 f"mean of {rep['splits']} splits)", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise EdgeError(f"cannot write the plot {path}: {exc.strerror}") from None
+    return path
