@@ -313,3 +313,19 @@ def test_an_issuer_is_named_from_the_trust_store_when_the_log_names_none(tmp_pat
     log.close()
     rep = json.loads(CliRunner().invoke(cli, ["audit", "report", "--state-dir", str(state), "--format", "json"]).output)
     assert rep["watchlists"][0]["issuer_name"] == rep["refused"][0]["issuer_name"] == "Met SPOC, Op Lantern"
+
+
+def test_the_report_of_an_export_off_the_box_equals_the_boxs_own(day, tmp_path):
+    runner = CliRunner()
+    exp = tmp_path / "nov.audit"
+    assert runner.invoke(cli, ["audit", "export", "--state-dir", str(day), "-o", str(exp)]).exit_code == 0
+    box = ["--from", "2026-11-20", "--to", "2026-11-20", "--format", "json"]
+    mine = json.loads(runner.invoke(cli, ["audit", "report", "--state-dir", str(day), *box]).output)
+    theirs = runner.invoke(cli, ["audit", "report", "--export", str(exp), "--box-key",
+                                 str(day / "keys" / "box.pub.json"), *box])
+    assert theirs.exit_code == 0, theirs.output
+    theirs = json.loads(theirs.output)
+    for key in ("watchlists", "encounters", "decisions", "deletion", "downtime", "camera_uptime", "references"):
+        assert theirs[key] == mine[key], key
+    r = runner.invoke(cli, ["audit", "report", "--export", str(exp)])
+    assert r.exit_code != 0 and "--box-key" in r.output
