@@ -329,3 +329,17 @@ def test_the_report_of_an_export_off_the_box_equals_the_boxs_own(day, tmp_path):
         assert theirs[key] == mine[key], key
     r = runner.invoke(cli, ["audit", "report", "--export", str(exp)])
     assert r.exit_code != 0 and "--box-key" in r.output
+
+
+def test_a_big_lists_refs_recorded_in_parts_are_one_row(tmp_path):
+    state = tmp_path / "state"
+    identity.create(state, "box-a")
+    log = AuditLog(state)
+    refs = [f"R{i:05d}" for i in range(25000)]
+    log.append("watchlist_entries", list_id="L-big", part=1, parts=2, refs=refs[:12500])
+    log.append("watchlist_entries", list_id="L-big", part=2, parts=2, refs=refs[12500:])
+    log.append("watchlist_loaded", issuer="k", list_id="L-big", entries=25000, refs_parts=2, categories=["wanted"])
+    log.close()
+    rep = report.build(verify_log(state).records, datetime(2020, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    (w,) = rep["watchlists"]
+    assert w["refs"] == refs and len(rep["references"]) == 25000 and not rep["references"][0]["matched"]
