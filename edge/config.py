@@ -76,7 +76,9 @@ class AlertsConfig:
     endpoint: str = "tcp://127.0.0.1:5599"  # where the box serves alerts
     control_endpoint: str = ""  # `edge status` etc. talk to the daemon here; "" = ipc in the state dir (ipc:// only)
     retention_days: float = 31.0  # alerts (crop, details) are kept this long, then deleted and logged
-    group_window_s: float = 60.0  # the same entry seen again within this window joins the first alert
+    # one listed person's continuous presence is one encounter (one alert, one decision): a hit for the
+    # same entry within this many seconds of its last sighting joins it; it ends after this gap
+    encounter_gap_s: float = 60.0
 
 
 @dataclass
@@ -208,7 +210,7 @@ def _check(cfg: Config) -> None:
     need(cfg.match.rule in ("ratio", "distance"), "match.rule", 'must be "ratio" or "distance"')
     need(0.0 < cfg.match.max_false_alert_rate <= 1.0, "match.max_false_alert_rate", "must be between 0 and 1")
     need(0 < cfg.alerts.retention_days <= 3650, "alerts.retention_days", "must be between 0 and 3650")
-    need(0 <= cfg.alerts.group_window_s <= 3600, "alerts.group_window_s", "must be between 0 and 3600")
+    need(0 < cfg.alerts.encounter_gap_s <= 3600, "alerts.encounter_gap_s", "must be more than 0 and at most 3600")
     need(cfg.health.log_interval > 0, "health.log_interval", "must be positive")
     need(cfg.health.max_restarts >= 0, "health.max_restarts", "must not be negative")
 
@@ -220,6 +222,9 @@ def parse(text: str, source: str = "config", state_dir: str | None = None) -> Co
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{source} is not valid TOML: nested too deeply") from None
+    alerts = data.get("alerts")
+    if isinstance(alerts, dict) and "group_window_s" in alerts and "encounter_gap_s" not in alerts:
+        alerts["encounter_gap_s"] = alerts.pop("group_window_s")  # its name before encounters
     cfg = _build(Config, data, "")
     if state_dir:
         cfg.state_dir = state_dir

@@ -208,11 +208,11 @@ def test_message_formats_match_the_test_vectors():
         msg = protocol.loads(json.dumps(v["message"]).encode(), allowed=set(v["allowed"]))
         assert msg["type"] == v["message"]["type"]
     for v in vectors["invalid"]:
-        with pytest.raises(messages.MessageError):
+        with pytest.raises(messages.NewerVersion if v.get("newer") else messages.MessageError):
             protocol.loads(json.dumps(v["message"]).encode(), allowed=set(v["allowed"]))
 
 
-def test_daemon_groups_sightings_across_cameras_and_a_dismissed_track_stops_alerting(tmp_path):
+def test_daemon_joins_sightings_across_cameras_into_one_encounter_and_a_dismissed_track_stops_alerting(tmp_path):
     from datetime import UTC, datetime, timedelta
 
     import numpy as np
@@ -243,25 +243,29 @@ def test_daemon_groups_sightings_across_cameras_and_a_dismissed_track_stops_aler
     try:
         daemon.check_expiry()
         seen("cam-a", "a-1")
-        seen("cam-b", "b-1")  # the same person on the other camera within the window: same group
-        seen("cam-a", "a-1")  # the same track again: no new alert
+        seen("cam-b", "b-1")  # the same person on the other camera within the gap: the same encounter
+        seen("cam-a", "a-1")  # the same track again: no new sighting
         assert wait_for(lambda: len(op.delivered) == 2)
         first, second = op.delivered
-        assert second["group_id"] == first["group_id"] == first["alert_id"]
+        assert second["encounter_id"] == first["encounter_id"] == first["alert_id"]
+        assert (first["sighting"], second["sighting"]) == (1, 2)
         assert daemon.counts["matches_suppressed"] == 1
         events = [e["event"] for e in op.store.events()]
         assert "watchlist_expiring" in events
-        adjs = [protocol.adjudication(alert_id=a["alert_id"], box_id=BOX, decision="dismiss", reason="poor image",
-                                      operator="op") for a in (first, second)]
-        op.store.decide([first["alert_id"], second["alert_id"]], adjs)
+        adj = protocol.adjudication(alert_id=first["alert_id"], box_id=BOX, decision="dismiss", reason="poor image",
+                                    operator="op")
+        op.store.decide([first["alert_id"], second["alert_id"]], [adj])  # one decision for the encounter
         op.link.wake.set()
-        assert wait_for(lambda: daemon.counts["adjudications"] == 2)
+        assert wait_for(lambda: daemon.counts["adjudications"] == 1)
         daemon.policy._alerted.clear()  # as if the per-track memory had run out
         seen("cam-a", "a-1")  # a dismissed track stays quiet for that entry
         assert daemon.counts["matches_suppressed"] == 2
-        seen("cam-a", "a-2")  # a new track alerts again, in a new group (the old one was decided)
+        seen("cam-a", "a-2")  # a new track within the gap: a sighting of the decided encounter, not a new alert
         assert wait_for(lambda: len(op.delivered) == 3)
-        assert op.delivered[2]["group_id"] == op.delivered[2]["alert_id"] != first["group_id"]
+        assert op.delivered[2]["encounter_id"] == first["encounter_id"]
+        assert op.delivered[2]["state"] == "dismissed" and op.delivered[2]["decision"]["operator"] == "op"
+        assert op.store.open_alerts() == []  # it does not reopen anything
+        assert daemon.counts["alerts"] == 1
     finally:
         op.stop()
         daemon.publisher.stop()

@@ -4,8 +4,10 @@ Two families:
 - *box messages* leave the box to consoles: ``alert`` and ``event``;
 - *stage messages* go from a camera process to the daemon: ``encoding``, ``health``, ``camera``.
 
-All are plain JSON objects with ``"v"`` (format version) and ``"type"``. Bytes (JPEG crops) are
-base64. Nothing is ever pickled across a process or trust boundary.
+All are plain JSON objects with ``"v"`` (the format version of that type: ``VERSIONS``) and
+``"type"``. Bytes (JPEG crops) are base64. Nothing is ever pickled across a process or trust boundary.
+A message of a newer version than this code knows raises :class:`NewerVersion`, so a reader can say
+so plainly instead of misreading it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-VERSION = 1
+VERSION = 1  # every type not in VERSIONS
+VERSIONS = {"alert": 2}  # alert v2: encounter_id, sighting, state, decision (docs/alerts.md)
+READABLE = {"alert": (1, 2)}  # versions this code still reads (an outbox may hold v1 alerts)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
@@ -24,8 +28,25 @@ class MessageError(ValueError):
     """A message that is not valid JSON of a known type and version."""
 
 
+class NewerVersion(MessageError):
+    """A message of a version newer than this code understands (update this reader)."""
+
+
+def version(kind: str) -> int:
+    return VERSIONS.get(kind, VERSION)
+
+
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso(t: float) -> str:
+    """Unix seconds -> the messages' UTC time form."""
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
 
 
 def b64(data: bytes) -> str:
@@ -62,9 +83,15 @@ def loads(data: bytes | str, allowed: set[str] | None = None,
         raise MessageError("not JSON") from exc
     if not isinstance(msg, dict):
         raise MessageError("not a JSON object")
-    if msg.get("v") != VERSION:
-        raise MessageError(f"unsupported message version {msg.get('v')!r}")
     kind = msg.get("type")
+    if not isinstance(kind, str):
+        raise MessageError(f"unexpected message type {kind!r}")
+    v = msg.get("v")
+    if isinstance(v, int) and not isinstance(v, bool) and v > version(kind):
+        raise NewerVersion(f"{kind} message version {v} is newer than this software reads "
+                           f"(up to {version(kind)}): update it")
+    if v not in READABLE.get(kind, (version(kind),)) or isinstance(v, bool):
+        raise MessageError(f"unsupported message version {v!r}")
     if not isinstance(kind, str) or kind not in schema or (allowed is not None and kind not in allowed):
         raise MessageError(f"unexpected message type {kind!r}")
     for key, tp in schema[kind].items():
@@ -73,15 +100,41 @@ def loads(data: bytes | str, allowed: set[str] | None = None,
             continue
         if not isinstance(value, tp) or isinstance(value, bool):
             raise MessageError(f"{kind}.{key} missing or not {tp.__name__}")
+    if kind == "alert" and v >= 2:
+        _check_encounter(msg)
     return msg
+
+
+ENCOUNTER_STATES = ("open", "confirmed", "dismissed")
+
+
+def _check_encounter(msg: dict) -> None:
+    if not isinstance(msg.get("encounter_id"), str) or not msg["encounter_id"]:
+        raise MessageError("alert.encounter_id missing or not str")
+    n = msg.get("sighting")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise MessageError("alert.sighting missing or not a positive integer")
+    if msg.get("state") not in ENCOUNTER_STATES:
+        raise MessageError(f"alert.state must be one of {', '.join(ENCOUNTER_STATES)}")
+    decision = msg.get("decision")
+    if (msg["state"] == "open") != (decision is None) or not (decision is None or isinstance(decision, dict)):
+        raise MessageError("alert.decision must be null for an open encounter and an object for a decided one")
+
+
+def encounter_of(alert: dict) -> str:
+    """The encounter an alert belongs to (a version-1 alert: its group, else itself)."""
+    return str(alert.get("encounter_id") or alert.get("group_id") or alert["alert_id"])
 
 
 def alert(*, box_id: str, camera_id: str, track_id: str, ref: str, distance: float, threshold: float,
           crop_jpeg: bytes, reference_jpeg: bytes = b"", category: str = "", list_id: str = "",
-          frame_time: float | None = None, group_id: str | None = None) -> dict[str, Any]:
-    alert_id = str(uuid.uuid4())
+          frame_time: float | None = None, encounter_id: str | None = None, sighting: int = 1,
+          state: str = "open", decision: dict | None = None, alert_id: str | None = None) -> dict[str, Any]:
+    """An alert (v2): one sighting of an encounter; sighting 1 opens it and is the alert to decide."""
+    alert_id = alert_id or str(uuid.uuid4())
     return {
-        "v": VERSION, "type": "alert", "alert_id": alert_id, "group_id": group_id or alert_id,
+        "v": VERSIONS["alert"], "type": "alert", "alert_id": alert_id, "encounter_id": encounter_id or alert_id,
+        "sighting": sighting, "state": state, "decision": decision,
         "box_id": box_id, "camera_id": camera_id, "time": utcnow(), "frame_time": frame_time,
         "track_id": track_id, "ref": ref, "category": category, "list_id": list_id,
         "distance": round(float(distance), 4), "threshold": threshold,
@@ -96,4 +149,4 @@ def event(*, box_id: str, event: str, **details: Any) -> dict[str, Any]:
 
 
 def stage(kind: str, **fields: Any) -> dict[str, Any]:
-    return {"v": VERSION, "type": kind, **fields}
+    return {"v": version(kind), "type": kind, **fields}

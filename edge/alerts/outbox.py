@@ -5,8 +5,10 @@ SQLite in WAL mode, ``<state_dir>/outbox.db``. Each message gets a sequence numb
 outbox. The outbox has a random id (``outbox``) made when the file is created; a console that sees
 a new id knows the box's outbox was replaced and starts over (it de-duplicates by message id).
 
-What it holds: alerts (matches against the watch list, with their crops) and events, and the
-adjudications that came back. Never passer-by data. Rows older than the retention period are pruned.
+What it holds: alerts (matches against the watch list, with their crops) and events, the
+adjudications that came back (at most one accepted per encounter), and which sequence numbers went to
+which console (so a decision can be checked against what that console was sent). Never passer-by
+data. Rows older than the retention period are pruned.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE TABLE IF NOT EXISTS acks (console TEXT PRIMARY KEY, seq INTEGER NOT NULL, seen REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS adjudications (
     alert_id TEXT PRIMARY KEY, received REAL NOT NULL, console TEXT NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sent (console TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS sent_console ON sent (console);
 """
 KINDS = {"alert": "alert_id", "event": "event_id"}
 
@@ -42,6 +46,10 @@ class Outbox:
             if row is None:
                 self._db.execute("INSERT INTO meta VALUES ('outbox', ?)", (secrets.token_hex(8),))
         self.id = self._db.execute("SELECT value FROM meta WHERE key='outbox'").fetchone()[0]
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(adjudications)")}
+        if "encounter_id" not in cols:  # outboxes from before encounters
+            self._db.execute("ALTER TABLE adjudications ADD COLUMN encounter_id TEXT")
+        self._db.execute("CREATE INDEX IF NOT EXISTS adjudications_encounter ON adjudications (encounter_id)")
 
     def _tx(self):
         return walstore.transaction(self._db)
@@ -72,6 +80,27 @@ class Outbox:
             row = self._db.execute("SELECT body FROM messages WHERE msg_id=?", (msg_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def find_alert(self, alert_id: str) -> tuple[int, dict] | None:
+        """(seq, alert) of an alert still held, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT seq, body FROM messages WHERE msg_id=? AND type='alert'",
+                                   (alert_id,)).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    # -- what each console was sent (an adjudication must name an alert sent to its console) -------
+    def sent_range(self, console: str, lo: int, hi: int, row: int | None) -> int:
+        """Record that seqs lo..hi went to ``console`` on one link session (``row``: its range so far)."""
+        with self._lock, self._tx():
+            if row is None:
+                return self._db.execute("INSERT INTO sent VALUES (?,?,?)", (console, lo, hi)).lastrowid
+            self._db.execute("UPDATE sent SET lo=min(lo, ?), hi=max(hi, ?) WHERE rowid=?", (lo, hi, row))
+            return row
+
+    def was_sent(self, console: str, seq: int) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM sent WHERE console=? AND lo<=? AND ?<=hi LIMIT 1",
+                                    (console, seq, seq)).fetchone() is not None
+
     # -- consoles -----------------------------------------------------------------------------
     def ack(self, console: str, seq: int) -> None:
         with self._lock, self._tx():
@@ -87,11 +116,26 @@ class Outbox:
         with self._lock:
             return self._db.execute("SELECT 1 FROM adjudications WHERE alert_id=?", (alert_id,)).fetchone() is not None
 
-    def add_adjudication(self, msg: dict, console: str) -> bool:
+    def adjudication_by(self, alert_id: str) -> str | None:
+        """The console whose adjudication of this alert was accepted, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT console FROM adjudications WHERE alert_id=?", (alert_id,)).fetchone()
+        return row[0] if row else None
+
+    def decided(self, encounter_id: str) -> bool:
+        """Has an adjudication of this encounter been accepted (pre-encounter rows: the alert itself)?"""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM adjudications WHERE encounter_id=? OR "
+                                    "(encounter_id IS NULL AND alert_id=?) LIMIT 1",
+                                    (encounter_id, encounter_id)).fetchone() is not None
+
+    def add_adjudication(self, msg: dict, console: str, encounter_id: str | None = None) -> bool:
         """Keep an adjudication; False if this alert already had one (a resend)."""
         with self._lock, self._tx():
-            cur = self._db.execute("INSERT OR IGNORE INTO adjudications VALUES (?,?,?,?)",
-                                   (msg["alert_id"], time.time(), console, messages.dumps(msg)))
+            cur = self._db.execute("INSERT OR IGNORE INTO adjudications (alert_id, received, console, body, "
+                                   "encounter_id) VALUES (?,?,?,?,?)",
+                                   (msg["alert_id"], time.time(), console, messages.dumps(msg),
+                                    encounter_id or msg["alert_id"]))
             return cur.rowcount == 1
 
     def adjudications(self, limit: int = 100) -> list[dict]:
@@ -107,6 +151,7 @@ class Outbox:
         with self._lock, self._tx():
             n = self._db.execute("DELETE FROM messages WHERE created < ?", (cutoff,)).rowcount
             n += self._db.execute("DELETE FROM adjudications WHERE received < ?", (cutoff,)).rowcount
+            self._db.execute("DELETE FROM sent WHERE hi < (SELECT COALESCE(min(seq), 0) FROM messages)")
         return n
 
     def counts(self) -> dict:

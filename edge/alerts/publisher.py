@@ -9,7 +9,10 @@ Every alert and event goes into the outbox (``edge.alerts.outbox``) before it is
 says ``hello`` with the last sequence number it holds; the box sends what follows, at most WINDOW
 unacknowledged at a time, and goes back to the last acknowledged one when acks stop coming
 (go-back-N). So a box that was killed, or a console that was away for hours, resumes where the
-console left off. Adjudications come back on the same link and are acknowledged once handled.
+console left off. Adjudications come back on the same link and are acknowledged once handled; one is
+accepted only for an alert the box holds, that was sent to that console, whose encounter is still
+undecided, from a console still registered: the first valid decision counts. A refused one is acked
+with its reason and audited (``adjudication_refused``, at most REFUSALS_RECORDED a minute box-wide).
 The wire format is docs/alerts.md. One thread owns the socket; ``publish`` may be called from any.
 
 A registered console is still not trusted to behave: each one's messages are capped in size
@@ -61,6 +64,7 @@ class Bucket:
             return False
         self.tokens -= 1.0
         return True
+REFUSALS_RECORDED = 30  # adjudication_refused records per minute, box-wide; the rest are counted
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Session:
     heard: float = field(default_factory=time.monotonic)
     progress: float = field(default_factory=time.monotonic)
     saved: int = -1  # last ack written to the outbox's acks table
+    sent_row: int | None = None  # this session's row in the outbox's table of what went to which console
 
 
 class Channel:
@@ -86,7 +91,8 @@ class Channel:
         # retention: fn() deleting what is older than the period (the daemon passes the audited sweep)
         self.prune = prune or (lambda: self.outbox.prune(self.retention_s))
         self.counts = {"sent": 0, "resent": 0, "bad_messages": 0, "refused_keys": 0, "adjudications": 0,
-                       "rate_limited": 0, "bad_acks": 0, "refused_messages": 0}
+                       "rate_limited": 0, "bad_acks": 0, "refused_messages": 0, "adjudications_refused": 0}
+        self._refusals = (0.0, 0, 0)  # (minute started, recorded in it, not recorded since the last record)
         self.sessions: dict[bytes, Session] = {}
         self._refused: dict[str, float] = {}  # console key id -> when its refusal was last recorded
         self._refused_window = [0.0, 0, 0]  # [start of the hour, records in it, suppressed since last record]
@@ -270,15 +276,48 @@ class Channel:
             self._pruned(rid, msg, console)
 
     def _adjudication(self, rid: bytes, msg: dict, console: str) -> None:
-        if msg["box_id"] != self.box_id:
-            log.warning("ignored an adjudication meant for box %s", msg["box_id"])
+        alert_id = msg["alert_id"]
+        if self.outbox.adjudication_by(alert_id) == console:  # a resend of the accepted decision
+            self._send(rid, protocol.ack(alert_id=alert_id))
             return
-        if not self.outbox.has_adjudication(msg["alert_id"]):
+        found = self.outbox.find_alert(alert_id)
+        encounter_id = messages.encounter_of(found[1]) if found else ""
+        if msg["box_id"] != self.box_id:
+            why = "meant for another box"
+        elif console not in identity.consoles(self.state_dir):  # its key was removed since it connected
+            why = "unknown console"
+        elif found is None:
+            why = "no such alert"
+        elif not self.outbox.was_sent(console, found[0]):
+            why = "not sent to this console"
+        elif self.outbox.decided(encounter_id):
+            why = "already decided"
+        else:
             if self.on_adjudication is not None:
-                self.on_adjudication(msg, console)  # recorded before it is acknowledged
-            self.outbox.add_adjudication(msg, console)
+                self.on_adjudication(dict(msg, encounter_id=encounter_id), console)  # recorded before the ack
+            self.outbox.add_adjudication(msg, console, encounter_id)
             self.counts["adjudications"] += 1
-        self._send(rid, protocol.ack(alert_id=msg["alert_id"]))
+            self._send(rid, protocol.ack(alert_id=alert_id))
+            return
+        self._refuse(rid, msg, console, why, encounter_id)
+
+    def _refuse(self, rid: bytes, msg: dict, console: str, why: str, encounter_id: str) -> None:
+        """Ack a refused adjudication with its reason (the console stops resending) and audit it, rate-limited."""
+        self.counts["adjudications_refused"] += 1
+        log.warning("refused an adjudication of alert %.36s from console %s: %s", msg["alert_id"], console, why)
+        start, recorded, suppressed = self._refusals
+        now = time.monotonic()
+        if now - start >= 60.0:
+            start, recorded = now, 0
+        if recorded < REFUSALS_RECORDED:
+            self.record("adjudication_refused", alert_id=msg["alert_id"][:64], console=console, reason=why,
+                        decision=msg["decision"], operator=str(msg["operator"])[:64], encounter_id=encounter_id,
+                        suppressed=suppressed)
+            recorded, suppressed = recorded + 1, 0
+        else:
+            suppressed += 1
+        self._refusals = (start, recorded, suppressed)
+        self._send(rid, protocol.ack(alert_id=msg["alert_id"], refused=why))
 
     def _pruned(self, rid: bytes, msg: dict, console: str) -> None:
         """A console deleted its copies of these alerts: recorded (once per prune_id while running), acked."""
@@ -318,13 +357,15 @@ class Channel:
             return
         if s.next - 1 == s.acked:
             s.progress = now  # the clock for an ack starts when something is in flight
-        prev = s.next - 1
+        prev = first = s.next - 1
         for seq, body in self.outbox.after(s.next - 1, room):
             wire = body[:-1] + b',"outbox":"%s","prev":%d,"seq":%d}' % (self.outbox.id.encode(), prev, seq)
             if not self._send(rid, wire):
                 break
             prev, s.next = seq, seq + 1
             self.counts["sent"] += 1
+        if prev > first:  # what went to this console, so its decisions can be checked against it
+            s.sent_row = self.outbox.sent_range(s.console, first + 1, prev, s.sent_row)
 
     def _send(self, rid: bytes, data: bytes) -> bool:
         try:

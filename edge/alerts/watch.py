@@ -15,7 +15,11 @@ from edge.console.store import Store
 
 def describe(msg: dict) -> str:
     if msg["type"] == "alert":
-        group = f"  group {msg['group_id'][:8]}" if msg.get("group_id") not in (None, msg["alert_id"]) else ""
+        enc = messages.encounter_of(msg)
+        group = f"  sighting {msg.get('sighting', 1)} of encounter {enc[:8]}" if enc != msg["alert_id"] else ""
+        if msg.get("decision"):
+            d = msg["decision"]
+            group += f" ({msg['state']} · {d.get('action') or d.get('reason')} · by {d.get('operator')})"
         return (f"ALERT  {msg['time']}  camera {msg['camera_id']}  ref {msg['ref']}"
                 f"{' (' + msg['category'] + ')' if msg.get('category') else ''}  "
                 f"distance {msg['distance']:.3f} (threshold {msg['threshold']})  track {msg['track_id']}{group}  "

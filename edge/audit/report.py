@@ -186,6 +186,9 @@ def build(records: list[dict], start: datetime, end: datetime, verification: str
         "downtime": gaps,
         "camera_uptime": _uptime(recs, start, end, unplanned),
         "consoles": {"connected": kinds["console_connected"], "refused": kinds["console_refused"]},
+        # decisions the box did not count (no such alert, not sent to that console, already decided, ...)
+        "adjudications_refused": kinds["adjudication_refused"] + sum(
+            int(r["data"].get("suppressed") or 0) for _, r in in_period if r["kind"] == "adjudication_refused"),
         "retention_deleted": kinds["retention_deleted"],
         "config_changes": kinds["config_changed"],
         "timeline": _timeline(sights, {e["encounter_id"]: e["outcome"] for e in encs}),

@@ -166,6 +166,8 @@ def sections(rep: dict) -> list[tuple[str, list]]:
          + [f"faces processed (counts only): {fp['total']}, encoded for matching: {fp['encodings']}, seen "
             f"outside a deployment window (not encoded): {fp['not_authorised']}"]),
         ("Other", [f"console connections: {rep['consoles']['connected']}, refused: {rep['consoles']['refused']}",
+                   f"decisions refused (no such alert, not sent to that console, or already decided): "
+                   f"{rep.get('adjudications_refused', 0)}",
                    f"config changes: {rep['config_changes']}"]),
     ]
 

@@ -5,6 +5,8 @@ outbox, and keeps saying it every few seconds (the box forgets silent consoles).
 alert/event is stored (de-duplicated by id) together with the new position, then acknowledged. A
 message that does not follow on from what the console holds (``prev`` beyond its position) is
 dropped: the box sends it again in order. Decisions waiting in the store are sent until acknowledged.
+A message of a newer version than this console reads is neither misread nor acknowledged: the link
+shows state ``incompatible`` with the reason (update the console), and the box keeps it until then.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class BoxLink:
                  on_change=None, name: str = "console"):
         self.endpoint, self.box_key, self.keys, self.store, self.name = endpoint, box_key, keys, store, name
         self.on_change = on_change or (lambda kind, data: None)  # fn(kind, data): "alert"/"event"/"link"
-        self.state = "connecting"  # connecting / connected / refused / disconnected
+        self.state = "connecting"  # connecting / connected / refused / disconnected / incompatible
+        self.problem = ""  # why the link is incompatible (a message version newer than this console reads)
         self.box_id = ""
         self.box_status: dict = {}
         self.since = time.time()  # when the link entered its state
@@ -48,7 +51,7 @@ class BoxLink:
         self._thread.join(5)
 
     def info(self) -> dict:
-        return {"endpoint": self.endpoint, "box_id": self.box_id, "state": self.state,
+        return {"endpoint": self.endpoint, "box_id": self.box_id, "state": self.state, "problem": self.problem,
                 "cameras": self.box_status.get("cameras", {}), "accuracy": _accuracy(self.box_status),
                 "matching": _matching(self.box_status), "since": self.since,
                 **self.counts}
@@ -112,6 +115,8 @@ class BoxLink:
             log.warning("box %s refused this console's key (is it registered there?)", self.endpoint)
 
     def _set_state(self, state: str) -> None:
+        if self.state == "incompatible" and state == "connected":
+            return  # stays shown until the console is updated
         if state != self.state:
             self._note_change(self.state, state)
             self.state = state
@@ -136,6 +141,13 @@ class BoxLink:
     def _receive(self, data: bytes) -> None:
         try:
             msg = protocol.loads(data, allowed={"hello", "ack", "alert", "event"})
+        except messages.NewerVersion as exc:
+            self.counts["bad_messages"] += 1
+            if self.state != "incompatible":
+                self.problem = f"box {self.box_id or self.endpoint}: {exc}"
+                log.error("%s; nothing from this box is shown until then", self.problem)
+                self._set_state("incompatible")
+            return
         except messages.MessageError as exc:
             self.counts["bad_messages"] += 1
             log.warning("ignored a malformed message from %s: %s", self.endpoint, exc)
@@ -147,8 +159,12 @@ class BoxLink:
             if isinstance(msg.get("prune_id"), str):
                 self.store.prune_delivered(msg["prune_id"])
             if msg.get("alert_id"):
-                self.store.delivered(msg["alert_id"])
-                self.on_change("decision", {"alert_id": msg["alert_id"], "delivered": True})
+                refused = str(msg.get("refused") or "")
+                self.store.delivered(msg["alert_id"], refused)
+                if refused:
+                    log.warning("box %s did not count the decision on alert %s: %s", self.box_id, msg["alert_id"],
+                                refused)
+                self.on_change("decision", {"alert_id": msg["alert_id"], "delivered": True, "refused": refused})
         elif "seq" in msg:
             self._delivery(msg)
 

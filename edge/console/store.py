@@ -1,6 +1,9 @@
 """The console's own SQLite (WAL): received alerts and events, decisions, link positions, operators.
 
-Alerts are keyed by alert id, so a resent alert is stored once. Each box link's position (the box's
+Alerts are keyed by alert id, so a resent alert is stored once. Each alert is a sighting of an
+encounter (``group_id`` holds its encounter id): a decision covers the whole encounter, is sent to the
+box once (on the encounter's first alert), and a sighting that arrives after it — decided here or,
+as the alert itself says, on the box — is stored decided, never as a new open alert. Each box link's position (the box's
 outbox id and the last sequence number held) is updated in the same transaction as the message, so
 a console that crashes resumes exactly where it was. A decision is kept here first and sent to the
 box until the box acknowledges it.
@@ -13,13 +16,14 @@ import json
 import sqlite3
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from edge import walstore
-from edge.alerts import protocol
+from edge.alerts import messages, protocol
 from edge.errors import EdgeError
 
 SCHEMA = """
@@ -28,7 +32,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     time TEXT NOT NULL, received REAL NOT NULL, ref TEXT NOT NULL, category TEXT NOT NULL,
     distance REAL NOT NULL, threshold REAL NOT NULL, body TEXT NOT NULL,
     outcome TEXT NOT NULL DEFAULT 'open', action TEXT, reason TEXT, note TEXT, operator TEXT,
-    decided REAL, adjudication TEXT, delivered INTEGER NOT NULL DEFAULT 0);
+    decided REAL, adjudication TEXT, delivered INTEGER NOT NULL DEFAULT 0, refused TEXT);
 CREATE INDEX IF NOT EXISTS alerts_group ON alerts (group_id);
 CREATE TABLE IF NOT EXISTS events (
     event_id TEXT PRIMARY KEY, box_id TEXT NOT NULL, time TEXT NOT NULL, received REAL NOT NULL,
@@ -43,7 +47,8 @@ CREATE TABLE IF NOT EXISTS prunes (
 """
 PRUNE_CHUNK = 500  # alert ids per `pruned` message (docs/alerts.md)
 SUMMARY = ("alert_id", "box_id", "group_id", "camera_id", "time", "received", "ref", "category", "distance",
-           "threshold", "outcome", "action", "reason", "note", "operator", "decided", "delivered")
+           "threshold", "outcome", "action", "reason", "note", "operator", "decided", "delivered", "refused")
+DECIDED = ("outcome", "action", "reason", "note", "operator", "decided")
 _hasher = PasswordHasher()
 _dummy: list[str] = []
 
@@ -62,6 +67,8 @@ class Store:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._db = walstore.connect(self.path, SCHEMA)
+        if "refused" not in {r[1] for r in self._db.execute("PRAGMA table_info(alerts)")}:  # a store from before
+            self._db.execute("ALTER TABLE alerts ADD COLUMN refused TEXT")
 
     @contextlib.contextmanager
     def _tx(self):
@@ -94,12 +101,15 @@ class Store:
             if msg["type"] == "event" and msg["event"] == "audit_checkpoint":
                 cur = self._witness(db, endpoint, msg)
             elif msg["type"] == "alert":
+                encounter = messages.encounter_of(msg)
                 cur = db.execute(
                     "INSERT OR IGNORE INTO alerts (alert_id, box_id, group_id, camera_id, time, received, ref, "
                     "category, distance, threshold, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (msg["alert_id"], msg["box_id"], msg.get("group_id") or msg["alert_id"], msg["camera_id"],
+                    (msg["alert_id"], msg["box_id"], encounter, msg["camera_id"],
                      msg["time"], time.time(), msg["ref"], msg.get("category", ""), msg["distance"],
                      msg["threshold"], json.dumps(msg)))
+                if cur.rowcount == 1:
+                    self._join_decision(db, msg, encounter)
             else:
                 cur = db.execute("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?)",
                                  (msg["event_id"], msg["box_id"], msg["time"], time.time(), msg["event"],
@@ -126,6 +136,22 @@ class Store:
                  "checkpoint": json.loads(r["checkpoint"])}
                 for r in self._query("SELECT * FROM witness ORDER BY box_id, endpoint")]
 
+    def _join_decision(self, db, msg: dict, encounter: str) -> None:
+        """A sighting of an encounter already decided (here, or on the box) is stored decided."""
+        row = db.execute(f"SELECT {','.join(DECIDED)} FROM alerts WHERE box_id=? AND group_id=? AND outcome!='open' "
+                         "ORDER BY decided LIMIT 1", (msg["box_id"], encounter)).fetchone()
+        d = msg.get("decision") if isinstance(msg.get("decision"), dict) else None
+        if row is None and d is not None and msg.get("state") in ("confirmed", "dismissed"):
+            try:
+                decided = datetime.fromisoformat(str(d.get("time")).replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                decided = time.time()
+            row = (msg["state"], str(d.get("action") or ""), str(d.get("reason") or ""), str(d.get("note") or ""),
+                   str(d.get("operator") or ""), decided)
+        if row is not None:
+            db.execute(f"UPDATE alerts SET {', '.join(c + '=?' for c in DECIDED)}, delivered=1 WHERE alert_id=?",
+                       (*row, msg["alert_id"]))
+
     # -- alerts -------------------------------------------------------------------------------
     def alert(self, alert_id: str) -> dict | None:
         rows = self._query(f"SELECT {','.join(SUMMARY)}, body FROM alerts WHERE alert_id=?", (alert_id,))
@@ -135,13 +161,42 @@ class Store:
         """Open alerts, oldest first."""
         return self._query(f"SELECT {','.join(SUMMARY)} FROM alerts WHERE outcome='open' ORDER BY received, time")
 
+    def encounter(self, box_id: str, encounter_id: str) -> list[dict]:
+        """The sightings of one encounter, first received first."""
+        return self._query(f"SELECT {','.join(SUMMARY)} FROM alerts WHERE box_id=? AND group_id=? "
+                           "ORDER BY received, time", (box_id, encounter_id))
+
+    def seen_after_decision(self, since: float) -> list[tuple[str, str]]:
+        """(box_id, encounter_id) of decided encounters with a sighting received after the decision, since then."""
+        rows = self._query("SELECT DISTINCT box_id, group_id FROM alerts WHERE outcome!='open' AND decided IS NOT NULL "
+                           "AND received > decided AND received > ? LIMIT 50", (since,))
+        return [(r["box_id"], r["group_id"]) for r in rows]
+
     def history(self, camera: str = "", outcome: str = "", limit: int = 200) -> list[dict]:
-        sql, args = f"SELECT {','.join(SUMMARY)} FROM alerts WHERE 1=1", []
-        if camera:
-            sql, args = sql + " AND camera_id=?", [*args, camera]
-        if outcome:
-            sql, args = sql + " AND outcome=?", [*args, outcome]
-        return self._query(sql + " ORDER BY received DESC LIMIT ?", [*args, limit])
+        """One row per encounter, newest first: its first sighting's fields, the decision (operator, action or
+        reason, note, time to decision), its sightings count and cameras."""
+        rows = self._query(f"SELECT {','.join(SUMMARY)} FROM alerts ORDER BY received LIMIT 20000")
+        encounters: dict[tuple, dict] = {}
+        for r in rows:
+            e = encounters.get((r["box_id"], r["group_id"]))
+            if e is None:
+                e = encounters[(r["box_id"], r["group_id"])] = {**r, "encounter_id": r["group_id"], "sightings": 0,
+                                                                "cameras": [], "last_time": r["time"]}
+            e["sightings"] += 1
+            e["last_time"] = r["time"]
+            e["distance"] = min(e["distance"], r["distance"])
+            if r["camera_id"] not in e["cameras"]:
+                e["cameras"].append(r["camera_id"])
+        out = []
+        for e in encounters.values():
+            if camera and camera not in e["cameras"]:
+                continue
+            if outcome and e["outcome"] != outcome:
+                continue
+            e["seconds_to_decision"] = round(e["decided"] - e["received"], 1) if e["decided"] else None
+            out.append(e)
+        out.sort(key=lambda e: e["received"], reverse=True)
+        return out[:limit]
 
     def cameras(self) -> list[str]:
         rows = self._query("SELECT DISTINCT camera_id FROM alerts UNION SELECT DISTINCT camera_id FROM events "
@@ -153,14 +208,21 @@ class Store:
                 self._query("SELECT body FROM events ORDER BY received DESC LIMIT ?", (limit,))]
 
     def decide(self, alert_ids: list[str], adjudications: list[dict]) -> None:
-        """Record the operator's decision on these alerts (one group) in one transaction."""
+        """Record the operator's decision on these alerts (one encounter's sightings) in one transaction.
+
+        ``adjudications`` are sent to the box; an alert of ``alert_ids`` with none is decided here only
+        (the box takes one decision per encounter)."""
+        by_alert = {a["alert_id"]: a for a in adjudications}
+        first = adjudications[0]
         with self._tx() as db:
-            for alert_id, adj in zip(alert_ids, adjudications, strict=True):
+            for alert_id in alert_ids:
+                adj = by_alert.get(alert_id)
                 cur = db.execute(
                     "UPDATE alerts SET outcome=?, action=?, reason=?, note=?, operator=?, decided=?, "
                     "adjudication=? WHERE alert_id=? AND outcome='open'",
-                    ("confirmed" if adj["decision"] == "confirm" else "dismissed", adj["action"], adj["reason"],
-                     adj["note"], adj["operator"], time.time(), json.dumps(adj), alert_id))
+                    ("confirmed" if first["decision"] == "confirm" else "dismissed", first["action"],
+                     first["reason"], first["note"], first["operator"], time.time(),
+                     json.dumps(adj) if adj else None, alert_id))
                 if cur.rowcount != 1:
                     raise EdgeError(f"alert {alert_id} is not open (already decided?)")
 
@@ -170,9 +232,11 @@ class Store:
                            "AND delivered=0 ORDER BY decided", (box_id,))
         return [json.loads(r["adjudication"]) for r in rows]
 
-    def delivered(self, alert_id: str) -> None:
+    def delivered(self, alert_id: str, refused: str = "") -> None:
+        """The box acknowledged this alert's decision; ``refused``: it did not count it, and why."""
         with self._tx() as db:
-            db.execute("UPDATE alerts SET delivered=1 WHERE alert_id=?", (alert_id,))
+            db.execute("UPDATE alerts SET delivered=1, refused=? WHERE alert_id=? AND adjudication IS NOT NULL",
+                       (refused[:200] or None, alert_id))
 
     # -- operators ------------------------------------------------------------------------------
     def add_user(self, name: str, password: str) -> None:

@@ -41,6 +41,7 @@ STATIC = Path(__file__).parent / "static"
 COOKIE = "edge_session"
 SESSION_S = 12 * 3600
 OUTCOMES = ("open", "confirmed", "dismissed")
+SEEN_AGAIN_S = 3600.0  # a decided encounter seen again after its decision is shown this long
 CSRF_HEADER = "x-csrf-token"
 FAIL_WINDOW_S, MAX_FAILS, MAX_FAILS_CLIENT, LOCKOUT_S = 900.0, 5, 20, 300.0
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -134,35 +135,65 @@ class Console:
         return bool(want) and hmac.compare_digest(want.encode(), got.encode())
 
     def state(self) -> dict:
-        groups: dict[str, dict] = {}
+        """Open encounters (one card each, oldest first) with their sightings, and decided encounters seen
+        again after their decision (shown decided, with who and when; never reopened)."""
+        now = time.time()
+        cards: dict[tuple, dict] = {}
         for a in self.store.open_alerts():  # oldest first
-            g = groups.setdefault(a["group_id"], {**a, "sightings": []})
-            if g["alert_id"] != a["alert_id"]:
-                g["sightings"].append({k: a[k] for k in ("alert_id", "camera_id", "time", "distance")})
-        return {"open": list(groups.values()), "links": [ln.info() for ln in self.links],
-                "cameras": self.store.cameras(), "events": self.store.events(20), "now": time.time()}
+            key = (a["box_id"], a["group_id"])
+            if key not in cards:
+                cards[key] = {**a, "encounter_id": a["group_id"], "sightings": []}
+            cards[key]["sightings"].append(_sighting(a))
+        for card in cards.values():
+            card["sightings"] = _strip(card["sightings"])
+        seen_again = []
+        for box_id, encounter_id in self.store.seen_after_decision(now - SEEN_AGAIN_S):
+            rows = self.store.encounter(box_id, encounter_id)
+            decided = min(r["decided"] for r in rows if r["decided"])
+            seen_again.append({**rows[0], "encounter_id": encounter_id,
+                               "sightings": _strip([_sighting(r) for r in rows]),
+                               "after_decision": sum(r["received"] > decided for r in rows),
+                               "last_received": max(r["received"] for r in rows)})
+        seen_again.sort(key=lambda e: e["last_received"], reverse=True)
+        return {"open": list(cards.values()), "seen_again": seen_again, "links": [ln.info() for ln in self.links],
+                "cameras": self.store.cameras(), "events": self.store.events(20), "now": now}
 
     def decide(self, alert_id: str, operator: str, body: dict) -> dict:
+        """The operator's decision on the encounter of ``alert_id``: one adjudication, sent to the box once."""
         alert = self.store.alert(alert_id)
         if alert is None:
             raise EdgeError("no such alert")
-        group = [a for a in self.store.open_alerts() if a["group_id"] == alert["group_id"]]
-        if not group:
-            raise EdgeError("this alert has been decided already")
+        rows = self.store.encounter(alert["box_id"], alert["group_id"])
+        group = [a for a in rows if a["outcome"] == "open"]
+        if not group or len(group) < len(rows):
+            raise EdgeError("this encounter has been decided already")
+        first = rows[0]  # the encounter's first sighting: the alert the box opened it with
         try:
-            adjs = [protocol.adjudication(
-                alert_id=a["alert_id"], box_id=a["box_id"], decision=body.get("decision"), operator=operator,
-                action=body.get("action") or "", reason=body.get("reason") or "",
-                note=str(body.get("note") or "")[:500], seconds_to_decision=time.time() - a["received"])
-                for a in group]
+            adj = protocol.adjudication(
+                alert_id=first["alert_id"], box_id=first["box_id"], decision=body.get("decision"),
+                operator=operator, action=body.get("action") or "", reason=body.get("reason") or "",
+                note=str(body.get("note") or "")[:500], seconds_to_decision=time.time() - first["received"])
         except messages.MessageError as exc:
             raise EdgeError(str(exc)) from None
-        self.store.decide([a["alert_id"] for a in group], adjs)
+        self.store.decide([a["alert_id"] for a in group], [adj])
         for link in self.links:
             if link.box_id == alert["box_id"]:
                 link.wake.set()
         self.hub.publish("decision", {"alert_id": alert_id})
-        return {"decided": [a["alert_id"] for a in group]}
+        return {"decided": [a["alert_id"] for a in group], "encounter_id": alert["group_id"]}
+
+
+def _sighting(a: dict) -> dict:
+    return {k: a[k] for k in ("alert_id", "camera_id", "time", "received", "distance")}
+
+
+def _strip(sightings: list[dict]) -> list[dict]:
+    """The sightings strip: the newest first, then the best (closest) match, then the rest newest first."""
+    newest = sorted(sightings, key=lambda s: s["received"], reverse=True)
+    if len(newest) <= 2:
+        return newest
+    best = min(newest[1:], key=lambda s: s["distance"])
+    return [newest[0], best] + [s for s in newest[1:] if s is not best]
 
 
 def create_app(console: Console) -> Starlette:

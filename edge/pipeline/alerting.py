@@ -1,9 +1,16 @@
-"""Which hits become alerts: one per track and entry, grouped, silenced once dismissed.
+"""Which hits become alerts: encounters, their sightings, and the one decision each takes.
 
-- A track alerts once per watch-list entry (re-encodes of the same track do not alert again).
-- The same entry seen again within ``group_window_s`` (by any camera, or on a new track after a
-  scene cut) joins the first alert's group, unless an operator has already decided that group.
-- A track an operator dismissed for an entry does not alert for that entry again.
+An **encounter** is one listed entry's continuous presence on this box, across tracks and cameras:
+
+- The first hit for an entry opens an encounter (sighting 1: the one alert an operator decides).
+- Later hits for the same entry within ``gap_s`` of its last sighting — another track, the other
+  camera — join it as sightings 2, 3, ... (delivered and audited, not a new alert to decide). A track
+  gives one sighting per entry (re-encodes of the same track only keep the encounter alive).
+- The encounter ends when ``gap_s`` passes with no sighting (:meth:`ended`).
+- The first decision on an encounter is the one that counts; sightings after it join the decided
+  encounter (its state travels with them), never a new open alert, until the encounter ends.
+- A dismissal silences the encounter's tracks for that entry ("not the person": those tracks are
+  someone else).
 
 Adjudications arrive on the channel thread, sightings on the main loop: one lock guards the state.
 """
@@ -11,37 +18,98 @@ Adjudications arrive on the channel thread, sightings on the main loop: one lock
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 
-ALERT_MEMORY_S = 600.0  # how long (track, entry) pairs are remembered to keep one alert per track
+ALERT_MEMORY_S = 600.0  # how long (track, entry) pairs are remembered to keep one sighting per track
 
 
-class AlertPolicy:
-    def __init__(self, group_window_s: float):
-        self.group_window_s = group_window_s
+@dataclass
+class Encounter:
+    encounter_id: str
+    ref: str
+    first: float
+    last: float
+    sightings: int = 0
+    cameras: list[str] = field(default_factory=list)
+    tracks: set[str] = field(default_factory=set)
+    decision: dict | None = None  # {"decision", "action", "reason", "operator", "time"} once decided
+
+    @property
+    def state(self) -> str:
+        if self.decision is None:
+            return "open"
+        return "confirmed" if self.decision["decision"] == "confirm" else "dismissed"
+
+
+class EncounterPolicy:
+    def __init__(self, gap_s: float):
+        self.gap_s = gap_s
         self._alerted: dict[tuple[str, str], float] = {}
-        self._groups: dict[str, dict] = {}  # ref -> the open group new sightings join
+        self._current: dict[str, Encounter] = {}  # ref -> its current encounter
+        self._by_id: dict[str, Encounter] = {}
         self._dismissed: set[tuple[str, str]] = set()  # (track, ref) an operator dismissed
         self._lock = threading.Lock()
 
-    def admit(self, track_id: str, ref: str, now: float) -> dict | None:
-        """The group a new alert joins (``group["group_id"]`` None: it starts one), or None: no alert."""
+    def admit(self, track_id: str, camera_id: str, ref: str, now: float, new_id) -> tuple[Encounter, int] | None:
+        """(the encounter this hit is a sighting of, its sighting number), or None: no sighting.
+
+        ``new_id()`` names a new encounter (the daemon passes the id of the alert it is about to make).
+        Call :meth:`ended` first so that an encounter past its gap is closed (and recorded) before a new
+        one opens for the same entry.
+        """
         key = (track_id, ref)
         with self._lock:
             self._alerted = {k: t for k, t in self._alerted.items() if now - t < ALERT_MEMORY_S}
-            if key in self._alerted or key in self._dismissed:
+            enc = self._current.get(ref)
+            if enc is not None and now - enc.last > self.gap_s:
+                enc = None
+            if key in self._dismissed:
+                return None
+            if key in self._alerted:
+                if enc is not None and track_id in enc.tracks:
+                    enc.last = max(enc.last, now)  # the same track still in view keeps the encounter alive
                 return None
             self._alerted[key] = now
-            group = self._groups.get(ref)
-            if group is None or not group["open"] or now - group["last"] > self.group_window_s:
-                group = self._groups[ref] = {"group_id": None, "last": now, "open": True}
-            group["last"] = now
-            return group
+            if enc is None:
+                enc = Encounter(new_id(), ref, now, now)
+                self._current[ref] = self._by_id[enc.encounter_id] = enc
+            enc.last = max(enc.last, now)
+            enc.sightings += 1
+            enc.tracks.add(track_id)
+            if camera_id not in enc.cameras:
+                enc.cameras.append(camera_id)
+            return enc, enc.sightings
 
-    def decided(self, alert: dict, decision: str) -> None:
-        """An operator decided ``alert``: its group takes no more sightings; a dismissal silences the track."""
+    def ended(self, now: float) -> list[Encounter]:
+        """Encounters whose gap has passed with no sighting; they are forgotten here."""
         with self._lock:
-            group = self._groups.get(alert["ref"])
-            if group is not None and group["group_id"] == alert.get("group_id"):
-                group["open"] = False
-            if decision == "dismiss":
-                self._dismissed.add((alert["track_id"], alert["ref"]))
+            done = [e for e in self._by_id.values() if now - e.last > self.gap_s]
+            for e in done:
+                self._forget(e)
+            return done
+
+    def end_all(self) -> list[Encounter]:
+        with self._lock:
+            done = list(self._by_id.values())
+            for e in done:
+                self._forget(e)
+            return done
+
+    def _forget(self, e: Encounter) -> None:
+        del self._by_id[e.encounter_id]
+        if self._current.get(e.ref) is e:
+            del self._current[e.ref]
+
+    def get(self, encounter_id: str) -> Encounter | None:
+        with self._lock:
+            return self._by_id.get(encounter_id)
+
+    def decided(self, encounter_id: str, ref: str, decision: dict, track_ids=()) -> None:
+        """An operator decided this encounter (the daemon has checked it is the first valid decision)."""
+        with self._lock:
+            enc = self._by_id.get(encounter_id)
+            tracks = set(track_ids) | (enc.tracks if enc is not None else set())
+            if enc is not None and enc.decision is None:
+                enc.decision = dict(decision)
+            if decision["decision"] == "dismiss":
+                self._dismissed.update((t, ref) for t in tracks)

@@ -1,7 +1,8 @@
 """The daemon: a supervisor for one process per camera, the matcher, the alert channel and control.
 
 Camera processes send stage messages (edge/pipeline/camera.py); the daemon matches each track's
-descriptor against the watch list in force, turns each hit into one alert per track and entry, and
+descriptor against the watch list in force, turns each hit into a sighting of an encounter (one
+listed person's continuous presence: one alert, one decision; edge/pipeline/alerting.py), and
 publishes it. A camera process that dies is restarted a bounded number of times (a watchdog, as in
 Frigate). Descriptors and crops of non-matching faces exist only in memory here and are dropped
 as soon as they are matched.
@@ -28,7 +29,7 @@ from edge.audit.duties import Duties
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.eval import live
-from edge.pipeline.alerting import AlertPolicy
+from edge.pipeline.alerting import Encounter, EncounterPolicy
 from edge.pipeline.control import ControlServer
 from edge.pipeline.fusion import TrackFusion
 from edge.pipeline.health import Latency, camera_line
@@ -56,10 +57,12 @@ class Daemon:
         self.queue = None
         self.cameras: dict[str, CameraProcess] = {}
         self.latency = Latency()
-        self.counts = {"encodings": 0, "alerts": 0, "matches_suppressed": 0, "bad_stage_messages": 0,
-                       "adjudications": 0}
+        # "alerts": encounters opened (each one alert to decide); "sightings": every alert message published
+        self.counts = {"encodings": 0, "alerts": 0, "sightings": 0, "matches_suppressed": 0,
+                       "bad_stage_messages": 0, "adjudications": 0}
+        self.decisions: dict[str, dict[str, int]] = {"confirm": {}, "dismiss": {}}  # action / reason -> n
+        self.policy = EncounterPolicy(cfg.alerts.encounter_gap_s)  # which hits become alerts
         self.fusion = TrackFusion()  # a track's views matched as one mean descriptor (memory only)
-        self.policy = AlertPolicy(cfg.alerts.group_window_s)  # which hits become alerts
         self._expiry_warned = ""
         self._stopping = False
         self._started = time.time()
@@ -91,6 +94,8 @@ class Daemon:
         for cam in self.cameras.values():
             cam.stop()
         self.drain()
+        for enc in self.policy.end_all():
+            self.end_encounter(enc, "service_stop")
         self.duties.stop(self.cameras)
         self.record("service_stop")
         if self.watchlist is not None:
@@ -216,6 +221,8 @@ class Daemon:
         except queue.Empty:
             pass
         self.handle_batch(batch)
+        for enc in self.policy.ended(time.time()):
+            self.end_encounter(enc, "gap")
         self.watchdog()
         self.duties.tick(self.cameras)
         if time.monotonic() - self._last_health_log >= self.cfg.health.log_interval:
@@ -272,6 +279,10 @@ class Daemon:
             log.info("camera %s back", cam.cam.id)
             self.record("camera_back", camera_id=cam.cam.id)
             self.publish(messages.event(box_id=self.box_id, event="camera_up", camera_id=cam.cam.id))
+        elif state == "up" and was == "starting":  # first frames after start: consoles learn it is up
+            log.info("camera %s up", cam.cam.id)
+            self.publish(messages.event(box_id=self.box_id, event="camera_up", camera_id=cam.cam.id,
+                                        first=True))
 
     def on_encoding(self, msg: dict) -> None:
         self.on_encodings([msg])
@@ -310,29 +321,46 @@ class Daemon:
             return b""
 
     def raise_alert(self, msg: dict, entry, distance: float, probe=None) -> None:
-        """One alert per (track, entry); grouped with a recent alert for the same entry."""
-        group = self.policy.admit(msg["track_id"], entry.ref, time.time())
-        if group is None:
+        """A hit: a sighting of its entry's encounter; the first sighting is the alert to decide."""
+        now = time.time()
+        for enc in self.policy.ended(now):  # an encounter past its gap is closed before a new one opens
+            self.end_encounter(enc, "gap")
+        alert_id = messages.new_id()
+        admitted = self.policy.admit(msg["track_id"], msg["camera_id"], entry.ref, now, new_id=lambda: alert_id)
+        if admitted is None:
             self.counts["matches_suppressed"] += 1
             return
+        enc, sighting = admitted
         wl = self.matcher.current
+        decision = dict(enc.decision) if enc.decision else None
         alert = messages.alert(
             box_id=self.box_id, camera_id=msg["camera_id"], track_id=msg["track_id"], ref=entry.ref,
             distance=distance, threshold=self.matcher.threshold,
             crop_jpeg=messages.unb64(msg["crop_jpeg"]), reference_jpeg=self.reference_image(wl, entry, probe),
             category=entry.category, list_id=wl.list_id if wl else "", frame_time=msg["frame_time"],
-            group_id=group["group_id"],
-        )
-        group["group_id"] = alert["group_id"]  # the first alert of a group names it
+            alert_id=alert_id, encounter_id=enc.encounter_id, sighting=sighting, state=enc.state,
+            decision=decision)
         # the audit record first: an alert is never delivered without being in the log
-        self.record("alert", alert_id=alert["alert_id"], camera_id=alert["camera_id"], time=alert["time"],
-                    ref=entry.ref, distance=alert["distance"], track_id=alert["track_id"],
-                    group_id=alert["group_id"])
+        fields = dict(alert_id=alert_id, camera_id=alert["camera_id"], time=alert["time"], ref=entry.ref,
+                      distance=alert["distance"], track_id=alert["track_id"], encounter_id=enc.encounter_id,
+                      sighting=sighting)
+        if sighting == 1:
+            self.record("alert", **fields)
+        else:
+            self.record("sighting", **fields, state=enc.state)
         self.publish(alert)
-        self.counts["alerts"] += 1
+        self.counts["sightings"] += 1
+        if sighting == 1:
+            self.counts["alerts"] += 1
         self.latency.add((time.time() - msg["frame_time"]) * 1000)
-        log.info("alert %s: camera %s ref %s distance %.3f", alert["alert_id"], alert["camera_id"],
-                 entry.ref, distance)
+        log.info("%s %s: camera %s ref %s distance %.3f (encounter %s, %s)",
+                 "alert" if sighting == 1 else f"sighting {sighting}", alert_id, alert["camera_id"], entry.ref,
+                 distance, enc.encounter_id[:8], enc.state)
+
+    def end_encounter(self, enc: Encounter, reason: str) -> None:
+        self.record("encounter_end", encounter_id=enc.encounter_id, ref=enc.ref, sightings=enc.sightings,
+                    outcome="undecided" if enc.decision is None else enc.state, cameras=list(enc.cameras),
+                    first=messages.iso(enc.first), last=messages.iso(enc.last), reason=reason)
 
     def watchdog(self) -> None:
         if self._stopping:
@@ -363,18 +391,26 @@ class Daemon:
         self.publisher.publish(msg)
 
     def on_adjudication(self, msg: dict, console: str) -> None:
-        """An operator's decision (channel thread): record it; a dismissal silences that track for that entry."""
-        alert = self.publisher.outbox.get(msg["alert_id"])
+        """The first valid decision on an encounter (channel thread; edge/alerts/publisher.py has checked that
+        the alert exists, was sent to this console and that its encounter is undecided): record it first."""
+        alert = self.publisher.outbox.get(msg["alert_id"]) or {}
+        encounter_id = str(msg.get("encounter_id") or messages.encounter_of({"alert_id": msg["alert_id"], **alert}))
+        enc = self.policy.get(encounter_id)
         seconds = msg.get("seconds_to_decision")
-        self.record("adjudication", alert_id=msg["alert_id"], operator=msg["operator"], decision=msg["decision"],
-                    action=str(msg.get("action", "")), reason=str(msg.get("reason", "")),
-                    note=str(msg.get("note", "")), console=console,
+        action, reason = str(msg.get("action", "")), str(msg.get("reason", ""))
+        self.record("adjudication", alert_id=msg["alert_id"], encounter_id=encounter_id, operator=msg["operator"],
+                    decision=msg["decision"], action=action, reason=reason, note=str(msg.get("note", "")),
+                    console=console, sightings=enc.sightings if enc else int(alert.get("sighting") or 1),
                     seconds_to_decision=float(seconds) if isinstance(seconds, int | float) else 0.0)
         self.counts["adjudications"] += 1
-        live.count_decision(self.counts, msg["decision"], str(msg.get("reason", "")))
-        log.info("alert %s: %s by %s", msg["alert_id"], msg["decision"], msg["operator"])
-        if alert is not None:
-            self.policy.decided(alert, msg["decision"])
+        live.count_decision(self.counts, msg["decision"], reason)
+        detail = self.decisions[msg["decision"]]
+        key = action if msg["decision"] == "confirm" else reason
+        detail[key] = detail.get(key, 0) + 1
+        log.info("encounter %s: %s by %s", encounter_id[:8], msg["decision"], msg["operator"])
+        self.policy.decided(encounter_id, str(alert.get("ref", "")), {
+            "decision": msg["decision"], "action": action, "reason": reason, "operator": msg["operator"],
+            "time": str(msg.get("time") or messages.utcnow())}, track_ids=[alert["track_id"]] if alert else [])
 
     def check_expiry(self) -> None:
         """A watchlist_expiring event, once per list, a day before it expires."""
@@ -427,7 +463,11 @@ class Daemon:
                 "list_id": wl.list_id, "entries": len(wl), "issuer": wl.issuer, "sequence": wl.sequence,
                 "not_after": wl.not_after.isoformat() if wl.not_after else None},
             "threshold": self.matcher.threshold,
-            "alerts_sent": self.counts["alerts"],
+            "alerts_sent": self.counts["alerts"],  # encounters: each one alert to decide
+            "encounters": self.counts["alerts"],
+            "sightings": self.counts["sightings"],
+            "decisions": {"total": self.counts["adjudications"], "confirm": dict(self.decisions["confirm"]),
+                          "dismiss": dict(self.decisions["dismiss"])},
             "counts": dict(self.counts),
             "latency_ms": self.latency.summary(),
             "accuracy": self.accuracy(),
