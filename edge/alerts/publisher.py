@@ -48,6 +48,7 @@ RATE, BURST = 50.0, 200.0  # console messages per second, sustained and at once,
 MAX_SESSIONS_PER_CONSOLE = 8  # live connections one console key may hold
 REFUSED_PER_HOUR = 30  # console_refused audit records an hour, all keys together (the rest are counted)
 MAX_REMEMBERED_KEYS = 1024
+REFUSALS_RECORDED = 30  # adjudication_refused records per minute, box-wide; the rest are counted
 
 
 class Bucket:
@@ -64,7 +65,6 @@ class Bucket:
             return False
         self.tokens -= 1.0
         return True
-REFUSALS_RECORDED = 30  # adjudication_refused records per minute, box-wide; the rest are counted
 
 
 @dataclass
@@ -299,9 +299,9 @@ class Channel:
             self.counts["adjudications"] += 1
             self._send(rid, protocol.ack(alert_id=alert_id))
             return
-        self._refuse(rid, msg, console, why, encounter_id)
+        self._refuse_adjudication(rid, msg, console, why, encounter_id)
 
-    def _refuse(self, rid: bytes, msg: dict, console: str, why: str, encounter_id: str) -> None:
+    def _refuse_adjudication(self, rid: bytes, msg: dict, console: str, why: str, encounter_id: str) -> None:
         """Ack a refused adjudication with its reason (the console stops resending) and audit it, rate-limited."""
         self.counts["adjudications_refused"] += 1
         log.warning("refused an adjudication of alert %.36s from console %s: %s", msg["alert_id"], console, why)
