@@ -115,14 +115,18 @@ def scale_plot(rep: dict, path: str | Path) -> Path:
             det = [(f, max(fn, 1e-3)) for f, fn in r["det"]]
             ax.plot([f for f, _ in det], [fn for _, fn in det], styles.get(rule, ":"), color=colour,
                     label=f"{n} entries, {rule}{' (adopted)' if rule == rep['adopted_rule'] else ''}")
-    ax.axvline(rep["target_fpir"], color="grey", lw=0.8)
-    ax.text(rep["target_fpir"], 1.02, " target", color="grey", fontsize=8, va="bottom")
+    ax.axvline(rep["target_fpir"], color="grey", lw=0.8, label="the policy's target FPIR")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("FPIR: share of passers-by who alert")
     ax.set_ylabel("FNIR: share of listed people missed")
-    ax.set_title(f"DET per list size (calibrated on half the people, measured on the other; "
-                 f"mean of {rep['splits']} splits)", fontsize=9)
+    ax.set_title(f"DET per list size: people held out from calibration, mean of {rep['splits']} splits",
+                 fontsize=9)
+    from matplotlib.ticker import PercentFormatter
+
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.yaxis.set_minor_formatter(PercentFormatter(1.0, decimals=0))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
