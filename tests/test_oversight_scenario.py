@@ -215,8 +215,10 @@ def test_a_deployment_reported_exactly_and_reconciled_with_the_register(world, t
         play(box, console, w["probes"], RUN1, rng, track)
         altered = bytearray(w["bundles"][2].read_bytes())
         altered[-80] ^= 0x01  # one bit of the payload: the signature no longer holds
-        (usb / "a-altered.wlb").write_bytes(bytes(altered))
-        shutil.copy(w["bundles"][2], usb / "list2.wlb")
+        (usb / "a-altered.part").write_bytes(bytes(altered))  # whole files appear at once (rename), as a
+        shutil.copy(w["bundles"][2], usb / "list2.part")      # stick does once mounted: no half-read copy
+        os.rename(usb / "a-altered.part", usb / "a-altered.wlb")
+        os.rename(usb / "list2.part", usb / "list2.wlb")
         wait_for(lambda: sum(r["kind"] == "watchlist_loaded" for r in records(state)) == 2
                  and any(r["kind"] == "watchlist_refused" for r in records(state)), 30, "the USB pick-up")
         play(box, console, w["probes"], RUN1_LIST2, rng, track)
