@@ -41,6 +41,8 @@ MEASURE_STD = 0.1  # detector jitter, face heights
 ACCEL_STD = 3.0  # how fast a walker changes velocity, face heights per s^1.5 (white-noise acceleration)
 SIZE_RATIO = 1.5  # a gated (non-overlapping) join needs heights within this ratio
 REID_GATE = 2.0  # appearance may merge a new track this many gates from a lost track's prediction
+LOOK_FACE = 0.25  # a lookout's margin: this share of the face height, plus the prediction's uncertainty,
+LOOK_SPEED = 0.1  # plus this share of the distance the track is predicted to have moved
 LOOK_MISSED = 2  # passes without a detection after which a lost track is no longer looked for around
 TRUST_S = 0.3  # missed, and unseen longer than this: an encoded track re-joins only on appearance
 
@@ -133,24 +135,26 @@ class Tracker:
 
     # -- prediction -------------------------------------------------------------------------------
     def predict(self, track: Track, now: float) -> tuple[Box, float, float]:
-        """(predicted box at ``now``, position std in px (x, y, combined), speed in px/s)."""
+        """(predicted box at ``now``, std of its centre in px (per axis, the two combined), speed in px/s)."""
         box, sx, sy, speed = self._predict(track, now)
         return box, math.hypot(sx, sy) / math.sqrt(2), speed
 
     def lookouts(self, now: float) -> list[Lookout]:
-        """Where to look for each track at ``now``: its predicted box, with a margin of the face's
-        half height plus the prediction's uncertainty (``gate`` standard deviations: wide for a new
-        track whose velocity is not known yet, and for a lost one) plus a fifth of the distance it
-        is predicted to have moved (a walker may slow or turn), at most two face heights. A track
-        lost for more than ``LOOK_MISSED`` passes is left to the whole-frame scans."""
+        """Where to look for each track at ``now``: its predicted box, with a margin of a quarter of
+        the face's height (context for the detector) plus the prediction's uncertainty (``gate``
+        standard deviations: wide for a new track whose velocity is not known yet, and for a lost
+        one, narrow for a steady walker) plus a tenth of the distance it is predicted to have moved
+        (a walker may slow or turn), at most two face heights. The margin the camera used before
+        predictions, half a face height, scanned as many pixels in the walking scene as this does.
+        A track lost for more than ``LOOK_MISSED`` passes is left to the whole-frame scans."""
         out = []
         for t in self.tracks.values():
             if t.missed > LOOK_MISSED:
                 continue
             box, sigma, speed = self.predict(t, now)
             face = box[2] - box[0]
-            out.append(Lookout(box, int(min(2 * face, face / 2 + self.gate * sigma
-                                            + 0.2 * speed * (now - t.last_seen)))))
+            out.append(Lookout(box, int(min(2 * face, LOOK_FACE * face + self.gate * sigma
+                                            + LOOK_SPEED * speed * (now - t.last_seen)))))
         return out
 
     def _predict(self, track: Track, now: float):
