@@ -141,3 +141,67 @@ def test_an_alert_from_the_real_pipeline_is_shown_and_dismissed_back_to_the_box(
     wait(d, f"return !document.querySelector(\"#history tr[data-alert-id='{alert_id}']\")", 5, "the filter")
     Select(d.find_element("id", "f-outcome")).select_by_visible_text("dismissed")
     wait(d, f"return !!document.querySelector(\"#history tr[data-alert-id='{alert_id}']\")", 5, "the filter")
+
+
+def test_a_decided_encounters_new_sighting_shows_decided_with_who_and_when_and_does_not_reopen(browser, tmp_path):
+    """A box (the daemon in this process, fed as its cameras feed it) and a real `edge console`: the operator
+    confirms an encounter; the same person is then seen on the other camera. The console shows that sighting
+    under the decided encounter (confirmed · arrested · by alice, how long ago), and no open card returns."""
+    from selenium.webdriver.support.ui import Select
+    from test_encounters import Box
+
+    box = Box(tmp_path)
+    data, web_port = tmp_path / "console", free_port()
+    identity.add_console(box.state, keys.keygen(data))
+    store = Store(data / "console.db")
+    store.add_user("alice", "correct horse battery")
+    store.close()
+    log = open(tmp_path / "console.log", "w")
+    console = subprocess.Popen(edge_cmd("console", "--listen", f"127.0.0.1:{web_port}", "--data", str(data), "--box",
+                                        f"{box.endpoint}={box.state / 'keys' / 'box.pub.json'}"),
+                               stdout=log, stderr=subprocess.STDOUT)
+    d = browser
+    try:
+        for _ in range(50):
+            try:
+                d.get(f"http://127.0.0.1:{web_port}/")
+                break
+            except Exception:
+                time.sleep(0.2)
+        d.find_element("id", "name").send_keys("alice")
+        d.find_element("id", "password").send_keys("correct horse battery")
+        d.find_element("id", "login-button").click()
+        wait(d, "return location.pathname === '/' && document.getElementById('operator').textContent", 10, "login")
+
+        box.seen("cam-a", "a-1", 0)
+        box.seen("cam-a", "a-2", 0)  # a second track of the same walk: a sighting on the same card
+        alert_id = wait(d, """const c = document.querySelectorAll('#queue .card');
+            return c.length === 1 && c[0].querySelectorAll('.sighting').length === 2 && c[0].dataset.alertId;""",
+                        20, "one card with a strip of two sightings")
+        card = d.find_element("css selector", f".card[data-alert-id='{alert_id}']")
+        assert "2 sightings" in card.find_element("css selector", ".sightings").text
+        Select(card.find_element("css selector", "select.action")).select_by_visible_text("arrested")
+        card.find_element("css selector", ".confirm-btn").click()
+        wait(d, "return document.querySelectorAll('#queue .card').length === 0", 15, "the card to leave the queue")
+        deadline = time.monotonic() + 20  # held 5 s for an undo, then sent; the box records it
+        while box.daemon.counts["adjudications"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert box.daemon.counts["adjudications"] == 1
+
+        box.seen("cam-b", "b-1", 0)  # the same person on camera B within the gap: a sighting, not a new alert
+        text = wait(d, """const e = document.querySelector('#seen-again .decided-card');
+            return e && e.querySelectorAll('.sighting').length === 3 && e.textContent;""", 20,
+                    "the decided encounter seen again")
+        assert "confirmed · arrested · by alice" in text and " ago" in text
+        assert "seen 1 time(s) since the decision" in text
+        assert d.execute_script("return document.querySelectorAll('#queue .card').length") == 0  # not reopened
+        assert d.find_element("id", "open-count").text == "0"
+        row = wait(d, f"""const r = document.querySelector("#history tr[data-alert-id='{alert_id}']");
+            return document.querySelectorAll('#history tbody tr').length === 1 && r && r.textContent.includes('3')
+                && r.textContent;""", 10, "one history row for the encounter, with its 3 sightings")
+        assert "confirmed" in row and "arrested" in row and "alice" in row and "cam-a, cam-b" in row
+    finally:
+        console.terminate()
+        console.wait(10)
+        log.close()
+        box.stop()

@@ -45,7 +45,7 @@ function renderHealth(state) {
   for (const link of state.links) {
     const chip = document.createElement("span");
     chip.className = `chip ${link.state}`;
-    chip.textContent = `box ${link.box_id || link.endpoint}: ${link.state}`;
+    chip.textContent = `box ${link.box_id || link.endpoint}: ${link.state}` + (link.problem ? ` — ${link.problem}` : "");
     h.append(chip);
     for (const [cam, st] of Object.entries(link.cameras || {})) {
       const c = document.createElement("span");
@@ -66,9 +66,51 @@ function renderHealth(state) {
 
 const cards = new Map();  // alert id -> card: kept across refreshes so a half-filled decision survives
 
+// An encounter's sightings as a compact strip: camera, time and thumbnail; the newest and the best
+// first (the server orders them), the rest folded.
+function renderStrip(el, sightings, now) {
+  const key = sightings.map(s => s.alert_id).join(",");
+  if (el.dataset.key === key) return;  // unchanged: keep the loaded thumbnails
+  el.dataset.key = key; el.replaceChildren();
+  const item = s => {
+    const f = document.createElement("figure");
+    f.className = "sighting"; f.dataset.alertId = s.alert_id; f.dataset.camera = s.camera_id;
+    const img = document.createElement("img"); img.src = `/api/alerts/${s.alert_id}/crop.jpg`; img.alt = "sighting";
+    const cap = document.createElement("figcaption"); cap.textContent = `${s.camera_id} · ${new Date(s.time).toLocaleTimeString()}`;
+    f.append(img, cap); return f;
+  };
+  const head = document.createElement("div"); head.className = "strip-count";
+  head.textContent = sightings.length === 1 ? "1 sighting" : `${sightings.length} sightings`;
+  el.append(head, ...sightings.slice(0, 3).map(item));
+  if (sightings.length > 3) {
+    const more = document.createElement("details"); const sum = document.createElement("summary");
+    sum.textContent = `${sightings.length - 3} more`; more.append(sum, ...sightings.slice(3).map(item)); el.append(more);
+  }
+}
+
+function decidedText(e, now) {  // "confirmed · arrested · by alice 1 min ago"
+  const when = e.decided ? ` ${ago(now - e.decided)} ago` : "";
+  return `${e.outcome} · ${e.action || e.reason || ""} · by ${e.operator || "?"}${when}`;
+}
+
+function renderSeenAgain(state) {
+  const box = $("#seen-again"); box.replaceChildren();
+  $("#seen-again-section").hidden = !state.seen_again.length;
+  for (const e of state.seen_again) {
+    const el = $("#decided-tpl").content.firstElementChild.cloneNode(true);
+    el.dataset.encounterId = e.encounter_id; el.dataset.alertId = e.alert_id; el.classList.add(e.outcome);
+    $(".ref", el).textContent = e.ref;
+    $(".decided", el).textContent = decidedText(e, state.now);
+    $(".since", el).textContent = `seen ${e.after_decision} time(s) since the decision; not a new alert`;
+    renderStrip($(".strip", el), e.sightings, state.now);
+    box.append(el);
+  }
+}
+
 function makeCard(a) {
   const card = $("#card-tpl").content.firstElementChild.cloneNode(true);
   card.dataset.alertId = a.alert_id;
+  card.dataset.encounterId = a.encounter_id || a.alert_id;
   if (!first) card.classList.add("new");
   $(".crop", card).src = `/api/alerts/${a.alert_id}/crop.jpg`;
   $(".reference", card).src = `/api/alerts/${a.alert_id}/reference.jpg`;
@@ -94,8 +136,7 @@ function renderQueue(state) {
     let card = cards.get(a.alert_id);
     if (!card) { card = makeCard(a); cards.set(a.alert_id, card); }
     $(".waiting", card).dataset.received = a.received + offset;
-    $(".sightings", card).textContent = a.sightings.length ? "Also seen: " + a.sightings.map(
-      s => `${s.camera_id} at ${localTime(s.time)}`).join(", ") : "";
+    renderStrip($(".sightings", card), a.sightings, state.now);
     if (q.children[i] !== card) q.insertBefore(card, q.children[i] || null);
   });
   $("#empty").hidden = state.open.length > 0;
@@ -125,9 +166,13 @@ async function loadHistory() {
   const tb = $("#history tbody"); tb.replaceChildren();
   for (const a of (await r.json()).alerts) {
     const tr = document.createElement("tr");
-    tr.dataset.alertId = a.alert_id; tr.className = `outcome-${a.outcome}`;
-    const cells = [localTime(a.time), a.camera_id, a.ref, confidence(a.distance, a.threshold).label, a.outcome,
-      a.action || a.reason || "", a.operator || "", a.outcome === "open" ? "" : a.delivered ? "yes" : "pending"];
+    tr.dataset.alertId = a.alert_id; tr.dataset.encounterId = a.encounter_id || a.alert_id;
+    tr.className = `outcome-${a.outcome}`;  // one row per encounter
+    const sent = a.outcome === "open" ? "" : a.refused ? `refused: ${a.refused}` : a.delivered ? "yes" : "pending";
+    const ttd = a.seconds_to_decision === null || a.seconds_to_decision === undefined ? "" : ago(a.seconds_to_decision);
+    const cells = [localTime(a.time), (a.cameras || [a.camera_id]).join(", "), a.ref,
+      confidence(a.distance, a.threshold).label, a.outcome, a.action || a.reason || "", a.note || "", a.operator || "",
+      ttd, a.sightings, sent];
     for (const v of cells) { const td = document.createElement("td"); td.textContent = v; tr.append(td); }
     tb.append(tr);
   }
@@ -157,7 +202,7 @@ async function refresh() {
   const state = await r.json();
   csrf = state.csrf || csrf;
   $("#operator").textContent = state.user;
-  renderHealth(state); renderQueue(state); renderCameras(state); renderEvents(state);
+  renderHealth(state); renderQueue(state); renderSeenAgain(state); renderCameras(state); renderEvents(state);
   document.dispatchEvent(new CustomEvent("edge-state", {detail: state}));  // banner.js, keys.js
   const ids = new Set(state.open.map(a => a.alert_id));
   if (!first && [...ids].some(id => !known.has(id))) cue();
