@@ -1,7 +1,9 @@
 """The box's running accuracy, from what its operators decide about its alerts.
 
 The daemon keeps plain counters (``daemon.counts``): ``encodings`` (faces that reached the matcher)
-and ``alerts`` already; :func:`count_decision` adds the operator decisions to the same dict.
+and ``alerts`` already; :func:`count_decision` adds the operator decisions to the same dict. An
+alert is an **encounter** (one listed person's passage, however many sightings it has) and the box
+takes one decision per encounter, so N decisions are N here whatever the sightings.
 :func:`summary` turns them into
 
 - the false-alert rate: alerts dismissed as "not the person" / all decided alerts, with a 95 %

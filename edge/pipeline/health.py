@@ -40,7 +40,8 @@ def format_status(st: dict) -> str:
         "watch list: " + (f"{wl.get('entries', 0)} entries, id {wl.get('list_id')}, issuer {wl.get('issuer')}"
                           + (f", expires {wl['not_after']}" if wl.get("not_after") else "")
                           if wl else "none loaded (no matching)"),
-        f"alerts: {st.get('alerts_sent', 0)} sent; frame->alert latency {st.get('latency_ms', {})}",
+        f"alerts: {st.get('alerts_sent', 0)} encounters ({st.get('sightings', 0)} sightings), "
+        f"{(st.get('decisions') or {}).get('total', 0)} decided; frame->alert latency {st.get('latency_ms', {})}",
     ]
     if st.get("accuracy"):
         from edge.eval import live
