@@ -505,3 +505,18 @@ def test_a_list_too_big_for_one_audit_record_is_recorded_in_parts_and_loads(tmp_
     lo, hi = times[0][0] - timedelta(days=1), times[-1][0] + timedelta(days=1)
     (row,) = watchlists(times, lo, hi)
     assert row["refs"] == [f"WL-{i:06d}" for i in range(n)]
+
+
+def test_the_signature_digest_taken_while_staging_is_the_files_own(tmp_path):
+    """The box hashes a bundle once, while copying it in; a digest that is not the copy's own refuses it."""
+    from edge.watchlist.service import stage_bundle_file
+
+    box = Box(tmp_path)
+    src = tmp_path / "in.wlb"
+    src.write_bytes(make_bundle(ISSUER, box.ident.wl_public, sequence=4))
+    digest, known = stage_bundle_file(src, tmp_path / "copy.wlb")
+    assert digest == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert known == (src.stat().st_size - 64, hashlib.sha256(src.read_bytes()[:-64]).digest())
+    assert box.svc.open(tmp_path / "copy.wlb", known=known).meta["header"]["sequence"] == 4
+    with pytest.raises(BundleError, match="^bad signature"):
+        box.svc.open(tmp_path / "copy.wlb", known=(known[0], hashlib.sha256(b"other").digest()))

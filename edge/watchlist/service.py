@@ -62,10 +62,13 @@ def read_bundle_file(path, max_size: int | None = None, timeout: float = READ_TI
     return b"".join(chunks)
 
 
-def stage_bundle_file(path, dest: Path, max_size: int | None = None, timeout: float = READ_TIMEOUT_S) -> str:
+def stage_bundle_file(path, dest: Path, max_size: int | None = None,
+                      timeout: float = READ_TIMEOUT_S) -> tuple[str, tuple[int, bytes]]:
     """Copy a bundle a user or a USB stick handed us (checked as ``read_bundle_file`` does) to ``dest``
-    (0600, fsynced) in blocks, never whole in memory; returns its SHA-256 (hex)."""
-    digest = hashlib.sha256()
+    (0600, fsynced) in blocks, never whole in memory. Returns its SHA-256 (hex) and, from the same
+    pass, (n, SHA-256 of its first n bytes) for n = its size - 64: what a version-2 signature covers,
+    so the copy need not be read again to check it."""
+    signed, tail, copied = hashlib.sha256(), b"", 0
     try:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
@@ -73,15 +76,26 @@ def stage_bundle_file(path, dest: Path, max_size: int | None = None, timeout: fl
     try:
         with os.fdopen(fd, "wb") as out:
             def write(block: bytes) -> None:
-                digest.update(block)
+                nonlocal tail, copied
                 out.write(block)
+                copied += len(block)
+                if len(block) >= bundle.SIG_LEN:  # all but the last 64 bytes go into the signed digest
+                    signed.update(tail)
+                    signed.update(memoryview(block)[:-bundle.SIG_LEN])
+                    tail = block[-bundle.SIG_LEN:]
+                else:
+                    joined = tail + block
+                    signed.update(joined[:-bundle.SIG_LEN])
+                    tail = joined[-bundle.SIG_LEN:]
 
             _copy_user_file(path, write, max_size, timeout)
             out.flush()
             os.fsync(out.fileno())
     except OSError as exc:
         raise EdgeError(f"cannot write {dest}: {exc.strerror}") from None
-    return digest.hexdigest()
+    whole = signed.copy()
+    whole.update(tail)
+    return whole.hexdigest(), (max(0, copied - bundle.SIG_LEN), signed.digest())
 
 
 def _copy_user_file(path, sink, max_size: int | None, timeout: float) -> None:
@@ -228,12 +242,14 @@ class WatchlistService:
             raise BundleError(problem)
         return op
 
-    def open(self, data: bytes | Path | Source, *, reload: bool = False) -> WatchList:
+    def open(self, data: bytes | Path | Source, *, reload: bool = False,
+             known: tuple[int, bytes] | None = None) -> WatchList:
         """Check, decrypt and validate a bundle (bytes, or a file a version-2 list then reads its
         reference images from) -> the in-memory list (nothing is stored or swapped).
         Whatever a hostile bundle makes a parser raise is a one-sentence BundleError."""
         src = data if isinstance(data, Source) else open_bundle_file(data) if isinstance(data, Path) \
             else Source(bytes(data))
+        src.known = known or src.known  # the digest stage_bundle_file took of the copy it made
         try:
             c = self.check(src, reload=reload)
             wl = reader.open_list(c, self.identity.wl_key)
@@ -299,10 +315,11 @@ class WatchlistService:
         with self._lock:
             try:
                 self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-                digest = stage_bundle_file(path, staged)  # a full disk refuses the list before anything is said
+                digest, known = stage_bundle_file(path, staged)  # a full disk refuses it before anything is said
                 if skip_stored and digest == self._stored_digest():
                     return None
-                return self._load_staged(staged, digest, arrival, source=Path(path) if via == "usb" else None)
+                return self._load_staged(staged, digest, arrival, source=Path(path) if via == "usb" else None,
+                                         known=known)
             except EdgeError as exc:
                 self._refused(arrival, exc, staged)
                 raise
@@ -321,11 +338,11 @@ class WatchlistService:
                 staged.unlink(missing_ok=True)
 
     def _load_staged(self, staged: Path, digest: str, arrival: dict | None = None,
-                     source: Path | None = None) -> dict:
+                     source: Path | None = None, known: tuple[int, bytes] | None = None) -> dict:
         """Record first, then apply: check -> ``watchlist_loaded`` -> store -> swap (raises EdgeError)."""
         arrival = arrival or {"file": "", "arrived": "cli"}
         with self._lock:
-            wl = self.open(staged)
+            wl = self.open(staged, known=known)
             h = wl.meta["header"]
             summary = self._summary(h)
             old = self.header

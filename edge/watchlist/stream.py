@@ -79,6 +79,7 @@ class Source:
     def __init__(self, data: bytes | None = None, fd: int | None = None):
         self._data, self._fd = data, fd
         self.size = len(data) if data is not None else os.fstat(fd).st_size
+        self.known: tuple[int, bytes] | None = None  # (n, SHA-256 of the first n bytes), if the box took it
 
     @classmethod
     def open(cls, path) -> Source:
