@@ -7,6 +7,8 @@ Sections (each also runs alone as `python -m bench.NAME`):
 - accuracy: open-set FNIR/FPIR on lfw-dev at list sizes 100 and 1,000: plain distance vs the adopted ratio rule
 - scale:    matching against 100k / 1M templates, list load time, memory
 - cameras:  2, 4, 8 feeds of 1080p 25 fps on this box; crowd clip (faces per frame)
+- smallfaces: a busy street, faces 40-160 px: recall by face size and yaw next to the naive loop; both
+            cameras live (MPEG-4 file and RTSP/H.264), decode cost
 - boxes:    three boxes (own processes, keys, state) feeding one console: lost, duplicated, order
 - kill9:    the daemon killed with SIGKILL 20 times while alerts flow: nothing lost or duplicated
 - fuzz:     the long fuzz run over every parser that takes outside input
@@ -22,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ["pipeline", "walks", "encoder", "accuracy", "scale", "cameras", "boxes", "kill9", "fuzz", "attacks"]
+SECTIONS = ["pipeline", "walks", "encoder", "accuracy", "scale", "cameras", "smallfaces", "boxes", "kill9", "fuzz",
+            "attacks"]
 OUT = Path(__file__).resolve().parent / "out" / "results.md"
 
 

@@ -19,6 +19,7 @@ Run alone: python -m bench.smallfaces
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -36,6 +37,7 @@ from bench import street
 from edge.pipeline.tracker import iou
 
 DEBUG = bool(os.environ.get("BENCH_DEBUG"))
+REPO = Path(__file__).resolve().parent.parent
 NAIVE_STEP = 5  # the naive loop sees every 5th frame (5 fps): four times what it manages live
 SECONDS = float(os.environ.get("BENCH_STREET_SECONDS", 40))
 
@@ -67,8 +69,9 @@ def _walk_at(scene: street.Scene, i: int, box) -> street.Walk | None:
 class Tally:
     """Per walk: seen (a detection on it), encoded, matched; alerts that were false."""
 
-    def __init__(self, scene: street.Scene):
+    def __init__(self, scene: street.Scene, played: int = 0):
         self.scene = scene
+        self.played = played or scene.n_frames  # walks that ended by this frame count
         self.seen: set[int] = set()
         self.encoded: set[int] = set()
         self.recalled: set[int] = set()
@@ -81,14 +84,14 @@ class Tally:
             self.false_alerts.add(key)
 
     def rows(self) -> dict:
-        listed = [w for w in self.scene.walks if w.listed and len(w.frames()) > 0]
+        listed = [w for w in self.scene.walks if w.listed and w.frames().stop <= self.played]
         by_size, by_yaw = defaultdict(lambda: [0, 0]), defaultdict(lambda: [0, 0])
         for w in listed:
             for table, key in ((by_size, street.bucket(w.height)), (by_yaw, street.yaw_bucket(w.face.yaw))):
                 table[key][1] += 1
                 table[key][0] += w.id in self.recalled
         seen = defaultdict(lambda: [0, 0])
-        for w in self.scene.walks:
+        for w in (w for w in self.scene.walks if w.frames().stop <= self.played):
             seen[street.bucket(w.height)][1] += 1
             seen[street.bucket(w.height)][0] += w.id in self.seen
         return {"recall_by_size": dict(by_size), "recall_by_yaw": dict(by_yaw), "seen_by_size": dict(seen),
@@ -216,17 +219,123 @@ def table(rows: list[dict], key: str, title: str) -> str:
     return "\n".join(out)
 
 
+def live(scene: street.Scene, video: Path, tmp: Path, seconds: float) -> dict:
+    """``edge run`` with camera A on the MPEG-4 file and camera B on the same street as H.264 from a
+    real RTSP server; alerts read back from the audit log and placed on the walks by stream position."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from bench.cameras import _cpu_seconds, _free_port, _status, stop
+
+    server = REPO / "tests" / "rtsp_camera.py"
+    h264 = tmp / "street-h264.mp4"
+    subprocess.run(["/usr/bin/python3", str(server), "--transcode", str(video), str(h264)], check=True)
+    port = _free_port()
+    rtsp = subprocess.Popen(["/usr/bin/python3", str(server), "--port", str(port), "--file", str(h264)],
+                            stdout=subprocess.PIPE, text=True)
+    assert rtsp.stdout.readline().strip() == "ready"
+    wl = tmp / "watchlist"
+    wl.mkdir()
+    for person, path in street.references().items():
+        (wl / f"{person}{path.suffix}").write_bytes(path.read_bytes())
+    cams = {"file": str(video), "rtsp": f"rtsp://127.0.0.1:{port}/cam"}
+    lines = ['box_id = "bench-box"', f'state_dir = "{tmp / "state"}"']
+    for cid, src in cams.items():
+        lines += ["[[cameras]]", f'id = "{cid}"', f'source = "{src}"', "loop = true"]
+    lines += ["[alerts]", f'endpoint = "tcp://127.0.0.1:{_free_port()}"', "[watchlist]", f'folder = "{wl}"',
+              "[deployment]", "required = false"]
+    cfg = tmp / "edge.toml"
+    cfg.write_text("\n".join(lines) + "\n")
+    log = open(tmp / "daemon.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(cfg)], stdout=log,
+                            stderr=subprocess.STDOUT)
+    origin: dict[str, float] = {}  # wall time at which each camera's stream position was 0
+    try:
+        ps = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and len(origin) < len(cams):
+            st = _status(cfg) or {"cameras": {}}
+            for cid, c in st["cameras"].items():
+                if c["state"] == "up" and c["stats"].get("frames_read", 0) > 2 * street.FPS and cid not in origin:
+                    origin[cid] = time.time() - c["stats"]["frames_read"] / street.FPS
+            time.sleep(0.5)
+        if len(origin) < len(cams):
+            raise RuntimeError("cameras did not come up: " + (tmp / "daemon.log").read_text()[-2000:])
+        time.sleep(3)
+        a, cpu_a, t_a = _status(cfg), _cpu_seconds(ps), time.monotonic()
+        time.sleep(seconds)
+        b, cpu_b, t_b = _status(cfg), _cpu_seconds(ps), time.monotonic()
+    finally:
+        stop(proc)
+        log.close()
+        rtsp.kill()
+        rtsp.wait()
+    alerts = []
+    for path in sorted((tmp / "state").rglob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                rec = json.loads(line)
+                if isinstance(rec, dict) and rec.get("kind") == "alert":
+                    alerts.append(rec["data"])
+    dt = t_b - t_a
+    lat = b.get("latency_ms", {})
+    out = {"seconds": round(dt, 1), "cores_busy": round((cpu_b - cpu_a) / dt, 2), "load_avg": os.getloadavg()[0],
+           "cpu_s": cpu_b - cpu_a, "latency": (lat.get("p50"), lat.get("p95"), lat.get("n", 0)), "cameras": {}}
+    processed = 0
+    for cid in cams:
+        sa, sb = a["cameras"][cid]["stats"], b["cameras"][cid]["stats"]
+        d = {k: sb.get(k, 0) - sa.get(k, 0) for k in ("frames_read", "frames_processed", "frames_dropped")}
+        processed += d["frames_processed"]
+        tally = Tally(scene, min(scene.n_frames, int((time.time() - origin[cid]) * street.FPS)))
+        for rec in (r for r in alerts if r.get("camera_id") == cid):
+            from edge.audit.log import parse_time
+
+            at = parse_time(rec["time"]).timestamp()
+            pos = int((at - origin[cid]) * street.FPS) % scene.n_frames
+            near = [w for w in scene.walks if w.person == rec["ref"] and w.listed
+                    and w.frames().start - street.FPS <= pos <= w.frames().stop + 2 * street.FPS]
+            tally.alert(near[0] if near else None, rec["ref"], rec.get("track_id"))
+        r = tally.rows()
+        r.update(source="MPEG-4 file" if cid == "file" else "RTSP H.264",
+                 processed_fps=round(d["frames_processed"] / dt, 1), read_fps=round(d["frames_read"] / dt, 1),
+                 dropped_pct=round(100 * d["frames_dropped"] / max(1, d["frames_read"]), 1),
+                 decode_ms=sb.get("decode_ms", 0.0), detect_ms=round(sb.get("detect_ms", 0.0), 1),
+                 size=f"{sb.get('width')}x{sb.get('height')}")
+        out["cameras"][cid] = r
+    out["cpu_ms_per_frame"] = round(1000 * out.pop("cpu_s") / max(1, processed), 1)
+    return out
+
+
+def live_table(res: dict) -> str:
+    rows = ["| camera | source | frames | processed fps | dropped | decode CPU ms per frame | detect ms per pass | "
+            "listed walks recalled | false alerts |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for cid, r in res["cameras"].items():
+        rows.append(f"| {cid} | {r['source']} | {r['size']} | {r['processed_fps']} | {r['dropped_pct']} % | "
+                    f"{r['decode_ms']} | {r['detect_ms']} | {r['recalled']}/{r['listed']} | {r['false_alerts']} |")
+    p50, p95, n = res["latency"]
+    rows.append(f"\nwhole box, both cameras: {res['cores_busy']} cores busy over {res['seconds']} s, "
+                f"{res['cpu_ms_per_frame']} ms of CPU per processed frame (every process: decoding, detection, "
+                f"encoding, the daemon), frame->alert latency p50 {p50} / p95 {p95} ms ({n} alerts); "
+                f"1-minute load average {res['load_avg']:.1f} (other work on the box shares the two cores)")
+    return "\n".join(rows)
+
+
 def main() -> None:
     scene = street.Scene(seconds=SECONDS, in_view=6)
     print(f"busy street: {scene.summary()}\n")
     with tempfile.TemporaryDirectory(prefix="bench-street-") as tmp_name:
         video = scene.write(Path(tmp_name) / "street.mp4")  # through the codec, as a camera's stream is
         rows = [ours(scene, decoded(video)), naive(scene, decoded(video))]
+        res = live(scene, video, Path(tmp_name), float(os.environ.get("BENCH_SECONDS", SECONDS)))
     print(table(rows, "recall_by_size", "listed walks recalled, by face height (px)"))
     print()
     print(table(rows, "recall_by_yaw", "listed walks recalled, by yaw"))
     print()
     print(table(rows, "seen_by_size", "all walks detected, by face height (px)"))
+    print(f"\nlive: `edge run`, both cameras on the street at 25 fps, {res['seconds']} s measured:\n")
+    print(live_table(res))
 
 
 if __name__ == "__main__":

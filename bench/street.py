@@ -43,6 +43,7 @@ class Face:
     path: Path
     box: tuple[int, int, int, int]  # the face in the photo, as the detector boxes it
     yaw: float  # as the quality gate measures it on the photo
+    turn: int = 0  # degrees the head is turned by (a cylinder warp of the photo, see ``turned``)
 
 
 @dataclass(frozen=True)
@@ -103,14 +104,62 @@ def _faces_of(person: str) -> list[Face]:
     return out
 
 
-def references() -> dict[str, Path]:
-    """The watch list: the first photo of each listed person (never used in a walk)."""
-    return {p: faces()[p][0].path for p in LISTED}
+TURNS = (0, 15, 25, 35)  # degrees; walks take turns, left or right
 
 
 @cache
-def _photo(path: Path) -> np.ndarray:
-    return cv2.imread(str(path), cv2.IMREAD_COLOR)
+def _photo(path: Path, turn: int = 0, centre: float = 0.5, radius: float = 0.3) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return img if turn == 0 else _turn(img, turn, centre * img.shape[1], radius * img.shape[1])
+
+
+@cache
+def turned(face: Face, turn: int) -> Face | None:
+    """``face`` with the head turned by ``turn`` degrees: the photo wrapped round a vertical cylinder
+    through the face and rotated (the near cheek widens, the far one narrows, the nose moves off the
+    eye line); re-detected and its yaw measured as the box measures it. None if the detector no
+    longer finds it."""
+    from edge.face import api, quality
+
+    if turn == 0:
+        return face
+    rgb = np.ascontiguousarray(_photo(face.path, turn, *_head(face))[:, :, ::-1])
+    boxes = [b for b in api.detect(rgb, 1024, 1) if iou_(b, face.box) > 0.3]
+    if not boxes:
+        return None
+    _, q = quality.gate(rgb, boxes[0], 0, 0.0, 9.0)
+    return Face(face.person, face.path, boxes[0], round(q.yaw, 3), turn)
+
+
+def _head(face: Face) -> tuple[float, float]:
+    """(centre x, radius) of the head's cylinder, as fractions of the photo's width."""
+    w = cv2.imread(str(face.path), cv2.IMREAD_REDUCED_GRAYSCALE_8).shape[1] * 8
+    t, r, b, lft = face.box
+    return (lft + r) / 2 / w, 0.8 * (r - lft) / w
+
+
+def iou_(a, b) -> float:
+    ih = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iw = max(0, min(a[1], b[1]) - max(a[3], b[3]))
+    union = (a[2] - a[0]) * (a[1] - a[3]) + (b[2] - b[0]) * (b[1] - b[3]) - ih * iw
+    return ih * iw / union if union else 0.0
+
+
+def _turn(img: np.ndarray, turn: int, cx: float, radius: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    theta = np.radians(turn)
+    xs = np.arange(w, dtype=np.float32)
+    u = np.clip((xs - cx) / radius, -1.0, 1.0)
+    src = cx + radius * np.sin(np.arcsin(u) - theta)
+    src = np.where(np.abs(xs - cx) <= radius, src, xs).astype(np.float32)
+    map_x = np.repeat(src[None, :], h, axis=0)
+    map_y = np.repeat(np.arange(h, dtype=np.float32)[:, None], w, axis=1)
+    return cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def references() -> dict[str, Path]:
+    """The watch list: the first photo of each listed person (never used in a walk)."""
+    return {p: faces()[p][0].path for p in LISTED}
 
 
 def _background(seed: int) -> np.ndarray:
@@ -137,7 +186,7 @@ def _background(seed: int) -> np.ndarray:
 
 class Scene:
     def __init__(self, seconds: float = 40.0, in_view: int = 5, listed_share: float = 0.25,
-                 buckets=BUCKETS, seed: int = 17, noise: float = 5.0, people=None):
+                 buckets=BUCKETS, seed: int = 17, noise: float = 5.0, people=None, turns: bool = True):
         rng = np.random.default_rng(seed)
         self.n_frames = int(seconds * FPS)
         self.noise = noise
@@ -156,6 +205,9 @@ class Scene:
                 k = len(self.walks)  # sizes take turns; every few rounds, all sizes are listed people
                 is_listed = bool(listed) and (not unlisted or (k // len(buckets)) % round(1 / listed_share) == 0)
                 face = (listed if is_listed else unlisted)[int(rng.integers(len(listed if is_listed else unlisted)))]
+                if turns:  # some heads are turned: a different number of degrees per round of sizes
+                    turn = TURNS[(k // len(buckets) + k) % len(TURNS)] * (1 if rng.random() < 0.5 else -1)
+                    face = turned(face, turn) or face
                 lo, hi = buckets[k % len(buckets)]
                 height = int(rng.integers(lo, hi))
                 free = [int(ln) for ln in lanes if all(abs(w.y - ln) >= 1.6 * max(w.height, 60) for w in active)]
@@ -224,7 +276,7 @@ def _draw(img: np.ndarray, w: Walk, i: int) -> None:
     cv2.line(img, (cx + h // 3, hip), (cx + h // 3 - swing, foot), dark, max(2, h // 3))
     cv2.rectangle(img, (cx - h // 5, bottom - 2), (cx + h // 5, bottom + h // 4), (120, 150, 190), -1)  # neck
     # head: the photo around the detector's box, scaled so the box is h px high, with an oval mask
-    photo = _photo(w.face.path)
+    photo = _photo(w.face.path, w.face.turn, *_head(w.face)) if w.face.turn else _photo(w.face.path)
     s = h / (fb[2] - fb[0])
     pad = 0.7 * (fb[2] - fb[0])
     st, sl = fb[0] - pad * 1.1, fb[3] - pad
