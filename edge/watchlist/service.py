@@ -54,18 +54,10 @@ MALFORMED = (ValueError, TypeError, KeyError, IndexError, RecursionError, Overfl
              UnicodeError, AttributeError)  # what a hostile bundle could make a parser raise
 
 
-def read_bundle_file(path, max_size: int | None = None, timeout: float = READ_TIMEOUT_S) -> bytes:
-    """Read a bundle a user or a USB stick handed us: a regular file only (no symlink, FIFO or device),
-    at most ``max_size`` bytes, within ``timeout`` seconds; EdgeError in one sentence otherwise."""
-    chunks = []
-    _copy_user_file(path, chunks.append, max_size, timeout)
-    return b"".join(chunks)
-
-
 def stage_bundle_file(path, dest: Path, max_size: int | None = None,
                       timeout: float = READ_TIMEOUT_S) -> tuple[str, tuple[int, bytes]]:
-    """Copy a bundle a user or a USB stick handed us (checked as ``read_bundle_file`` does) to ``dest``
-    (0600, fsynced) in blocks, never whole in memory. Returns its SHA-256 (hex) and, from the same
+    """Copy a bundle a user or a USB stick handed us (a regular file, bounded, read against a deadline:
+    ``_copy_user_file``) to ``dest`` (0600, fsynced) in blocks, never whole in memory. Returns its SHA-256 (hex) and, from the same
     pass, (n, SHA-256 of its first n bytes) for n = its size - 64: what a version-2 signature covers,
     so the copy need not be read again to check it."""
     signed, tail, copied = hashlib.sha256(), b"", 0
