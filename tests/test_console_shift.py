@@ -168,7 +168,7 @@ def test_events_panel_says_in_words_what_happened(d, env):
     wait(d, "return document.querySelector('#events li[data-event=\"link_up\"]')", 20, "a link-up event line", env)
     wait(d, """return [...document.querySelectorAll('#events li')].some(li => li.textContent.includes(
         'Connected to box'))""", 5, "the link event in words")
-    wait(d, """return [...document.querySelectorAll('#events li')].some(li => /Watch list .* loaded: 1 entries/
+    wait(d, """return [...document.querySelectorAll('#events li')].some(li => /Watch list .* loaded: 1 entry /
         .test(li.textContent))""", 30, "the watch-list load in words", env)
     env["box2"].publish(messages.event(box_id=BOX2, event="watchlist_refused", file="usb/list-old.wlb",
                                        reason="the list is older than the one in force (rollback)"))
@@ -176,6 +176,48 @@ def test_events_panel_says_in_words_what_happened(d, env):
         'Watch list file usb/list-old.wlb was REFUSED: the list is older than the one in force (rollback)'))""",
          10, "the refusal with its file and reason")
     wait(d, "return !document.querySelector('#banners .banner.alarm')", 8, "no alarm (all is well)")
+
+
+def test_the_card_shows_why_listed_the_matched_reference_and_the_wider_view(d, env):
+    # the real pipeline's alert: reason for inclusion, category, matched reference, context crop
+    card_js = """const c = [...document.querySelectorAll('#queue .card')].find(
+            c => c.textContent.includes('box test-box'));
+        return c && c.querySelector('img.crop').naturalWidth > 0
+            && c.querySelector('img.reference').naturalWidth > 0
+            && c.querySelector('img.context') && c.querySelector('img.context').naturalWidth > 0
+            && c.dataset.alertId;"""
+    alert_id = wait(d, card_js, 90, "the real box's alert card with crop, reference and wider view", env)
+    card = d.find_element("css selector", f".card[data-alert-id='{alert_id}']")
+    assert card.find_element("css selector", ".listed-for").text == "Listed for: local list"  # the folder list's
+    assert card.find_element("css selector", ".category").text == "Category: other"
+    assert "matched" in card.find_element("css selector", "img.reference + figcaption").text
+    ctx = d.execute_script(f"return document.querySelector(\".card[data-alert-id='{alert_id}'] img.context\")"
+                           ".naturalWidth")
+    crop = d.execute_script(f"return document.querySelector(\".card[data-alert-id='{alert_id}'] img.crop\")"
+                            ".naturalWidth")
+    assert ctx > crop  # wider than the face crop
+
+    # a listed person with three reference images: the matched one shown, the other two on demand
+    wide = cv2.imread(str(MEDIA / "faces" / "alex_lacamoire1.jpg"))
+    a = alert(7, ref="PN-2026-0007", listed_for="Warrant 44/2026 (robbery)", crop_jpeg=messages.b64(
+              jpeg("alex_lacamoire1.jpg")), reference_jpeg=messages.b64(jpeg("alex-lacamoire.png", 120)),
+              context_jpeg=messages.b64(cv2.imencode(".jpg", cv2.resize(wide, (480, round(480 * wide.shape[0] /
+                                                                                           wide.shape[1]))))[1].tobytes()),
+              other_references_jpeg=[messages.b64(jpeg("alex_lacamoire_img1.jpg", 100)),
+                                     messages.b64(jpeg("alex-lacamoire.png", 100))])
+    env["box2"].publish(a)
+    sel = f".card[data-alert-id='{a['alert_id']}']"
+    wait(d, f"return document.querySelector(\"{sel} .others-btn\")", 15, "the other-references button")
+    card = d.find_element("css selector", sel)
+    assert card.find_element("css selector", ".listed-for").text == "Listed for: Warrant 44/2026 (robbery)"
+    card.find_element("css selector", ".others-btn").click()
+    wait(d, f"return [...document.querySelectorAll(\"{sel} .others img\")].filter(i => i.naturalWidth > 0).length"
+            " === 2", 5, "two other reference images")
+    d.find_element("css selector", f"{sel} img.crop").click()  # click-to-zoom
+    wait(d, "const z = document.getElementById('zoom'); return z && !z.hidden", 3, "the zoom overlay")
+    d.execute_script("document.getElementById('zoom').hidden = true")
+    d.execute_script("arguments[0].scrollIntoView()", d.find_element("css selector", sel))
+    shot(d, "console-card.png")
 
 
 def test_camera_down_is_an_alarm_banner_with_a_sound(d, env):

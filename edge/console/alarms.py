@@ -82,18 +82,23 @@ def _seconds_left(iso, now: float) -> float | None:
         return None
 
 
+def _n(v, one: str, many: str) -> str:
+    return f"{v} {one if v == 1 else many}" if isinstance(v, int) else f"? {many}"
+
+
 def _short(v, n: int = 16) -> str:
     s = str(v or "")
     return s if len(s) <= n else s[:n] + "…"
 
 
 SENTENCES = {
-    "watchlist_loaded": lambda e: f"Watch list {_short(e.get('list_id'))} loaded: {e.get('entries', '?')} entries "
+    "watchlist_loaded": lambda e: f"Watch list {_short(e.get('list_id'))} loaded: "
+                                  f"{_n(e.get('entries'), 'entry', 'entries')} "
                                   f"from issuer {_short(e.get('issuer'), 24)}. The box is matching against it.",
     "watchlist_refused": lambda e: f"Watch list file {e.get('file') or '(unnamed)'} was REFUSED: "
                                    f"{e.get('reason') or 'no reason given'}. The list in force (if any) stays.",
     "watchlist_purged": lambda e: f"Watch list {_short(e.get('list_id'))} was deleted ({e.get('reason') or 'purged'}): "
-                                  f"{e.get('entries', '?')} entries gone.",
+                                  f"{_n(e.get('entries'), 'entry', 'entries')} gone.",
     "watchlist_expiring": lambda e: f"Watch list {_short(e.get('list_id'))} expires at {e.get('not_after')} "
                                     f"(in {_in(float(e.get('expires_in_s') or 0))}).",
     "camera_down": lambda e: f"Camera {e.get('camera_id')} went DOWN: {e.get('reason') or 'no reason given'}.",

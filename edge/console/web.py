@@ -31,7 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from edge.alerts import messages, protocol
-from edge.console import alarms
+from edge.console import alarms, cards
 from edge.console.link import BoxLink
 from edge.console.store import Store
 from edge.errors import EdgeError
@@ -242,8 +242,8 @@ def create_app(console: Console) -> Starlette:
         return FileResponse(STATIC / "index.html")
 
     async def state(request: Request):
-        return JSONResponse(alarms.dress({**console.state(), "user": request.state.user, "csrf": console.csrf(request)},
-                                         console.links))
+        return JSONResponse(alarms.dress(cards.enrich({**console.state(), "user": request.state.user,
+                                                       "csrf": console.csrf(request)}, console.store), console.links))
 
     async def history(request: Request):
         camera, outcome = request.query_params.get("camera", ""), request.query_params.get("outcome", "")
@@ -254,9 +254,12 @@ def create_app(console: Console) -> Starlette:
     async def image(request: Request):
         alert = console.store.alert(request.path_params["alert_id"])
         which = request.path_params["which"]
-        if alert is None or which not in ("crop", "reference"):
+        if alert is None:
             return Response(status_code=404)
-        data = messages.unb64(json.loads(alert["body"]).get(f"{which}_jpeg", ""))
+        try:
+            data = cards.image(json.loads(alert["body"]), which)
+        except ValueError:  # not base64
+            data = b""
         if not data:
             return Response(status_code=404)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})

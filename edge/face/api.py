@@ -162,6 +162,22 @@ def crop(rgb: np.ndarray, box: Box, margin: float = 0.25) -> np.ndarray:
     return rgb[max(0, top - mh) : min(h, bottom + mh), max(0, left - mw) : min(w, right + mw)]
 
 
+def context(rgb: np.ndarray, box: Box, margin: float = 2.0, max_px: int = 480) -> np.ndarray:
+    """A wider view around the face (``margin`` face sizes each side, at most ``max_px`` wide or high) with
+    the face outlined: where the person is, for the operator's card (memory only, like the crop)."""
+    top, right, bottom, left = box
+    view = crop(rgb, box, margin).copy()
+    h, w = rgb.shape[:2]
+    oy, ox = max(0, top - int((bottom - top) * margin)), max(0, left - int((right - left) * margin))
+    scale = min(1.0, max_px / max(view.shape[:2]))
+    if scale < 1.0:
+        view = cv2.resize(view, (max(1, round(view.shape[1] * scale)), max(1, round(view.shape[0] * scale))),
+                          interpolation=cv2.INTER_AREA)
+    p = lambda y, x: (round((x - ox) * scale), round((y - oy) * scale))  # noqa: E731
+    cv2.rectangle(view, p(top, left), p(bottom, right), (255, 215, 0), max(1, round(2 * max(1.0, scale * 2))))
+    return view
+
+
 def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:

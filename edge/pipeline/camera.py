@@ -158,6 +158,7 @@ class CameraWorker:
                 self.send("encoding", track_id=f"{self.cam_id}-{self.epoch}-{track.id}",
                           frame_time=frame.time, descriptor=[round(float(x), 6) for x in desc],
                           crop_jpeg=messages.b64(api.jpeg(api.crop(rgb, track.box))),
+                          context_jpeg=messages.b64(api.jpeg(api.context(rgb, track.box), 80)),
                           quality=round(qual.score, 4), encode_no=track.encodes)
         c.lag_ms = _ema(c.lag_ms, (time.time() - frame.time) * 1000)
 

@@ -320,6 +320,25 @@ class Daemon:
             log.warning("reference image for %s not shown: %s", entry.ref, exc)
             return b""
 
+    def card_extras(self, msg: dict, wl, entry, probe, others: int = 3) -> dict:
+        """The alert's optional card fields (docs/alerts.md): the entry's reason for inclusion, the wider
+        view around the face (memory only on the camera side, retained with the alert like the crop),
+        and up to ``others`` of the entry's other reference images."""
+        extra = {"listed_for": entry.reason, "context_jpeg": msg.get("context_jpeg") or ""}
+        if wl is not None and probe is not None:
+            try:
+                matched = wl.matched_row(entry, probe)
+                seen, imgs = {wl.image(matched)}, []
+                for row in wl.rows_of(int(wl.owners[matched])) if matched >= 0 else []:
+                    img = wl.image(int(row)) if int(row) != matched else b""
+                    if img and img not in seen and len(imgs) < others:
+                        seen.add(img)
+                        imgs.append(messages.b64(img))
+                extra["other_references_jpeg"] = imgs
+            except (ValueError, EdgeError, OSError) as exc:
+                log.warning("other reference images for %s not sent: %s", entry.ref, exc)
+        return extra
+
     def raise_alert(self, msg: dict, entry, distance: float, probe=None) -> None:
         """A hit: a sighting of its entry's encounter; the first sighting is the alert to decide."""
         now = time.time()
@@ -340,6 +359,7 @@ class Daemon:
             category=entry.category, list_id=wl.list_id if wl else "", frame_time=msg["frame_time"],
             alert_id=alert_id, encounter_id=enc.encounter_id, sighting=sighting, state=enc.state,
             decision=decision)
+        alert.update(self.card_extras(msg, wl, entry, probe))
         # the audit record first: an alert is never delivered without being in the log
         fields = dict(alert_id=alert_id, camera_id=alert["camera_id"], time=alert["time"], ref=entry.ref,
                       distance=alert["distance"], track_id=alert["track_id"], encounter_id=enc.encounter_id,
