@@ -299,6 +299,83 @@ def test_a_keyboard_only_shift_decides_three_alerts(d, env):
     assert sum(m["alert_id"] == ids[0] for m in env["decisions"]) == 1  # the undone confirm never left
 
 
+def choose(d, select_id: str, value: str) -> None:
+    """Pick a filter option as a user would (the options are rebuilt on each refresh: no stale handles)."""
+    d.execute_script("const s = document.getElementById(arguments[0]); s.value = arguments[1]; "
+                     "s.dispatchEvent(new Event('change'))", select_id, value)
+
+
+DECIDE_ALL = """const [ids, done] = [arguments[0], arguments[arguments.length - 1]];
+    (async () => { let i = 0; for (const id of ids) {
+        const body = i % 3 ? {decision: "dismiss", reason: "poor image", note: `n${i}`}
+                           : {decision: "confirm", action: "no action", note: `n${i}`};
+        i++; const r = await post(`/api/alerts/${id}/decision`, body); if (!r.ok) { done(await r.text()); return; } }
+      done("ok"); })();"""
+
+
+def test_history_filters_pages_and_exports_200_encounters(d, env):
+    sent = [alert(i, camera="cam-x" if i % 2 else "cam-y", ref=f"R-{i:04d}") for i in range(200)]
+    for a in sent:
+        env["box2"].publish(a)
+    ids = [a["alert_id"] for a in sent]
+    wait(d, f"return document.querySelector(\".card[data-alert-id='{ids[-1]}']\")", 60, "the 200th alert")
+    d.set_script_timeout(120)
+    assert d.execute_async_script(DECIDE_ALL, ids) == "ok"
+    wait(d, f"return !document.querySelector(\".card[data-alert-id='{ids[-1]}']\")", 30, "the queue to empty")
+
+    rows = "return [...document.querySelectorAll('#history tbody tr')].map(r => r.dataset.alertId)"
+    d.find_element("id", "f-ref").send_keys("R-0")
+    wait(d, "return document.getElementById('page-info').textContent.includes('Page 1 of 4 · 200 encounters')", 15,
+         "four pages of 50")
+    first = d.execute_script(rows)
+    assert len(first) == 50 and first[0] == ids[-1]  # newest first
+    d.find_element("id", "page-next").click()
+    wait(d, "return document.getElementById('page-info').textContent.includes('Page 2 of 4')", 5, "page 2")
+    wait(d, rows + ".length === 50 && " + rows[7:] + "[0] === arguments[0]".replace("arguments[0]", repr(ids[-51])),
+         5, "page 2's rows")
+    d.execute_script("document.getElementById('handover').scrollIntoView()")
+    shot(d, "console-history.png")
+    choose(d, "f-camera", "cam-x")  # filters: back to page 1
+    wait(d, "return document.getElementById('page-info').textContent.includes('Page 1 of 2 · 100 encounters')", 5,
+         "cam-x only")
+    choose(d, "f-outcome", "confirmed")
+    confirmed_x = sum(1 for i in range(200) if i % 2 and not i % 3)
+    wait(d, f"return document.getElementById('page-info').textContent.includes('{confirmed_x} encounters')", 5,
+         "confirmed on cam-x")
+    choose(d, "f-camera", "")
+    choose(d, "f-outcome", "")
+    d.find_element("id", "f-ref").clear()
+    d.find_element("id", "f-ref").send_keys("R-0042")
+    wait(d, "return document.getElementById('page-info').textContent.includes(' 1 encounter ')", 5, "one reference")
+    row = wait(d, f"const r = document.querySelector(\"#history tr[data-alert-id='{ids[42]}']\"); "
+                  "return r && r.textContent", 5, "R-0042's row")
+    assert "confirmed" in row and "no action" in row and "alice" in row
+    d.find_element("id", "f-operator").send_keys("bob")
+    wait(d, "return document.getElementById('page-info').textContent.includes(' 0 encounters ')", 5, "no bob")
+    d.find_element("id", "f-operator").clear()
+    d.execute_script("const f = document.getElementById('f-from'); f.value = '2099-01-01T00:00'; "
+                     "f.dispatchEvent(new Event('change'))")
+    wait(d, "return document.getElementById('page-info').textContent.includes(' 0 encounters ')", 5, "time filter")
+    d.execute_script("const f = document.getElementById('f-from'); f.value = ''; f.dispatchEvent(new Event('change'))")
+    d.find_element("id", "f-ref").clear()
+    d.find_element("id", "f-ref").send_keys("R-0")
+
+    csv_text = d.execute_async_script("""const done = arguments[arguments.length - 1];
+        fetch('/api/history.csv?ref=R-0').then(r => r.text()).then(done);""")
+    lines = csv_text.strip().split("\r\n")
+    assert lines[0].startswith("first_seen,last_seen,box_id,cameras,ref") and len(lines) == 201
+    assert sum(",confirmed,no action," in ln for ln in lines) == sum(1 for i in range(200) if not i % 3)
+    r42 = next(ln for ln in lines if ",R-0042," in ln).split(",")
+    col = dict(zip(lines[0].split(","), r42, strict=True))
+    assert (col["note"], col["operator"], col["sightings"]) == ("n42", "alice", "1")
+    assert float(col["seconds_to_decision"]) >= 0 and col["decided_at"].endswith("Z")
+
+    # the shift panel: who is logged in, decisions per operator this shift
+    wait(d, "return document.getElementById('logged-in').textContent === 'Logged in: alice'", 5, "who is logged in")
+    text = wait(d, "return document.getElementById('decision-counts').textContent", 5, "decision counts")
+    assert "alice 20" in text  # 200 here and the keyboard shift's 3 (and the box's, if decided)
+
+
 def test_purge_shows_the_box_is_not_matching(d, env):
     wait(d, """return [...document.querySelectorAll('.chip')].some(
         c => c.textContent.includes('test-box: connected'))""", 20, "the box connected")

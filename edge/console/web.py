@@ -31,7 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from edge.alerts import messages, protocol
-from edge.console import alarms, cards
+from edge.console import alarms, cards, shift
 from edge.console.link import BoxLink
 from edge.console.store import Store
 from edge.errors import EdgeError
@@ -246,10 +246,30 @@ def create_app(console: Console) -> Starlette:
                                                        "csrf": console.csrf(request)}, console.store), console.links))
 
     async def history(request: Request):
-        camera, outcome = request.query_params.get("camera", ""), request.query_params.get("outcome", "")
+        outcome = request.query_params.get("outcome", "")
         if outcome and outcome not in OUTCOMES:
             return JSONResponse({"error": f"outcome must be one of {', '.join(OUTCOMES)}"}, 400)
-        return JSONResponse({"alerts": console.store.history(camera, outcome)})
+        try:  # filters, paging (edge/console/shift.py)
+            return JSONResponse(await asyncio.to_thread(shift.page, console.store, request.query_params))
+        except shift.BadQuery as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+
+    async def history_csv(request: Request):
+        try:
+            rows = await asyncio.to_thread(shift.filtered, console.store, request.query_params)
+        except shift.BadQuery as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        name = f"edge-history-{time.strftime('%Y%m%d-%H%M')}.csv"
+        return Response(shift.to_csv(rows), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    async def shift_summary(request: Request):
+        try:
+            hours = float(request.query_params.get("hours", shift.SHIFT_H))
+        except ValueError:
+            hours = shift.SHIFT_H
+        return JSONResponse(await asyncio.to_thread(shift.summary, console.store, dict(console.sessions),
+                                                    min(max(hours, 0.1), 48.0)))
 
     async def image(request: Request):
         alert = console.store.alert(request.path_params["alert_id"])
@@ -366,7 +386,8 @@ def create_app(console: Console) -> Starlette:
     routes = [
         Route("/", index), Route("/login", login_page), Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]), Route("/api/state", state),
-        Route("/api/history", history), Route("/api/events", stream),
+        Route("/api/history", history), Route("/api/history.csv", history_csv), Route("/api/shift", shift_summary),
+        Route("/api/events", stream),
         Route("/api/alerts/{alert_id}/{which}.jpg", image),
         Route("/api/alerts/{alert_id}/decision", decision, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -161,7 +161,8 @@ function tick() {
 }
 
 async function loadHistory() {
-  const p = new URLSearchParams({camera: $("#f-camera").value, outcome: $("#f-outcome").value});
+  const p = new URLSearchParams({camera: $("#f-camera").value, outcome: $("#f-outcome").value,
+    ...(window.historyParams ? window.historyParams() : {})});  // history.js: ref, operator, time, page
   const r = await fetch(`/api/history?${p}`); if (!r.ok) return;
   const tb = $("#history tbody"); tb.replaceChildren();
   for (const a of (await r.json()).alerts) {

@@ -1,0 +1,103 @@
+// The history a controller searches and hands over (issue 18): filters by reference, operator and time
+// (besides app.js's camera and outcome), pages of PER_PAGE encounters, CSV export of what is filtered,
+// and the shift panel: who is logged in, each operator's decisions this shift, and open alerts waiting
+// longer than N minutes marked OVERDUE on their cards. Server side: edge/console/shift.py.
+"use strict";
+(() => {
+  const $ = s => document.querySelector(s);
+  const PER_PAGE = 50;
+  let page = 1, pages = 1, overdueMin = Number(localStorage.getItem("edge-overdue-min") || 5);
+  const filters = $("#history-section .filters");
+
+  function field(label, el) { const l = document.createElement("label"); l.append(label + " ", el); return l; }
+  const ref = Object.assign(document.createElement("input"), {id: "f-ref", placeholder: "any", size: 12});
+  const op = Object.assign(document.createElement("input"), {id: "f-operator", placeholder: "any", size: 10});
+  const from = Object.assign(document.createElement("input"), {id: "f-from", type: "datetime-local"});
+  const to = Object.assign(document.createElement("input"), {id: "f-to", type: "datetime-local"});
+  const csv = Object.assign(document.createElement("button"), {id: "export-csv", textContent: "Export CSV"});
+  filters.append(field("Ref", ref), field("Operator", op), field("From", from), field("To", to), csv);
+
+  const pager = document.createElement("div"); pager.id = "pager";
+  const prev = Object.assign(document.createElement("button"), {id: "page-prev", textContent: "◀ Newer"});
+  const info = Object.assign(document.createElement("span"), {id: "page-info"});
+  const next = Object.assign(document.createElement("button"), {id: "page-next", textContent: "Older ▶"});
+  pager.append(prev, info, next);
+  $("#history").after(pager);
+
+  const epoch = v => v ? String(new Date(v).getTime() / 1000) : "";
+  function params(withPage = true) {
+    const p = {ref: ref.value.trim(), operator: op.value.trim(), since: epoch(from.value), until: epoch(to.value)};
+    if (withPage) Object.assign(p, {page: String(page), per_page: String(PER_PAGE)});
+    for (const k of Object.keys(p)) if (!p[k]) delete p[k];
+    return p;
+  }
+  window.historyParams = () => params(true);  // app.js's loadHistory() adds these to its query
+
+  async function updatePager() {
+    const q = new URLSearchParams({camera: $("#f-camera").value, outcome: $("#f-outcome").value, ...params(false),
+      per_page: String(PER_PAGE), page: String(page)});
+    const r = await fetch(`/api/history?${q}`); if (!r.ok) return;
+    const j = await r.json();
+    pages = j.pages; page = j.page;
+    info.textContent = ` Page ${j.page} of ${j.pages} · ${j.total} encounter${j.total === 1 ? "" : "s"} `;
+    prev.disabled = j.page <= 1; next.disabled = j.page >= j.pages;
+  }
+  const original = window.loadHistory;
+  let busy = null, again = false;  // one load at a time (two at once would each append their rows)
+  window.loadHistory = async () => {
+    if (busy) { again = true; return busy; }
+    busy = (async () => {
+      do { again = false; await original(); await updatePager(); } while (again);
+    })();
+    try { await busy; } finally { busy = null; }
+  };
+  try { loadHistory = window.loadHistory; } catch (e) { /* app.js's binding is the window's */ }
+  const reload = () => { page = 1; window.loadHistory(); };
+  for (const el of [ref, op]) el.oninput = reload;
+  for (const el of [from, to]) el.onchange = reload;
+  $("#f-camera").onchange = reload; $("#f-outcome").onchange = reload;
+  prev.onclick = () => { page = Math.max(1, page - 1); window.loadHistory(); };
+  next.onclick = () => { page = Math.min(pages, page + 1); window.loadHistory(); };
+  csv.onclick = () => {
+    const q = new URLSearchParams({camera: $("#f-camera").value, outcome: $("#f-outcome").value, ...params(false)});
+    location.href = `/api/history.csv?${q}`;
+  };
+
+  // -- the shift panel ---------------------------------------------------------------------------
+  const panel = document.createElement("div"); panel.id = "handover"; panel.setAttribute("aria-label", "shift handover");
+  const head = Object.assign(document.createElement("h2"), {textContent: "Shift"});
+  const who = Object.assign(document.createElement("div"), {id: "logged-in"});
+  const counts = Object.assign(document.createElement("div"), {id: "decision-counts"});
+  const od = Object.assign(document.createElement("input"), {id: "overdue-min", type: "number", min: 1, max: 240,
+    value: overdueMin, size: 4});
+  const odLine = document.createElement("div"); odLine.id = "overdue-line";
+  const odCount = Object.assign(document.createElement("b"), {id: "overdue-count"});
+  odLine.append("Open alerts waiting longer than ", od, " min: ", odCount);
+  panel.append(head, who, counts, odLine);
+  $("#history-section").prepend(panel);
+  od.onchange = () => { overdueMin = Math.max(1, Number(od.value) || 5); localStorage.setItem("edge-overdue-min", overdueMin); mark(); };
+
+  async function loadShift() {
+    const r = await fetch("/api/shift"); if (!r.ok) return;
+    const s = await r.json();
+    who.textContent = `Logged in: ${s.logged_in.join(", ") || "nobody"}`;
+    const parts = Object.entries(s.decisions).map(([name, n]) => `${name} ${n}`);
+    counts.textContent = `Decisions this shift (last ${s.hours} h): ${parts.join(" · ") || "none yet"}`;
+  }
+
+  function mark() {  // OVERDUE in words and outline, not only colour
+    let n = 0;
+    for (const card of document.querySelectorAll("#queue .card")) {
+      const w = card.querySelector(".waiting");
+      const over = w && Date.now() / 1000 - Number(w.dataset.received) > overdueMin * 60;
+      card.classList.toggle("overdue", !!over);
+      let tag = card.querySelector(".overdue-tag");
+      if (over && !tag) { tag = document.createElement("div"); tag.className = "overdue-tag"; card.querySelector(".facts").prepend(tag); }
+      if (tag) { tag.hidden = !over; tag.textContent = `⏰ OVERDUE: waiting over ${overdueMin} min`; }
+      n += over ? 1 : 0;
+    }
+    odCount.textContent = String(n);
+  }
+  document.addEventListener("edge-state", () => { loadShift(); mark(); });
+  setInterval(mark, 5000);
+})();
