@@ -261,6 +261,26 @@ def test_a_dismissed_encounter_silences_its_tracks_and_sightings_join_it_decided
         op.stop()
 
 
+def test_an_encounter_decided_on_another_console_leaves_this_consoles_queue_on_its_next_sighting(box, tmp_path):
+    a, b = Operator(tmp_path, box, "console-a"), Operator(tmp_path, box, "console-b")
+    try:
+        box.seen("cam-a", "a-1", 2)
+        assert wait_for(lambda: len(a.delivered) == 1 and len(b.delivered) == 1)
+        a.decide(a.delivered[0]["alert_id"], "alice", decision="confirm", action="approached")
+        assert wait_for(lambda: box.daemon.counts["adjudications"] == 1)
+        assert len(b.console.state()["open"]) == 1  # console B has not heard of the decision yet
+        box.seen("cam-b", "b-1", 2)  # the next sighting carries it
+        assert wait_for(lambda: len(b.delivered) == 2)
+        assert b.console.state()["open"] == []
+        (row,) = b.store.history()
+        assert (row["outcome"], row["action"], row["operator"], row["sightings"]) == ("confirmed", "approached",
+                                                                                     "alice", 2)
+        assert b.store.undelivered(BOX) == []  # nothing for console B to send
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_camera_up_is_sent_when_a_camera_first_delivers_frames(box):
     sent = []
     box.daemon.publish = sent.append

@@ -148,9 +148,10 @@ class Store:
                 decided = time.time()
             row = (msg["state"], str(d.get("action") or ""), str(d.get("reason") or ""), str(d.get("note") or ""),
                    str(d.get("operator") or ""), decided)
-        if row is not None:
-            db.execute(f"UPDATE alerts SET {', '.join(c + '=?' for c in DECIDED)}, delivered=1 WHERE alert_id=?",
-                       (*row, msg["alert_id"]))
+        if row is not None:  # this sighting, and any still open here (decided on another console), are decided
+            db.execute(f"UPDATE alerts SET {', '.join(c + '=?' for c in DECIDED)}, delivered=1 WHERE alert_id=? OR "
+                       "(box_id=? AND group_id=? AND outcome='open' AND adjudication IS NULL)",
+                       (*row, msg["alert_id"], msg["box_id"], encounter))
 
     # -- alerts -------------------------------------------------------------------------------
     def alert(self, alert_id: str) -> dict | None:
