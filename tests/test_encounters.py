@@ -281,6 +281,32 @@ def test_an_encounter_decided_on_another_console_leaves_this_consoles_queue_on_i
         b.stop()
 
 
+def test_one_decision_per_encounter_holds_across_a_box_restart(tmp_path):
+    box = Box(tmp_path)
+    op = Operator(tmp_path, box, "console-a")
+    try:
+        box.seen("cam-a", "a-1", 0)
+        assert wait_for(lambda: len(op.delivered) == 1)
+        alert_id = op.delivered[0]["alert_id"]
+        op.decide(alert_id, "alice", decision="confirm", action="arrested")
+        assert wait_for(lambda: op.store.alert(alert_id)["delivered"] == 1)
+    finally:
+        op.stop()
+        box.stop()
+    box = Box(tmp_path)  # the box restarts (its encounters in memory are gone; its outbox is not)
+    late = Operator(tmp_path, box, "console-b")  # a console that joins later is sent the whole outbox
+    try:
+        assert wait_for(lambda: len(late.delivered) == 1)
+        late.decide(alert_id, "bob", decision="dismiss", reason="not the person")
+        assert wait_for(lambda: late.store.alert(alert_id)["refused"] == "already decided")
+        assert box.daemon.counts["adjudications"] == 0
+    finally:
+        late.stop()
+        box.stop()
+    assert [(a["operator"], a["decision"]) for a in records(box, "adjudication")] == [("alice", "confirm")]
+    assert [r["reason"] for r in records(box, "adjudication_refused")] == ["already decided"]
+
+
 def test_camera_up_is_sent_when_a_camera_first_delivers_frames(box):
     sent = []
     box.daemon.publish = sent.append
