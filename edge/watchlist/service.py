@@ -57,9 +57,9 @@ MALFORMED = (ValueError, TypeError, KeyError, IndexError, RecursionError, Overfl
 def stage_bundle_file(path, dest: Path, max_size: int | None = None,
                       timeout: float = READ_TIMEOUT_S) -> tuple[str, tuple[int, bytes]]:
     """Copy a bundle a user or a USB stick handed us (a regular file, bounded, read against a deadline:
-    ``_copy_user_file``) to ``dest`` (0600, fsynced) in blocks, never whole in memory. Returns its SHA-256 (hex) and, from the same
-    pass, (n, SHA-256 of its first n bytes) for n = its size - 64: what a version-2 signature covers,
-    so the copy need not be read again to check it."""
+    ``_copy_user_file``) to ``dest`` (0600, fsynced) in blocks, never whole in memory. Returns its
+    SHA-256 (hex) and, from the same pass, (n, SHA-256 of its first n bytes) for n = its size - 64:
+    what a version-2 signature covers, so the copy need not be read again to check it."""
     signed, tail, copied = hashlib.sha256(), b"", 0
     try:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
