@@ -139,7 +139,8 @@ def wait(driver, js: str, seconds: float, what: str, env=None):
     extra = ""
     if env is not None:
         extra = "\n" + "".join((env["tmp"] / f).read_text()[-3000:] for f in ("daemon.log", "console.log"))
-    raise AssertionError(f"timed out waiting for {what}{extra}")
+    info = driver.execute_script("const p = document.getElementById('page-info'); return p && p.textContent")
+    raise AssertionError(f"timed out waiting for {what} (pager: {info}){extra}")
 
 
 def shot(d, name: str) -> None:
@@ -216,8 +217,12 @@ def test_the_card_shows_why_listed_the_matched_reference_and_the_wider_view(d, e
     d.find_element("css selector", f"{sel} img.crop").click()  # click-to-zoom
     wait(d, "const z = document.getElementById('zoom'); return z && !z.hidden", 3, "the zoom overlay")
     d.execute_script("document.getElementById('zoom').hidden = true")
-    d.execute_script("arguments[0].scrollIntoView()", d.find_element("css selector", sel))
-    shot(d, "console-card.png")
+    if SHOTS:  # the whole card, after its new-alert flash
+        d.set_window_size(1366, 1600)
+        d.execute_script("arguments[0].scrollIntoView(); window.scrollBy(0, -120)", d.find_element("css selector", sel))
+        time.sleep(3.5)
+        d.find_element("css selector", sel).screenshot(str(Path(SHOTS) / "console-card.png"))
+        d.set_window_size(1366, 768)
 
 
 def test_camera_down_is_an_alarm_banner_with_a_sound(d, env):
@@ -333,8 +338,11 @@ def test_history_filters_pages_and_exports_200_encounters(d, env):
     wait(d, "return document.getElementById('page-info').textContent.includes('Page 2 of 4')", 5, "page 2")
     wait(d, rows + ".length === 50 && " + rows[7:] + "[0] === arguments[0]".replace("arguments[0]", repr(ids[-51])),
          5, "page 2's rows")
-    d.execute_script("document.getElementById('handover').scrollIntoView()")
-    shot(d, "console-history.png")
+    if SHOTS:  # the history reads best on a wider screen
+        d.set_window_size(1920, 1080)
+        d.execute_script("document.getElementById('handover').scrollIntoView(); window.scrollBy(0, -60)")
+        shot(d, "console-history.png")
+        d.set_window_size(1366, 768)
     choose(d, "f-camera", "cam-x")  # filters: back to page 1
     wait(d, "return document.getElementById('page-info').textContent.includes('Page 1 of 2 · 100 encounters')", 5,
          "cam-x only")
@@ -349,7 +357,7 @@ def test_history_filters_pages_and_exports_200_encounters(d, env):
     wait(d, "return document.getElementById('page-info').textContent.includes(' 1 encounter ')", 5, "one reference")
     row = wait(d, f"const r = document.querySelector(\"#history tr[data-alert-id='{ids[42]}']\"); "
                   "return r && r.textContent", 5, "R-0042's row")
-    assert "confirmed" in row and "no action" in row and "alice" in row
+    assert "confirmed" in row and "no action" in row and "alice" in row and "n42" in row  # note shown
     d.find_element("id", "f-operator").send_keys("bob")
     wait(d, "return document.getElementById('page-info').textContent.includes(' 0 encounters ')", 5, "no bob")
     d.find_element("id", "f-operator").clear()
@@ -374,6 +382,19 @@ def test_history_filters_pages_and_exports_200_encounters(d, env):
     wait(d, "return document.getElementById('logged-in').textContent === 'Logged in: alice'", 5, "who is logged in")
     text = wait(d, "return document.getElementById('decision-counts').textContent", 5, "decision counts")
     assert "alice 20" in text  # 200 here and the keyboard shift's 3 (and the box's, if decided)
+
+
+def test_the_page_fits_a_1366x768_laptop_and_a_4k_wall_screen(d, env):
+    try:
+        for w, h in [(1366, 768), (3840, 2160)]:
+            d.set_window_size(w, h)
+            time.sleep(0.3)
+            over = d.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+            assert over <= 0, f"{over} px wider than a {w}x{h} window"
+            size = d.execute_script("return parseFloat(getComputedStyle(document.body).fontSize)")
+            assert size >= (18 if w > 2560 else 14)  # readable from across the room on the wall screen
+    finally:
+        d.set_window_size(1366, 768)
 
 
 def test_purge_shows_the_box_is_not_matching(d, env):

@@ -22,7 +22,8 @@
   const info = Object.assign(document.createElement("span"), {id: "page-info"});
   const next = Object.assign(document.createElement("button"), {id: "page-next", textContent: "Older ▶"});
   pager.append(prev, info, next);
-  $("#history").after(pager);
+  const table = $("#history"), wrap = document.createElement("div");  // a wide table scrolls, never the page
+  wrap.id = "history-wrap"; table.before(wrap); wrap.append(table); wrap.after(pager);
 
   const epoch = v => v ? String(new Date(v).getTime() / 1000) : "";
   function params(withPage = true) {
