@@ -335,35 +335,35 @@ def test_history_filters_pages_and_exports_200_encounters(d, env):
     first = d.execute_script(rows)
     assert len(first) == 50 and first[0] == ids[-1]  # newest first
     d.find_element("id", "page-next").click()
-    wait(d, "return document.getElementById('page-info').textContent.includes('Page 2 of 4')", 5, "page 2")
+    wait(d, "return document.getElementById('page-info').textContent.includes('Page 2 of 4')", 20, "page 2")
     wait(d, rows + ".length === 50 && " + rows[7:] + "[0] === arguments[0]".replace("arguments[0]", repr(ids[-51])),
-         5, "page 2's rows")
+         20, "page 2's rows")
     if SHOTS:  # the history reads best on a wider screen
         d.set_window_size(1920, 1080)
         d.execute_script("document.getElementById('handover').scrollIntoView(); window.scrollBy(0, -60)")
         shot(d, "console-history.png")
         d.set_window_size(1366, 768)
     choose(d, "f-camera", "cam-x")  # filters: back to page 1
-    wait(d, "return document.getElementById('page-info').textContent.includes('Page 1 of 2 · 100 encounters')", 5,
+    wait(d, "return document.getElementById('page-info').textContent.includes('Page 1 of 2 · 100 encounters')", 20,
          "cam-x only")
     choose(d, "f-outcome", "confirmed")
     confirmed_x = sum(1 for i in range(200) if i % 2 and not i % 3)
-    wait(d, f"return document.getElementById('page-info').textContent.includes('{confirmed_x} encounters')", 5,
+    wait(d, f"return document.getElementById('page-info').textContent.includes('{confirmed_x} encounters')", 20,
          "confirmed on cam-x")
     choose(d, "f-camera", "")
     choose(d, "f-outcome", "")
     d.find_element("id", "f-ref").clear()
     d.find_element("id", "f-ref").send_keys("R-0042")
-    wait(d, "return document.getElementById('page-info').textContent.includes(' 1 encounter ')", 5, "one reference")
+    wait(d, "return document.getElementById('page-info').textContent.includes(' 1 encounter ')", 20, "one reference")
     row = wait(d, f"const r = document.querySelector(\"#history tr[data-alert-id='{ids[42]}']\"); "
-                  "return r && r.textContent", 5, "R-0042's row")
+                  "return r && r.textContent", 20, "R-0042's row")
     assert "confirmed" in row and "no action" in row and "alice" in row and "n42" in row  # note shown
     d.find_element("id", "f-operator").send_keys("bob")
-    wait(d, "return document.getElementById('page-info').textContent.includes(' 0 encounters ')", 5, "no bob")
+    wait(d, "return document.getElementById('page-info').textContent.includes(' 0 encounters ')", 20, "no bob")
     d.find_element("id", "f-operator").clear()
     d.execute_script("const f = document.getElementById('f-from'); f.value = '2099-01-01T00:00'; "
                      "f.dispatchEvent(new Event('change'))")
-    wait(d, "return document.getElementById('page-info').textContent.includes(' 0 encounters ')", 5, "time filter")
+    wait(d, "return document.getElementById('page-info').textContent.includes(' 0 encounters ')", 20, "time filter")
     d.execute_script("const f = document.getElementById('f-from'); f.value = ''; f.dispatchEvent(new Event('change'))")
     d.find_element("id", "f-ref").clear()
     d.find_element("id", "f-ref").send_keys("R-0")
@@ -379,8 +379,8 @@ def test_history_filters_pages_and_exports_200_encounters(d, env):
     assert float(col["seconds_to_decision"]) >= 0 and col["decided_at"].endswith("Z")
 
     # the shift panel: who is logged in, decisions per operator this shift
-    wait(d, "return document.getElementById('logged-in').textContent === 'Logged in: alice'", 5, "who is logged in")
-    text = wait(d, "return document.getElementById('decision-counts').textContent", 5, "decision counts")
+    wait(d, "return document.getElementById('logged-in').textContent === 'Logged in: alice'", 20, "who is logged in")
+    text = wait(d, "return document.getElementById('decision-counts').textContent", 20, "decision counts")
     assert "alice 20" in text  # 200 here and the keyboard shift's 3 (and the box's, if decided)
 
 
