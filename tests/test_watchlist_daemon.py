@@ -50,7 +50,7 @@ def test_bundle_loaded_into_a_running_daemon_alerts_on_lin_then_purges(tmp_path,
         st = json.loads(edge("status", "--json", "--config", cfg).stdout)
         assert st["watchlist"]["list_id"] == "list-1" and st["watchlist"]["entries"] == 1
         # the operating point derived for this list, and expected beside measured false alerts
-        assert st["accuracy"]["operating"]["list_size"] == 1 and st["accuracy"]["expected_fpir"] <= 0.001
+        assert st["accuracy"]["operating"]["list_size"] == 1 and st["accuracy"]["expected_fpir"] <= 0.01
         assert "matched at: ratio rule" in edge("watchlist", "status", "--config", cfg).stdout
         assert "expected false alerts: 1 per" in edge("status", "--config", cfg).stdout
 
