@@ -20,6 +20,7 @@ Both rules also keep the box's distance cap (``match.threshold`` and the list's 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -190,11 +191,20 @@ class Calibration:
 
 
 def load_calibration(path: str | Path | None = None) -> Calibration:
-    """A calibration file, or the one that ships with the box when ``path`` is empty."""
+    """A calibration file, or the one that ships with the box when ``path`` is empty (read once per
+    file version: every list load asks for it)."""
     try:
-        text = (Path(path).read_text() if path
-                else resources.files("edge.watchlist").joinpath("calibration.json").read_text())
-        return Calibration.from_json(json.loads(text))
+        where = Path(path) if path else Path(str(resources.files("edge.watchlist").joinpath("calibration.json")))
+        st = where.stat()
+        return _read_calibration(str(where), st.st_mtime_ns, st.st_size)
+    except OSError as exc:
+        raise EdgeError(f"cannot read calibration file {path}: {exc.strerror}") from None
+
+
+@functools.lru_cache(maxsize=4)
+def _read_calibration(path: str, _mtime_ns: int, _size: int) -> Calibration:
+    try:
+        return Calibration.from_json(json.loads(Path(path).read_text()))
     except OSError as exc:
         raise EdgeError(f"cannot read calibration file {path}: {exc.strerror}") from None
     except ValueError:
