@@ -10,8 +10,6 @@ every window cameras may run (health) but no face is encoded or matched.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import time
@@ -20,39 +18,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from edge import identity
-from edge.audit.log import match_owner
+from edge import codec, files, identity
+from edge.codec import canonical, fmt_time, parse_time
 from edge.errors import EdgeError
+from edge.files import match_owner
 
 DOC_TYPE = "edge-deployment"
-SIGN_PREFIX = b"edge-deployment-v1\n"
+SIGN_DOMAIN = "edge-deployment-v1"
 MAX_FILE = 64 * 1024
 MAX_WINDOW = timedelta(days=31)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CAMERA = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FIELDS = {"deployment_id": str, "box_id": str, "location": str, "cameras": list, "start": str, "end": str,
           "purpose": str, "issuer": str, "issuer_name": str, "issued": str}
-
-
-def canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-def fmt_time(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str, what: str = "time") -> datetime:
-    try:
-        t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        raise EdgeError(f"{what} {text!r} is not a UTC time like 2026-12-01T18:00Z") from None
-    if t.tzinfo is None:
-        raise EdgeError(f"{what} {text!r} has no time zone: give it in UTC with a trailing Z")
-    return t.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -87,7 +65,7 @@ def make(issuer_key, *, box_id: str, deployment_id: str, location: str, cameras:
            "end": fmt_time(end), "purpose": purpose, "issuer": identity.key_id(pub), "issuer_name": issuer_name,
            "issued": fmt_time(now or datetime.now(UTC))}
     _check(doc)
-    doc["signature"] = base64.b64encode(issuer_key.sign(SIGN_PREFIX + canonical(doc))).decode("ascii")
+    doc["signature"] = codec.sign(SIGN_DOMAIN, doc, issuer_key)
     return doc
 
 
@@ -122,10 +100,7 @@ def verify(doc: dict, issuers: dict[str, bytes], box_id: str | None = None) -> D
     if pub is None:
         raise EdgeError(f"the deployment is signed by issuer {dep.issuer}, which this box does not trust")
     body = {k: v for k, v in doc.items() if k != "signature"}
-    try:
-        sig = base64.b64decode(str(doc.get("signature", "")), validate=True)
-        Ed25519PublicKey.from_public_bytes(pub).verify(sig, SIGN_PREFIX + canonical(body))
-    except (binascii.Error, ValueError, InvalidSignature):
+    if not codec.verify(SIGN_DOMAIN, body, doc.get("signature", ""), pub):
         raise EdgeError("the deployment's signature does not verify: it is forged or was altered") from None
     if box_id is not None and dep.box_id != box_id:
         raise EdgeError(f"the deployment is for box {dep.box_id!r}, not this box ({box_id!r})")
@@ -162,7 +137,7 @@ def load(state_dir, path, *, record=None, now: datetime | None = None) -> Deploy
         raise
     d = deployments_dir(state_dir)
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    identity.write_atomic(d / f"{dep.deployment_id}.json", canonical(dep.doc) + b"\n", 0o600)
+    files.write_atomic(d / f"{dep.deployment_id}.json", canonical(dep.doc) + b"\n", 0o600)
     for p in (d, d / f"{dep.deployment_id}.json"):  # readable by the daemon when loaded as root
         match_owner(p, Path(state_dir))
     record("deployment_loaded", **dep.fields())

@@ -12,12 +12,9 @@ under ``trust/issuers/`` and console CURVE keys under ``trust/consoles/``. File 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from zmq.utils import z85
 
-from edge.errors import EdgeError, read_text
+from edge.codec import b64, unb64
+from edge.errors import EdgeError
+from edge.files import read_text, write_atomic
 
 KEY_FILE = "box.key.json"
 PUB_FILE = "box.pub.json"
@@ -41,20 +40,6 @@ def key_id(raw_public: bytes) -> str:
     return hashlib.sha256(raw_public).hexdigest()[:16]
 
 
-def b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-def unb64(text, what: str, length: int = 32) -> bytes:
-    try:
-        raw = base64.b64decode(str(text), validate=True)
-    except (binascii.Error, ValueError):
-        raise EdgeError(f"{what} is not valid base64") from None
-    if len(raw) != length:
-        raise EdgeError(f"{what} must be {length} bytes, got {len(raw)}")
-    return raw
-
-
 def _raw_private(key) -> bytes:
     return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 
@@ -63,27 +48,6 @@ def raw_public(key) -> bytes:
     """32 raw bytes of an Ed25519/X25519 private or public key's public half."""
     pub = key.public_key() if hasattr(key, "public_key") else key
     return pub.public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a file whole or not at all: temp file in the same folder, fsync, rename."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise EdgeError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise EdgeError(f"cannot write {path}: {exc.strerror}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -171,8 +135,8 @@ def load(state_dir) -> Identity:
         d = json.loads(path.read_text())
         ident = Identity(
             box_id=str(d["box_id"]),
-            signing_key=Ed25519PrivateKey.from_private_bytes(unb64(d["signing_key"], "signing key")),
-            wl_key=X25519PrivateKey.from_private_bytes(unb64(d["wl_key"], "watch-list key")),
+            signing_key=Ed25519PrivateKey.from_private_bytes(unb64(d["signing_key"], "signing key", 32)),
+            wl_key=X25519PrivateKey.from_private_bytes(unb64(d["wl_key"], "watch-list key", 32)),
             curve_public=_z85_key(d["curve_public"], "curve public key"),
             curve_secret=_z85_key(d["curve_secret"], "curve secret key"),
         )
@@ -192,12 +156,21 @@ def parse_box_public(data: dict) -> dict:
         raise EdgeError(f"not a box public identity (expected type {BOX_PUB_TYPE!r})")
     out = dict(data)
     for name in ("wl_public", "signing_public"):
-        out[name] = unb64(data.get(name), f"box {name}")
+        out[name] = unb64(data.get(name), f"box {name}", 32)
         if key_id(out[name]) != data.get(f"{name.split('_')[0]}_key_id"):
             raise EdgeError(f"box {name} does not match its key id")
     if not isinstance(data.get("box_id"), str):
         raise EdgeError("box identity has no box_id")
     return out
+
+
+def load_box_public(path) -> dict:
+    """A ``box.pub.json`` file -> ``parse_box_public`` of it, or one sentence saying why not."""
+    try:
+        data = json.loads(read_text(path, "box identity", MAX_KEY_FILE))
+    except (ValueError, RecursionError):
+        raise EdgeError(f"{path} is not a box identity file (box.pub.json)") from None
+    return parse_box_public(data)
 
 
 # --- trust store -------------------------------------------------------------------------
@@ -231,7 +204,7 @@ def parse_issuer_key(text: str, source: str = "issuer key file") -> bytes:
         raise EdgeError(f"{source} is not an issuer public key file (not JSON)") from None
     if not isinstance(d, dict) or d.get("type") != ISSUER_KEY_TYPE:
         raise EdgeError(f"{source} is not an issuer public key file (expected type {ISSUER_KEY_TYPE!r})")
-    raw = unb64(d.get("public_key"), f"{source} public_key")
+    raw = unb64(d.get("public_key"), f"{source} public_key", 32)
     if d.get("key_id") != key_id(raw):
         raise EdgeError(f"{source}: key_id does not match the public key")
     return raw

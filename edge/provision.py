@@ -9,7 +9,6 @@ are asked for; otherwise the existing config supplies them. Re-running is safe.
 
 from __future__ import annotations
 
-import base64
 import grp
 import json
 import os
@@ -22,11 +21,11 @@ from pathlib import Path
 
 import click
 
+from edge import codec, identity
 from edge import config as config_mod
-from edge import identity
 from edge.audit.log import record as audit_record
 from edge.errors import EdgeError
-from edge.identity import write_atomic
+from edge.files import write_atomic
 
 DEFAULT_ENDPOINT = "tcp://0.0.0.0:5599"  # consoles connect here; CURVE keeps unregistered ones out
 SERVICE_USER = "edge"
@@ -135,7 +134,7 @@ def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alert
     make_layout(state_dir)
     old = identity.load(state_dir) if (state_dir / "keys" / identity.KEY_FILE).exists() else None
     ident = identity.create(state_dir, box_id, rotate=rotate)
-    signing = {"signing_public": base64.b64encode(ident.signing_public).decode(),
+    signing = {"signing_public": codec.b64(ident.signing_public),
                "fingerprint": ident.fingerprint()}
     if old is None:
         audit_record(state_dir, "provisioned", box_id=box_id, signing_key_id=identity.key_id(ident.signing_public),

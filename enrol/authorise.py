@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import click
 
+from edge import files
 from edge.cli import user_errors
 from edge.errors import EdgeError
 
@@ -33,14 +33,7 @@ def _register(folder: Path, doc: dict, output) -> Path:
     line = {k: doc[k] for k in ("deployment_id", "box_id", "location", "cameras", "start", "end", "purpose",
                                 "issuer", "issued")}
     line.update(file=str(output), signature_sha256=hashlib.sha256(doc["signature"].encode()).hexdigest())
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a") as f:
-            f.write(json.dumps(line, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        raise EdgeError(f"cannot record the authorisation in {path}: {exc.strerror}") from None
+    files.append_line(path, json.dumps(line, sort_keys=True), "the authorisation")
     return path
 
 
@@ -61,18 +54,18 @@ def _register(folder: Path, doc: dict, output) -> Path:
 def authorise(issuer_key, box_file, box_id, deployment_id, location, cameras, start, end, purpose, output):
     """Sign a deployment window for a box: it will match faces only inside it."""
     from edge import deployment, identity
-    from enrol.cli import load_box_public, load_issuer_private
+    from enrol.cli import load_issuer_private
 
     if bool(box_file) == bool(box_id):
         raise EdgeError("give exactly one of --for box.pub.json and --box-id")
     if box_file:
-        box_id = load_box_public(box_file)["box_id"]
+        box_id = identity.load_box_public(box_file)["box_id"]
     key = load_issuer_private(issuer_key)
     name = _issuer_name(Path(issuer_key).with_name("issuer.pub"))
     doc = deployment.make(key, box_id=box_id, deployment_id=deployment_id, location=location,
                           cameras=list(cameras), start=deployment.parse_time(start, "--start"),
                           end=deployment.parse_time(end, "--end"), purpose=purpose, issuer_name=name)
-    identity.write_atomic(Path(output).resolve(), json.dumps(doc, indent=1).encode() + b"\n", 0o644)
+    files.write_atomic(Path(output).resolve(), json.dumps(doc, indent=1).encode() + b"\n", 0o644)
     register = _register(Path(issuer_key).resolve().parent, doc, output)
     click.echo(f"deployment {doc['deployment_id']} for box {box_id}: {location}, cameras "
                f"{', '.join(cameras)}, {doc['start']} to {doc['end']}; written to {output} "

@@ -28,8 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import EdgeError, read_text
+from edge.errors import EdgeError
 from edge.face import api, quality
+from edge.files import read_text
 from edge.watchlist.base import CATEGORIES, Entry
 from edge.watchlist.bundle_v2 import Item, RefImage
 from edge.watchlist.fields import MAX_SOURCE, REF_RE, valid_date
@@ -67,7 +68,7 @@ def normalise_category(text: str) -> str | None:
 
 def read_refs(path) -> tuple[list[Row], list[str]]:
     """Parse refs.csv -> (good rows, problems). A file without the needed columns is an EdgeError."""
-    text = read_text(path, "refs.csv file", encoding="utf-8-sig")
+    text = read_text(path, "refs.csv file", 256 << 20, encoding="utf-8-sig")
     reader = csv.DictReader(text.splitlines())
     cols = {c.strip().lower(): c for c in reader.fieldnames or []}
     img_col = cols.get("images") or cols.get("image")

@@ -18,8 +18,8 @@ import click
 from edge import identity
 from edge.cli import user_errors
 from edge.config import QualityConfig
-from edge.errors import EdgeError, read_text
-from edge.identity import write_atomic
+from edge.errors import EdgeError
+from edge.files import read_text, write_atomic
 from edge.watchlist import bundle, operating, receipt
 
 PASSPHRASE_ENV = "ENROL_PASSPHRASE"
@@ -59,16 +59,6 @@ def load_issuer_public(path) -> bytes:
     if "PRIVATE KEY" in text:
         return identity.raw_public(load_issuer_private(path))
     return identity.parse_issuer_key(text, str(path))
-
-
-def load_box_public(path) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise EdgeError(f"cannot read box identity {path}: {exc.strerror}") from None
-    except (ValueError, UnicodeDecodeError):
-        raise EdgeError(f"{path} is not a box identity file (box.pub.json)") from None
-    return identity.parse_box_public(data)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -156,7 +146,7 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
     from edge.watchlist import bundle_v2
     from enrol.build import build_entries, items, list_warnings, read_refs
 
-    box = load_box_public(box_file)
+    box = identity.load_box_public(box_file)
     key = load_issuer_private(issuer_key)
     now = datetime.now(UTC).replace(microsecond=0)
     nb, na = (bundle.parse_time(not_before) if not_before else now), bundle.parse_time(expires)
@@ -314,7 +304,7 @@ def reconcile(register_file, report_file):
 @user_errors
 def verify_receipt(receipt_file, box_file):
     """Check a deletion receipt a box produced when it purged a list."""
-    box = load_box_public(box_file)
+    box = identity.load_box_public(box_file)
     r = receipt.verify(receipt.load_file(receipt_file), box["signing_public"])
     click.echo(f"valid: box {r['box_id']} purged list {r['list_id']} ({r['entries']} entries, "
                f"issuer {r['issuer']}, sequence {r['sequence']}) at {r['time']}, reason: {r['reason']}")

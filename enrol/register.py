@@ -11,13 +11,11 @@ box's key signed. Each discrepancy is one line.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from edge import codec, files
 from edge.errors import EdgeError
 
 BUNDLES = "bundles.jsonl"
@@ -26,14 +24,7 @@ BUNDLES = "bundles.jsonl"
 def append(folder: Path, line: dict) -> Path:
     """Add one line to ``folder/bundles.jsonl`` (0600, fsynced)."""
     path = Path(folder) / BUNDLES
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a") as f:
-            f.write(json.dumps(line, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        raise EdgeError(f"cannot record the bundle in {path}: {exc.strerror}") from None
+    files.append_line(path, json.dumps(line, sort_keys=True), "the bundle")
     return path
 
 
@@ -52,7 +43,7 @@ def entry(header: dict, box: dict, images: dict[str, list[dict]], output, bundle
             "not_after": header["not_after"], "entries": header["entries"], "refs": sorted(images),
             "ends_with_deployment": header.get("ends_with_deployment", True),
             "images": images, "file": str(output), "bundle_sha256": bundle_sha256,
-            "box_signing_public": base64.b64encode(box["signing_public"]).decode("ascii")}
+            "box_signing_public": codec.b64(box["signing_public"])}
 
 
 def read(path) -> list[dict]:
@@ -91,9 +82,8 @@ def _check_receipt(rc: dict, signing_public_b64: str) -> str:
     from edge.watchlist import receipt
 
     try:
-        pub = base64.b64decode(signing_public_b64, validate=True)
-        receipt.verify(rc, pub)
-    except (EdgeError, binascii.Error, ValueError) as exc:
+        receipt.verify(rc, codec.unb64(signing_public_b64, "the register's box signing key", 32))
+    except EdgeError as exc:
         return str(exc)
     return ""
 

@@ -26,8 +26,10 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from edge.codec import b64, canonical, fmt_time, unb64
 from edge.errors import EdgeError
-from edge.identity import b64, key_id, raw_public, unb64, write_atomic
+from edge.files import write_atomic
+from edge.identity import key_id, raw_public
 
 MAGIC = b"edge-firmware/1\n"
 SIG_LEN = 64
@@ -50,10 +52,6 @@ def parse_version(text) -> tuple[int, ...]:
     if not isinstance(text, str) or not VERSION_RE.match(text):
         raise FirmwareError(f"bad firmware version {text!r}: expected numbers like 1.4.2")
     return tuple(int(p) for p in text.split("."))
-
-
-def canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 # --- vendor keys ---------------------------------------------------------------------------
@@ -90,12 +88,12 @@ def _read_key(path, want_type: str) -> dict:
 
 def load_private_key(path) -> Ed25519PrivateKey:
     d = _read_key(path, PRIVATE_TYPE)
-    return Ed25519PrivateKey.from_private_bytes(unb64(d.get("private_key"), f"{path} private_key"))
+    return Ed25519PrivateKey.from_private_bytes(unb64(d.get("private_key"), f"{path} private_key", 32))
 
 
 def load_public_key(path) -> tuple[str, bytes]:
     d = _read_key(path, PUBLIC_TYPE)
-    raw = unb64(d.get("public_key"), f"{path} public_key")
+    raw = unb64(d.get("public_key"), f"{path} public_key", 32)
     if d.get("key_id") != key_id(raw):
         raise FirmwareError(f"{path}: key_id does not match the public key")
     return key_id(raw), raw
@@ -142,7 +140,7 @@ def build(version: str, key: Ed25519PrivateKey, files: dict[str, bytes], migrati
     header = {
         "format": 1,
         "version": version,
-        "created": created or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": created or fmt_time(dt.datetime.now(dt.UTC)),
         "key_id": key_id(raw_public(key)),
         "files": [{"path": p, "size": len(files[p]), "sha256": hashlib.sha256(files[p]).hexdigest()}
                   for p in names],

@@ -26,7 +26,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from edge.identity import write_atomic
+from edge.files import write_atomic
 from edge.provision import toml_dumps
 from firmware.bundle import Bundle, FirmwareError, parse_version
 

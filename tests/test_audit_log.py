@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from edge import identity
-from edge.audit.log import AuditLog, canonical, record_hash
+from edge.audit.log import AuditLog, record_hash
 from edge.audit.verify import verify_export, verify_log
 from edge.cli import cli
+from edge.codec import canonical
 from edge.errors import EdgeError
 
 
@@ -274,7 +275,8 @@ def test_config_changes_are_diffed_without_passwords(tmp_path):
 
 def test_key_rotation_keeps_the_log_verifiable(box):
     from edge.audit.log import record
-    from edge.identity import b64, key_id
+    from edge.codec import b64
+    from edge.identity import key_id
 
     state, old, _ = box
     new = identity.create(state, "box-a", rotate=True)
@@ -318,7 +320,8 @@ def test_any_flipped_byte_is_caught_and_never_crashes_verify(box, tmp_path):
 
 def test_appended_records_signed_by_an_introduced_stranger_key_are_refused(box):
     """Someone with write access but without the box key appends a fake rotation and signs it himself."""
-    from edge.identity import b64, key_id
+    from edge.codec import b64
+    from edge.identity import key_id
 
     state, _, _ = box
     forger = identity.create(state.parent / "forger", "box-a")

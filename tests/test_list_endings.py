@@ -39,9 +39,8 @@ def test_replaced_and_deployment_ended_lists_get_receipts_and_the_usb_file_goes(
     ends = [r["data"] for r in recs if r["kind"] == "watchlist_purged"]
     assert [(e["list_id"], e["ending"]) for e in ends] == [("L-1", "replaced"), ("L-2", "deployment ended")]
     for e in ends:  # each receipt can be rebuilt from the log and verifies with the box key
-        body = {"type": receipt.RECEIPT_TYPE, "version": 1, **{k: e[k] for k in receipt.FIELDS},
-                "signature": e["receipt_signature"]}
-        receipt.verify(body, ident.signing_public)
+        assert e["receipt_version"] == receipt.VERSION
+        receipt.verify(receipt.from_record(e), ident.signing_public)
     (gone,) = [r["data"] for r in recs if r["kind"] == "watchlist_file_deleted"]
     assert (gone["list_id"], gone["file"], gone["mount"]) == ("L-2", "two.wlb", str(usb))
 

@@ -12,11 +12,14 @@ so plainly instead of misreading it.
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+
+from edge import codec
+from edge.codec import b64  # noqa: F401  (re-exported: the camera and the console use it)
+from edge.errors import EdgeError
 
 VERSION = 1  # every type not in VERSIONS
 VERSIONS = {"alert": 2}  # alert v2: encounter_id, sighting, state, decision (docs/alerts.md)
@@ -24,7 +27,7 @@ READABLE = {"alert": (1, 2)}  # versions this code still reads (an outbox may ho
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
-class MessageError(ValueError):
+class MessageError(EdgeError):
     """A message that is not valid JSON of a known type and version."""
 
 
@@ -37,24 +40,21 @@ def version(kind: str) -> int:
 
 
 def utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return codec.fmt_time(datetime.now(UTC), ms=True)
 
 
 def iso(t: float) -> str:
     """Unix seconds -> the messages' UTC time form."""
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return codec.fmt_time(t, ms=True)
 
 
 def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def unb64(text: str) -> bytes:
-    return base64.b64decode(text.encode("ascii"), validate=True)
+    """An image field's bytes; MessageError if it is not base64."""
+    return codec.unb64(text, "image field", error=MessageError)
 
 
 def dumps(msg: dict[str, Any]) -> bytes:

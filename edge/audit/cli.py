@@ -10,7 +10,9 @@ from pathlib import Path
 
 import click
 
+from edge import files
 from edge.cli import config_option, load_config, state_dir_option, user_errors
+from edge.codec import fmt_time, parse_time
 from edge.errors import EdgeError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -23,10 +25,8 @@ def resolve_state_dir(config_path: str, state_dir: str | None) -> Path:
 
 def period(start: str | None, end: str | None) -> tuple[datetime, datetime]:
     """--from/--to: ISO times or whole days (a bare date in --to includes that day); --to defaults to now."""
-    from edge.audit.log import parse_time
-
-    lo = parse_time(start) if start else EPOCH
-    hi = parse_time(end) if end else datetime.now(UTC)
+    lo = parse_time(start, "--from", date_ok=True) if start else EPOCH
+    hi = parse_time(end, "--to", date_ok=True) if end else datetime.now(UTC)
     if end and len(end.strip()) == 10:
         hi += timedelta(days=1)
     if hi <= lo:
@@ -36,7 +36,6 @@ def period(start: str | None, end: str | None) -> tuple[datetime, datetime]:
 
 def since_first_record(state: Path, start, lo: datetime, hi: datetime, records=None):
     """Without --from, a period starts at the log's first record (not at 1970)."""
-    from edge.audit.log import parse_time
     from edge.audit.verify import verify_log
 
     if start is None:
@@ -88,16 +87,18 @@ def verify(config_path, state_dir, export_file, box_key, witness_files, as_json)
 
     A log cut back to an earlier checkpoint is caught by the box's own anchor and, with --witness, by
     the newest checkpoint each console received from this box."""
+    from edge import identity
     from edge.audit import verify as v
 
     if export_file:
         if not box_key:
             raise EdgeError("--export needs --box-key box.pub.json (the key the export must be signed by)")
-        header, res = v.verify_export(Path(export_file).read_bytes(), v.load_box_public(box_key))
+        box_public = identity.load_box_public(box_key)["signing_public"]
+        header, res = v.verify_export(Path(export_file).read_bytes(), box_public)
         what = f"export of box {header.get('box_id')} ({header.get('from')} .. {header.get('to')})"
     else:
         state = resolve_state_dir(config_path, state_dir)
-        trusted = v.load_box_public(box_key) if box_key else None
+        trusted = identity.load_box_public(box_key)["signing_public"] if box_key else None
         res = v.verify_log(state, trusted, [w for f in witness_files for w in v.load_witnesses(f)])
         what = f"audit log {state / 'audit' / 'audit.log'}"
     if as_json:
@@ -121,7 +122,6 @@ def export(config_path, state_dir, start, end, output):
     import hashlib
 
     from edge import identity
-    from edge.audit.log import fmt_time
     from edge.audit.verify import make_export
 
     state = resolve_state_dir(config_path, state_dir)
@@ -129,8 +129,8 @@ def export(config_path, state_dir, start, end, output):
     lo, hi = since_first_record(state, start, *period(start, end))
     log = open_log(state)
     log.checkpoint()
-    data, n = make_export(state, lo, hi, ident.signing_key, ident.box_id, fmt_time(time.time()))
-    identity.write_atomic(Path(output).resolve(), data, 0o644)
+    data, n = make_export(state, lo, hi, ident.signing_key, ident.box_id, fmt_time(time.time(), ms=True))
+    files.write_atomic(Path(output).resolve(), data, 0o644)
     log.append("audit_exported", **{"from": lo.isoformat(), "to": hi.isoformat(), "records": n,
                                     "sha256": hashlib.sha256(data).hexdigest()})
     click.echo(f"exported {n} records to {output}")
@@ -176,7 +176,7 @@ def report(config_path, state_dir, start, end, fmt, output, export_file, box_key
                   issuer_names=names)
     text = {"text": rep.render_text, "json": rep.render_json, "html": rep.render_html}[fmt](r)
     if output:
-        from edge.identity import write_atomic
+        from edge.files import write_atomic
 
         write_atomic(Path(output).resolve(), text.encode(), 0o644)
         click.echo(f"report written to {output}")

@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from edge.identity import write_atomic
+from edge.files import write_atomic
 
 SNAPSHOT = "last-config.json"
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^@/\s]+@")

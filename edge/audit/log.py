@@ -14,7 +14,6 @@ records ``log_recovered`` with its length and hash, so the chain carries on inta
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import hashlib
@@ -23,17 +22,18 @@ import logging
 import os
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from edge import identity
+from edge import codec, identity
+from edge.codec import canonical
 from edge.errors import EdgeError
-from edge.identity import key_id, raw_public, write_atomic
+from edge.files import match_owner, write_atomic
+from edge.identity import key_id, raw_public
 
 VERSION = 1
 GENESIS = "0" * 64
 HASH_PREFIX = b"edge-audit-v1\n"
-CHECKPOINT_PREFIX = b"edge-audit-checkpoint-v1\n"
+CHECKPOINT_DOMAIN = "edge-audit-checkpoint-v1"
 LOG_NAME = "audit.log"
 HEAD_NAME = "audit.head"
 ANCHOR_NAME = "audit.anchor"  # in the state dir, apart from audit/: the newest checkpoint, never lowered
@@ -83,9 +83,9 @@ KINDS: dict[str, dict[str, object]] = {
 DECISIONS = ("confirm", "dismiss")
 
 
-def canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False).encode("ascii")
+def stamp(t: float) -> str:
+    """A record's time: the codec's format with milliseconds."""
+    return codec.fmt_time(t, ms=True)
 
 
 def record_hash(rec: dict) -> str:
@@ -97,20 +97,7 @@ def checkpoint_message(rec: dict) -> bytes:
     """What a checkpoint's signature covers: the record minus its hash and its signature."""
     body = {k: v for k, v in rec.items() if k != "hash"}
     body["data"] = {k: v for k, v in body["data"].items() if k != "sig"}
-    return CHECKPOINT_PREFIX + canonical(body)
-
-
-def fmt_time(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO-8601 time (``Z`` or offset; a bare date is midnight UTC) -> aware UTC datetime."""
-    try:
-        t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        raise EdgeError(f"{text!r} is not a time like 2026-11-22 or 2026-11-22T08:00:00Z") from None
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+    return codec.signed_message(CHECKPOINT_DOMAIN, body)
 
 
 def _looks_binary(s: str) -> bool:
@@ -183,15 +170,6 @@ def _last_line(f) -> tuple[bytes, int]:
         return b"", base
     start = tail.rfind(b"\n", 0, nl) + 1
     return tail[start:nl], base + nl + 1
-
-
-def match_owner(path: Path, like: Path) -> None:
-    """Run as root (``edge deployment load``, ``edge audit export``), give what we create under the
-    state dir to the state dir's owner, so the daemon (user ``edge``) can still read and append to it."""
-    if os.geteuid() == 0:
-        st = os.stat(like)
-        if os.stat(path).st_uid != st.st_uid:
-            os.chown(path, st.st_uid, st.st_gid)
 
 
 class AuditLog:
@@ -284,10 +262,10 @@ class AuditLog:
         if self.signing_key is None:
             return None
         pub = raw_public(self.signing_key)
-        fields = {"key_id": key_id(pub), "signing_public": base64.b64encode(pub).decode("ascii"), "sig": ""}
+        fields = {"key_id": key_id(pub), "signing_public": codec.b64(pub), "sig": ""}
 
         def sign(rec):
-            rec["data"]["sig"] = base64.b64encode(self.signing_key.sign(checkpoint_message(rec))).decode()
+            rec["data"]["sig"] = codec.b64(self.signing_key.sign(checkpoint_message(rec)))
 
         rec = self._write("checkpoint", fields, finish=sign)
         self._since_checkpoint = 0
@@ -315,7 +293,7 @@ class AuditLog:
     def _write_locked(self, kind: str, fields: dict, finish) -> dict:
         with self._locked_file() as f:
             self._sync_tail(f)
-            rec = {"v": VERSION, "seq": self._seq + 1, "time": fmt_time(self.clock()), "kind": kind,
+            rec = {"v": VERSION, "seq": self._seq + 1, "time": stamp(self.clock()), "kind": kind,
                    "box_id": self.box_id or "", "data": fields, "prev": self._hash}
             if finish:
                 finish(rec)
@@ -377,7 +355,7 @@ class AuditLog:
             self._seq, self._hash = 0, GENESIS
         self._size = end
         if torn is not None:
-            rec = {"v": VERSION, "seq": self._seq + 1, "time": fmt_time(self.clock()), "kind": "log_recovered",
+            rec = {"v": VERSION, "seq": self._seq + 1, "time": stamp(self.clock()), "kind": "log_recovered",
                    "box_id": self.box_id or "", "prev": self._hash,
                    "data": {"torn_bytes": len(torn), "torn_sha256": hashlib.sha256(torn).hexdigest()}}
             rec["hash"] = record_hash(rec)

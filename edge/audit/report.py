@@ -27,7 +27,7 @@ VERSION = 2
 
 
 def _with_times(records: list[dict]) -> list[tuple[datetime, dict]]:
-    from edge.audit.log import parse_time
+    from edge.codec import parse_time
 
     return [(parse_time(r["time"]), r) for r in records]
 

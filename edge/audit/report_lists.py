@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from edge.audit.log import parse_time
+from edge import codec
+from edge.codec import parse_time
+from edge.watchlist import receipt
 
 ENDINGS = ("purged", "replaced", "expired", "deployment ended")
-RECEIPT_FIELDS = ("box_id", "box_key", "list_id", "issuer", "deployment", "sequence", "entries", "reason", "time")
 
 
 def iso(t: datetime | None) -> str | None:
-    return t.isoformat(timespec="seconds").replace("+00:00", "Z") if t else None
+    return codec.fmt_time(t) if t else None
 
 
 def issuer_names(recs, known: dict[str, str] | None = None) -> dict[str, str]:
@@ -53,10 +54,7 @@ def deployments(recs, lo, hi) -> list[dict]:
 
 def _receipt(d: dict) -> dict | None:
     """The signed deletion receipt as the box issued it, rebuilt from its watchlist_purged record."""
-    if not d.get("receipt_signature") or any(k not in d for k in RECEIPT_FIELDS):
-        return None
-    return {"type": "edge-deletion-receipt", "version": 1, **{k: d[k] for k in RECEIPT_FIELDS},
-            "signature": d["receipt_signature"]}
+    return receipt.from_record(d)
 
 
 def _ending(kind: str, d: dict) -> str:

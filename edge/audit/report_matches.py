@@ -17,8 +17,8 @@ import statistics
 from collections import Counter, defaultdict
 from datetime import timedelta
 
-from edge.audit.log import parse_time
 from edge.audit.report_lists import iso
+from edge.codec import parse_time
 
 FALSE_ALERT_REASONS = {"not the person", "wrong person", "not person", "misidentified"}
 SIGHTING_KINDS = ("alert", "sighting")

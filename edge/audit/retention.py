@@ -12,18 +12,14 @@ import json
 import logging
 import sqlite3
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+from edge.codec import fmt_time
 from edge.errors import EdgeError
 
 DEFAULT_DAYS = 31.0
 OUTBOX = "outbox.db"
 log = logging.getLogger("edge.retention")
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def sweep(state_dir, days: float = DEFAULT_DAYS, *, record=None, clock=time.time) -> list[str]:
@@ -58,7 +54,7 @@ def sweep(state_dir, days: float = DEFAULT_DAYS, *, record=None, clock=time.time
             alert = {}
         if record:
             record("retention_deleted", alert_id=alert_id, camera_id=str(alert.get("camera_id", "")),
-                   alert_time=str(alert.get("time") or _iso(created)), files=1,
+                   alert_time=str(alert.get("time") or fmt_time(created)), files=1,
                    crop=bool(alert.get("crop_jpeg")), age_days=round((now - created) / 86400.0, 2),
                    period_days=days)
         deleted.append(alert_id)

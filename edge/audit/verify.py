@@ -9,17 +9,13 @@ export (``docs/audit-format.md``) off the box with only the box's public key.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
+from edge import codec
 from edge.audit.log import (
     ANCHOR_NAME,
     GENESIS,
@@ -35,7 +31,7 @@ from edge.identity import key_id
 
 EXPORT_TYPE = "edge-audit-export"
 EXPORT_END = "edge-audit-export-end"
-EXPORT_PREFIX = b"edge-audit-export-v1\n"
+EXPORT_DOMAIN = "edge-audit-export-v1"
 FIELDS = {"v": int, "seq": int, "time": str, "kind": str, "box_id": str, "data": dict, "prev": str, "hash": str}
 
 
@@ -145,11 +141,7 @@ def _check_chain(parsed: list[tuple[int, dict]], res: Result, anchor_seq: int, a
 
 
 def _verify_sig(public: bytes, sig_b64, message: bytes) -> bool:
-    try:
-        Ed25519PublicKey.from_public_bytes(public).verify(base64.b64decode(str(sig_b64), validate=True), message)
-        return True
-    except (InvalidSignature, ValueError, binascii.Error):
-        return False
+    return codec.verify_message(message, sig_b64, public)
 
 
 def _check_checkpoints(parsed, res: Result, trusted: bytes | None, strict_keys: bool) -> None:
@@ -165,9 +157,9 @@ def _check_checkpoints(parsed, res: Result, trusted: bytes | None, strict_keys: 
         res.checkpoints += 1
         d = rec["data"]
         try:
-            pub = base64.b64decode(str(d.get("signing_public")), validate=True)
-            good = len(pub) == 32 and key_id(pub) == d.get("key_id")
-        except (binascii.Error, ValueError):
+            pub = codec.unb64(d.get("signing_public"), "signing_public", 32)
+            good = key_id(pub) == d.get("key_id")
+        except EdgeError:
             good, pub = False, b""
         if not good or not _verify_sig(pub, d.get("sig"), checkpoint_message(rec)):
             res.problems.append(Problem("edited", lineno, f"checkpoint seq {rec['seq']} (line {lineno}) does not "
@@ -265,7 +257,7 @@ def _signed_by(rec: dict, trusted: bytes | None) -> bool:
     data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
     if trusted is None:
         return False
-    return (data.get("signing_public") == base64.b64encode(trusted).decode()
+    return (data.get("signing_public") == codec.b64(trusted)
             and _verify_sig(trusted, data.get("sig"), checkpoint_message(rec)))
 
 
@@ -334,7 +326,7 @@ def _check_witness(w: dict, res: Result, trusted: bytes | None) -> None:
 
 def make_export(state_dir, start, end, signing_key, box_id: str, now: str) -> tuple[bytes, int]:
     """A signed export of the records with ``start <= time < end`` (aware datetimes); (bytes, count)."""
-    from edge.audit.log import parse_time
+    from edge.codec import parse_time
     from edge.identity import raw_public
 
     data = read_lines(Path(state_dir) / "audit" / LOG_NAME)
@@ -348,7 +340,7 @@ def make_export(state_dir, start, end, signing_key, box_id: str, now: str) -> tu
     pub = raw_public(signing_key)
     header = {"type": EXPORT_TYPE, "v": 1, "box_id": box_id, "from": start.isoformat(), "to": end.isoformat(),
               "created": now, "records": hi - lo, "anchor_seq": prev["seq"], "anchor_hash": prev["hash"],
-              "key_id": key_id(pub), "signing_public": base64.b64encode(pub).decode()}
+              "key_id": key_id(pub), "signing_public": codec.b64(pub)}
     return export_bytes(header, raw[lo:hi], signing_key), hi - lo
 
 
@@ -356,7 +348,7 @@ def export_bytes(header: dict, lines: list[bytes], signing_key) -> bytes:
     """Header line, the records verbatim, and a signed trailer over everything before it."""
     body = canonical(header) + b"\n" + b"".join(ln + b"\n" for ln in lines)
     trailer = {"type": EXPORT_END, "v": 1, "records": len(lines), "sha256": hashlib.sha256(body).hexdigest()}
-    trailer["sig"] = base64.b64encode(signing_key.sign(EXPORT_PREFIX + canonical(trailer))).decode()
+    trailer["sig"] = codec.sign(EXPORT_DOMAIN, trailer, signing_key)
     return body + canonical(trailer) + b"\n"
 
 
@@ -390,7 +382,7 @@ def verify_export(data: bytes, box_public: bytes) -> tuple[dict, Result]:
     unsigned = {k: v for k, v in trailer.items() if k != "sig"}
     digest = hashlib.sha256(data[:body_end]).hexdigest()
     if not (hmac.compare_digest(digest, str(trailer.get("sha256")))
-            and _verify_sig(box_public, trailer.get("sig"), EXPORT_PREFIX + canonical(unsigned))):
+            and codec.verify(EXPORT_DOMAIN, unsigned, trailer.get("sig"), box_public)):
         res.problems.append(Problem("signature", 0, "the export's signature does not verify with this box key: "
                                                     "it was altered or forged"))
     if trailer.get("records") != len(res.records) or header.get("records") != len(res.records):
@@ -399,16 +391,3 @@ def verify_export(data: bytes, box_public: bytes) -> tuple[dict, Result]:
     if res.ok and res.records:
         res.signed_through = res.records[-1]["seq"]
     return header, res
-
-
-def load_box_public(path) -> bytes:
-    """``box.pub.json`` (the box's public identity) -> its 32-byte signing key."""
-    from edge.identity import parse_box_public
-
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise EdgeError(f"cannot read box key {path}: {exc.strerror}") from None
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise EdgeError(f"{path} is not a box public identity (box.pub.json)") from None
-    return parse_box_public(doc)["signing_public"]

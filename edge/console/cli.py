@@ -99,7 +99,7 @@ def witness(data, output):
 
     from edge.console import keys
     from edge.console.store import Store
-    from edge.identity import write_atomic
+    from edge.files import write_atomic
 
     store = Store(keys.data_dir(data) / "console.db")
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import zmq
 from zmq.utils import z85
 
-from edge import identity
+from edge import files, identity
 from edge.errors import EdgeError
 
 KEY_FILE, PUB_FILE = "console.key", "console.pub"
@@ -36,9 +36,9 @@ def keygen(data: str | Path, force: bool = False) -> Path:
         raise EdgeError(f"{d / KEY_FILE} exists already (use --force to replace it)")
     pub, sec = zmq.curve_keypair()
     doc = {"type": KEY_TYPE, "version": 1, "public": pub.decode(), "secret": sec.decode()}
-    identity.write_atomic(d / KEY_FILE, json.dumps(doc, indent=1).encode(), 0o600)
+    files.write_atomic(d / KEY_FILE, json.dumps(doc, indent=1).encode(), 0o600)
     text = f"# edge console CURVE public key; register it on a box: edge trust add-console FILE\n{pub.decode()}\n"
-    identity.write_atomic(d / PUB_FILE, text.encode(), 0o644)
+    files.write_atomic(d / PUB_FILE, text.encode(), 0o644)
     return d / PUB_FILE
 
 

@@ -101,7 +101,7 @@ def _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, s
     from pathlib import Path
 
     from edge.eval import plot, scale
-    from edge.identity import write_atomic
+    from edge.files import write_atomic
     from edge.watchlist import operating
 
     if calibrate_path:

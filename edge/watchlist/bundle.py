@@ -12,8 +12,6 @@ validates every entry. Every failure is a :class:`BundleError` with one specific
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import struct
@@ -27,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from edge import codec
+from edge.codec import b64 as _b64
 from edge.identity import key_id, raw_public
 from edge.watchlist.base import CATEGORIES, Entry
 from edge.watchlist.fields import (  # noqa: F401  (re-exported: one import for callers)
@@ -67,15 +67,8 @@ class Parsed:
     header: dict | None = None  # set by verify()
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
 def _unb64(text, what: str) -> bytes:
-    try:
-        return base64.b64decode(str(text).encode("ascii"), validate=True)
-    except (binascii.Error, ValueError):
-        raise BundleError(f"{what} is not valid base64") from None
+    return codec.unb64(text, what, error=BundleError)
 
 
 # --- keys ---------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ templates array (decrypted in place, not copied), the index and the metadata -> 
 
 from __future__ import annotations
 
-import base64
 import gc
 import hashlib
 import os
@@ -25,6 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from edge.codec import b64 as _b64
 from edge.identity import key_id, raw_public
 from edge.watchlist import stream
 from edge.watchlist.base import CATEGORIES, Entry, Image
@@ -111,10 +111,6 @@ class Verified:
 
 
 # --- writing ------------------------------------------------------------------------------------
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
 
 def _rows_of(it: Item) -> list[int]:
     k = len(it.templates)

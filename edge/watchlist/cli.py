@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from edge import identity
+from edge import files, identity
 from edge.cli import config_option, load_config, state_dir_option, user_errors
 from edge.errors import EdgeError
 
@@ -92,7 +92,7 @@ def purge(reason, out, config_path, state_dir):
     rc = _run(cfg, "watchlist_purge", reason=reason)["receipt"]
     text = json.dumps(rc, indent=1)
     if out:
-        identity.write_atomic(Path(out), text.encode() + b"\n")
+        files.write_atomic(Path(out), text.encode() + b"\n")
     click.echo(text)
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 
+from edge import codec
+from edge.codec import canonical, fmt_time  # noqa: F401  (re-exported: one import for the bundle modules)
 from edge.errors import EdgeError
 
 # --- limits (docs/watchlist-format.md, "Limits") -----------------------------------------------
@@ -41,18 +43,9 @@ class BundleError(EdgeError):
 
 # --- time ---------------------------------------------------------------------------------------
 
-def fmt_time(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime:
-    """``2026-12-01T18:00:00Z`` (also ``...T18:00Z``) -> aware UTC datetime."""
-    for f in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ"):
-        try:
-            return datetime.strptime(str(text), f).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    raise BundleError(f"{str(text)[:40]!r} is not a UTC time like 2026-12-01T18:00Z")
+def parse_time(text, what: str = "time") -> datetime:
+    """``codec.parse_time``, refusing with a BundleError."""
+    return codec.parse_time(text, what, error=BundleError)
 
 
 def valid_date(text) -> bool:
@@ -67,11 +60,6 @@ def valid_date(text) -> bool:
 
 
 # --- JSON ---------------------------------------------------------------------------------------
-
-def canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False).encode("ascii")
-
 
 def json_depth(data: bytes, block: int = 1 << 20) -> int:
     """The deepest nesting of objects and arrays in JSON text, brackets inside strings not counted,

@@ -33,7 +33,7 @@ from pathlib import Path
 from edge import identity as identity_mod
 from edge.alerts import messages
 from edge.errors import EdgeError
-from edge.identity import write_atomic
+from edge.files import write_atomic
 from edge.watchlist import bundle, operating, reader, receipt
 from edge.watchlist.base import Matcher, WatchList
 from edge.watchlist.bundle import BundleError, parse_time
@@ -472,7 +472,7 @@ class WatchlistService:
 
     def _record_end(self, rc: dict, name: str, ending: str) -> None:
         self.record("watchlist_purged", **{k: rc[k] for k in receipt.FIELDS}, ending=ending, receipt_file=name,
-                    receipt_signature=rc["signature"])
+                    receipt_signature=rc["signature"], receipt_version=rc["version"])
 
     def _store_receipt(self, rc: dict, name: str, reason: str) -> None:
         rdir = self.dir / "receipts"

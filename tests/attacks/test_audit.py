@@ -16,9 +16,10 @@ from attacks.hostile import Box
 from edge import identity
 from edge.alerts.publisher import Channel
 from edge.audit.duties import Duties
-from edge.audit.log import AuditLog, canonical, record_hash
+from edge.audit.log import AuditLog, record_hash
 from edge.audit.verify import verify_log
 from edge.cli import cli
+from edge.codec import canonical
 from edge.console import keys
 from edge.console.link import BoxLink
 from edge.console.store import Store

@@ -1,0 +1,80 @@
+"""Files, the one way: whole-or-nothing writes, bounded reads of files a user names, and ownership of
+what root creates under the state dir. A leaf: imports nothing of ours but ``edge.errors``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edge.errors import EdgeError
+
+MAX_SMALL_FILE = 1 << 20  # a key, a trust file, a deployment window, a receipt: far smaller
+
+
+def write_atomic(path: Path | str, data: bytes, mode: int = 0o644) -> None:
+    """Write a file whole or not at all: temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise EdgeError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise EdgeError(f"cannot write {path}: {exc.strerror}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_text(path: Path | str, what: str = "file", max_bytes: int | None = MAX_SMALL_FILE,
+              encoding: str = "utf-8") -> str:
+    """A small text file a user named, or one EdgeError sentence saying why it cannot be read."""
+    path = Path(path)
+    try:
+        if max_bytes is not None and path.stat().st_size > max_bytes:
+            raise EdgeError(f"{path} is too large to be a {what}")
+        return path.read_text(encoding=encoding)
+    except OSError as exc:
+        raise EdgeError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise EdgeError(f"{path} is not a text {what}") from None
+
+
+def read_json(path: Path | str, what: str = "file", max_bytes: int | None = MAX_SMALL_FILE) -> Any:
+    """A small JSON file, or one EdgeError sentence naming it (missing, unreadable, not JSON)."""
+    text = read_text(path, what, max_bytes)
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise EdgeError(f"{what} {path} is damaged: it is not valid JSON") from None
+
+
+def match_owner(path: Path | str, like: Path | str) -> None:
+    """Run as root (``edge deployment load``, ``edge audit export``, a firmware apply), give what we create or
+    replace to the owner of ``like``, so the daemon (user ``edge``) can still read and append to it."""
+    if os.geteuid() == 0:
+        st = os.stat(like)
+        if os.stat(path).st_uid != st.st_uid or os.stat(path).st_gid != st.st_gid:
+            os.chown(path, st.st_uid, st.st_gid)
+
+
+def append_line(path: Path | str, line: str, what: str = "the record") -> None:
+    """Append one line to a private (0600) journal file and fsync it, or one EdgeError sentence."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.write(line.rstrip("\n") + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise EdgeError(f"cannot record {what} in {path}: {exc.strerror}") from None
