@@ -6,47 +6,26 @@ sentence, exit 1, no traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 
 import click
 
-from edge import config as config_mod
-from edge.errors import EdgeError
-
-DEFAULT_CONFIG = "/etc/edge/edge.toml"
-
-
-def user_errors(fn):
-    """Turn EdgeError (and a permission the user lacks) into a one-line ClickException."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except EdgeError as exc:
-            raise click.ClickException(str(exc)) from None
-        except PermissionError as exc:
-            what = f" to {exc.filename}" if exc.filename else ""
-            raise click.ClickException(f"permission denied{what}: run this as the service user (edge) "
-                                       "or with sudo") from None
-
-    return wrapper
-
-
-config_option = click.option(
-    "--config", "config_path", default=DEFAULT_CONFIG, show_default=True, envvar="EDGE_CONFIG",
-    type=click.Path(dir_okay=False), help="The box's TOML config file.",
+from edge.audit.cli import audit
+from edge.cli_options import (  # noqa: F401  (user_errors, config_option, ... re-exported for scripts)
+    DEFAULT_CONFIG,
+    config_option,
+    load_config,
+    state_dir_option,
+    user_errors,
 )
-state_dir_option = click.option(
-    "--state-dir", default=None, envvar="EDGE_STATE_DIR", type=click.Path(file_okay=False),
-    help="Where the box keeps its state (overrides state_dir in the config; default /var/lib/edge).",
-)
-
-
-def load_config(config_path: str, state_dir: str | None) -> config_mod.Config:
-    return config_mod.load(config_path, state_dir)
+from edge.console.cli import console_group
+from edge.deployment_cli import deployment
+from edge.doctor import doctor_command
+from edge.eval.cli import eval_command
+from edge.provision import provision_command
+from edge.watchlist.cli import trust, watchlist
+from firmware.cli import firmware
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,24 +92,10 @@ def watch(box, data, count, timeout):
     do_watch(box, data, count=count, timeout=timeout, out=click.echo)
 
 
-# --- command groups of other concerns register here (one line each) ---
-from edge.audit.cli import audit  # noqa: E402, I001  (edge audit)
-cli.add_command(audit)
-from edge.deployment_cli import deployment  # noqa: E402, I001  (edge deployment)
-cli.add_command(deployment)
-from edge.eval.cli import eval_command  # noqa: E402, I001  (edge eval)
-cli.add_command(eval_command)
-from edge.watchlist.cli import trust, watchlist  # noqa: E402, I001  (edge watchlist / trust)
-cli.add_command(watchlist)
-cli.add_command(trust)
-from edge.console.cli import console_group  # noqa: E402, I001  (edge console)
-cli.add_command(console_group)
-from edge.provision import provision_command  # noqa: E402, I001  (edge provision)
-cli.add_command(provision_command)
-from edge.doctor import doctor_command  # noqa: E402, I001  (edge doctor)
-cli.add_command(doctor_command)
-from firmware.cli import firmware  # noqa: E402, I001  (edge firmware)
-cli.add_command(firmware)
+# --- the command groups of the other concerns, registered here from the top (one line each) ---
+for group in (audit, deployment, eval_command, watchlist, trust, console_group, provision_command, doctor_command,
+              firmware):
+    cli.add_command(group)
 
 
 def main():

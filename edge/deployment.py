@@ -11,6 +11,7 @@ every window cameras may run (health) but no face is encoded or matched.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -23,11 +24,15 @@ from edge.codec import canonical, fmt_time, parse_time
 from edge.errors import EdgeError
 from edge.files import match_owner
 
+log = logging.getLogger("edge.deployment")
+
 DOC_TYPE = "edge-deployment"
 SIGN_DOMAIN = "edge-deployment-v1"
 MAX_FILE = 64 * 1024
 MAX_WINDOW = timedelta(days=31)
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._ -]{0,62}[A-Za-z0-9._-])?")
+NAME_RULE = ("1-64 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit and not ending "
+             "with a space")
 CAMERA = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FIELDS = {"deployment_id": str, "box_id": str, "location": str, "cameras": list, "start": str, "end": str,
           "purpose": str, "issuer": str, "issuer_name": str, "issued": str}
@@ -69,6 +74,14 @@ def make(issuer_key, *, box_id: str, deployment_id: str, location: str, cameras:
     return doc
 
 
+def check_name(name: str, what: str = "deployment id") -> str:
+    """The one rule for a deployment's name, in its window (``enrol authorise``) and in the watch lists built
+    for it (``enrol build --deployment``): the box ties a list to its window by this name."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise EdgeError(f"{what} {str(name)[:70]!r} is not a deployment name: use {NAME_RULE}")
+    return name
+
+
 def _check(doc: dict) -> Deployment:
     """The document's own consistency (not its signature)."""
     if not isinstance(doc, dict) or doc.get("type") != DOC_TYPE or doc.get("v") != 1:
@@ -76,8 +89,7 @@ def _check(doc: dict) -> Deployment:
     for name, tp in FIELDS.items():
         if not isinstance(doc.get(name), tp):
             raise EdgeError(f"the deployment authorisation lacks {name}")
-    if not NAME.match(doc["deployment_id"]):
-        raise EdgeError("deployment id must be 1-64 letters, digits, '.', '_' or '-'")
+    check_name(doc["deployment_id"])
     for name in ("location", "purpose"):
         if not doc[name].strip() or len(doc[name]) > 500:
             raise EdgeError(f"deployment {name} must be given (at most 500 characters)")
@@ -144,23 +156,34 @@ def load(state_dir, path, *, record=None, now: datetime | None = None) -> Deploy
     return dep
 
 
-def stored(state_dir) -> list[Deployment]:
-    """The deployments on the box, each re-verified against the trust store (bad ones are skipped)."""
+def scan(state_dir) -> tuple[list[Deployment], list[str]]:
+    """The deployments on the box, each re-verified against the trust store, and one sentence per stored
+    file that fails (damaged, or its issuer no longer trusted): such a window does not count."""
     d = deployments_dir(state_dir)
     if not d.is_dir():
-        return []
+        return [], []
     issuers = identity.issuers(state_dir)
     try:
         box_id = identity.load(state_dir).box_id
-    except EdgeError:
-        return []
-    out = []
+    except EdgeError as exc:
+        return [], [f"stored deployments cannot be checked: {exc}"]
+    out, problems = [], []
     for p in sorted(d.glob("*.json")):
         try:
             out.append(verify(parse(p.read_bytes()), issuers, box_id))
-        except (OSError, EdgeError):
-            continue
-    return sorted(out, key=lambda x: x.start)
+        except OSError as exc:
+            problems.append(f"stored deployment {p} cannot be read: {exc.strerror}")
+        except EdgeError as exc:
+            problems.append(f"stored deployment {p} does not count: {exc}")
+    return sorted(out, key=lambda x: x.start), problems
+
+
+def stored(state_dir) -> list[Deployment]:
+    """The deployments that count; each file that does not is logged (once per version of it) as a warning."""
+    deps, problems = scan(state_dir)
+    for why in problems:
+        files.warn_once(log, deployments_dir(state_dir), why)
+    return deps
 
 
 def active(deps: list[Deployment], now: datetime, camera_id: str) -> Deployment | None:
@@ -214,10 +237,15 @@ class Gate:
         self.allowed = dict.fromkeys(self.camera_ids)
 
 
-def status(state_dir, now: datetime | None = None) -> list[dict]:
+def status(state_dir, now: datetime | None = None, problems: list[str] | None = None) -> list[dict]:
+    """Each deployment that counts with its state (active, upcoming, ended); the files that do not count
+    are appended to ``problems`` when given."""
     now = now or datetime.now(UTC)
     out = []
-    for d in stored(state_dir):
+    deps, bad = scan(state_dir)
+    if problems is not None:
+        problems.extend(bad)
+    for d in deps:
         state = "active" if d.start <= now < d.end else ("ended" if now >= d.end else "upcoming")
         out.append(dict(d.fields(), state=state))
     return out

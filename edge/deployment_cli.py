@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edge.cli import config_option, state_dir_option, user_errors
+from edge.cli_options import config_option, state_dir_option, user_errors
 
 
 @click.group()
@@ -45,10 +45,13 @@ def status_command(config_path, state_dir, as_json):
     from edge import deployment as dep_mod
     from edge.audit.cli import resolve_state_dir
 
-    deps = dep_mod.status(resolve_state_dir(config_path, state_dir))
+    problems: list[str] = []
+    deps = dep_mod.status(resolve_state_dir(config_path, state_dir), problems=problems)
     if as_json:
         click.echo(json.dumps(deps, indent=2))
         return
+    for why in problems:
+        click.echo(f"DAMAGED  {why}")
     if not any(d["state"] == "active" for d in deps):
         click.echo("not authorised: no deployment window is active now (no face is encoded or matched)")
     for d in deps:

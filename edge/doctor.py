@@ -9,7 +9,9 @@ A check that cannot be made here (no systemd) is SKIP, not FAIL.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import shutil
 import subprocess
 import time
@@ -25,9 +27,19 @@ from edge.errors import EdgeError
 MIN_FREE_BYTES = 1 << 30  # the stored list, outbox, audit log and logs need room to grow
 MIN_YEAR = 2025
 CAMERA_SECONDS = 2.0
+WARN = "warn"  # a row that is not OK but does not fail the doctor (e.g. a deployment window not yet open)
 
 
 def check_keys(state_dir: Path):
+    yield from _check_box_keys(state_dir)
+    for why in identity.trust_problems(state_dir):
+        yield "trust store", False, why
+    n_iss, n_con = len(identity.issuers(state_dir)), len(identity.consoles(state_dir))
+    yield "trusted issuers", n_iss > 0, f"{n_iss} key(s)" if n_iss else "none: 'edge provision --issuer-key FILE'"
+    yield "trusted consoles", n_con > 0, f"{n_con} key(s)" if n_con else "none: 'edge provision --console-key FILE'"
+
+
+def _check_box_keys(state_dir: Path):
     try:
         ident = identity.load(state_dir)
     except EdgeError as exc:
@@ -40,25 +52,68 @@ def check_keys(state_dir: Path):
     owner = state_dir.stat().st_uid
     bad += [f"{p} is not owned by the state dir's owner" for p in modes if p.stat().st_uid != owner]
     yield "keys", not bad, "; ".join(bad) or f"box {ident.box_id}, fingerprint {ident.fingerprint()}"
-    n_iss, n_con = len(identity.issuers(state_dir)), len(identity.consoles(state_dir))
-    yield "trusted issuers", n_iss > 0, f"{n_iss} key(s)" if n_iss else "none: 'edge provision --issuer-key FILE'"
-    yield "trusted consoles", n_con > 0, f"{n_con} key(s)" if n_con else "none: 'edge provision --console-key FILE'"
 
 
 MIN_CAMERA_FPS = 5.0  # slower than this, a walker crosses the view between frames
 
 
+# what FFmpeg and OpenCV print when a camera cannot be opened, in words (their raw lines never reach the user)
+FFMPEG_WORDS = (("Connection refused", "connection refused"), ("timed out", "no answer (timed out)"),
+                ("401 Unauthorized", "the camera refused the user name or password (401)"),
+                ("404 Not Found", "no such stream on the camera (404)"),
+                ("No route to host", "no route to the camera's address"),
+                ("Name or service not known", "the camera's host name does not resolve"),
+                ("moov atom not found", "not a complete video file"),
+                ("Invalid data found", "not a video file"), ("No such file or directory", "no such file"),
+                ("Permission denied", "permission denied"))
+
+
+def in_words(raw: str) -> str:
+    """The first known FFmpeg/OpenCV complaint in ``raw``, in words ("" if none is known)."""
+    return next((words for pattern, words in FFMPEG_WORDS if pattern.lower() in raw.lower()), "")
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Send file descriptor 2 (where FFmpeg and OpenCV write their raw lines) to a temporary file for a
+    moment; yields a function returning what was written so far."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 2)
+
+        def said() -> str:
+            return os.pread(f.fileno(), 1 << 16, 0).decode("utf-8", "replace")
+
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def probe_camera(source: str, seconds: float = CAMERA_SECONDS) -> tuple[bool, str, dict]:
     """Open a camera as the box does and read frames for a moment:
-    (ok, "1920x1080, 50 frames at 24.9 fps", {"width", "height", "fps"})."""
+    (ok, "1920x1080, 50 frames at 24.9 fps", {"width", "height", "fps"}). FFmpeg's own lines are caught
+    and what they say is given in words."""
+    from edge.pipeline.capture import open_source
+
+    with quiet_stderr() as said:
+        return _probe(open_source(source), source, seconds, said)
+
+
+def _probe(cap, source: str, seconds: float, said) -> tuple[bool, str, dict]:
     import cv2
 
-    from edge.pipeline.capture import is_file, open_source
+    from edge.pipeline.capture import is_file
 
-    cap = open_source(source)
     try:
         if not cap.isOpened():
-            return False, f"cannot open {source}", {}
+            why = in_words(said())
+            return False, f"cannot open {source}" + (f": {why}" if why else ""), {}
         frames, shape, start = 0, None, time.monotonic()
         settled, counted = start + seconds / 2, []  # the rate counts the second half only: a stream
         while time.monotonic() - start < seconds:  # may send its first second (preroll) at once
@@ -133,6 +188,29 @@ def check_watchlist(state_dir: Path, daemon: dict | None):
         yield "watch list", False, "no watch list stored: load one with 'edge watchlist load FILE'"
 
 
+def check_deployment(state_dir: Path, now: dt.datetime | None = None):
+    """Matching runs only inside a signed deployment window: without one open the box matches no face."""
+    from edge import deployment
+
+    now = now or dt.datetime.now(dt.UTC)
+    problems: list[str] = []
+    deps = deployment.status(state_dir, now, problems)
+    for why in problems:
+        yield "deployment", False, why
+    active = [d for d in deps if d["state"] == "active"]
+    upcoming = [d for d in deps if d["state"] == "upcoming"]
+    if active:
+        yield "deployment", True, "; ".join(f"{d['deployment_id']} open until {d['end']}, cameras "
+                                            f"{', '.join(d['cameras'])}" for d in active)
+    elif upcoming:
+        first = min(upcoming, key=lambda d: d["start"])
+        yield "deployment", WARN, (f"no window open now: {first['deployment_id']} opens at {first['start']}; "
+                                   "until then no face is matched")
+    else:
+        yield "deployment", False, ("no deployment window is open or coming: no face is matched until one is "
+                                    "loaded ('edge deployment load FILE', from 'enrol authorise')")
+
+
 def check_clock(now: dt.datetime | None = None):
     now = now or dt.datetime.now(dt.UTC)
     built = dt.datetime.fromtimestamp(Path(edge.__file__).stat().st_mtime, dt.UTC)
@@ -172,14 +250,15 @@ def run_checks(config_path, state_dir=None) -> list[tuple[str, bool | None, str]
     rows = [("config", True, cfg.path)]
     sd = Path(cfg.state_dir)
     daemon = daemon_status(cfg)
-    for checks in (check_keys(sd), check_cameras(cfg, daemon), check_watchlist(sd, daemon), check_clock(),
+    for checks in (check_keys(sd), check_cameras(cfg, daemon), check_watchlist(sd, daemon), check_deployment(sd),
+                   check_clock(),
                    check_disk(sd), check_service()):
         rows += list(checks)
     return rows
 
 
 def format_table(rows) -> str:
-    word = {True: "OK", False: "FAIL", None: "SKIP"}
+    word = {True: "OK", False: "FAIL", None: "SKIP", WARN: "WARN"}
     width = max(len(name) for name, _, _ in rows)
     return "\n".join(f"{word[ok]:<5} {name:<{width}}  {detail}" for name, ok, detail in rows)
 

@@ -4,6 +4,7 @@ what root creates under the state dir. A leaf: imports nothing of ours but ``edg
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -78,3 +79,19 @@ def append_line(path: Path | str, line: str, what: str = "the record") -> None:
             os.fsync(f.fileno())
     except OSError as exc:
         raise EdgeError(f"cannot record {what} in {path}: {exc.strerror}") from None
+
+
+_warned: set[tuple] = set()
+
+
+def warn_once(log: logging.Logger, path: Path | str, message: str) -> None:
+    """Log ``message`` as a warning once per version (size, mtime) of ``path``: a damaged file read again
+    every few seconds is reported, not repeated every few seconds."""
+    try:
+        st = os.stat(path)
+        key: tuple = (str(path), st.st_size, st.st_mtime_ns, message)
+    except OSError:
+        key = (str(path), message)
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s", message)

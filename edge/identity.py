@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from zmq.utils import z85
 
+from edge import files
 from edge.codec import b64, unb64
 from edge.errors import EdgeError
 from edge.files import read_text, write_atomic
+
+log = logging.getLogger("edge.identity")
 
 KEY_FILE = "box.key.json"
 PUB_FILE = "box.pub.json"
@@ -115,6 +119,8 @@ def create(state_dir, box_id: str, rotate: bool = False) -> Identity:
     """
     if not box_id or not box_id.strip():
         raise EdgeError("box id must not be empty")
+    if not rotate and not (_keys_dir(state_dir) / KEY_FILE).exists() and (_keys_dir(state_dir) / PUB_FILE).exists():
+        load(state_dir)  # refuses: the private key was provisioned and is gone; new keys only on purpose
     if (_keys_dir(state_dir) / KEY_FILE).exists() and not rotate:
         ident = load(state_dir)
         if ident.box_id != box_id:
@@ -127,22 +133,36 @@ def create(state_dir, box_id: str, rotate: bool = False) -> Identity:
     return ident
 
 
+KEY_FIELDS = ("box_id", "signing_key", "wl_key", "curve_public", "curve_secret")
+ROTATE_HINT = "restore it from a backup, or run 'edge provision --rotate' to make new keys"
+
+
 def load(state_dir) -> Identity:
     path = _keys_dir(state_dir) / KEY_FILE
     if not path.exists():
+        if (_keys_dir(state_dir) / PUB_FILE).exists():
+            raise EdgeError(f"the box's private key file {path} is missing: {ROTATE_HINT}")
         raise EdgeError("this box is not provisioned: run 'edge provision'")
+    damaged = f"the box key file {path} is damaged"
     try:
-        d = json.loads(path.read_text())
-        ident = Identity(
+        d = json.loads(read_text(path, "box key file", MAX_KEY_FILE))
+    except (ValueError, RecursionError):
+        raise EdgeError(f"{damaged}: it is not JSON ({ROTATE_HINT})") from None
+    if not isinstance(d, dict):
+        raise EdgeError(f"{damaged}: it is not a key file ({ROTATE_HINT})")
+    missing = [k for k in KEY_FIELDS if k not in d]
+    if missing:
+        raise EdgeError(f"{damaged}: it has no {', '.join(missing)} ({ROTATE_HINT})")
+    try:
+        return Identity(
             box_id=str(d["box_id"]),
-            signing_key=Ed25519PrivateKey.from_private_bytes(unb64(d["signing_key"], "signing key", 32)),
-            wl_key=X25519PrivateKey.from_private_bytes(unb64(d["wl_key"], "watch-list key", 32)),
-            curve_public=_z85_key(d["curve_public"], "curve public key"),
-            curve_secret=_z85_key(d["curve_secret"], "curve secret key"),
+            signing_key=Ed25519PrivateKey.from_private_bytes(unb64(d["signing_key"], "the signing key", 32)),
+            wl_key=X25519PrivateKey.from_private_bytes(unb64(d["wl_key"], "the watch-list key", 32)),
+            curve_public=_z85_key(d["curve_public"], "the curve public key"),
+            curve_secret=_z85_key(d["curve_secret"], "the curve secret key"),
         )
-    except (OSError, ValueError, KeyError, TypeError, EdgeError) as exc:
-        raise EdgeError(f"the box key file {path} is damaged ({exc.__class__.__name__})") from None
-    return ident
+    except EdgeError as exc:
+        raise EdgeError(f"{damaged}: {exc} ({ROTATE_HINT})") from None
 
 
 def public_identity(state_dir) -> dict:
@@ -227,7 +247,7 @@ def add_issuer(state_dir, keyfile) -> str:
 
 
 def issuers(state_dir) -> dict[str, bytes]:
-    """{key_id: raw Ed25519 public key} of trusted issuers (damaged files are skipped)."""
+    """{key_id: raw Ed25519 public key} of trusted issuers (damaged files are reported, not trusted)."""
     def parse(text, name):
         raw = parse_issuer_key(text, name)
         return key_id(raw), raw
@@ -245,7 +265,7 @@ def add_console(state_dir, keyfile) -> str:
 
 
 def consoles(state_dir) -> dict[str, bytes]:
-    """{key_id: z85 CURVE public key} of trusted consoles (damaged files are skipped)."""
+    """{key_id: z85 CURVE public key} of trusted consoles (damaged files are reported, not trusted)."""
     def parse(text, name):
         pub = _z85_key(text, name)
         return key_id(z85.decode(pub)), pub
@@ -253,14 +273,27 @@ def consoles(state_dir) -> dict[str, bytes]:
     return _trusted(state_dir, "consoles", parse)
 
 
-def _trusted(state_dir, kind: str, parse) -> dict[str, bytes]:
-    """Every readable key in <state_dir>/trust/<kind>/*.pub, by key id; a damaged file is skipped."""
+def _trusted(state_dir, kind: str, parse, problems: list[str] | None = None) -> dict[str, bytes]:
+    """Every good key in <state_dir>/trust/<kind>/*.pub, by key id. A damaged file is not trusted, and is
+    reported: appended to ``problems`` when given, and logged (once per file version) as a warning."""
     out = {}
     d = Path(state_dir) / "trust" / kind
     for p in sorted(d.glob("*.pub")) if d.is_dir() else []:
         try:
-            kid, value = parse(p.read_text(), str(p))
-        except (OSError, UnicodeDecodeError, EdgeError):
+            kid, value = parse(_read_key_file(p), str(p))
+        except EdgeError as exc:
+            why = f"trusted {kind[:-1]} file {p} is damaged and not trusted: {exc}"
+            if problems is not None:
+                problems.append(why)
+            files.warn_once(log, p, why)
             continue
         out[kid] = value
     return out
+
+
+def trust_problems(state_dir) -> list[str]:
+    """One sentence per damaged file in the trust store (``edge doctor``, ``edge trust list``)."""
+    problems: list[str] = []
+    _trusted(state_dir, "issuers", lambda text, name: (parse_issuer_key(text, name), b""), problems)
+    _trusted(state_dir, "consoles", lambda text, name: (_z85_key(text, name), b""), problems)
+    return problems

@@ -120,6 +120,25 @@ def hand_over(state_dir: Path, config_path: Path, user: str) -> str:
     return f"state dir owned by {user}, config readable by group {grp.getgrgid(pw.pw_gid).gr_name}"
 
 
+def previous_keys(state_dir: Path, rotate: bool) -> dict | None:
+    """The public identity of the keys already on the box (None for a new box). Without ``rotate`` a
+    missing or damaged private key is refused in one sentence (never silently replaced); with it, the
+    public identity left in ``box.pub.json`` names the keys being replaced."""
+    kdir = state_dir / "keys"
+    if not (kdir / identity.KEY_FILE).exists() and not (kdir / identity.PUB_FILE).exists():
+        return None
+    try:
+        return identity.load(state_dir).public()
+    except EdgeError:
+        if not rotate:
+            raise
+    try:
+        pub = json.loads((kdir / identity.PUB_FILE).read_text())
+        return {"signing_key_id": str(pub["signing_key_id"]), "fingerprint": str(pub["fingerprint"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"signing_key_id": "unknown", "fingerprint": "unknown"}
+
+
 def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alerts_endpoint: str,
               console_keys=(), issuer_keys=(), rotate: bool = False, user: str = SERVICE_USER,
               base: dict | None = None) -> dict:
@@ -132,7 +151,7 @@ def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alert
     config_mod.parse(text, str(config_path))  # what `edge run` will check, before anything is touched
     check_key_files(issuer_keys, console_keys)
     make_layout(state_dir)
-    old = identity.load(state_dir) if (state_dir / "keys" / identity.KEY_FILE).exists() else None
+    old = previous_keys(state_dir, rotate)
     ident = identity.create(state_dir, box_id, rotate=rotate)
     signing = {"signing_public": codec.b64(ident.signing_public),
                "fingerprint": ident.fingerprint()}
@@ -140,9 +159,9 @@ def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alert
         audit_record(state_dir, "provisioned", box_id=box_id, signing_key_id=identity.key_id(ident.signing_public),
                      cameras=[c["id"] for c in cameras], **signing)
     elif rotate:
-        audit_record(state_dir, "key_rotated", old_key_id=identity.key_id(old.signing_public),
+        audit_record(state_dir, "key_rotated", old_key_id=old["signing_key_id"],
                      new_key_id=identity.key_id(ident.signing_public),
-                     previous_fingerprint=old.fingerprint(), **signing)
+                     previous_fingerprint=old["fingerprint"], **signing)
     issuers = [identity.add_issuer(state_dir, k) for k in issuer_keys]
     consoles = [identity.add_console(state_dir, k) for k in console_keys]
     for what, ids in (("issuer", issuers), ("console", consoles)):

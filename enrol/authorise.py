@@ -13,8 +13,9 @@ from pathlib import Path
 import click
 
 from edge import files
-from edge.cli import user_errors
+from edge.cli_options import box_key_option, user_errors
 from edge.errors import EdgeError
+from enrol.keys import load_issuer_private
 
 REGISTER = "authorisations.jsonl"
 
@@ -39,11 +40,11 @@ def _register(folder: Path, doc: dict, output) -> Path:
 
 @click.command()
 @click.option("--issuer-key", required=True, type=click.Path(dir_okay=False), help="Your issuer.key.")
-@click.option("--for", "box_file", type=click.Path(dir_okay=False),
-              help="The box's public identity (box.pub.json); or give --box-id.")
+@box_key_option(required=False, help="The box's public identity (box.pub.json); or give --box-id.")
 @click.option("--box-id", default=None, help="The box id, when you have no box.pub.json.")
 @click.option("--deployment", "deployment_id", required=True,
-              help="The deployment (operation) name, as in the watch list built for it.")
+              help="The deployment (operation) name, as in the watch lists built for it (enrol build): "
+                   "1-64 letters, digits, spaces, '.', '_', '-'.")
 @click.option("--location", required=True, help="Where the cameras are, e.g. 'King's Cross, north exit'.")
 @click.option("--camera", "cameras", multiple=True, required=True, help="A camera id (repeat for each).")
 @click.option("--start", required=True, help="Start, UTC, e.g. 2026-12-01T08:00Z.")
@@ -54,12 +55,12 @@ def _register(folder: Path, doc: dict, output) -> Path:
 def authorise(issuer_key, box_file, box_id, deployment_id, location, cameras, start, end, purpose, output):
     """Sign a deployment window for a box: it will match faces only inside it."""
     from edge import deployment, identity
-    from enrol.cli import load_issuer_private
 
     if bool(box_file) == bool(box_id):
-        raise EdgeError("give exactly one of --for box.pub.json and --box-id")
+        raise EdgeError("give exactly one of --box-key box.pub.json and --box-id")
     if box_file:
         box_id = identity.load_box_public(box_file)["box_id"]
+    deployment.check_name(deployment_id, "--deployment")
     key = load_issuer_private(issuer_key)
     name = _issuer_name(Path(issuer_key).with_name("issuer.pub"))
     doc = deployment.make(key, box_id=box_id, deployment_id=deployment_id, location=location,

@@ -16,49 +16,13 @@ from pathlib import Path
 import click
 
 from edge import identity
-from edge.cli import user_errors
+from edge.cli_options import box_key_option, output_option, user_errors
 from edge.config import QualityConfig
 from edge.errors import EdgeError
-from edge.files import read_text, write_atomic
+from edge.files import write_atomic
 from edge.watchlist import bundle, operating, receipt
-
-PASSPHRASE_ENV = "ENROL_PASSPHRASE"
-
-
-def _passphrase(confirm: bool = False) -> bytes:
-    text = os.environ.get(PASSPHRASE_ENV)
-    if text is None:
-        text = click.prompt("Issuer key passphrase", hide_input=True, confirmation_prompt=confirm)
-    return text.encode()
-
-
-def load_issuer_private(path):
-    """The issuer's Ed25519 private key (PKCS#8 PEM, passphrase from $ENROL_PASSPHRASE or a prompt)."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    try:
-        pem = Path(path).read_bytes()
-    except OSError as exc:
-        raise EdgeError(f"cannot read issuer key {path}: {exc.strerror}") from None
-    if b"PRIVATE KEY" not in pem:
-        raise EdgeError(f"{path} is not an issuer private key (PEM)")
-    pw = _passphrase() if b"ENCRYPTED" in pem else None
-    try:
-        key = load_pem_private_key(pem, password=pw)
-    except (ValueError, TypeError):
-        raise EdgeError(f"cannot open issuer key {path}: wrong passphrase or damaged file") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise EdgeError(f"{path} is not an Ed25519 key")
-    return key
-
-
-def load_issuer_public(path) -> bytes:
-    """Raw issuer public key from ``issuer.pub`` (or from the private ``issuer.key``)."""
-    text = read_text(path, "issuer key file")
-    if "PRIVATE KEY" in text:
-        return identity.raw_public(load_issuer_private(path))
-    return identity.parse_issuer_key(text, str(path))
+from enrol.authorise import authorise
+from enrol.keys import PASSPHRASE_ENV, ask_passphrase, load_issuer_private, load_issuer_public
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,7 +32,7 @@ def cli():
 
 
 @cli.command()
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the key pair.")
+@output_option("out_dir", folder=True, help="Folder for the key pair.")
 @click.option("--name", default="", help="A label stored in issuer.pub (e.g. force and role).")
 @click.option("--passphrase/--no-passphrase", default=True, show_default=True,
               help=f"Encrypt the private key with a passphrase (prompted, or ${PASSPHRASE_ENV}).")
@@ -88,7 +52,7 @@ def keygen(out_dir, name, passphrase):
         raise EdgeError(f"{out / 'issuer.key'} already exists; refusing to overwrite an issuer key")
     out.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
-    enc = BestAvailableEncryption(_passphrase(confirm=True)) if passphrase else NoEncryption()
+    enc = BestAvailableEncryption(ask_passphrase(confirm=True)) if passphrase else NoEncryption()
     write_atomic(out / "issuer.key", key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, enc), 0o600)
     pub = identity.issuer_public_doc(identity.raw_public(key), name)
     write_atomic(out / "issuer.pub", (json.dumps(pub, indent=1) + "\n").encode())
@@ -100,12 +64,13 @@ def keygen(out_dir, name, passphrase):
 @click.option("--images", "images_dir", required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--refs", required=True, type=click.Path(dir_okay=False),
               help="refs.csv: ref,category,reason,images and optional source,taken (each image's provenance).")
-@click.option("--for", "box_file", required=True, type=click.Path(dir_okay=False),
-              help="The target box's public identity (box.pub.json).")
+@box_key_option(help="The target box's public identity (box.pub.json).")
 @click.option("--issuer-key", required=True, type=click.Path(dir_okay=False), help="Your issuer.key.")
 @click.option("--expires", required=True, help="Not-after time, UTC, e.g. 2026-12-01T18:00Z.")
 @click.option("--not-before", default=None, help="Not valid before this UTC time (default: now).")
-@click.option("--deployment", required=True, help="The deployment (operation) name.")
+@click.option("--deployment", required=True,
+              help="The deployment (operation) name, as in its window (enrol authorise): 1-64 letters, digits, "
+                   "spaces, '.', '_', '-'.")
 @click.option("--sequence", type=click.IntRange(0), default=None,
               help="List sequence number; must grow from list to list (default: the time in seconds).")
 @click.option("--max-entries", type=click.IntRange(1, bundle.HARD_MAX_ENTRIES), default=bundle.DEFAULT_MAX_ENTRIES,
@@ -143,9 +108,11 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
     """
     from tqdm import tqdm
 
+    from edge.deployment import check_name
     from edge.watchlist import bundle_v2
     from enrol.build import build_entries, items, list_warnings, read_refs
 
+    check_name(deployment, "--deployment")
     box = identity.load_box_public(box_file)
     key = load_issuer_private(issuer_key)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -299,8 +266,7 @@ def reconcile(register_file, report_file):
 
 @cli.command("verify-receipt")
 @click.argument("receipt_file", type=click.Path(dir_okay=False))
-@click.option("--box", "box_file", required=True, type=click.Path(dir_okay=False),
-              help="The box's public identity (box.pub.json) you received at provisioning.")
+@box_key_option(help="The box's public identity (box.pub.json) you received at provisioning.")
 @user_errors
 def verify_receipt(receipt_file, box_file):
     """Check a deletion receipt a box produced when it purged a list."""
@@ -310,8 +276,7 @@ def verify_receipt(receipt_file, box_file):
                f"issuer {r['issuer']}, sequence {r['sequence']}) at {r['time']}, reason: {r['reason']}")
 
 
-from enrol.authorise import authorise  # noqa: E402, I001  (enrol authorise: docs/deployment-format.md)
-cli.add_command(authorise)
+cli.add_command(authorise)  # enrol authorise: docs/deployment-format.md
 
 
 def main():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from edge.cli import user_errors
+from edge.cli_options import user_errors
 from edge.errors import EdgeError
 from firmware import bundle, update
 

@@ -4,6 +4,7 @@ re-runs that keep keys, logged rotation, and a doctor that names what is broken.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -161,5 +162,66 @@ def test_usb_stick_loads_its_watch_list_then_doctor_is_happy(tmp_path):
     assert (state / "watchlist" / "current.wlb").read_bytes() == (stick / "a-list.wlb").read_bytes()
 
     code, out = edge("doctor", "--config", cfg)
+    assert code == 1 and re.search(r"FAIL +deployment +no deployment window is open or coming", out)  # no match
+    authorise(tmp_path, issuer, state, hours=(1, 2))
+    code, out = edge("doctor", "--config", cfg)
+    assert code == 0 and re.search(r"WARN +deployment +no window open now: op-1 opens at", out)
+    authorise(tmp_path, issuer, state, hours=(-1, 1))
+    code, out = edge("doctor", "--config", cfg)
     assert code == 0, out
-    assert "OK    watch list" in out and "SKIP  service" in out
+    assert re.search(r"OK +watch list", out) and re.search(r"SKIP +service", out)
+    assert re.search(r"OK +deployment +op-1 open until", out)
+
+
+def authorise(tmp_path, issuer, state, hours):
+    from datetime import UTC, datetime, timedelta
+
+    from edge import deployment
+
+    now = datetime.now(UTC)
+    doc = deployment.make(issuer, box_id="ldn-kx-01", deployment_id="op-1", location="High St", cameras=["entrance"],
+                          start=now + timedelta(hours=hours[0]), end=now + timedelta(hours=hours[1]), purpose="test")
+    (tmp_path / "op.dep").write_text(json.dumps(doc))
+    assert edge("deployment", "load", tmp_path / "op.dep", "--state-dir", state)[0] == 0
+
+
+def test_doctor_says_in_words_what_is_wrong_and_lets_no_ffmpeg_line_through(tmp_path, keys):
+    """A damaged key is named with what is wrong (not "(KeyError)"), a camera that refuses or a file that is
+    not a video is said in words, and FFmpeg's own lines do not reach the terminal."""
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(bytes(range(256)) * 40)
+    code, out, cfg, state = provision(tmp_path, keys, cameras=(f"door=rtsp://127.0.0.1:{free_port()}/x",
+                                                               f"file={garbage}"))
+    assert code == 0, out
+    key_file = state / "keys" / "box.key.json"
+    doc = json.loads(key_file.read_text())
+    del doc["wl_key"]
+    key_file.write_text(json.dumps(doc))
+    (state / "trust" / "issuers" / "0123456789abcdef.pub").write_text("{not a key")
+    r = subprocess.run([sys.executable, "-m", "edge", "doctor", "--config", cfg], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1
+    assert f"the box key file {key_file} is damaged: it has no wl_key (restore it from a backup" in r.stdout
+    assert "Error" not in r.stdout and "KeyError" not in r.stdout
+    assert re.search(r"FAIL +trust store +trusted issuer file", r.stdout)
+    assert "0123456789abcdef.pub is damaged and not trusted" in r.stdout
+    assert "cannot open rtsp://" in r.stdout and ": connection refused" in r.stdout
+    assert f"cannot open {garbage}: not " in r.stdout
+    assert "[tcp @" not in r.stderr and "WARN:" not in r.stderr and "@ 0x" not in r.stderr + r.stdout, r.stderr
+    code, out = edge("trust", "list", "--config", cfg)
+    assert code == 1 and "DAMAGED trusted issuer file" in out
+
+
+def test_provision_refuses_to_replace_a_deleted_private_key_silently(tmp_path, keys):
+    _, _, cfg, state = provision(tmp_path, keys)
+    fp = identity.load(state).fingerprint()
+    (state / "keys" / "box.key.json").unlink()
+    code, out, _, _ = provision(tmp_path, keys)
+    assert code == 1 and "private key file" in out and "is missing" in out
+    assert "'edge provision --rotate' to make new keys" in out and "Traceback" not in out
+    assert not (state / "keys" / "box.key.json").exists()  # no new keys, no new fingerprint
+    code, out, _, _ = provision(tmp_path, keys, "--rotate")
+    assert code == 0 and "keys rotated" in out
+    log = [json.loads(line) for line in (state / "audit" / "audit.log").read_text().splitlines()]
+    rotated = next(e["data"] for e in log if e["kind"] == "key_rotated")
+    assert rotated["previous_fingerprint"] == fp != identity.load(state).fingerprint()

@@ -33,7 +33,7 @@ def describe(msg: dict) -> str:
 
 def watch(box: str, data: str, count: int = 0, timeout: float = 0, out=print) -> list[dict]:
     """Print alerts/events from the box ``ENDPOINT=KEY`` until ``count`` alerts or ``timeout`` seconds."""
-    endpoint, box_key = keys.parse_box(box)
+    endpoint, box_key = keys.parse_box(box, "the box to watch (ENDPOINT=KEY)")
     key_pair = keys.load(data)
     store = Store(keys.data_dir(data) / "watch.db")
     notices: queue.Queue = queue.Queue()

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from edge import files
-from edge.cli import config_option, load_config, state_dir_option, user_errors
+from edge.cli_options import box_key_option, config_option, load_config, state_dir_option, user_errors
 from edge.codec import fmt_time, parse_time
 from edge.errors import EdgeError
 
@@ -76,8 +76,7 @@ def audit():
 @state_dir_option
 @click.option("--export", "export_file", type=click.Path(dir_okay=False, exists=True),
               help="Check this export file instead of the box's log (works off the box).")
-@click.option("--box-key", type=click.Path(dir_okay=False, exists=True),
-              help="The box's public identity (box.pub.json) an export must be signed by.")
+@box_key_option("box_key", required=False, help="The box's public identity (box.pub.json) an export must be signed by.")
 @click.option("--witness", "witness_files", multiple=True, type=click.Path(dir_okay=False, exists=True),
               help="A console's witness file (`edge console witness -o FILE`): the log may not end before it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from edge.cli import user_errors
+from edge.cli_options import user_errors
 from edge.errors import EdgeError
 
 DEFAULT_DATA = "~/.local/share/edge-console"

@@ -57,18 +57,18 @@ def load(data: str | Path) -> tuple[bytes, bytes]:
     return pub, sec
 
 
-def parse_box(spec: str) -> tuple[str, bytes]:
-    """'tcp://host:port=KEY' -> (endpoint, box CURVE public key z85)."""
+def parse_box(spec: str, what: str = "--box") -> tuple[str, bytes]:
+    """'tcp://host:port=KEY' -> (endpoint, box CURVE public key z85); errors name the box as ``what``."""
     endpoint, sep, key = spec.partition("=")
     if not sep or not endpoint.startswith(("tcp://", "ipc://")):
-        raise EdgeError(f"--box {spec!r}: expected ENDPOINT=KEY, e.g. tcp://10.0.0.5:5599=box.pub.json")
+        raise EdgeError(f"{what} {spec!r}: expected ENDPOINT=KEY, e.g. tcp://10.0.0.5:5599=box.pub.json")
     path = Path(key).expanduser()
     if len(key) != 40 or path.exists():
         try:
             key = json.loads(path.read_text())["curve_public"]
         except (OSError, ValueError, KeyError, TypeError):
-            raise EdgeError(f"--box {spec!r}: {key} is neither a z85 key nor a readable box.pub.json") from None
-    return endpoint, identity._z85_key(key, f"--box {endpoint} key")
+            raise EdgeError(f"{what} {spec!r}: {key} is neither a z85 key nor a readable box.pub.json") from None
+    return endpoint, identity._z85_key(key, f"{what} {endpoint} key")
 
 
 

@@ -77,6 +77,14 @@ def summary(counts: dict, target: float, min_decisions: int = MIN_DECISIONS, exp
     }
 
 
+def figure(x: float) -> str:
+    """A figure for people to read: whole numbers with thousands separators from 10 up, then 2 significant
+    digits (530, 1,200, 4.2, 0.31), never a float's noise ("529.851")."""
+    if x >= 10:
+        return f"{round(x):,}"
+    return f"{x:.2g}" if x > 0 else "0"
+
+
 def _one_in(rate: float) -> str:
     return f"1 per {max(1, round(1 / rate)):,}" if rate > 0 else "none"
 
@@ -97,9 +105,9 @@ def format_line(s: dict) -> str:
     else:
         text += f"false alerts: no decided alerts yet (target {s['target']:.0%})"
     if s["alerts_per_1000_faces"] is not None:
-        text += f"; {s['alerts_per_1000_faces']:g} alerts per 1000 faces"
+        text += f"; {figure(s['alerts_per_1000_faces'])} alerts per 1,000 faces"
     if s["faces_per_false_alert"]:
-        text += f", 1 false alert per {s['faces_per_false_alert']} faces"
+        text += f", 1 false alert per {s['faces_per_false_alert']:,} faces"
     if s["undecided"]:
         text += f"; {s['undecided']} awaiting a decision"
     return text + (f"\nWARNING: {s['warning']}" if s["warning"] else "")

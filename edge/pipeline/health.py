@@ -33,15 +33,31 @@ def camera_line(cam_id: str, cam: dict) -> str:
             f"encodes {s.get('encodes', 0):4d}  restarts {cam.get('restarts', 0)}")
 
 
+def duration(seconds: float) -> str:
+    """``3 h 25 min``, ``4 min 10 s``, ``12 s``."""
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 60} min {s % 60} s" if s >= 60 else f"{s} s"
+
+
+def latency_text(lat: dict) -> str:
+    """``p50 / p95 / p99 55 / 165 / 181 ms (20 alerts)``, or that there is none yet."""
+    if not lat or not lat.get("n"):
+        return "no alerts yet"
+    return f"p50 / p95 / p99 {lat['p50']:.0f} / {lat['p95']:.0f} / {lat['p99']:.0f} ms ({lat['n']:,} alerts)"
+
+
 def format_status(st: dict) -> str:
     wl = st.get("watchlist") or {}
     lines = [
-        f"box {st.get('box_id')}  up {st.get('uptime_s', 0):.0f} s",
+        f"box {st.get('box_id')}  up {duration(st.get('uptime_s', 0))}",
         "watch list: " + (f"{wl.get('entries', 0)} entries, id {wl.get('list_id')}, issuer {wl.get('issuer')}"
                           + (f", expires {wl['not_after']}" if wl.get("not_after") else "")
                           if wl else "none loaded (no matching)"),
-        f"alerts: {st.get('alerts_sent', 0)} encounters ({st.get('sightings', 0)} sightings), "
-        f"{(st.get('decisions') or {}).get('total', 0)} decided; frame->alert latency {st.get('latency_ms', {})}",
+        f"alerts: {st.get('alerts_sent', 0):,} encounters ({st.get('sightings', 0):,} sightings), "
+        f"{(st.get('decisions') or {}).get('total', 0):,} decided; frame->alert latency "
+        f"{latency_text(st.get('latency_ms', {}))}",
     ]
     if st.get("accuracy"):
         from edge.eval import live

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from edge import files, identity
-from edge.cli import config_option, load_config, state_dir_option, user_errors
+from edge.cli_options import config_option, load_config, output_option, state_dir_option, user_errors
 from edge.errors import EdgeError
 
 
@@ -82,7 +82,7 @@ def load(path, config_path, state_dir):
 
 @watchlist.command()
 @click.option("--reason", default="on demand", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the receipt here.")
+@output_option("out", required=False, help="Also write the receipt here.")
 @config_option
 @state_dir_option
 @user_errors
@@ -149,9 +149,14 @@ def _trust(what: str, add, keyfile, config_path, state_dir) -> None:
 @state_dir_option
 @user_errors
 def list_(config_path, state_dir):
-    """Show the trusted issuer and console key ids."""
+    """Show the trusted issuer and console key ids (and any damaged trust file: exit 1)."""
     cfg = load_config(config_path, state_dir)
     for kid in identity.issuers(cfg.state_dir):
         click.echo(f"issuer  {kid}")
     for kid in identity.consoles(cfg.state_dir):
         click.echo(f"console {kid}")
+    problems = identity.trust_problems(cfg.state_dir)
+    for why in problems:
+        click.echo(f"DAMAGED {why}")
+    if problems:
+        raise EdgeError(f"{len(problems)} trust file(s) are damaged: add the key again with 'edge trust add-…'")
