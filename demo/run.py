@@ -69,10 +69,10 @@ def main() -> None:
 
     say("2. SPOC: an issuer key, a watch list for this box only, a deployment window")
     sh("enrol", "keygen", "--out", STATE / "spoc", "--name", "Demo Constabulary SPOC", "--no-passphrase")
-    sh("enrol", "build", "--images", HERE / "watchlist", "--refs", HERE / "refs.csv", "--for", box_pub,
+    sh("enrol", "build", "--images", HERE / "watchlist", "--refs", HERE / "refs.csv", "--box-key", box_pub,
        "--issuer-key", STATE / "spoc" / "issuer.key", "--expires", utc(now + timedelta(days=7)),
        "--deployment", "demo", "-o", STATE / "usb" / "list.wlb")
-    sh("enrol", "authorise", "--issuer-key", STATE / "spoc" / "issuer.key", "--for", box_pub,
+    sh("enrol", "authorise", "--issuer-key", STATE / "spoc" / "issuer.key", "--box-key", box_pub,
        "--deployment", "demo", "--location", "Demo concourse, north entrance", "--camera", "cam-a",
        "--camera", "cam-b", "--start", utc(now - timedelta(minutes=5)), "--end", utc(now + timedelta(hours=8)),
        "--purpose", "Demonstration on public sample media", "-o", STATE / "usb" / "deployment.auth")
