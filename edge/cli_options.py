@@ -16,6 +16,7 @@ One name per meaning:
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import click
 
@@ -91,3 +92,8 @@ def load_config(config_path: str, state_dir: str | None):
     from edge import config as config_mod
 
     return config_mod.load(config_path, state_dir)
+
+
+def resolve_state_dir(config_path: str, state_dir: str | None) -> Path:
+    """``--state-dir`` as given, else the config's state dir."""
+    return Path(state_dir) if state_dir else Path(load_config(config_path, None).state_dir)

@@ -7,6 +7,8 @@ are errors too: a typo must not silently fall back to a default.
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -251,3 +253,38 @@ def load(path: str | Path, state_dir: str | None = None) -> Config:
         cfg.match.calibration = str((base / cfg.match.calibration).resolve())
     cfg.state_dir = str((base / cfg.state_dir).resolve()) if not state_dir else str(Path(state_dir).resolve())
     return cfg
+
+
+# --- a small TOML writer (the config is tables, arrays of tables and scalars) ---------------------
+
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(k: str) -> str:
+    return k if _BARE.match(k) else json.dumps(k)
+
+
+def _scalar(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # JSON string escapes are valid TOML basic strings
+    if isinstance(v, list) and not any(isinstance(x, dict) for x in v):
+        return "[" + ", ".join(_scalar(x) for x in v) + "]"
+    raise ConfigError(f"cannot write {type(v).__name__} to TOML")
+
+
+def toml_dumps(data: dict, prefix: str = "") -> str:
+    """Scalars first, then [tables], then [[arrays of tables]], recursively."""
+    is_tables = lambda v: isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+    out = [f"{_key(k)} = {_scalar(v)}" for k, v in data.items() if not isinstance(v, dict) and not is_tables(v)]
+    for k, v in data.items():
+        name = f"{prefix}{_key(k)}"
+        if isinstance(v, dict):
+            out += ["", f"[{name}]", toml_dumps(v, name + ".").strip("\n")]
+        elif is_tables(v):
+            for item in v:
+                out += ["", f"[[{name}]]", toml_dumps(item, name + ".").strip("\n")]
+    return "\n".join(out).lstrip("\n") + "\n"

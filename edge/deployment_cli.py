@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edge.cli_options import config_option, state_dir_option, user_errors
+from edge.cli_options import config_option, resolve_state_dir, state_dir_option, user_errors
 
 
 @click.group()
@@ -22,10 +22,10 @@ def deployment():
 def load_command(path, config_path, state_dir):
     """Check a deployment authorisation (from `enrol authorise`) and store it; logged either way."""
     from edge import deployment as dep_mod
-    from edge.audit.cli import open_log, resolve_state_dir
+    from edge.audit.log import AuditLog
 
     state = resolve_state_dir(config_path, state_dir)
-    log = open_log(state)
+    log = AuditLog(state)
     try:
         dep = dep_mod.load(state, path, record=log.append)
     finally:
@@ -43,7 +43,6 @@ def load_command(path, config_path, state_dir):
 def status_command(config_path, state_dir, as_json):
     """List the deployments on the box and whether each is active, upcoming or ended."""
     from edge import deployment as dep_mod
-    from edge.audit.cli import resolve_state_dir
 
     problems: list[str] = []
     deps = dep_mod.status(resolve_state_dir(config_path, state_dir), problems=problems)

@@ -13,7 +13,6 @@ import grp
 import json
 import os
 import pwd
-import re
 import sys
 import tempfile
 import tomllib
@@ -24,47 +23,13 @@ import click
 from edge import codec, identity
 from edge import config as config_mod
 from edge.audit.log import record as audit_record
+from edge.config import toml_dumps
 from edge.errors import EdgeError
 from edge.files import write_atomic
 
 DEFAULT_ENDPOINT = "tcp://0.0.0.0:5599"  # consoles connect here; CURVE keeps unregistered ones out
 SERVICE_USER = "edge"
 LAYOUT = ("keys", "trust", "trust/issuers", "trust/consoles", "watchlist")
-
-
-# --- a small TOML writer (the config is tables, arrays of tables and scalars) ---------------------
-
-_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _key(k: str) -> str:
-    return k if _BARE.match(k) else json.dumps(k)
-
-
-def _scalar(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)  # JSON string escapes are valid TOML basic strings
-    if isinstance(v, list) and not any(isinstance(x, dict) for x in v):
-        return "[" + ", ".join(_scalar(x) for x in v) + "]"
-    raise EdgeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def toml_dumps(data: dict, prefix: str = "") -> str:
-    """Scalars first, then [tables], then [[arrays of tables]], recursively."""
-    is_tables = lambda v: isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
-    out = [f"{_key(k)} = {_scalar(v)}" for k, v in data.items() if not isinstance(v, dict) and not is_tables(v)]
-    for k, v in data.items():
-        name = f"{prefix}{_key(k)}"
-        if isinstance(v, dict):
-            out += ["", f"[{name}]", toml_dumps(v, name + ".").strip("\n")]
-        elif is_tables(v):
-            for item in v:
-                out += ["", f"[[{name}]]", toml_dumps(item, name + ".").strip("\n")]
-    return "\n".join(out).lstrip("\n") + "\n"
 
 
 # --- steps -------------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from edge.config import toml_dumps
 from edge.files import write_atomic
-from edge.provision import toml_dumps
 from firmware.bundle import Bundle, FirmwareError, parse_version
 
 DEFAULT_ROOT = "/opt/edge"

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edge import config as config_mod
 from edge import identity
 from edge.cli import cli
-from edge.provision import toml_dumps
+from edge.config import toml_dumps
 
 
 def edge(*args):

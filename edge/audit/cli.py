@@ -11,16 +11,11 @@ from pathlib import Path
 import click
 
 from edge import files
-from edge.cli_options import box_key_option, config_option, load_config, state_dir_option, user_errors
+from edge.cli_options import box_key_option, config_option, resolve_state_dir, state_dir_option, user_errors
 from edge.codec import fmt_time, parse_time
 from edge.errors import EdgeError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def resolve_state_dir(config_path: str, state_dir: str | None) -> Path:
-    """``--state-dir`` as given, else the config's state dir."""
-    return Path(state_dir) if state_dir else Path(load_config(config_path, None).state_dir)
 
 
 def period(start: str | None, end: str | None) -> tuple[datetime, datetime]:

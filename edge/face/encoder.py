@@ -11,12 +11,12 @@ runtime is missing or cannot start falls back to the next.
 from __future__ import annotations
 
 import importlib.util
-import os
 
 import numpy as np
 
 from edge.errors import EdgeError
 from edge.face import models
+from edge.face.runtime import set_threads, threads  # noqa: F401  (the encoder's settings, re-exported)
 
 
 class DlibEncoder:
@@ -31,23 +31,6 @@ class DlibEncoder:
 _BACKENDS: dict[str, type] = {"dlib": DlibEncoder}
 _DEFAULT_ORDER = ["dlib"]
 _instances: dict[str, object] = {}
-_threads: int | None = None
-
-
-def set_threads(n: int) -> None:
-    """Math threads per process for backends created from now on (config ``encode.threads``)."""
-    global _threads
-    _threads = max(1, int(n))
-
-
-def threads() -> int:
-    """The configured thread count, else OMP_NUM_THREADS (the daemon sets it per camera), else 1."""
-    if _threads:
-        return _threads
-    try:
-        return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
-    except ValueError:
-        return 1
 
 
 def register(name: str, cls: type, preferred: bool = False) -> None:

@@ -167,14 +167,14 @@ class OnnxEncoder:
     name = "onnx"
 
     def __init__(self, threads: int | None = None) -> None:
-        from edge.face import encoder
+        from edge.face import runtime
 
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise EdgeError("onnxruntime is not installed") from exc
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or encoder.threads()
+        opts.intra_op_num_threads = threads or runtime.threads()
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
