@@ -215,7 +215,7 @@ def test_live_false_alert_rate_and_drift_warning():
     assert s["alerts_per_1000_faces"] == 2.5 and s["faces_per_false_alert"] == 2400
     assert "above the target 10.0%" in s["warning"]
     line = live.format_line(s)
-    assert "5 of 28 decided" in line and "1 false alert per 2400 faces" in line and "WARNING" in line
+    assert "5 of 28 decided" in line and "1 false alert per 2,400 faces" in line and "WARNING" in line
     assert live.summary(counts, target=0.2)["warning"] == ""
 
 

@@ -152,7 +152,9 @@ def report(config_path, state_dir, start, end, fmt, output, export_file, box_key
     if export_file:
         if not box_key:
             raise EdgeError("--export needs --box-key box.pub.json (the key the export must be signed by)")
-        pub = v.load_box_public(box_key)
+        from edge import identity
+
+        pub = identity.load_box_public(box_key)["signing_public"]
         _, res = v.verify_export(Path(export_file).read_bytes(), pub)
         lo, hi = period(start, end)
         if start is None and res.records:
