@@ -120,9 +120,6 @@ class Config:
     def control_endpoint(self) -> str:
         return self.alerts.control_endpoint or f"ipc://{Path(self.state_dir) / 'control.sock'}"
 
-    def camera(self, cam_id: str) -> CameraConfig:
-        return next(c for c in self.cameras if c.id == cam_id)
-
 
 RENAMED = {"detect.track_max_missed": "no longer used: set detect.track_lost_s (seconds) instead"}
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}

@@ -5,7 +5,7 @@ in pixel coordinates of the image passed in. Images are C-contiguous RGB ``uint8
 rejects a ``[:, :, ::-1]`` view: use :func:`to_rgb`).
 
 One code path serves the live pipeline, ``enrol build`` and ``edge eval``:
-``detect`` -> ``landmarks`` -> ``chip`` (5-point alignment, 150x150) -> ``encode_chips`` (128-d).
+``detect`` -> ``align`` (5-point landmarks and the 150x150 chip, one landmark run) -> ``encode_chips`` (128-d).
 """
 
 from __future__ import annotations
@@ -98,11 +98,6 @@ def _points(shape) -> np.ndarray:
     return np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)], dtype=np.float32)
 
 
-def landmarks(rgb: np.ndarray, box: Box) -> np.ndarray:
-    """5-point landmarks as a (5, 2) float array: right eye (2), left eye (2), nose base."""
-    return _points(_shape(rgb, box))
-
-
 def align(rgb: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
     """(aligned 150x150 RGB chip, (5, 2) landmarks) from one run of the landmark model."""
     import dlib
@@ -145,13 +140,6 @@ def encoder_name(encoder: str | None = None) -> str:
     from edge.face import encoder as enc
 
     return enc.get(encoder).name
-
-
-def face_distance(known: np.ndarray, probe: np.ndarray) -> np.ndarray:
-    """Euclidean distance from ``probe`` (128,) to every row of ``known`` (n, 128)."""
-    if len(known) == 0:
-        return np.zeros((0,), dtype=np.float32)
-    return np.linalg.norm(known - probe, axis=1)
 
 
 def crop(rgb: np.ndarray, box: Box, margin: float = 0.25) -> np.ndarray:
