@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge import codec, files, identity
 from edge.codec import canonical, fmt_time, parse_time
@@ -34,6 +39,9 @@ NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._ -]{0,62}[A-Za-z0-9._-])?")
 NAME_RULE = ("1-64 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit and not ending "
              "with a space")
 CAMERA = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+Doc = dict[str, Any]  # a JSON document
+StatePath = str | os.PathLike[str]
+Record = Callable[..., object]  # the audit log's append(kind, **fields)
 FIELDS = {"deployment_id": str, "box_id": str, "location": str, "cameras": list, "start": str, "end": str,
           "purpose": str, "issuer": str, "issuer_name": str, "issued": str}
 
@@ -49,20 +57,20 @@ class Deployment:
     purpose: str
     issuer: str  # issuer key id
     issuer_name: str
-    doc: dict
+    doc: Doc
 
     def is_active(self, now: datetime, camera_id: str) -> bool:
         return self.start <= now < self.end and camera_id in self.cameras
 
-    def fields(self) -> dict:
+    def fields(self) -> Doc:
         """What the audit log records about it (the document minus its signature)."""
         return {"deployment_id": self.deployment_id, "issuer": self.issuer_name or self.issuer,
                 "issuer_key_id": self.issuer, "location": self.location, "cameras": list(self.cameras),
                 "start": fmt_time(self.start), "end": fmt_time(self.end), "purpose": self.purpose}
 
 
-def make(issuer_key, *, box_id: str, deployment_id: str, location: str, cameras: list[str], start: datetime,
-         end: datetime, purpose: str, issuer_name: str = "", now: datetime | None = None) -> dict:
+def make(issuer_key: Ed25519PrivateKey, *, box_id: str, deployment_id: str, location: str, cameras: list[str],
+         start: datetime, end: datetime, purpose: str, issuer_name: str = "", now: datetime | None = None) -> Doc:
     """A signed deployment document (``enrol authorise``)."""
     pub = identity.raw_public(issuer_key)
     doc = {"type": DOC_TYPE, "v": 1, "deployment_id": deployment_id or f"dep-{uuid.uuid4().hex[:12]}",
@@ -82,7 +90,7 @@ def check_name(name: str, what: str = "deployment id") -> str:
     return name
 
 
-def _check(doc: dict) -> Deployment:
+def _check(doc: Doc) -> Deployment:
     """The document's own consistency (not its signature)."""
     if not isinstance(doc, dict) or doc.get("type") != DOC_TYPE or doc.get("v") != 1:
         raise EdgeError("not a version 1 deployment authorisation")
@@ -105,7 +113,7 @@ def _check(doc: dict) -> Deployment:
                       doc["purpose"], doc["issuer"], doc["issuer_name"], doc)
 
 
-def verify(doc: dict, issuers: dict[str, bytes], box_id: str | None = None) -> Deployment:
+def verify(doc: Doc, issuers: dict[str, bytes], box_id: str | None = None) -> Deployment:
     """Check a document against the trusted issuers (and the box it must name); EdgeError if not good."""
     dep = _check(doc)
     pub = issuers.get(dep.issuer)
@@ -119,20 +127,24 @@ def verify(doc: dict, issuers: dict[str, bytes], box_id: str | None = None) -> D
     return dep
 
 
-def parse(data: bytes) -> dict:
+def parse(data: bytes) -> Doc:
     if len(data) > MAX_FILE:
         raise EdgeError("the file is too large to be a deployment authorisation")
     try:
-        return json.loads(data)
+        doc = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise EdgeError("not a deployment authorisation (not JSON)") from None
+    if not isinstance(doc, dict):
+        raise EdgeError("not a deployment authorisation (not a JSON object)")
+    return doc
 
 
-def deployments_dir(state_dir) -> Path:
+def deployments_dir(state_dir: StatePath) -> Path:
     return Path(state_dir) / "deployments"
 
 
-def load(state_dir, path, *, record=None, now: datetime | None = None) -> Deployment:
+def load(state_dir: StatePath, path: StatePath, *, record: Record | None = None,
+         now: datetime | None = None) -> Deployment:
     """Check a deployment file and store it on the box; logged as deployment_loaded or _refused."""
     record = record or (lambda kind, **f: None)
     try:
@@ -156,7 +168,7 @@ def load(state_dir, path, *, record=None, now: datetime | None = None) -> Deploy
     return dep
 
 
-def scan(state_dir) -> tuple[list[Deployment], list[str]]:
+def scan(state_dir: StatePath) -> tuple[list[Deployment], list[str]]:
     """The deployments on the box, each re-verified against the trust store, and one sentence per stored
     file that fails (damaged, or its issuer no longer trusted): such a window does not count."""
     d = deployments_dir(state_dir)
@@ -178,7 +190,7 @@ def scan(state_dir) -> tuple[list[Deployment], list[str]]:
     return sorted(out, key=lambda x: x.start), problems
 
 
-def stored(state_dir) -> list[Deployment]:
+def stored(state_dir: StatePath) -> list[Deployment]:
     """The deployments that count; each file that does not is logged (once per version of it) as a warning."""
     deps, problems = scan(state_dir)
     for why in problems:
@@ -197,14 +209,15 @@ class Gate:
     daemon runs) and records ``deployment_start`` / ``deployment_end`` as each window opens and closes.
     """
 
-    def __init__(self, state_dir, camera_ids, *, record=None, clock=time.time, reload_s: float = 5.0):
+    def __init__(self, state_dir: StatePath, camera_ids: list[str], *, record: Record | None = None,
+                 clock: Callable[[], float] = time.time, reload_s: float = 5.0) -> None:
         self.state_dir, self.camera_ids = state_dir, list(camera_ids)
         self.record = record or (lambda kind, **f: None)
         self.clock, self.reload_s = clock, reload_s
         self.deps: list[Deployment] = []
         self.current: dict[str, Deployment] = {}  # deployment_id -> active deployment
         self.allowed: dict[str, str | None] = dict.fromkeys(self.camera_ids)
-        self._loaded_at = None
+        self._loaded_at: float | None = None
 
     def update(self, reload: bool = False) -> dict[str, str | None]:
         """Recompute (re-reading the stored deployments when due or asked); {camera_id: deployment or None}."""
@@ -223,8 +236,8 @@ class Gate:
                             cameras=[c for c in d.cameras if c in self.camera_ids], end=fmt_time(d.end))
         self.current = live
         for c in self.camera_ids:
-            d = active(list(live.values()), now, c)
-            self.allowed[c] = d.deployment_id if d else None
+            on = active(list(live.values()), now, c)
+            self.allowed[c] = on.deployment_id if on else None
         return dict(self.allowed)
 
     def allows(self, camera_id: str) -> bool:
@@ -237,7 +250,7 @@ class Gate:
         self.allowed = dict.fromkeys(self.camera_ids)
 
 
-def status(state_dir, now: datetime | None = None, problems: list[str] | None = None) -> list[dict]:
+def status(state_dir: StatePath, now: datetime | None = None, problems: list[str] | None = None) -> list[Doc]:
     """Each deployment that counts with its state (active, upcoming, ended); the files that do not count
     are appended to ``problems`` when given."""
     now = now or datetime.now(UTC)

@@ -15,7 +15,7 @@ from edge.errors import EdgeError
 MAX_SMALL_FILE = 1 << 20  # a key, a trust file, a deployment window, a receipt: far smaller
 
 
-def write_atomic(path: Path | str, data: bytes, mode: int = 0o644) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
     """Write a file whole or not at all: temp file in the same folder, fsync, rename."""
     path = Path(path)
     try:
@@ -37,7 +37,7 @@ def write_atomic(path: Path | str, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
-def read_text(path: Path | str, what: str = "file", max_bytes: int | None = MAX_SMALL_FILE,
+def read_text(path: str | os.PathLike[str], what: str = "file", max_bytes: int | None = MAX_SMALL_FILE,
               encoding: str = "utf-8") -> str:
     """A small text file a user named, or one EdgeError sentence saying why it cannot be read."""
     path = Path(path)
@@ -51,7 +51,7 @@ def read_text(path: Path | str, what: str = "file", max_bytes: int | None = MAX_
         raise EdgeError(f"{path} is not a text {what}") from None
 
 
-def read_json(path: Path | str, what: str = "file", max_bytes: int | None = MAX_SMALL_FILE) -> Any:
+def read_json(path: str | os.PathLike[str], what: str = "file", max_bytes: int | None = MAX_SMALL_FILE) -> Any:
     """A small JSON file, or one EdgeError sentence naming it (missing, unreadable, not JSON)."""
     text = read_text(path, what, max_bytes)
     try:
@@ -60,7 +60,7 @@ def read_json(path: Path | str, what: str = "file", max_bytes: int | None = MAX_
         raise EdgeError(f"{what} {path} is damaged: it is not valid JSON") from None
 
 
-def match_owner(path: Path | str, like: Path | str) -> None:
+def match_owner(path: str | os.PathLike[str], like: str | os.PathLike[str]) -> None:
     """Run as root (``edge deployment load``, ``edge audit export``, a firmware apply), give what we create or
     replace to the owner of ``like``, so the daemon (user ``edge``) can still read and append to it."""
     if os.geteuid() == 0:
@@ -69,7 +69,7 @@ def match_owner(path: Path | str, like: Path | str) -> None:
             os.chown(path, st.st_uid, st.st_gid)
 
 
-def append_line(path: Path | str, line: str, what: str = "the record") -> None:
+def append_line(path: str | os.PathLike[str], line: str, what: str = "the record") -> None:
     """Append one line to a private (0600) journal file and fsync it, or one EdgeError sentence."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -81,15 +81,15 @@ def append_line(path: Path | str, line: str, what: str = "the record") -> None:
         raise EdgeError(f"cannot record {what} in {path}: {exc.strerror}") from None
 
 
-_warned: set[tuple] = set()
+_warned: set[tuple[object, ...]] = set()
 
 
-def warn_once(log: logging.Logger, path: Path | str, message: str) -> None:
+def warn_once(log: logging.Logger, path: str | os.PathLike[str], message: str) -> None:
     """Log ``message`` as a warning once per version (size, mtime) of ``path``: a damaged file read again
     every few seconds is reported, not repeated every few seconds."""
     try:
         st = os.stat(path)
-        key: tuple = (str(path), st.st_size, st.st_mtime_ns, message)
+        key: tuple[object, ...] = (str(path), st.st_size, st.st_mtime_ns, message)
     except OSError:
         key = (str(path), message)
     if key not in _warned:

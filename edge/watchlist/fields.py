@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -37,18 +38,21 @@ _NEST = np.zeros(256, np.int8)
 _NEST[[0x5B, 0x7B]], _NEST[[0x5D, 0x7D]] = 1, -1  # [ { open, ] } close
 
 
+Doc = dict[str, Any]  # a JSON object
+
+
 class BundleError(EdgeError):
     """A watch-list bundle that is refused; the message says why in one sentence."""
 
 
 # --- time ---------------------------------------------------------------------------------------
 
-def parse_time(text, what: str = "time") -> datetime:
+def parse_time(text: object, what: str = "time") -> datetime:
     """``codec.parse_time``, refusing with a BundleError."""
     return codec.parse_time(text, what, error=BundleError)
 
 
-def valid_date(text) -> bool:
+def valid_date(text: object) -> bool:
     """``YYYY-MM-DD``, a real calendar date."""
     if not isinstance(text, str) or not DATE_RE.fullmatch(text):
         return False
@@ -94,7 +98,7 @@ def json_depth(data: bytes, block: int = 1 << 20) -> int:
     return deepest
 
 
-def load_json(data: bytes, what: str, max_depth: int = MAX_JSON_DEPTH):
+def load_json(data: bytes, what: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse ASCII JSON whose nesting is checked first: a deep document is one sentence, not a
     RecursionError. Numbers that are NaN or infinite are refused too."""
     if json_depth(data) > max_depth:
@@ -105,30 +109,30 @@ def load_json(data: bytes, what: str, max_depth: int = MAX_JSON_DEPTH):
         raise BundleError(f"{what} is not valid JSON") from None
 
 
-def _no_constant(name):
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(name)
 
 
 # --- fields -------------------------------------------------------------------------------------
 
-def field(h: dict, name: str, tp, where: str = "header"):
+def field(h: Doc, name: str, tp: type | tuple[type, ...], where: str = "header") -> Any:
     v = h.get(name)
     if not isinstance(v, tp) or isinstance(v, bool):
         raise BundleError(f"{where}.{name} is missing or of the wrong type")
     return v
 
 
-def text(h: dict, name: str, max_len: int, where: str = "header", *, optional: bool = False) -> str:
+def text(h: Doc, name: str, max_len: int, where: str = "header", *, optional: bool = False) -> str:
     if optional and name not in h:
         return ""
-    v = field(h, name, str, where)
+    v: str = field(h, name, str, where)
     if len(v) > max_len:
         raise BundleError(f"{where}.{name} is longer than {max_len} characters")
     return v
 
 
-def number(h: dict, name: str, lo: float, hi: float, where: str, *, open_lo=True, open_hi=True,
-           optional: bool = False):
+def number(h: Doc, name: str, lo: float, hi: float, where: str, *, open_lo: bool = True, open_hi: bool = True,
+           optional: bool = False) -> float | None:
     """A number in (lo, hi) (ends closed when asked); None when optional and absent."""
     if optional and name not in h:
         return None
@@ -136,10 +140,10 @@ def number(h: dict, name: str, lo: float, hi: float, where: str, *, open_lo=True
     if not (lo < v if open_lo else lo <= v) or not (v < hi if open_hi else v <= hi):
         left, right = "(" if open_lo else "[", ")" if open_hi else "]"
         raise BundleError(f"{where}.{name} {v} is out of range {left}{lo}, {hi}{right}")
-    return v
+    return float(v) if isinstance(v, float) else int(v)
 
 
-def check_operating(h: dict) -> None:
+def check_operating(h: Doc) -> None:
     """The optional signed ``policy.target_fpir`` and ``operating`` object (docs: "Operating point")."""
     number(h["policy"], "target_fpir", 0, 1, "policy", optional=True)
     if "operating" not in h:

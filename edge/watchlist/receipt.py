@@ -10,12 +10,16 @@ public key inside a receipt is never trusted by itself.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
+from typing import Any
 
 from edge import codec
 from edge.errors import EdgeError
 from edge.files import read_json
-from edge.identity import key_id
+from edge.identity import Identity, key_id
+
+Doc = dict[str, Any]  # a JSON object
 
 RECEIPT_TYPE = "edge-deletion-receipt"
 VERSION = 2
@@ -23,8 +27,8 @@ SIGN_DOMAIN = "edge-deletion-receipt-v2"
 FIELDS = ("box_id", "box_key", "list_id", "issuer", "deployment", "sequence", "entries", "reason", "time")
 
 
-def make(ident, *, list_id: str, issuer: str, deployment: str, sequence: int, entries: int,
-         reason: str, when: datetime | None = None) -> dict:
+def make(ident: Identity, *, list_id: str, issuer: str, deployment: str, sequence: int, entries: int,
+         reason: str, when: datetime | None = None) -> Doc:
     body = {"type": RECEIPT_TYPE, "version": VERSION, "box_id": ident.box_id,
             "box_key": key_id(ident.signing_public), "list_id": list_id, "issuer": issuer,
             "deployment": deployment, "sequence": sequence, "entries": entries, "reason": reason,
@@ -32,7 +36,7 @@ def make(ident, *, list_id: str, issuer: str, deployment: str, sequence: int, en
     return dict(body, signature=codec.sign(SIGN_DOMAIN, body, ident.signing_key))
 
 
-def from_record(data: dict) -> dict | None:
+def from_record(data: Doc) -> Doc | None:
     """The receipt as the box issued it, rebuilt from a ``watchlist_purged`` audit record (None if the
     record holds none). Records from before version 2 carry no ``receipt_version``: they are version 1."""
     if not data.get("receipt_signature") or any(k not in data for k in FIELDS):
@@ -41,13 +45,13 @@ def from_record(data: dict) -> dict | None:
             "signature": data["receipt_signature"]}
 
 
-def _signed_by(receipt: dict, body: dict, public: bytes) -> bool:
+def _signed_by(receipt: Doc, body: Doc, public: bytes) -> bool:
     if body["version"] == 1:  # before domain separation: the bare canonical JSON
         return codec.verify_message(codec.canonical(body), receipt.get("signature", ""), public)
     return codec.verify(SIGN_DOMAIN, body, receipt.get("signature", ""), public)
 
 
-def verify(receipt: dict, box_signing_public: bytes) -> dict:
+def verify(receipt: Doc, box_signing_public: bytes) -> Doc:
     """Check a receipt against the box's signing key; returns the signed fields or raises EdgeError."""
     if not isinstance(receipt, dict) or receipt.get("type") != RECEIPT_TYPE or receipt.get("version") not in (1, 2):
         raise EdgeError("not a version 1 or 2 deletion receipt")
@@ -67,7 +71,7 @@ def verify(receipt: dict, box_signing_public: bytes) -> dict:
     return body
 
 
-def load_file(path) -> dict:
+def load_file(path: str | os.PathLike[str]) -> Doc:
     doc = read_json(path, "receipt")
     if not isinstance(doc, dict):
         raise EdgeError(f"{path} is not a JSON receipt")

@@ -47,6 +47,7 @@ def seal(key: AESGCM, aad: bytes, pieces: Iterable[bytes], plain_len: int) -> It
     for piece in pieces:
         mv, seen = memoryview(piece).cast("B"), seen + len(piece)
         while len(mv) and i < n - 1:
+            out: memoryview | bytes
             if not buf and len(mv) >= CHUNK:  # whole chunks straight from the piece, no copy
                 out, mv = mv[:CHUNK], mv[CHUNK:]
             else:
@@ -78,11 +79,16 @@ class Source:
 
     def __init__(self, data: bytes | None = None, fd: int | None = None):
         self._data, self._fd = data, fd
-        self.size = len(data) if data is not None else os.fstat(fd).st_size
+        if data is not None:
+            self.size = len(data)
+        elif fd is not None:
+            self.size = os.fstat(fd).st_size
+        else:
+            raise ValueError("a Source needs data or a file descriptor")
         self.known: tuple[int, bytes] | None = None  # (n, SHA-256 of the first n bytes), if the box took it
 
     @classmethod
-    def open(cls, path) -> Source:
+    def open(cls, path: str | os.PathLike[str]) -> Source:
         return cls(fd=os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
 
     def pread(self, n: int, offset: int) -> bytes:
