@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import time
-from datetime import UTC, datetime
+
+from edge import codec
 
 PER_PAGE, MAX_PER_PAGE, MAX_ROWS = 50, 500, 100_000
 SHIFT_H = 12.0
@@ -59,8 +60,8 @@ def page(store, params) -> dict:
             "per_page": per}
 
 
-def _iso(t) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if t else ""
+def _when(t) -> str:
+    return codec.fmt_time(t) if t else ""
 
 
 def _cell(v) -> str:
@@ -78,7 +79,7 @@ def to_csv(rows: list[dict]) -> str:
         w.writerow([_cell(v) for v in (
             r["time"], r.get("last_time", r["time"]), r["box_id"], " ".join(r.get("cameras") or [r["camera_id"]]),
             r["ref"], r.get("category", ""), r["distance"], r["threshold"], r["outcome"], r.get("action") or "",
-            r.get("reason") or "", r.get("note") or "", r.get("operator") or "", _iso(r.get("decided")),
+            r.get("reason") or "", r.get("note") or "", r.get("operator") or "", _when(r.get("decided")),
             "" if r.get("seconds_to_decision") is None else r["seconds_to_decision"], r.get("sightings", 1), sent,
             r.get("encounter_id", r["alert_id"]))])
     return out.getvalue()
