@@ -81,3 +81,45 @@ def test_retention_command_uses_the_period(tmp_path):
     assert r.exit_code == 0 and "deleted 1" in r.output
     assert stored(state)["alerts"] == 0
     assert "retention_deleted" in [r["kind"] for r in verify_log(state).records]
+
+
+def test_the_stricter_of_the_config_and_the_lists_signed_period_applies(tmp_path, monkeypatch):
+    """The list's policy.retention_days was stored but never applied, and `edge audit retention` used 31 days
+    whatever the config said: now one policy, the stricter of the two, for the command and the daemon."""
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from wlhelpers import make_bundle
+
+    from edge.audit.retention import Policy
+
+    state = tmp_path / "state"
+    ident = identity.create(state, "box-a")
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(f'box_id = "box-a"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "x.mp4"\n'
+                   "[alerts]\nretention_days = 20\n")
+    t0 = time.time()
+    now = [t0 - 15 * DAY]
+    monkeypatch.setattr(outbox_mod, "time", SimpleNamespace(time=lambda: now[0]))
+    ob = Outbox(state / "outbox.db")
+    fifteen = alert("WL-15")
+    ob.add(fifteen)
+    now[0] = t0 - 8 * DAY
+    eight = alert("WL-8")
+    ob.add(eight)
+    ob.close()
+    runner = CliRunner()
+    r = runner.invoke(cli, ["audit", "retention", "--config", str(cfg)])
+    assert r.exit_code == 0 and "deleted 0 alert(s) older than 20 days (config alerts.retention_days)" in r.output
+
+    issuer = Ed25519PrivateKey.generate()
+    (tmp_path / "issuer.pub").write_text(json.dumps(identity.issuer_public_doc(identity.raw_public(issuer))))
+    identity.add_issuer(state, tmp_path / "issuer.pub")
+    (state / "watchlist").mkdir(exist_ok=True)
+    data = make_bundle(issuer, ident.wl_public, policy={"retention_days": 7}, list_id="L-7")
+    (state / "watchlist" / "current.wlb").write_bytes(data)
+    r = runner.invoke(cli, ["audit", "retention", "--config", str(cfg)])
+    assert r.exit_code == 0, r.output
+    assert "deleted 2 alert(s) older than 7 days (list L-7 policy.retention_days)" in r.output
+    assert Policy.of(20, {"list_id": "L", "policy": {"retention_days": 40}}).days == 20  # the stricter
+    assert Policy.of(20, {"list_id": "L", "policy": {"retention_days": 0}}).days == 20  # 0: the list sets none

@@ -11,7 +11,14 @@ from pathlib import Path
 import click
 
 from edge import files
-from edge.cli_options import box_key_option, config_option, resolve_state_dir, state_dir_option, user_errors
+from edge.cli_options import (
+    box_key_option,
+    config_option,
+    load_config,
+    resolve_state_dir,
+    state_dir_option,
+    user_errors,
+)
 from edge.codec import fmt_time, parse_time
 from edge.errors import EdgeError
 
@@ -219,14 +226,27 @@ def receipt_check(pub: bytes):
 @audit.command()
 @config_option
 @state_dir_option
-@click.option("--days", type=float, default=None, help="Keep alert crops and details this long (default 31).")
+@click.option("--days", type=float, default=None,
+              help="Keep alert crops and details this long (default: the box's policy, the stricter of "
+                   "alerts.retention_days in the config and the list's signed policy.retention_days).")
 @user_errors
 def retention(config_path, state_dir, days):
     """Delete alert crops and details older than the retention period now; each deletion is logged."""
-    from edge.audit.retention import DEFAULT_DAYS, sweep
+    from edge.audit.retention import DEFAULT_DAYS, Policy, sweep
+    from edge.watchlist.service import stored_header
 
     state = resolve_state_dir(config_path, state_dir)
+    if days is not None:
+        policy = Policy(days, "--days")
+    else:
+        try:
+            config_days = load_config(config_path, state_dir).alerts.retention_days
+        except EdgeError:
+            if state_dir is None:
+                raise
+            config_days = DEFAULT_DAYS  # a state dir without its config (an off-box copy): the default period
+        policy = Policy.of(config_days, stored_header(state))
     log = open_log(state)
-    deleted = sweep(state, days or DEFAULT_DAYS, record=log.append)
+    deleted = sweep(state, policy.days, record=log.append)
     log.close()
-    click.echo(f"deleted {len(deleted)} alert(s) older than {days or DEFAULT_DAYS:g} days")
+    click.echo(f"deleted {len(deleted)} alert(s) older than {policy.days:g} days ({policy.source})")

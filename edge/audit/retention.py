@@ -12,6 +12,7 @@ import json
 import logging
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge.codec import fmt_time
@@ -20,6 +21,24 @@ from edge.errors import EdgeError
 DEFAULT_DAYS = 31.0
 OUTBOX = "outbox.db"
 log = logging.getLogger("edge.retention")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How long alerts (crop, details, decisions) are kept: the stricter of the box's config
+    (``alerts.retention_days``) and the signed ``policy.retention_days`` of the list in force (docs/
+    watchlist-format.md; 0 there: the list sets no period). One object, used by the daemon's sweep and
+    ``edge audit retention``; ``source`` says which of the two decided."""
+
+    days: float
+    source: str
+
+    @classmethod
+    def of(cls, config_days: float, header: dict | None = None) -> Policy:
+        listed = (header or {}).get("policy", {}).get("retention_days") if isinstance(header, dict) else None
+        if isinstance(listed, int | float) and not isinstance(listed, bool) and 0 < listed < config_days:
+            return cls(float(listed), f"list {header.get('list_id')} policy.retention_days")
+        return cls(float(config_days), "config alerts.retention_days")
 
 
 def sweep(state_dir, days: float = DEFAULT_DAYS, *, record=None, clock=time.time) -> list[str]:

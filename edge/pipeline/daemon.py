@@ -180,15 +180,16 @@ class Daemon:
 
     def open_channel(self) -> None:
         """The CURVE-authenticated, durable alert channel (edge/alerts/publisher.py)."""
-        from edge.audit.retention import sweep
+        from edge.audit.retention import Policy, sweep
 
         retention_days = self.cfg.alerts.retention_days
+        policy = lambda: Policy.of(retention_days, self.watchlist.header if self.watchlist else None)  # noqa: E731
         try:
             ident = identity.create(self.cfg.state_dir, self.box_id)  # keys are made once, never replaced here
             channel = Channel(self.cfg.alerts.endpoint, self.cfg.state_dir, ident.curve_public,
                               ident.curve_secret, self.box_id, retention_s=retention_days * 86400.0,
                               on_adjudication=self.on_adjudication, record=self.record,
-                              prune=lambda: sweep(self.cfg.state_dir, retention_days, record=self.record),
+                              prune=lambda: sweep(self.cfg.state_dir, policy().days, record=self.record),
                               status=lambda: {"cameras": self.camera_states(), "accuracy": self.accuracy(),
                                               "matching": self.matching_status()})
             channel.start()

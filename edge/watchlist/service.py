@@ -127,6 +127,22 @@ def _copy_user_file(path, sink, max_size: int | None, timeout: float) -> None:
         os.close(fd)
 
 
+def stored_header(state_dir) -> dict | None:
+    """The signed header of the list stored on the box (signature checked against the trust store, nothing
+    decrypted); None when there is none or it is refused."""
+    path = Path(state_dir) / "watchlist" / "current.wlb"
+    if not path.exists():
+        return None
+    try:
+        src = open_bundle_file(path)
+        try:
+            return reader.verify(src, identity_mod.issuers(state_dir)).header
+        finally:
+            src.close()
+    except (OSError, EdgeError, *MALFORMED):
+        return None
+
+
 def open_bundle_file(path) -> Source:
     """A bundle file (already checked or the box's own) opened for random access, never read whole."""
     if not path or not isinstance(path, str | Path):
@@ -541,12 +557,7 @@ class WatchlistService:
             pass
 
     def _stored_header(self) -> dict | None:
-        if not self.stored.exists():
-            return None
-        try:
-            return self._header_of(self.stored)
-        except (OSError, EdgeError, *MALFORMED):
-            return None
+        return stored_header(self.cfg.state_dir)
 
     def _reload_stored(self) -> None:
         """At start: bring back the stored list; purge it if it expired while the box was off."""
