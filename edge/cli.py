@@ -87,7 +87,7 @@ def watch(box, data, count, timeout):
 
     BOX is ENDPOINT=KEY, e.g. tcp://127.0.0.1:5599=/var/lib/edge/keys/box.pub.json.
     """
-    from edge.alerts.watch import watch as do_watch
+    from edge.console.watch import watch as do_watch
 
     do_watch(box, data, count=count, timeout=timeout, out=click.echo)
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from edge import identity
 from edge.cli import cli as edge_cli
-from edge.eval import live
+from edge.pipeline import live
 from edge.pipeline.health import format_status
 from enrol.cli import cli as enrol_cli
 

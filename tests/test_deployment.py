@@ -149,8 +149,8 @@ def test_daemon_duties_switch_encoding_with_the_window_and_count_faces(setup, tm
     from types import SimpleNamespace
 
     from edge import config
-    from edge.audit.duties import Duties
     from edge.audit.report import build
+    from edge.pipeline.duties import Duties
 
     runner, keys, state = setup
     deployment.load(state, authorise(runner, keys, state, tmp_path / "dep.json"),

@@ -17,7 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
-from edge.eval import dataset, encode, live, metrics, report
+from edge.eval import dataset, encode, metrics, report
+from edge.pipeline import live
 from edge.watchlist.base import Entry, Matcher, WatchList
 
 REPO = Path(__file__).resolve().parent.parent

@@ -30,14 +30,7 @@ LAYERS = [
     ("errors", ["edge.errors"]),
 ]
 # imports against the layers still to be removed (issue 19), each with its fix; a new one fails the test
-PENDING = {
-    ("edge.alerts.watch", "edge.console.keys"): "the terminal console moves to edge/console/watch.py",
-    ("edge.alerts.watch", "edge.console.link"): "the terminal console moves to edge/console/watch.py",
-    ("edge.alerts.watch", "edge.console.store"): "the terminal console moves to edge/console/watch.py",
-    ("edge.audit.duties", "edge.deployment"): "the daemon's duties (deployment gate) move to edge/pipeline/duties.py",
-    ("edge.pipeline.daemon", "edge.eval.live"): "live metrics move to edge/pipeline/live.py (typed counter)",
-    ("edge.pipeline.health", "edge.eval.live"): "live metrics move to edge/pipeline/live.py (typed counter)",
-}
+PENDING: dict[tuple[str, str], str] = {}
 NEUTRAL = {"edge", "enrol", "firmware"}  # the package roots (edge/__init__.py: the version only)
 
 

@@ -15,7 +15,7 @@ import pytest
 from test_watchlist_bundle import Box  # noqa: F401 (a provisioned box in a tmp dir)
 from wlhelpers import face
 
-from edge.eval import live
+from edge.pipeline import live
 from edge.watchlist import operating
 from edge.watchlist.base import Entry, Matcher, WatchList
 from edge.watchlist.bundle import BundleError

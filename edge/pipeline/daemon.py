@@ -25,12 +25,12 @@ import numpy as np
 from edge import identity, sdnotify
 from edge.alerts import messages
 from edge.alerts.publisher import Channel
-from edge.audit.duties import Duties
 from edge.config import Config
 from edge.errors import EdgeError
-from edge.eval import live
+from edge.pipeline import live
 from edge.pipeline.alerting import Encounter, EncounterPolicy
 from edge.pipeline.control import ControlServer
+from edge.pipeline.duties import Duties
 from edge.pipeline.fusion import TrackFusion
 from edge.pipeline.health import Latency, camera_line
 from edge.pipeline.supervisor import CameraProcess

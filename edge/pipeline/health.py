@@ -60,7 +60,7 @@ def format_status(st: dict) -> str:
         f"{latency_text(st.get('latency_ms', {}))}",
     ]
     if st.get("accuracy"):
-        from edge.eval import live
+        from edge.pipeline import live
 
         lines.append(live.format_line(st["accuracy"]))
     dep = st.get("deployment") or {}

@@ -15,7 +15,6 @@ from conftest import free_port
 from attacks.hostile import Box
 from edge import identity
 from edge.alerts.publisher import Channel
-from edge.audit.duties import Duties
 from edge.audit.log import AuditLog, record_hash
 from edge.audit.verify import verify_log
 from edge.cli import cli
@@ -23,6 +22,7 @@ from edge.codec import canonical
 from edge.console import keys
 from edge.console.link import BoxLink
 from edge.console.store import Store
+from edge.pipeline.duties import Duties
 
 
 def _alerts(log: AuditLog, n: int, start: int = 0) -> None:
