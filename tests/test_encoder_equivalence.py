@@ -79,7 +79,9 @@ def test_missing_runtimes_fall_back_cleanly(monkeypatch):
 
 
 def test_threads_follow_the_configuration(monkeypatch):
-    monkeypatch.setattr(encoder, "_threads", None)
+    from edge.face import runtime
+
+    monkeypatch.setattr(runtime, "_threads", None)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert encoder.threads() == 3
     encoder.set_threads(1)
