@@ -76,6 +76,8 @@
   odLine.append("Open alerts waiting longer than ", od, " min: ", odCount);
   panel.append(head, who, counts, odLine);
   $("#history-section").prepend(panel);
+  const events = $("#events");  // the box events in words, up where they are seen (not below 50 rows)
+  if (events) { const h = events.previousElementSibling; panel.after(h, events); events.classList.add("near-top"); }
   od.onchange = () => { overdueMin = Math.max(1, Number(od.value) || 5); localStorage.setItem("edge-overdue-min", overdueMin); mark(); };
 
   async function loadShift() {
