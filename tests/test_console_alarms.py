@@ -51,6 +51,9 @@ def test_raw_event_names_become_sentences():
     assert s({"event": "camera_down", "camera_id": "cam1", "reason": "stream ended"}) == \
         "Camera cam1 went DOWN: stream ended."
     assert s({"event": "not_authorised", "camera_id": "cam2"}).startswith("Camera cam2 is NOT matching")
+    assert s({"event": "authorised", "camera_id": "cam2", "deployment": "op-lantern"}) == \
+        "Camera cam2 is matching: deployment window op-lantern is open."
+    assert s({"event": "authorised", "camera_id": "cam2", "deployment": ""}) == "Camera cam2 is matching."
     assert s({"event": "link_down", "box_id": "box-a"}).startswith("LOST the connection to box box-a")
     assert s({"event": "something_new", "box_id": "b", "camera_id": "cam1"}) == "Something new: camera id cam1."
     for name in alarms.SENTENCES:

@@ -104,8 +104,8 @@ SENTENCES = {
     "camera_down": lambda e: f"Camera {e.get('camera_id')} went DOWN: {e.get('reason') or 'no reason given'}.",
     "camera_up": lambda e: f"Camera {e.get('camera_id')} is up and delivering frames.",
     "camera_failed": lambda e: f"Camera {e.get('camera_id')} FAILED: restarted too often, the box gave up on it.",
-    "authorised": lambda e: f"Camera {e.get('camera_id')} is matching: deployment window "
-                            f"{e.get('deployment') or ''} open.".replace("window  open", "window open"),
+    "authorised": lambda e: f"Camera {e.get('camera_id')} is matching" + (
+        f": deployment window {e['deployment']} is open." if e.get("deployment") else "."),
     "not_authorised": lambda e: f"Camera {e.get('camera_id')} is NOT matching: no deployment window is open.",
     "link_up": lambda e: f"Connected to box {e.get('box_id')}.",
     "link_down": lambda e: f"LOST the connection to box {e.get('box_id')}: no alerts arrive from it.",
