@@ -124,8 +124,9 @@ def turned(face: Face, turn: int) -> Face | None:
     if turn == 0:
         return face
     rgb = np.ascontiguousarray(_photo(face.path, turn, *_head(face))[:, :, ::-1])
-    boxes = [b for b in api.detect(rgb, 1024, 1) if iou_(b, face.box) > 0.3]
-    if not boxes:
+    w = rgb.shape[1]
+    boxes = [b for b in api.detect(rgb, 1024, 1) if iou_(b, face.box) > 0.3 and b[3] > 2 and b[1] < w - 3]
+    if not boxes:  # not found, or pushed against the photo's edge (the warp smears there)
         return None
     _, q = quality.gate(rgb, boxes[0], 0, 0.0, 9.0)
     return Face(face.person, face.path, boxes[0], round(q.yaw, 3), turn)
