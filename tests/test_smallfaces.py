@@ -48,7 +48,7 @@ def _run(scene, worker) -> dict[int, int]:
 
 @pytest.fixture(scope="module")
 def scene():
-    return street.Scene(seconds=3.0, in_view=4, buckets=((45, 61),), people=PEOPLE, seed=3)
+    return street.Scene(seconds=3.0, in_view=4, buckets=((45, 61),), people=PEOPLE, seed=3, turns=False)
 
 
 def test_faces_45_to_60_px_in_1080p_are_found_and_encoded(scene):
@@ -63,7 +63,7 @@ def test_faces_45_to_60_px_in_1080p_are_found_and_encoded(scene):
 
 
 def test_a_face_too_small_to_encode_is_still_tracked(scene):
-    worker, out = _worker("[quality]\nmin_face_px = 80\n")
+    worker, out = _worker("[quality]\nmin_face_px = 100\n")
     seen = _run(scene, worker)
     assert len(seen) >= 4
     msgs = [json.loads(out.get_nowait()) for _ in range(out.qsize())]
