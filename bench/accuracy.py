@@ -50,10 +50,8 @@ def modelled(desc, labels, n: int, target: float, seed: int = 0, draws: int = 20
     rng = np.random.default_rng(seed)
     ids = np.unique(labels)
     one = np.array([rng.choice(np.flatnonzero(labels == i)) for i in ids])
-    p = np.asarray(desc, np.float64)[one]
-    sq = (p * p).sum(1)
-    iu = np.triu_indices(len(p), 1)
-    pooled = np.sort(np.sqrt(np.maximum(sq[:, None] - 2 * p @ p.T + sq[None, :], 0.0))[iu])
+    p = desc[one]
+    pooled = np.sort(operating.distances(p, p)[np.triu_indices(len(p), 1)])
     genuine = []
     for i in ids:
         rows = np.flatnonzero(labels == i)

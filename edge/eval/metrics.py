@@ -22,16 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.watchlist.operating import distances
 
 THRESHOLDS = np.round(np.arange(0.20, 1.0001, 0.01), 2)  # the grid every curve is reported on
 MAX_IMPOSTOR_PAIRS = 2_000_000  # above this, different-person pairs are sampled (with the seed)
-
-
-def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) Euclidean distances, as ``WatchList.nearest`` computes them."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    d2 = (a * a).sum(1)[:, None] - 2.0 * a @ b.T + (b * b).sum(1)[None, :]
-    return np.sqrt(np.maximum(d2, 0.0))
 
 
 # -- open-set identification ---------------------------------------------------------------------

@@ -32,16 +32,11 @@ class Searched:
     d2: np.ndarray
 
 
-def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.sqrt(np.maximum((a * a).sum(1)[:, None] - 2 * a @ b.T + (b * b).sum(1)[None, :], 0.0))
-
-
 def search(probes: np.ndarray, templates: np.ndarray, owners: np.ndarray) -> Searched:
     """Nearest and second-nearest *entry* (an entry's distance: its nearest template), as the box does."""
     order = np.argsort(owners, kind="stable")
     owners = np.asarray(owners)[order]
-    d = _dist(probes, np.asarray(templates)[order])
+    d = operating.distances(probes, np.asarray(templates)[order])
     starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
     ids = owners[starts]
     per = d if len(starts) == len(owners) else np.minimum.reduceat(d, starts, axis=1)  # per-entry minimum

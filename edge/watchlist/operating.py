@@ -41,6 +41,12 @@ CAL_FORMAT = "edge-calibration"
 CAL_VERSION = 1
 
 
+def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) Euclidean distances between descriptors, in float64 (as the matcher ranks them)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.sqrt(np.maximum((a * a).sum(1)[:, None] - 2.0 * a @ b.T + (b * b).sum(1)[None, :], 0.0))
+
+
 def scores(d1, d2, rule: str) -> np.ndarray:
     """The decision score of searches with nearest distance ``d1`` and second-nearest entry ``d2``."""
     d1 = np.asarray(d1, dtype=np.float64)
@@ -261,8 +267,7 @@ def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed
                         f"(this data set has {len(idents)} with a usable face)")
     one = np.array([rng.choice(np.flatnonzero(labels == i)) for i in idents])
     p = np.asarray(desc, np.float64)[one]
-    sq = (p * p).sum(1)
-    dm = np.sqrt(np.maximum(sq[:, None] - 2 * p @ p.T + sq[None, :], 0.0))
+    dm = distances(p, p)
     m = len(p)
     rows = np.arange(m)[:, None]
     # a random list holds at most half of the people: larger ones would be nearly the same list every time
@@ -307,11 +312,10 @@ def own_searches(templates: np.ndarray, owners: np.ndarray, limit: int = 5000,
     if len(firsts) > limit:
         firsts = np.sort(np.random.default_rng(seed).choice(firsts, size=limit, replace=False))
     starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])  # rows of one entry are contiguous
-    sq = (t * t).sum(1)
     d1s, d2s = [], []
     for s in range(0, len(firsts), 512):
         rows = firsts[s:s + 512]
-        d = np.sqrt(np.maximum(sq[rows, None] - 2 * t[rows] @ t.T + sq[None, :], 0.0))
+        d = distances(t[rows], t)
         d[owners[rows][:, None] == owners[None, :]] = np.inf  # not its own entry
         per = d if len(starts) == len(owners) else np.minimum.reduceat(d, starts, axis=1)
         two = np.partition(per, 1, axis=1)[:, :2]
