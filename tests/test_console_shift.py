@@ -410,10 +410,30 @@ def test_purge_shows_the_box_is_not_matching(d, env):
     shot(d, "console-banner.png")
 
 
+def test_a_frozen_box_is_noticed_by_the_heartbeat(d, env):
+    """A box that stops answering without closing its connection (power cut, hang): the link's ZeroMQ
+    heartbeat (1 s, 2.5 s timeout) notices; the banner clears when it answers again."""
+    import signal
+
+    wait(d, """return [...document.querySelectorAll('.chip')].some(
+        c => c.textContent.includes('test-box: connected'))""", 20, "the box connected")
+    env["daemon"].send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        banner(d, "Box test-box is DISCONNECTED", 6.0)
+        print(f"red banner {time.monotonic() - t0:.2f} s after the box froze")
+    finally:
+        env["daemon"].send_signal(signal.SIGCONT)
+    wait(d, "return ![...document.querySelectorAll('#banners .banner')].some(b => b.textContent.includes("
+            "'DISCONNECTED'))", 20, "the banner to clear when the box answers again")
+
+
 def test_a_killed_box_raises_a_red_banner_and_a_sound_within_3_s(d, env):
     before = d.execute_script("return window.edgeAlarm.sounds")
     env["daemon"].kill()  # kill -9: the box cannot say goodbye
+    t0 = time.monotonic()
     banner(d, "Box test-box is DISCONNECTED", 3.0)
+    print(f"red banner {time.monotonic() - t0:.2f} s after kill -9")
     assert d.execute_script("return window.edgeAlarm.sounds") > before
     assert d.execute_script("return window.edgeAlarm.last").startswith("link:")
     wait(d, """return [...document.querySelectorAll('#events li')].some(li => li.textContent.includes(
