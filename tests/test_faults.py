@@ -305,8 +305,8 @@ def test_clock_jumps_keep_the_audit_chain_valid_and_retention_honest(tmp_path, m
     from edge import identity
     from edge.alerts import messages
     from edge.alerts import outbox as outbox_mod
+    from edge.alerts.retention import sweep
     from edge.audit.log import AuditLog
-    from edge.audit.retention import sweep
     from edge.audit.verify import verify_log
 
     day, t0 = 86400.0, time.time()

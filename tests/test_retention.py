@@ -11,8 +11,8 @@ from edge import identity
 from edge.alerts import messages
 from edge.alerts import outbox as outbox_mod
 from edge.alerts.outbox import Outbox
+from edge.alerts.retention import sweep
 from edge.audit.log import AuditLog
-from edge.audit.retention import sweep
 from edge.audit.verify import verify_log
 from edge.cli import cli
 
@@ -91,7 +91,7 @@ def test_the_stricter_of_the_config_and_the_lists_signed_period_applies(tmp_path
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from wlhelpers import make_bundle
 
-    from edge.audit.retention import Policy
+    from edge.alerts.retention import Policy
 
     state = tmp_path / "state"
     ident = identity.create(state, "box-a")
@@ -123,3 +123,14 @@ def test_the_stricter_of_the_config_and_the_lists_signed_period_applies(tmp_path
     assert "deleted 2 alert(s) older than 7 days (list L-7 policy.retention_days)" in r.output
     assert Policy.of(20, {"list_id": "L", "policy": {"retention_days": 40}}).days == 20  # the stricter
     assert Policy.of(20, {"list_id": "L", "policy": {"retention_days": 0}}).days == 20  # 0: the list sets none
+
+
+def test_only_the_outbox_touches_its_tables():
+    """Retention deleted through raw SQL on the outbox's tables beside Outbox.prune doing the same job:
+    now the outbox's own expire() is the one deletion, the sweep audits it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "edge"
+    raw = [str(p.relative_to(root)) for p in root.rglob("*.py")
+           if p.name != "outbox.py" and ("FROM messages" in p.read_text() or "FROM adjudications" in p.read_text())]
+    assert not raw, f"modules running SQL on the outbox's tables: {raw}"

@@ -145,14 +145,23 @@ class Outbox:
         return [json.loads(r[0]) for r in rows]
 
     # -- housekeeping ---------------------------------------------------------------------------
-    def prune(self, retention_s: float) -> int:
-        """Delete messages and adjudications older than the retention period; return how many."""
-        cutoff = time.time() - retention_s
+    def expire(self, cutoff: float) -> tuple[list[tuple[str, float, bytes]], int, int]:
+        """Delete in one transaction what was stored before ``cutoff``: alerts, events and decisions. Returns
+        the deleted alerts (msg_id, created, body), how many messages and how many decisions went. The one
+        deletion retention uses (``edge.alerts.retention.sweep`` records each alert in the audit log)."""
         with self._lock, self._tx():
+            rows = self._db.execute("SELECT msg_id, created, body FROM messages WHERE type='alert' AND created < ? "
+                                    "ORDER BY seq", (cutoff,)).fetchall()
             n = self._db.execute("DELETE FROM messages WHERE created < ?", (cutoff,)).rowcount
-            n += self._db.execute("DELETE FROM adjudications WHERE received < ?", (cutoff,)).rowcount
+            decisions = self._db.execute("DELETE FROM adjudications WHERE received < ?", (cutoff,)).rowcount
             self._db.execute("DELETE FROM sent WHERE hi < (SELECT COALESCE(min(seq), 0) FROM messages)")
-        return n
+        return [(str(a), float(c), bytes(b)) for a, c, b in rows], n, decisions
+
+    def prune(self, retention_s: float) -> int:
+        """``expire`` everything older than the retention period; return how many rows went (unaudited: the
+        daemon passes the audited ``sweep`` to the channel instead)."""
+        _, n, decisions = self.expire(time.time() - retention_s)
+        return n + decisions
 
     def counts(self) -> dict:
         with self._lock:

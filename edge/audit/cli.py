@@ -232,7 +232,7 @@ def receipt_check(pub: bytes):
 @user_errors
 def retention(config_path, state_dir, days):
     """Delete alert crops and details older than the retention period now; each deletion is logged."""
-    from edge.audit.retention import DEFAULT_DAYS, Policy, sweep
+    from edge.alerts.retention import DEFAULT_DAYS, Policy, sweep
     from edge.watchlist.service import stored_header
 
     state = resolve_state_dir(config_path, state_dir)

@@ -180,7 +180,7 @@ class Daemon:
 
     def open_channel(self) -> None:
         """The CURVE-authenticated, durable alert channel (edge/alerts/publisher.py)."""
-        from edge.audit.retention import Policy, sweep
+        from edge.alerts.retention import Policy, sweep
 
         retention_days = self.cfg.alerts.retention_days
         policy = lambda: Policy.of(retention_days, self.watchlist.header if self.watchlist else None)  # noqa: E731

@@ -11,7 +11,7 @@
 
 ``cameras`` maps camera id -> an object with ``stats`` (the camera's health counters) and
 ``encode_allowed`` (a multiprocessing Event the camera process obeys). Retention is not here: the
-alert channel calls ``edge.audit.retention.sweep`` through its prune hook.
+alert channel calls ``edge.alerts.retention.sweep`` through its prune hook.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 The box keeps alerts (with the camera crop the operator saw) and the decisions on them in one place:
 the alert channel's outbox, ``<state_dir>/outbox.db`` (``edge/alerts/outbox.py``). Nothing of a
-passer-by is ever kept. ``sweep`` deletes the rows older than the period (default 31 days) in one
-transaction, then records ``retention_deleted`` for every alert it removed. The clock is injectable.
+passer-by is ever kept. :class:`Policy` is how long (the stricter of the config and the list's signed
+period); ``sweep`` deletes the rows older than that through the outbox's own ``expire`` (one transaction),
+then records ``retention_deleted`` for every alert it removed. The daemon's alert channel and
+``edge audit retention`` both run this sweep. The clock is injectable.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.alerts.outbox import Outbox
 from edge.codec import fmt_time
 from edge.errors import EdgeError
 
@@ -52,19 +55,14 @@ def sweep(state_dir, days: float = DEFAULT_DAYS, *, record=None, clock=time.time
     if not path.exists():
         return []
     now = clock()
-    cutoff = now - days * 86400.0
-    db = sqlite3.connect(path, isolation_level=None, timeout=10)
     try:
-        db.execute("BEGIN IMMEDIATE")
-        rows = db.execute("SELECT msg_id, created, body FROM messages WHERE type='alert' AND created < ? "
-                          "ORDER BY seq", (cutoff,)).fetchall()
-        db.execute("DELETE FROM messages WHERE created < ?", (cutoff,))
-        decisions = db.execute("DELETE FROM adjudications WHERE received < ?", (cutoff,)).rowcount
-        db.execute("COMMIT")
+        ob = Outbox(path)
+        try:
+            rows, _, decisions = ob.expire(now - days * 86400.0)
+        finally:
+            ob.close()
     except sqlite3.Error as exc:
         raise EdgeError(f"cannot apply retention to {path}: {exc}") from None
-    finally:
-        db.close()
     deleted = []
     for alert_id, created, body in rows:
         try:
