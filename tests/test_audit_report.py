@@ -191,7 +191,7 @@ def test_a_demo_run_reports_exactly_the_alerts_and_decisions_made(tmp_path):
         link.wake.set()
         # the last two name sightings of encounters decided already: the box refuses them (one decision each)
         assert wait_for(lambda: daemon.publisher.counts["adjudications_refused"] == 2)
-        assert daemon.counts.get("adjudications") == 3
+        assert daemon.counts.adjudications == 3
     finally:
         link.stop()
         daemon.record("service_stop")
@@ -200,8 +200,8 @@ def test_a_demo_run_reports_exactly_the_alerts_and_decisions_made(tmp_path):
     res = verify_log(state)
     assert res.ok, res.summary()
     rep = report.build(res.records, datetime(2020, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
-    assert rep["alerts"]["total"] == daemon.counts["sightings"] == len(delivered) == 7
-    assert daemon.counts["alerts"] == len({a["encounter_id"] for a in delivered}) == 3
+    assert rep["alerts"]["total"] == daemon.counts.sightings == len(delivered) == 7
+    assert daemon.counts.alerts == len({a["encounter_id"] for a in delivered}) == 3
     assert rep["alerts"]["per_camera"] == {"cam1": 4, "cam2": 3}
     # the 7 sightings are 3 encounters (one alert group per ref); the last decision on each counts, once
     assert rep["decisions"]["encounters"] == 3 and [r["encounters"] for r in rep["references"]] == [1, 1, 1]

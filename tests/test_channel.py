@@ -249,23 +249,23 @@ def test_daemon_joins_sightings_across_cameras_into_one_encounter_and_a_dismisse
         first, second = op.delivered
         assert second["encounter_id"] == first["encounter_id"] == first["alert_id"]
         assert (first["sighting"], second["sighting"]) == (1, 2)
-        assert daemon.counts["matches_suppressed"] == 1
+        assert daemon.counts.matches_suppressed == 1
         events = [e["event"] for e in op.store.events()]
         assert "watchlist_expiring" in events
         adj = protocol.adjudication(alert_id=first["alert_id"], box_id=BOX, decision="dismiss", reason="poor image",
                                     operator="op")
         op.store.decide([first["alert_id"], second["alert_id"]], [adj])  # one decision for the encounter
         op.link.wake.set()
-        assert wait_for(lambda: daemon.counts["adjudications"] == 1)
+        assert wait_for(lambda: daemon.counts.adjudications == 1)
         daemon.policy._alerted.clear()  # as if the per-track memory had run out
         seen("cam-a", "a-1")  # a dismissed track stays quiet for that entry
-        assert daemon.counts["matches_suppressed"] == 2
+        assert daemon.counts.matches_suppressed == 2
         seen("cam-a", "a-2")  # a new track within the gap: a sighting of the decided encounter, not a new alert
         assert wait_for(lambda: len(op.delivered) == 3)
         assert op.delivered[2]["encounter_id"] == first["encounter_id"]
         assert op.delivered[2]["state"] == "dismissed" and op.delivered[2]["decision"]["operator"] == "op"
         assert op.store.open_alerts() == []  # it does not reopen anything
-        assert daemon.counts["alerts"] == 1
+        assert daemon.counts.alerts == 1
     finally:
         op.stop()
         daemon.publisher.stop()

@@ -217,7 +217,7 @@ def test_the_daemon_matches_only_inside_a_window_and_logs_it(setup, tmp_path):
 
     try:
         seen("t1")
-        assert daemon.counts["alerts"] == 0 and daemon.counts["not_authorised"] == 1
+        assert daemon.counts.alerts == 0 and daemon.counts.not_authorised == 1
         now = datetime.now(UTC)
         r = runner.invoke(enrol_cli, ["authorise", "--issuer-key", str(keys / "issuer.key"), "--box-id", "box-a",
                                       "--deployment", "op-now", "--location", "here", "--camera", "cam1",
@@ -228,7 +228,7 @@ def test_the_daemon_matches_only_inside_a_window_and_logs_it(setup, tmp_path):
         assert load(runner, state, tmp_path / "now.json").exit_code == 0
         daemon.duties.tick({}, reload=True)
         seen("t2")
-        assert daemon.counts["alerts"] == 1
+        assert daemon.counts.alerts == 1
         assert daemon.status_command({})["deployment"]["authorised"] == {"cam1": "op-now"}
     finally:
         daemon.record("service_stop")

@@ -154,7 +154,7 @@ def test_n_decisions_over_many_sightings_are_n_in_status_report_and_console_hist
             newest = by_ref[ref]["sightings"][0]["alert_id"]  # deciding from any sighting decides the encounter
             op.decide(newest, "alice", **body)
         assert [c["ref"] for c in op.console.state()["open"]] == ["WL-4"]
-        assert wait_for(lambda: box.daemon.counts["adjudications"] == 3)
+        assert wait_for(lambda: box.daemon.counts.adjudications == 3)
         # the decided people are seen again: sightings of decided encounters, not new alerts
         for who in range(4):
             box.seen("cam-a", f"a-{who}-late", who)
@@ -221,7 +221,7 @@ def test_a_person_on_camera_a_then_camera_b_within_the_gap_is_one_encounter_with
         assert wait_for(lambda: len(op.delivered) == 3)
         assert op.delivered[2]["encounter_id"] == op.delivered[2]["alert_id"] != first["encounter_id"]
         assert len(op.console.state()["open"]) == 2
-        assert box.daemon.counts["alerts"] == 2 and box.daemon.counts["sightings"] == 3
+        assert box.daemon.counts.alerts == 2 and box.daemon.counts.sightings == 3
     finally:
         op.stop()
         box.stop()
@@ -245,10 +245,10 @@ def test_a_dismissed_encounter_silences_its_tracks_and_sightings_join_it_decided
         box.seen("cam-a", "a-1", 1)
         assert wait_for(lambda: len(op.delivered) == 1)
         op.decide(op.delivered[0]["alert_id"], "bob", decision="dismiss", reason="not the person")
-        assert wait_for(lambda: box.daemon.counts["adjudications"] == 1)
+        assert wait_for(lambda: box.daemon.counts.adjudications == 1)
         box.daemon.policy._alerted.clear()  # as if the per-track memory had run out
         box.seen("cam-a", "a-1", 1)  # the dismissed track stays quiet for that entry
-        assert box.daemon.counts["matches_suppressed"] == 1
+        assert box.daemon.counts.matches_suppressed == 1
         box.seen("cam-b", "b-2", 1)  # another track within the gap: a sighting of the dismissed encounter
         assert wait_for(lambda: len(op.delivered) == 2)
         s = op.delivered[1]
@@ -267,7 +267,7 @@ def test_an_encounter_decided_on_another_console_leaves_this_consoles_queue_on_i
         box.seen("cam-a", "a-1", 2)
         assert wait_for(lambda: len(a.delivered) == 1 and len(b.delivered) == 1)
         a.decide(a.delivered[0]["alert_id"], "alice", decision="confirm", action="approached")
-        assert wait_for(lambda: box.daemon.counts["adjudications"] == 1)
+        assert wait_for(lambda: box.daemon.counts.adjudications == 1)
         assert len(b.console.state()["open"]) == 1  # console B has not heard of the decision yet
         box.seen("cam-b", "b-1", 2)  # the next sighting carries it
         assert wait_for(lambda: len(b.delivered) == 2)
@@ -299,7 +299,7 @@ def test_one_decision_per_encounter_holds_across_a_box_restart(tmp_path):
         assert wait_for(lambda: len(late.delivered) == 1)
         late.decide(alert_id, "bob", decision="dismiss", reason="not the person")
         assert wait_for(lambda: late.store.alert(alert_id)["refused"] == "already decided")
-        assert box.daemon.counts["adjudications"] == 0
+        assert box.daemon.counts.adjudications == 0
     finally:
         late.stop()
         box.stop()
@@ -365,7 +365,7 @@ def test_forged_decisions_are_refused_and_audited_and_the_operators_decision_cou
         # a registered key that was never sent the alert tries to pre-empt the operator
         assert script.adjudicate(alert_id)["refused"] == "not sent to this console"
         assert script.adjudicate("5b0f6a4e-0000-4000-8000-000000000000")["refused"] == "no such alert"
-        assert box.daemon.counts["adjudications"] == 0
+        assert box.daemon.counts.adjudications == 0
         # the operator's genuine decision is the one that counts
         op.decide(alert_id, "alice", decision="confirm", action="arrested")
         assert wait_for(lambda: op.store.alert(alert_id)["delivered"] == 1)

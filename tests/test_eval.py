@@ -202,12 +202,12 @@ def test_a_groups_file_naming_an_unknown_identity_is_refused(tmp_path):
 # -- the live measure ------------------------------------------------------------------------------
 
 def test_live_false_alert_rate_and_drift_warning():
-    counts = {"encodings": 12_000, "alerts": 30}
+    counts = live.Counts(encodings=12_000, alerts=30)
     for _ in range(22):
-        live.count_decision(counts, "confirm")
+        counts.decide("confirm")
     for _ in range(5):
-        live.count_decision(counts, "dismiss", "Not the person")
-    live.count_decision(counts, "dismiss", "poor image")
+        counts.decide("dismiss", "Not the person")
+    counts.decide("dismiss", "poor image")
     s = live.summary(counts, target=0.1)
     assert s["decided"] == 28 and s["undecided"] == 2 and s["false_alerts"] == 5
     assert s["false_alert_rate"] == pytest.approx(5 / 28, abs=1e-4)
@@ -221,13 +221,13 @@ def test_live_false_alert_rate_and_drift_warning():
 
 
 def test_live_measure_stays_quiet_with_few_decisions():
-    counts = {"encodings": 100, "alerts": 3}
-    live.count_decision(counts, "dismiss", "not the person")
+    counts = live.Counts(encodings=100, alerts=3)
+    counts.decide("dismiss", "not the person")
     s = live.summary(counts, target=0.1)
     assert s["false_alert_rate"] == 1.0 and s["warning"] == ""  # 1 decision proves nothing
-    assert "no decided" in live.format_line(live.summary({}, 0.1))
+    assert "no decided" in live.format_line(live.summary(live.Counts(), 0.1))
     with pytest.raises(ValueError):
-        live.count_decision(counts, "shrug")
+        counts.decide("shrug")
 
 
 def test_list_sizes_report_both_rules_and_the_operating_point(tmp_path):

@@ -132,7 +132,7 @@ def test_a_list_without_an_operating_point_gets_one_for_its_size(tmp_path):
 
 def test_status_line_shows_expected_and_measured_false_alerts():
     op = operating.derive(operating.load_calibration(), 1000, 0.001, 0.6).to_json()
-    counts = {"encodings": 20_000, "alerts": 40, "decisions_not_the_person": 4, "decisions_confirmed": 30}
+    counts = live.Counts(encodings=20_000, alerts=40, decisions_not_the_person=4, decisions_confirmed=30)
     s = live.summary(counts, 0.1, expected=op)
     line = live.format_line(s)
     assert "expected false alerts: 1 per 1,0" in line and "list of 1000" in line

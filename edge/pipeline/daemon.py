@@ -58,8 +58,7 @@ class Daemon:
         self.cameras: dict[str, CameraProcess] = {}
         self.latency = Latency()
         # "alerts": encounters opened (each one alert to decide); "sightings": every alert message published
-        self.counts = {"encodings": 0, "alerts": 0, "sightings": 0, "matches_suppressed": 0,
-                       "bad_stage_messages": 0, "adjudications": 0}
+        self.counts = live.Counts()
         self.decisions: dict[str, dict[str, int]] = {"confirm": {}, "dismiss": {}}  # action / reason -> n
         self.policy = EncounterPolicy(cfg.alerts.encounter_gap_s)  # which hits become alerts
         self.fusion = TrackFusion()  # a track's views matched as one mean descriptor (memory only)
@@ -254,7 +253,7 @@ class Daemon:
             try:
                 msg = messages.loads(raw, allowed={"encoding", "health", "camera"})
             except messages.MessageError:
-                self.counts["bad_stage_messages"] += 1
+                self.counts.bad_stage_messages += 1
                 continue
             cam = self.cameras.get(msg["camera_id"])
             if cam is None:
@@ -290,15 +289,15 @@ class Daemon:
 
     def on_encodings(self, msgs: list[dict]) -> None:
         """Match every waiting track descriptor in one matrix product; alert on the hits."""
-        self.counts["encodings"] += len(msgs)
+        self.counts.encodings += len(msgs)
         usable, probes = [], []
         for msg in msgs:
             if not self.duties.allows(msg["camera_id"]):
-                self.counts["not_authorised"] = self.counts.get("not_authorised", 0) + 1
+                self.counts.not_authorised += 1
                 continue
             probe = np.asarray(msg["descriptor"], dtype=np.float32)
             if probe.shape != (128,) or not np.isfinite(probe).all():
-                self.counts["bad_stage_messages"] += 1
+                self.counts.bad_stage_messages += 1
                 continue
             usable.append(msg)
             probes.append(self.fusion.add(msg["track_id"], probe, time.monotonic()) if self.cfg.match.fuse_views
@@ -348,7 +347,7 @@ class Daemon:
         alert_id = messages.new_id()
         admitted = self.policy.admit(msg["track_id"], msg["camera_id"], entry.ref, now, new_id=lambda: alert_id)
         if admitted is None:
-            self.counts["matches_suppressed"] += 1
+            self.counts.matches_suppressed += 1
             return
         enc, sighting = admitted
         wl = self.matcher.current
@@ -370,9 +369,9 @@ class Daemon:
         else:
             self.record("sighting", **fields, state=enc.state)
         self.publish(alert)
-        self.counts["sightings"] += 1
+        self.counts.sightings += 1
         if sighting == 1:
-            self.counts["alerts"] += 1
+            self.counts.alerts += 1
         self.latency.add((time.time() - msg["frame_time"]) * 1000)
         log.info("%s %s: camera %s ref %s distance %.3f (encounter %s, %s)",
                  "alert" if sighting == 1 else f"sighting {sighting}", alert_id, alert["camera_id"], entry.ref,
@@ -423,8 +422,8 @@ class Daemon:
                     decision=msg["decision"], action=action, reason=reason, note=str(msg.get("note", "")),
                     console=console, sightings=enc.sightings if enc else int(alert.get("sighting") or 1),
                     seconds_to_decision=float(seconds) if isinstance(seconds, int | float) else 0.0)
-        self.counts["adjudications"] += 1
-        live.count_decision(self.counts, msg["decision"], reason)
+        self.counts.adjudications += 1
+        self.counts.decide(msg["decision"], reason)
         detail = self.decisions[msg["decision"]]
         key = action if msg["decision"] == "confirm" else reason
         detail[key] = detail.get(key, 0) + 1
@@ -484,12 +483,12 @@ class Daemon:
                 "list_id": wl.list_id, "entries": len(wl), "issuer": wl.issuer, "sequence": wl.sequence,
                 "not_after": wl.not_after.isoformat() if wl.not_after else None},
             "threshold": self.matcher.threshold,
-            "alerts_sent": self.counts["alerts"],  # encounters: each one alert to decide
-            "encounters": self.counts["alerts"],
-            "sightings": self.counts["sightings"],
-            "decisions": {"total": self.counts["adjudications"], "confirm": dict(self.decisions["confirm"]),
+            "alerts_sent": self.counts.alerts,  # encounters: each one alert to decide
+            "encounters": self.counts.alerts,
+            "sightings": self.counts.sightings,
+            "decisions": {"total": self.counts.adjudications, "confirm": dict(self.decisions["confirm"]),
                           "dismiss": dict(self.decisions["dismiss"])},
-            "counts": dict(self.counts),
+            "counts": self.counts.as_dict(),
             "latency_ms": self.latency.summary(),
             "accuracy": self.accuracy(),
             "channel": self.publisher.info() if self.publisher else {},

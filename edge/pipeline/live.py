@@ -1,7 +1,7 @@
 """The box's running accuracy, from what its operators decide about its alerts.
 
-The daemon keeps plain counters (``daemon.counts``): ``encodings`` (faces that reached the matcher)
-and ``alerts`` already; :func:`count_decision` adds the operator decisions to the same dict. An
+The daemon keeps its counters in one typed :class:`Counts` (``daemon.counts``): ``encodings`` (faces that
+reached the matcher), ``alerts``, ``sightings``, ...; :meth:`Counts.decide` adds each operator decision. An
 alert is an **encounter** (one listed person's passage, however many sightings it has) and the box
 takes one decision per encounter, so N decisions are N here whatever the sightings.
 :func:`summary` turns them into
@@ -15,22 +15,42 @@ takes one decision per encounter, so N decisions are N here whatever the sightin
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 MIN_DECISIONS = 20  # below this many decided alerts the rate is shown but never warned about
 NOT_THE_PERSON = "not the person"
-CONFIRMED, FALSE, DISMISSED_OTHER = "decisions_confirmed", "decisions_not_the_person", "decisions_dismissed_other"
 
 
-def count_decision(counts: dict, outcome: str, reason: str = "") -> None:
-    """Count one operator decision: ``outcome`` "confirm" or "dismiss" (with the dismissal ``reason``)."""
-    outcome = outcome.strip().lower()
-    if outcome in ("confirm", "confirmed"):
-        key = CONFIRMED
-    elif outcome in ("dismiss", "dismissed"):
-        key = FALSE if reason.strip().lower() == NOT_THE_PERSON else DISMISSED_OTHER
-    else:
-        raise ValueError(f"unknown decision outcome {outcome!r}")
-    counts[key] = counts.get(key, 0) + 1
+@dataclass
+class Counts:
+    """The daemon's running counters (memory only): what ``edge status`` and the live accuracy read."""
+
+    encodings: int = 0  # faces that reached the matcher
+    alerts: int = 0  # encounters opened: each one alert to decide
+    sightings: int = 0  # every alert message published
+    matches_suppressed: int = 0
+    bad_stage_messages: int = 0
+    not_authorised: int = 0  # encodings outside every deployment window
+    adjudications: int = 0
+    decisions_confirmed: int = 0
+    decisions_not_the_person: int = 0
+    decisions_dismissed_other: int = 0
+
+    def decide(self, outcome: str, reason: str = "") -> None:
+        """Count one operator decision: ``outcome`` "confirm" or "dismiss" (with the dismissal ``reason``)."""
+        outcome = outcome.strip().lower()
+        if outcome in ("confirm", "confirmed"):
+            self.decisions_confirmed += 1
+        elif outcome in ("dismiss", "dismissed"):
+            if reason.strip().lower() == NOT_THE_PERSON:
+                self.decisions_not_the_person += 1
+            else:
+                self.decisions_dismissed_other += 1
+        else:
+            raise ValueError(f"unknown decision outcome {outcome!r}")
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -43,15 +63,14 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def summary(counts: dict, target: float, min_decisions: int = MIN_DECISIONS, expected: dict | None = None) -> dict:
+def summary(counts: Counts, target: float, min_decisions: int = MIN_DECISIONS, expected: dict | None = None) -> dict:
     """The live accuracy figures from the daemon's counters (JSON-able, for ``edge status``).
 
     ``expected``: the list's operating point (``OperatingPoint.to_json()``): its expected false-alert
     rate per face is shown next to the rate measured from the operators' decisions.
     """
-    faces, alerts = counts.get("encodings", 0), counts.get("alerts", 0)
-    false = counts.get(FALSE, 0)
-    decided = counts.get(CONFIRMED, 0) + false + counts.get(DISMISSED_OTHER, 0)
+    faces, alerts, false = counts.encodings, counts.alerts, counts.decisions_not_the_person
+    decided = counts.decisions_confirmed + false + counts.decisions_dismissed_other
     rate = false / decided if decided else None
     lo, hi = wilson(false, decided)
     warning = ""
