@@ -242,12 +242,12 @@ def daemon_status(cfg) -> dict | None:
         return None
 
 
-def run_checks(config_path, state_dir=None) -> list[tuple[str, bool | None, str]]:
+def run_checks(config_path, state_dir=None) -> list[tuple[str, bool | str | None, str]]:
     try:
         cfg = config_mod.load(config_path, state_dir)
     except EdgeError as exc:
         return [("config", False, str(exc))]
-    rows = [("config", True, cfg.path)]
+    rows: list[tuple[str, bool | str | None, str]] = [("config", True, cfg.path)]
     sd = Path(cfg.state_dir)
     daemon = daemon_status(cfg)
     for checks in (check_keys(sd), check_cameras(cfg, daemon), check_watchlist(sd, daemon), check_deployment(sd),

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edge.alerts.outbox import Outbox
 from edge.codec import fmt_time
@@ -37,14 +40,16 @@ class Policy:
     source: str
 
     @classmethod
-    def of(cls, config_days: float, header: dict | None = None) -> Policy:
-        listed = (header or {}).get("policy", {}).get("retention_days") if isinstance(header, dict) else None
+    def of(cls, config_days: float, header: dict[str, Any] | None = None) -> Policy:
+        policy = header.get("policy") if isinstance(header, dict) else None
+        listed = policy.get("retention_days") if isinstance(policy, dict) else None
         if isinstance(listed, int | float) and not isinstance(listed, bool) and 0 < listed < config_days:
-            return cls(float(listed), f"list {header.get('list_id')} policy.retention_days")
+            return cls(float(listed), f"list {(header or {}).get('list_id')} policy.retention_days")
         return cls(float(config_days), "config alerts.retention_days")
 
 
-def sweep(state_dir, days: float = DEFAULT_DAYS, *, record=None, clock=time.time) -> list[str]:
+def sweep(state_dir: str | os.PathLike[str], days: float = DEFAULT_DAYS, *,
+          record: Callable[..., object] | None = None, clock: Callable[[], float] = time.time) -> list[str]:
     """Delete alerts, events and decisions stored more than ``days`` ago; returns the deleted alert ids.
 
     ``record(kind, **fields)`` is the audit log's ``append``.

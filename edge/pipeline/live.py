@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 MIN_DECISIONS = 20  # below this many decided alerts the rate is shown but never warned about
 NOT_THE_PERSON = "not the person"
@@ -63,7 +64,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def summary(counts: Counts, target: float, min_decisions: int = MIN_DECISIONS, expected: dict | None = None) -> dict:
+def summary(counts: Counts, target: float, min_decisions: int = MIN_DECISIONS,
+            expected: dict[str, Any] | None = None) -> dict[str, Any]:
     """The live accuracy figures from the daemon's counters (JSON-able, for ``edge status``).
 
     ``expected``: the list's operating point (``OperatingPoint.to_json()``): its expected false-alert
@@ -108,7 +110,7 @@ def _one_in(rate: float) -> str:
     return f"1 per {max(1, round(1 / rate)):,}" if rate > 0 else "none"
 
 
-def format_line(s: dict) -> str:
+def format_line(s: dict[str, Any]) -> str:
     """One line for ``edge status`` and the console, plus the warning on its own line when raised."""
     text = ""
     if s.get("expected_fpir") is not None:
