@@ -295,7 +295,7 @@ def live(scene: street.Scene, video: Path, tmp: Path, seconds: float) -> dict:
         processed += d["frames_processed"]
         tally = Tally(scene, min(scene.n_frames, sb.get("frames_read", 0)))  # walks played through
         for rec in (r for r in alerts if r.get("camera_id") == cid):
-            from edge.audit.log import parse_time
+            from edge.codec import parse_time
 
             at = parse_time(rec["time"]).timestamp()
             pts = [(origin[cid], 0), *samples.get(cid, [])]
