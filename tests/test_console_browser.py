@@ -184,9 +184,9 @@ def test_a_decided_encounters_new_sighting_shows_decided_with_who_and_when_and_d
         card.find_element("css selector", ".confirm-btn").click()
         wait(d, "return document.querySelectorAll('#queue .card').length === 0", 15, "the card to leave the queue")
         deadline = time.monotonic() + 20  # held 5 s for an undo, then sent; the box records it
-        while box.daemon.counts["adjudications"] < 1 and time.monotonic() < deadline:
+        while box.daemon.counts.adjudications < 1 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert box.daemon.counts["adjudications"] == 1
+        assert box.daemon.counts.adjudications == 1
 
         box.seen("cam-b", "b-1", 0)  # the same person on camera B within the gap: a sighting, not a new alert
         text = wait(d, """const e = document.querySelector('#seen-again .decided-card');
