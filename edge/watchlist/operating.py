@@ -245,11 +245,6 @@ def derive(cal: Calibration, n: int, target: float, cap: float, rule: str = DEFA
     return OperatingPoint(rule, float(thr), float(cap), int(n), float(target), float(f), cal.name, extra)
 
 
-def expected(cal: Calibration, op: OperatingPoint, n: int) -> float:
-    """The box's own estimate of ``op``'s FPIR for a list of ``n`` (a signed point is re-checked)."""
-    return cal.fpir(op.rule, n, op.threshold, op.cap)[0]
-
-
 # -- making a calibration (edge eval --calibrate) ---------------------------------------------------
 
 CAL_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
