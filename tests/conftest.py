@@ -24,6 +24,16 @@ ALEX = MEDIA / "faces" / "alex-lacamoire.png"
 LIN_REF, ALEX_REF = "WL-2026-0001", "WL-2026-0002"
 
 
+def wait_for(pred, seconds: float = 10.0) -> bool:
+    """Poll ``pred`` every 50 ms until it holds or ``seconds`` pass; its last answer."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

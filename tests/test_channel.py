@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port
+from conftest import REPO, free_port, wait_for
 
 from edge import identity
 from edge.alerts import messages, protocol
@@ -32,15 +32,6 @@ def synthetic_alert(i: int) -> dict:
     return messages.alert(box_id=BOX, camera_id="cam-a", track_id=f"cam-a-1-{i}", ref=f"R{i:04d}",
                           distance=0.42, threshold=0.6, crop_jpeg=b"\xff\xd8crop", reference_jpeg=b"\xff\xd8ref",
                           category="wanted")
-
-
-def wait_for(pred, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 class Console:

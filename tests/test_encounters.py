@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import conftest
 import numpy as np
 import pytest
 import zmq
@@ -36,12 +37,7 @@ REFS = ["WL-1", "WL-2", "WL-3", "WL-4"]
 
 
 def wait_for(pred, seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
+    return conftest.wait_for(pred, seconds)  # these waits span a daemon's batches: 15 s
 
 
 class Box:

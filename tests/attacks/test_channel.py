@@ -10,7 +10,7 @@ import time
 
 import pytest
 import zmq
-from conftest import free_port
+from conftest import free_port, wait_for
 
 from edge import identity
 from edge.alerts import messages, protocol
@@ -26,15 +26,6 @@ BOX = "box-1"
 def alert(i: int) -> dict:
     return messages.alert(box_id=BOX, camera_id="cam-a", track_id=f"t{i}", ref=f"R{i:04d}", distance=0.4,
                           threshold=0.6, crop_jpeg=b"\xff\xd8crop", category="wanted")
-
-
-def wait_for(pred, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 class Raw:
