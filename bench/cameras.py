@@ -68,14 +68,28 @@ def write_config(tmp: Path, feeds: list[Path], endpoint: str) -> Path:
     wl = tmp / "watchlist"
     wl.mkdir(exist_ok=True)
     shutil.copy(LIN, wl / "WL-2026-0001.png")
-    lines = ['box_id = "bench-box"', f'state_dir = "{tmp / "state"}"']
-    for i, feed in enumerate(feeds):
-        lines += ["[[cameras]]", f'id = "cam{i + 1}"', f'source = "{feed}"', "loop = true"]
-    lines += ["[alerts]", f'endpoint = "{endpoint}"', "[watchlist]", f'folder = "{wl}"',
-              "[health]", "log_interval = 10.0",
+    return daemon_config(tmp, "bench-box", {f"cam{i + 1}": str(f) for i, f in enumerate(feeds)}, wl, endpoint,
+                         loop=True, extra=["[health]", "log_interval = 10.0"])
+
+
+def daemon_config(tmp: Path, box_id: str, cameras: dict[str, str], watchlist: Path, endpoint: str,
+                  loop: bool = False, extra: list[str] | None = None) -> Path:
+    """A bench box's edge.toml: these cameras (id -> source), a folder watch list, no deployment window."""
+    lines = [f'box_id = "{box_id}"', f'state_dir = "{tmp / "state"}"']
+    for cid, src in cameras.items():
+        lines += ["[[cameras]]", f'id = "{cid}"', f'source = "{src}"'] + (["loop = true"] if loop else [])
+    lines += ["[alerts]", f'endpoint = "{endpoint}"', "[watchlist]", f'folder = "{watchlist}"', *(extra or []),
               "[deployment]", "required = false"]  # no signed deployment window needed to measure
     (tmp / "edge.toml").write_text("\n".join(lines) + "\n")
     return tmp / "edge.toml"
+
+
+def start_daemon(cfg: Path):
+    """`edge run` on ``cfg``, its output in daemon.log beside it -> (process, open log file)."""
+    log = open(cfg.parent / "daemon.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(cfg)], stdout=log,
+                            stderr=subprocess.STDOUT)
+    return proc, log
 
 
 def _free_port() -> int:
@@ -120,9 +134,7 @@ def measure(feeds: list[Path], seconds: float = SECONDS, label: str = "") -> dic
     with tempfile.TemporaryDirectory(prefix="bench-cams-") as tmp_name:
         tmp = Path(tmp_name)
         cfg = write_config(tmp, feeds, f"tcp://127.0.0.1:{_free_port()}")
-        log = open(tmp / "daemon.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(cfg)], stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc, log = start_daemon(cfg)
         try:
             ps = psutil.Process(proc.pid)
             deadline = time.monotonic() + 120

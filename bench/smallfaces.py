@@ -223,11 +223,10 @@ def live(scene: street.Scene, video: Path, tmp: Path, seconds: float) -> dict:
     """``edge run`` with camera A on the MPEG-4 file and camera B on the same street as H.264 from a
     real RTSP server; alerts read back from the audit log and placed on the walks by stream position."""
     import subprocess
-    import sys
 
     import psutil
 
-    from bench.cameras import _cpu_seconds, _free_port, _status, stop
+    from bench.cameras import _cpu_seconds, _free_port, _status, daemon_config, start_daemon, stop
 
     server = REPO / "tests" / "rtsp_camera.py"
     h264 = tmp / "street-h264.mp4"
@@ -241,16 +240,8 @@ def live(scene: street.Scene, video: Path, tmp: Path, seconds: float) -> dict:
     for person, path in street.references().items():
         (wl / f"{person}{path.suffix}").write_bytes(path.read_bytes())
     cams = {"file": str(video), "rtsp": f"rtsp://127.0.0.1:{port}/cam"}
-    lines = ['box_id = "bench-box"', f'state_dir = "{tmp / "state"}"']
-    for cid, src in cams.items():
-        lines += ["[[cameras]]", f'id = "{cid}"', f'source = "{src}"', "loop = true"]
-    lines += ["[alerts]", f'endpoint = "tcp://127.0.0.1:{_free_port()}"', "[watchlist]", f'folder = "{wl}"',
-              "[deployment]", "required = false"]
-    cfg = tmp / "edge.toml"
-    cfg.write_text("\n".join(lines) + "\n")
-    log = open(tmp / "daemon.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(cfg)], stdout=log,
-                            stderr=subprocess.STDOUT)
+    cfg = daemon_config(tmp, "bench-box", cams, wl, f"tcp://127.0.0.1:{_free_port()}", loop=True)
+    proc, log = start_daemon(cfg)
     origin: dict[str, float] = {}  # wall time at which each camera's stream position was 0
     samples: dict[str, list[tuple[float, int]]] = {}  # camera -> (wall time, frames read)
     try:

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -70,29 +68,16 @@ def naive(scene: scenes.Scene, step: int = NAIVE_STEP) -> dict:
             "s_per_frame": round((time.process_time() - t0) / max(1, frames), 2)}
 
 
-def _status(cfg: Path) -> dict | None:
-    r = subprocess.run([sys.executable, "-m", "edge", "status", "--config", str(cfg), "--json", "--timeout", "2"],
-                       capture_output=True, text=True)
-    return json.loads(r.stdout) if r.returncode == 0 else None
-
-
 def live(tmp: Path, feeds: list[scenes.Scene]) -> dict:
-    from bench.cameras import _free_port, stop
+    from bench.cameras import _free_port, _status, daemon_config, start_daemon, stop
 
     wl = tmp / "watchlist"
     wl.mkdir()
     for i, person in enumerate(LISTED):
         (wl / f"WL-WALK-{i + 1}.jpg").write_bytes(scenes.reference_photo(person).read_bytes())
-    lines = ['box_id = "bench-walks"', f'state_dir = "{tmp / "state"}"']
-    for i, sc in enumerate(feeds):
-        lines += ["[[cameras]]", f'id = "cam{i + 1}"', f'source = "{sc.path}"']
-    lines += ["[alerts]", f'endpoint = "tcp://127.0.0.1:{_free_port()}"', "[watchlist]", f'folder = "{wl}"',
-              "[deployment]", "required = false"]
-    cfg = tmp / "edge.toml"
-    cfg.write_text("\n".join(lines) + "\n")
-    log = open(tmp / "daemon.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(cfg)], stdout=log,
-                            stderr=subprocess.STDOUT)
+    cfg = daemon_config(tmp, "bench-walks", {f"cam{i + 1}": str(sc.path) for i, sc in enumerate(feeds)}, wl,
+                        f"tcp://127.0.0.1:{_free_port()}")
+    proc, log = start_daemon(cfg)
     try:
         deadline = time.monotonic() + 180 + max(sc.seconds for sc in feeds)
         while True:  # until every camera has read its whole file once (a file that ends is reopened)
