@@ -69,32 +69,10 @@ class WatchList:
         return int(idx[0]), float(dist[0])
 
     def nearest_batch(self, probes: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """Exact nearest entry for each of (k, 128) probes: one matrix product per cache-sized block.
-
-        |t|^2 - 2 p.t ranks templates like the distance does; batching probes turns k matrix-vector
-        products (memory-bound: the whole list is read k times) into one matrix product.
-        """
-        probes = np.ascontiguousarray(probes, dtype=np.float32).reshape(-1, 128)
-        k = len(probes)
-        if len(self.templates) == 0:
-            return np.full(k, -1, dtype=np.int64), np.full(k, np.inf, dtype=np.float32)
-        if k == 1:  # one matrix-vector product over the whole list, no blocking needed
-            d2 = self._sq - 2.0 * (self.templates @ probes[0])
-            i = int(np.argmin(d2))
-            dist = np.sqrt(max(0.0, float(d2[i] + probes[0] @ probes[0])))
-            return self.owners[[i]], np.array([dist], dtype=np.float32)
-        best, arg = np.full(k, np.inf, dtype=np.float32), np.zeros(k, dtype=np.int64)
-        rows = np.arange(k)
-        for s in range(0, len(self.templates), chunk):
-            d2 = probes @ self.templates[s : s + chunk].T
-            d2 *= -2.0
-            d2 += self._sq[s : s + chunk]
-            i = np.argmin(d2, axis=1)
-            v = d2[rows, i]
-            better = v < best
-            best[better], arg[better] = v[better], i[better] + s
-        pp = np.einsum("ij,ij->i", probes, probes)
-        return self.owners[arg], np.sqrt(np.maximum(best + pp, 0.0))
+        """Exact nearest entry and its distance for each of (k, 128) probes: the matcher's own search
+        (:meth:`nearest2_batch`) without the second-nearest."""
+        idx, d1, _ = self.nearest2_batch(probes, chunk)
+        return idx, d1.astype(np.float32)
 
     def rows_of(self, entry_index: int) -> np.ndarray:
         """The template rows of one entry."""
@@ -124,10 +102,13 @@ class WatchList:
         if self.image_store is None or self.row_images is None:
             return self.entries[int(self.owners[row])].image_jpeg
         return self.image_store.read(int(self.row_images[row]))
+
     def nearest2_batch(self, probes: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(nearest entry, its distance, the second-nearest *entry*'s distance) for each of (k, 128) probes.
 
-        The second-nearest is another entry's best template (the list as its own cohort,
+        One matrix product per block of whole entries: |t|^2 - 2 p.t ranks templates like the distance
+        does, and batching probes turns k matrix-vector products (memory-bound: the whole list is read k
+        times) into one. The second-nearest is another entry's best template (the list as its own cohort,
         edge/watchlist/operating.py); inf when the list has one entry.
         """
         probes = np.ascontiguousarray(probes, dtype=np.float32).reshape(-1, 128)
