@@ -24,6 +24,32 @@ ALEX = MEDIA / "faces" / "alex-lacamoire.png"
 LIN_REF, ALEX_REF = "WL-2026-0001", "WL-2026-0002"
 
 
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")  # Debian's (.ci/install-system-deps)
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run")
+
+
+def chromium(*flags: str):
+    """A headless Debian chromium driven by Selenium, with ``flags`` besides the common ones."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (*CHROMIUM_FLAGS, *flags):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
+    driver.implicitly_wait(0)
+    return driver
+
+
+def log_in(driver, name: str = "alice", password: str = "correct horse battery") -> None:
+    """Fill in and send the console's login form (the page must be showing it)."""
+    driver.find_element("id", "name").send_keys(name)
+    driver.find_element("id", "password").send_keys(password)
+    driver.find_element("id", "login-button").click()
+
+
 def wait_for(pred, seconds: float = 10.0) -> bool:
     """Poll ``pred`` every 50 ms until it holds or ``seconds`` pass; its last answer."""
     deadline = time.monotonic() + seconds

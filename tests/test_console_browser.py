@@ -9,36 +9,37 @@ Set EDGE_CONSOLE_SCREENSHOT=docs/console.png to refresh the README's screenshot.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
-from conftest import HAMILTON, LIN, LIN_REF, edge_cmd, free_port, make_watchlist_folder, running_daemon, write_config
+from conftest import (
+    CHROMIUM,
+    DRIVER,
+    HAMILTON,
+    LIN,
+    LIN_REF,
+    chromium,
+    edge_cmd,
+    free_port,
+    log_in,
+    make_watchlist_folder,
+    running_daemon,
+    write_config,
+)
 
 from edge import identity
 from edge.console import keys
 from edge.console.store import Store
 from edge.pipeline.control import request
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
                                                                    "(.ci/install-system-deps installs them)")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--window-size=1400,900")
 
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in FLAGS:
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
-    driver.implicitly_wait(0)
+    driver = chromium("--window-size=1400,900")
     yield driver
     driver.quit()
 
@@ -168,9 +169,7 @@ def test_a_decided_encounters_new_sighting_shows_decided_with_who_and_when_and_d
                 break
             except Exception:
                 time.sleep(0.2)
-        d.find_element("id", "name").send_keys("alice")
-        d.find_element("id", "password").send_keys("correct horse battery")
-        d.find_element("id", "login-button").click()
+        log_in(d)
         wait(d, "return location.pathname === '/' && document.getElementById('operator').textContent", 10, "login")
 
         box.seen("cam-a", "a-1", 0)

@@ -10,7 +10,6 @@ Set EDGE_SHIFT_SCREENSHOTS=docs to refresh the README's card, banner and history
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -18,12 +17,16 @@ from pathlib import Path
 import cv2
 import pytest
 from conftest import (
+    CHROMIUM,
+    DRIVER,
     HAMILTON,
     LIN,
     LIN_REF,
     MEDIA,
+    chromium,
     edge_cmd,
     free_port,
+    log_in,
     make_watchlist_folder,
     running_daemon,
     write_config,
@@ -36,12 +39,8 @@ from edge.console import keys
 from edge.console.store import Store
 from edge.pipeline.control import request
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
                                                                    "(.ci/install-system-deps installs them)")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--window-size=1366,768",
-         "--autoplay-policy=no-user-gesture-required")
 SHOTS = os.environ.get("EDGE_SHIFT_SCREENSHOTS")
 BOX2 = "box-2"
 
@@ -106,24 +105,14 @@ def env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def d(env):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in FLAGS:
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
-    driver.implicitly_wait(0)
+    driver = chromium("--window-size=1366,768", "--autoplay-policy=no-user-gesture-required")
     for _ in range(50):
         try:
             driver.get(env["url"] + "/login")
             break
         except Exception:
             time.sleep(0.2)
-    driver.find_element("id", "name").send_keys("alice")
-    driver.find_element("id", "password").send_keys("correct horse battery")
-    driver.find_element("id", "login-button").click()
+    log_in(driver)
     wait(driver, "return location.pathname === '/' && document.getElementById('operator').textContent", 10, "login")
     yield driver
     driver.quit()

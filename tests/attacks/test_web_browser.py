@@ -6,16 +6,14 @@ the SameSite=Strict cookie, since another port is the same site) and to frame th
 from __future__ import annotations
 
 import http.server
-import shutil
 import threading
 import time
 
 import pytest
-from conftest import free_port
+from conftest import CHROMIUM, DRIVER, chromium, free_port, log_in
 
 from attacks.test_web import PASSWORD, Site
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
 
 
@@ -40,21 +38,11 @@ def _serve(html: str) -> tuple[http.server.HTTPServer, int]:
 
 @pytest.fixture
 def logged_in(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     site = Site(tmp_path)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--no-first-run"):
-        opts.add_argument(flag)
-    d = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
+    d = chromium()
     try:
         d.get(site.origin + "/login")
-        d.find_element("id", "name").send_keys("alice")
-        d.find_element("id", "password").send_keys(PASSWORD)
-        d.find_element("id", "login-button").click()
+        log_in(d, "alice", PASSWORD)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not d.execute_script(
                 "return location.pathname === '/' && document.getElementById('operator').textContent"):
