@@ -49,9 +49,13 @@ def run(config_path, state_dir, duration):
 
     Stops cleanly on SIGTERM or Ctrl-C. Under systemd it notifies readiness and feeds the watchdog.
     """
+    import logging
+
     from edge.pipeline.daemon import Daemon
 
     cfg = load_config(config_path, state_dir)
+    # the one place logging is set up for the daemon: the library only logs (to "edge", "edge.zap", ...)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     Daemon(cfg).run(duration=duration)
 
 

@@ -9,6 +9,7 @@ decide exactly which faces are seen, and still ``kill -9`` the box.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -47,6 +48,7 @@ def start_feeder(daemon: Daemon) -> None:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # as `edge run`
     cfg = config.load(sys.argv[1])
     daemon = Daemon(cfg)
     daemon.start_cameras = lambda: start_feeder(daemon)

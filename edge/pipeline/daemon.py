@@ -109,7 +109,6 @@ class Daemon:
         log.info("edge daemon stopped")
 
     def run(self, duration: float | None = None) -> None:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         stop_now = []
         handler = lambda *_: stop_now.append(True)
         old_term = signal.signal(signal.SIGTERM, handler)
