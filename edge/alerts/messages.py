@@ -61,7 +61,8 @@ def dumps(msg: dict[str, Any]) -> bytes:
     return json.dumps(msg, separators=(",", ":"), sort_keys=True).encode()
 
 
-REQUIRED = {
+Schema = dict[str, dict[str, type]]  # message type -> required field -> its JSON type
+REQUIRED: Schema = {
     "alert": {"alert_id": str, "box_id": str, "camera_id": str, "time": str, "track_id": str,
               "ref": str, "distance": float, "threshold": float, "crop_jpeg": str},
     "event": {"event_id": str, "box_id": str, "time": str, "event": str},
@@ -73,7 +74,7 @@ REQUIRED = {
 
 
 def loads(data: bytes | str, allowed: set[str] | None = None,
-          schema: dict[str, dict[str, type]] = REQUIRED) -> dict[str, Any]:
+          schema: Schema = REQUIRED) -> dict[str, Any]:
     """Parse and check one message against ``schema`` (type -> required fields); MessageError if malformed."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise MessageError("message too large")
@@ -90,7 +91,7 @@ def loads(data: bytes | str, allowed: set[str] | None = None,
     if isinstance(v, int) and not isinstance(v, bool) and v > version(kind):
         raise NewerVersion(f"{kind} message version {v} is newer than this software reads "
                            f"(up to {version(kind)}): update it")
-    if v not in READABLE.get(kind, (version(kind),)) or isinstance(v, bool):
+    if not isinstance(v, int) or isinstance(v, bool) or v not in READABLE.get(kind, (version(kind),)):
         raise MessageError(f"unsupported message version {v!r}")
     if not isinstance(kind, str) or kind not in schema or (allowed is not None and kind not in allowed):
         raise MessageError(f"unexpected message type {kind!r}")

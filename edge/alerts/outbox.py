@@ -92,7 +92,9 @@ class Outbox:
         """Record that seqs lo..hi went to ``console`` on one link session (``row``: its range so far)."""
         with self._lock, self._tx():
             if row is None:
-                return self._db.execute("INSERT INTO sent VALUES (?,?,?)", (console, lo, hi)).lastrowid
+                new = self._db.execute("INSERT INTO sent VALUES (?,?,?)", (console, lo, hi)).lastrowid
+                assert new is not None  # sqlite sets it after every INSERT
+                return new
             self._db.execute("UPDATE sent SET lo=min(lo, ?), hi=max(hi, ?) WHERE rowid=?", (lo, hi, row))
             return row
 

@@ -25,7 +25,7 @@ LINK_REQUIRED: dict[str, dict[str, type]] = {
 MAX_PRUNED = 1000  # alert ids in one pruned message
 
 
-SCHEMA = {**messages.REQUIRED, **LINK_REQUIRED}
+SCHEMA: messages.Schema = {**messages.REQUIRED, **LINK_REQUIRED}
 # the longest text a console may send in each field (docs/alerts.md): bounded work and audit records
 MAX_TEXT = {"alert_id": 64, "box_id": 64, "operator": 64, "note": 500, "time": 40, "action": 32, "reason": 32,
             "name": 200, "outbox": 64, "role": 16}

@@ -27,8 +27,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
@@ -80,8 +82,10 @@ class Session:
 
 class Channel:
     def __init__(self, endpoint: str, state_dir: str | Path, curve_public: bytes, curve_secret: bytes,
-                 box_id: str, retention_s: float = 31 * 86400.0, on_adjudication=None, status=None,
-                 record=None, prune=None):
+                 box_id: str, retention_s: float = 31 * 86400.0,
+                 on_adjudication: Callable[[dict, str], None] | None = None,
+                 status: Callable[[], dict] | None = None, record: Callable[..., Any] | None = None,
+                 prune: Callable[[], Any] | None = None):
         self.endpoint, self.state_dir, self.box_id = endpoint, Path(state_dir), box_id
         self._keys = (curve_public, curve_secret)
         self.retention_s = retention_s
@@ -99,13 +103,20 @@ class Channel:
         self._buckets: dict[str, Bucket] = {}
         self._warned: dict[str, float] = {}
         self._prunes_seen: set[str] = set()
-        self.outbox: Outbox | None = None
+        self._outbox: Outbox | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def outbox(self) -> Outbox:
+        """The durable outbox, open from ``start`` on."""
+        if self._outbox is None:
+            raise EdgeError("the alert channel is not started")
+        return self._outbox
+
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        self.outbox = Outbox(self.state_dir / "outbox.db")
+        self._outbox = Outbox(self.state_dir / "outbox.db")
         self.prune()
         self._last_seq = self.outbox.last_seq()
         self.ctx = zmq.Context()  # its own context: the ZAP handler applies to this socket only
@@ -210,9 +221,9 @@ class Channel:
         if len(parts) != 2:
             self.counts["bad_messages"] += 1
             return
-        rid, frame = parts
-        rid = rid.bytes
-        console = identity.key_id(_z85_decode(frame.get("User-Id")))
+        rid_frame, frame = parts
+        rid = rid_frame.bytes
+        console = identity.key_id(_z85_decode(str(frame.get("User-Id"))))
         bucket = self._buckets.get(console)
         if bucket is None:
             if len(self._buckets) >= MAX_REMEMBERED_KEYS:

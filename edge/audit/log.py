@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from edge import codec, identity
 from edge.codec import canonical
@@ -43,7 +44,7 @@ MAX_LIST = 20000  # items of one list field (the refs of a big watch list)
 
 # kind -> required fields and their types (docs/audit-format.md); other fields are allowed.
 S, INT, N, L, D = str, int, (int, float), list, dict
-KINDS: dict[str, dict[str, object]] = {
+KINDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "provisioned": {"box_id": S, "signing_key_id": S, "signing_public": S},
     "key_rotated": {"old_key_id": S, "new_key_id": S, "signing_public": S},
     "trust_added": {"what": S, "key_id": S},
@@ -293,8 +294,8 @@ class AuditLog:
     def _write_locked(self, kind: str, fields: dict, finish) -> dict:
         with self._locked_file() as f:
             self._sync_tail(f)
-            rec = {"v": VERSION, "seq": self._seq + 1, "time": stamp(self.clock()), "kind": kind,
-                   "box_id": self.box_id or "", "data": fields, "prev": self._hash}
+            rec: dict[str, Any] = {"v": VERSION, "seq": self._seq + 1, "time": stamp(self.clock()),
+                                   "kind": kind, "box_id": self.box_id or "", "data": fields, "prev": self._hash}
             if finish:
                 finish(rec)
             rec["hash"] = record_hash(rec)
@@ -355,9 +356,10 @@ class AuditLog:
             self._seq, self._hash = 0, GENESIS
         self._size = end
         if torn is not None:
-            rec = {"v": VERSION, "seq": self._seq + 1, "time": stamp(self.clock()), "kind": "log_recovered",
-                   "box_id": self.box_id or "", "prev": self._hash,
-                   "data": {"torn_bytes": len(torn), "torn_sha256": hashlib.sha256(torn).hexdigest()}}
+            rec: dict[str, Any] = {
+                "v": VERSION, "seq": self._seq + 1, "time": stamp(self.clock()), "kind": "log_recovered",
+                "box_id": self.box_id or "", "prev": self._hash,
+                "data": {"torn_bytes": len(torn), "torn_sha256": hashlib.sha256(torn).hexdigest()}}
             rec["hash"] = record_hash(rec)
             f.write(canonical(rec) + b"\n")
             os.fsync(f.fileno())

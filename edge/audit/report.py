@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from edge.audit import report_lists as lists_
 from edge.audit import report_matches as matches
@@ -126,7 +127,7 @@ def _timeline(sights: list[tuple], outcome: dict[str, str]) -> dict:
     start = first.replace(minute=0, second=0, microsecond=0)
     if unit != "hour":
         start = start.replace(hour=0)
-    buckets = []
+    buckets: list[dict[str, Any]] = []
     t = start
     while t <= last:
         buckets.append({"start": _iso(t), "alerts": 0, "confirmed": 0, "dismissed": 0, "undecided": 0})

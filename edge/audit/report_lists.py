@@ -9,6 +9,7 @@ each image's provenance), and how it ended, with the signed deletion receipt the
 from __future__ import annotations
 
 from datetime import datetime
+from typing import overload
 
 from edge import codec
 from edge.codec import parse_time
@@ -17,6 +18,10 @@ from edge.watchlist import receipt
 ENDINGS = ("purged", "replaced", "expired", "deployment ended")
 
 
+@overload
+def iso(t: datetime) -> str: ...
+@overload
+def iso(t: None) -> None: ...
 def iso(t: datetime | None) -> str | None:
     return codec.fmt_time(t) if t else None
 

@@ -61,11 +61,12 @@ class Result:
     def summary(self) -> str:
         n = len(self.records)
         span = f"seq {self.records[0]['seq']}..{self.records[-1]['seq']}" if self.records else "empty"
-        if self.ok:
+        first = self.first
+        if first is None:
             return (f"OK: {n} records ({span}), {self.checkpoints} checkpoints, "
                     f"signed through seq {self.signed_through}")
         more = f" ({len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
-        return f"BROKEN: {self.first.message}{more}"
+        return f"BROKEN: {first.message}{more}"
 
     def as_dict(self) -> dict:
         return {"ok": self.ok, "records": len(self.records), "checkpoints": self.checkpoints,
@@ -122,8 +123,8 @@ def _check_chain(parsed: list[tuple[int, dict]], res: Result, anchor_seq: int, a
     for seq in seqs:
         lineno, rec = by_seq[seq]
         if seq > expected:
-            before = by_seq.get(expected - 1, (0,))[0]
-            where = f"after line {before}" if before else "at the start"
+            line_before = by_seq[expected - 1][0] if expected - 1 in by_seq else 0
+            where = f"after line {line_before}" if line_before else "at the start"
             gap = f"seq {expected}" if seq == expected + 1 else f"seqs {expected}..{seq - 1}"
             res.problems.append(Problem("deleted", lineno, f"records were deleted: {gap} missing {where} "
                                                            f"(before line {lineno})"))
@@ -145,7 +146,7 @@ def _verify_sig(public: bytes, sig_b64, message: bytes) -> bool:
 
 
 def _check_checkpoints(parsed, res: Result, trusted: bytes | None, strict_keys: bool) -> None:
-    introduced = set()
+    introduced: set[str] = set()
     for _, rec in parsed:
         d = rec["data"]
         introduced.update(str(d.get(k)) for k in ("signing_key_id", "old_key_id", "new_key_id") if k in d)
@@ -254,7 +255,9 @@ def _read_checkpoint(path: Path) -> dict | None:
 
 
 def _signed_by(rec: dict, trusted: bytes | None) -> bool:
-    data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
+    data = rec.get("data")
+    if not isinstance(data, dict):
+        data = {}
     if trusted is None:
         return False
     return (data.get("signing_public") == codec.b64(trusted)
@@ -331,7 +334,7 @@ def make_export(state_dir, start, end, signing_key, box_id: str, now: str) -> tu
 
     data = read_lines(Path(state_dir) / "audit" / LOG_NAME)
     res = verify_records(data, raw_public(signing_key))
-    if not res.ok:
+    if res.first is not None:
         raise EdgeError(f"the audit log does not verify, so it cannot be exported: {res.first.message}")
     raw = data.split(b"\n")[:-1]
     idx = [i for i, r in enumerate(res.records) if start <= parse_time(r["time"]) < end]

@@ -9,12 +9,21 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import numpy as np
 
 from edge.watchlist.operating import OperatingPoint
 
 CATEGORIES = ("wanted", "missing person", "known offender", "other")
+
+
+class ImageStore(Protocol):
+    """Reads reference image ``i`` from a stored bundle (``bundle_v2.ImageStore``)."""
+
+    def read(self, i: int) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +57,11 @@ class WatchList:
     threshold_floor: float | None = None
     meta: dict = field(default_factory=dict)
     row_images: np.ndarray | None = None  # (n,) int: image number of each template row (v2 bundles)
-    image_store: object | None = None  # reads image i from the stored bundle: .read(i) -> bytes, .close()
+    image_store: ImageStore | None = None  # reads image i from the stored bundle
     operating: OperatingPoint | None = None  # how hits are decided for this list (edge/watchlist/operating.py)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        self._by_ref: dict[str, int] | None = None  # ref -> entry index, built on first use
         self.templates = np.ascontiguousarray(self.templates, dtype=np.float32).reshape(-1, 128)
         self.owners = np.asarray(self.owners, dtype=np.int64)
         self._sq = np.einsum("ij,ij->i", self.templates, self.templates)
@@ -89,7 +99,7 @@ class WatchList:
         return int(rows[int(np.argmin(np.einsum("ij,ij->i", d, d)))])
 
     def _index_of(self, entry: Entry) -> int:
-        if getattr(self, "_by_ref", None) is None:
+        if self._by_ref is None:
             self._by_ref = {e.ref: i for i, e in enumerate(self.entries)}
         i = self._by_ref.get(entry.ref, -1)
         return i if i >= 0 and i < len(self.entries) and self.entries[i] is entry else -1

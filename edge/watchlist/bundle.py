@@ -230,6 +230,8 @@ def check_policy(h: dict) -> None:
 def decrypt(p: Parsed, wl_key: X25519PrivateKey) -> bytes:
     """Unwrap the payload key with the box's X25519 key and decrypt (header is the AAD)."""
     h = p.header
+    if h is None:
+        raise BundleError("the bundle must be verified before it is decrypted")
     nonce = _unb64(h["payload"]["nonce"], "payload.nonce")
     if len(nonce) != 12:
         raise BundleError("the key wrap fields have the wrong sizes")

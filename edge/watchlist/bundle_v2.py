@@ -163,7 +163,8 @@ def write(header: dict, items: list[Item], issuer_key: Ed25519PrivateKey, box_wl
     hb = canonical(h)
     key, aad = stream.payload_key(file_key, nonce), hashlib.sha256(hb).digest()
     pieces = [b"".join(blocks), index_b, meta, *images]
-    digest, parts = hashlib.sha256(), [] if out is None else None
+    digest = hashlib.sha256()
+    parts: list[bytes] | None = [] if out is None else None
 
     def emit(b: bytes) -> None:
         digest.update(b)
@@ -295,7 +296,7 @@ def open_list(v: Verified, wl_key: X25519PrivateKey) -> Opened:
     templates = np.empty((rows, 128), dtype="<f4")
     index = np.empty((rows, 2), dtype="<u4")
     meta = bytearray(pay["meta_length"])
-    sinks = [(lay["templates"][0], memoryview(templates).cast("B")), (lay["index"][0], memoryview(index).cast("B")),
+    sinks = [(lay["templates"][0], templates.data.cast("B")), (lay["index"][0], index.data.cast("B")),
              (lay["meta"][0], memoryview(meta))]
     for i, plain in stream.read_chunks(v.source, v.stream_start, lay["plain"], key, aad):
         lo = i * stream.CHUNK

@@ -267,7 +267,9 @@ def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed
     rows = np.arange(m)[:, None]
     # a random list holds at most half of the people: larger ones would be nearly the same list every time
     usable = [s for s in sizes if s <= m // 2] or [max(1, m // 2)]
-    samples, low, q90 = {}, {r: {} for r in RULES}, {}
+    samples: dict[int, int] = {}
+    low: dict[str, dict[int, list[list[float]]]] = {r: {} for r in RULES}
+    q90: dict[int, float] = {}
     for size in usable:
         d1s, d2s = [], []
         for _ in range(reps):

@@ -48,10 +48,12 @@ def open_list(c: Checked, wl_key: X25519PrivateKey) -> WatchList:
               "not_after": parse_time(h["not_after"]), "threshold_floor": float(h["policy"]["threshold_floor"]),
               "meta": {"header": h, "deployment": h["deployment"], "retention_days": h["policy"]["retention_days"],
                        "version": c.version}}
-    if c.version == 1:
+    if c.v1 is not None:
         entries, templates, owners = bundle.decode_entries(bundle.decrypt(c.v1, wl_key), h["entries"])
         c.v1.ciphertext = b""
         return WatchList(entries=entries, templates=templates, owners=owners, **common)
+    if c.v2 is None:
+        raise BundleError("the bundle must be verified before it is opened")
     o = bundle_v2.open_list(c.v2, wl_key)
     return WatchList(entries=o.entries, templates=o.templates, owners=o.owners, row_images=o.row_images,
                      image_store=o.images, **common)

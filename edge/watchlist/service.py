@@ -29,6 +29,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from edge import identity as identity_mod
 from edge.alerts import messages
@@ -312,7 +313,9 @@ class WatchlistService:
 
         ``via``: how it arrived (``cli``, ``usb`` from ``mount``); the audit record says so.
         """
-        return self._load_path(path, via, mount)
+        loaded = self._load_path(path, via, mount)
+        assert loaded is not None  # only skip_stored gives None
+        return loaded
 
     def _load_path(self, path, via: str, mount: str = "", skip_stored: bool = False) -> dict | None:
         """Stage the file next to the stored list, then load the staged copy (``skip_stored``: None,
@@ -459,10 +462,13 @@ class WatchlistService:
         with self._lock:
             h = self.header or self._stored_header()
             wl = self.matcher.current if self.matcher else None
-            if h is None and wl is None:
+            if h is not None:
+                info = h
+            elif wl is not None:
+                info = {"list_id": wl.list_id, "issuer": wl.issuer, "deployment": "", "sequence": 0,
+                        "entries": len(wl)}
+            else:
                 raise EdgeError("no watch list is loaded or stored on this box")
-            info = h or {"list_id": wl.list_id, "issuer": wl.issuer, "deployment": "", "sequence": 0,
-                         "entries": len(wl)}
             rc, name = self._sign_receipt(info, reason)
             try:
                 self._record_end(rc, name, ending)
@@ -608,7 +614,8 @@ class WatchlistService:
         wl = self.matcher.current if self.matcher else None
         in_memory = wl is not None and wl.list_id == (self.header or {}).get("list_id")
         return dict(self.summary(), in_memory=in_memory, stored=self.stored.exists(),
-                    operating=wl.operating.to_json() if in_memory and wl.operating is not None else None)
+                    operating=wl.operating.to_json() if wl is not None and in_memory and wl.operating is not None
+                    else None)
 
     # --- background: expiry and USB ---------------------------------------------------------
 
@@ -710,23 +717,25 @@ REFS_PER_PART = 10_000  # and at most this many (the audit log takes lists of up
 def _contents(wl) -> dict:
     """What the audit log says a list held: reference numbers, categories, and per entry its category,
     reason and images' provenance (never images), the details left out when they pass DETAIL_BUDGET."""
-    details, size = [], 0
+    details: list[dict[str, Any]] = []
+    size = 0
     for e in wl.entries:
         d = {"ref": e.ref, "category": e.category, "reason": e.reason, "images": _provenance(e)}
         size += len(json.dumps(d)) + 1
         if size > DETAIL_BUDGET:
-            details = None
             break
         details.append(d)
-    out = {"refs": [e.ref for e in wl.entries], "categories": sorted({e.category for e in wl.entries})}
-    if details is not None:
+    out: dict[str, Any] = {"refs": [e.ref for e in wl.entries], "categories": sorted({e.category for e in wl.entries})}
+    if size <= DETAIL_BUDGET:  # all of them fit
         out["entry_details"] = details
     return out
 
 
 def _ref_parts(refs: list[str]) -> list[list[str]]:
     """Reference numbers cut into parts that each fit one audit record."""
-    parts, cur, size = [], [], 0
+    parts: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
     for r in refs:
         if cur and (size + len(r) + 4 > REFS_BUDGET or len(cur) >= REFS_PER_PART):
             parts.append(cur)
