@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO, free_port, wait_for
 
 from edge import identity
-from edge.alerts import messages, protocol
+from edge.alerts import messages, protocol, retention
 from edge.alerts.publisher import Channel
 from edge.console import keys
 from edge.console.link import BoxLink
@@ -323,8 +323,9 @@ def test_the_outbox_keeps_only_alerts_and_events_and_prunes_by_retention(tmp_pat
     assert ob.add(again) == ob.add(again)  # the same alert is stored once
     with pytest.raises(ValueError):
         ob.add(messages.stage("encoding", camera_id="a", track_id="t", descriptor=[0.0] * 128))
-    assert ob.prune(retention_s=3600) == 0
-    assert ob.prune(retention_s=0) == 4
+    hour = retention.Policy(1 / 24, "test")
+    assert retention.apply(ob, hour)[1] == 0
+    assert retention.apply(ob, hour, clock=lambda: time.time() + 7200)[1] == 4
     assert ob.add(synthetic_alert(10)) > max(seqs) + 1  # numbers are never reused after pruning
     assert (tmp_path / "outbox.db").stat().st_mode & 0o077 == 0
     ob.close()

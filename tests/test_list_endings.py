@@ -59,7 +59,7 @@ def test_a_list_that_outlives_its_deployment_stays(tmp_path):
 def test_a_console_prune_becomes_pruned_messages_kept_until_the_box_acks(tmp_path):
     import time
 
-    from edge.alerts import protocol
+    from edge.alerts import protocol, retention
     from edge.console.store import Store
 
     store = Store(tmp_path / "console.db")
@@ -67,7 +67,7 @@ def test_a_console_prune_becomes_pruned_messages_kept_until_the_box_acks(tmp_pat
         store.receive("tcp://x", {"type": "alert", "alert_id": f"a{i}", "box_id": box, "camera_id": "cam1",
                                   "time": "2026-12-01T08:00:00.000Z", "ref": "WL-1", "distance": 0.4,
                                   "threshold": 0.6})
-    assert store.prune(3600, now=time.time() + 7200) == 3
+    assert len(retention.apply(store, retention.Policy(1 / 24, "test"), clock=lambda: time.time() + 7200)) == 3
     (msg,) = store.undelivered_prunes("box-a")
     assert msg["alert_ids"] == ["a0", "a1"] and msg["retention_days"] == round(1 / 24, 4)
     protocol.loads(protocol.messages.dumps(msg), allowed={"pruned"})  # what the box accepts

@@ -31,7 +31,7 @@ from click.testing import CliRunner
 from conftest import ALEX, LIN, MEDIA, REPO, free_port
 
 from edge import identity
-from edge.alerts import protocol
+from edge.alerts import protocol, retention
 from edge.cli import cli as edge_cli
 from edge.config import QualityConfig
 from enrol.build import encode_image
@@ -231,7 +231,8 @@ def test_a_deployment_reported_exactly_and_reconciled_with_the_register(world, t
         days = (time.time() - cutoff) / 86400.0
         assert "deleted 9 alert(s)" in ok(runner.invoke(edge_cli, ["audit", "retention", "--config", str(cfg),
                                                                    "--days", repr(days)]))
-        assert console.store.prune(time.time() - cutoff) == 9
+        console_days = retention.Policy((time.time() - cutoff) / retention.DAY, "test")
+        assert len(retention.apply(console.store, console_days)) == 9
         console.link.wake.set()
         wait_for(lambda: any(r["kind"] == "console_pruned" for r in records(state)), 30, "the console's prune notice")
         wait_for(lambda: any(r["kind"] == "watchlist_file_deleted" for r in records(state)),

@@ -134,3 +134,52 @@ def test_only_the_outbox_touches_its_tables():
     raw = [str(p.relative_to(root)) for p in root.rglob("*.py")
            if p.name != "outbox.py" and ("FROM messages" in p.read_text() or "FROM adjudications" in p.read_text())]
     assert not raw, f"modules running SQL on the outbox's tables: {raw}"
+
+
+def test_the_console_deletes_through_the_one_retention_rule(tmp_path):
+    """The console's store had its own prune (its own cutoff, its own period default) beside the box's sweep:
+    now one rule (``retention.apply``: what was stored more than the period ago goes, through the store's own
+    ``expire``, in one transaction) serves the outbox and the console, and the boxes are told what went."""
+    from edge.alerts import retention
+    from edge.console.store import Store
+
+    store = Store(tmp_path / "console.db")
+    t0 = time.time()
+    for i, box in enumerate(("box-a", "box-a", "box-b")):
+        msg = messages.alert(box_id=box, camera_id="cam1", track_id=f"t{i}", ref="WL-1", distance=0.4,
+                             threshold=0.6, crop_jpeg=b"\xff\xd8crop")
+        store.receive("tcp://box", dict(msg, outbox="o", seq=i + 1))
+    assert retention.apply(store, retention.Policy(31, "console --retention-days"), clock=lambda: t0 + 30 * DAY) == []
+    assert len(store.open_alerts()) == 3 and store.undelivered_prunes("box-a") == []
+    gone = retention.apply(store, retention.Policy(31, "console --retention-days"), clock=lambda: t0 + 32 * DAY)
+    assert len(gone) == 3 and store.open_alerts() == []
+    (told,) = store.undelivered_prunes("box-a")
+    assert len(told["alert_ids"]) == 2 and told["retention_days"] == 31
+    assert not hasattr(store, "prune") and not hasattr(Outbox, "prune")  # no second way to delete
+
+
+def test_one_retention_period_by_default():
+    """31 days was written in five places (config, sweep, channel, console, report): the config's default is
+    the one, every other default is that one."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    from edge.alerts import retention
+    from edge.alerts.publisher import Channel
+    from edge.audit import report_matches
+    from edge.config import AlertsConfig
+    from edge.console.cli import console_group
+    from edge.console.web import Console
+
+    days = AlertsConfig().retention_days
+    assert retention.DEFAULT_DAYS == days
+    assert inspect.signature(Console).parameters["retention_days"].default == days
+    assert "retention_s" not in inspect.signature(Channel).parameters  # the channel runs the policy's sweep
+    assert next(p.default for p in console_group.params if p.name == "retention_days") == days
+    assert report_matches.DEFAULT_RETENTION_DAYS == days
+    root = Path(__file__).resolve().parents[1] / "edge"
+    written = [f"{p.relative_to(root)}:{n}" for p in root.rglob("*.py") if p.name not in ("config.py",)
+               for n, line in enumerate(p.read_text().splitlines(), 1)
+               if "retention" in line and re.search(r"\b31(\.0)?\b|86400", line)]
+    assert not written, f"retention periods or day lengths written outside config.py: {written}"

@@ -8,7 +8,7 @@ a new id knows the box's outbox was replaced and starts over (it de-duplicates b
 What it holds: alerts (matches against the watch list, with their crops) and events, the
 adjudications that came back (at most one accepted per encounter), and which sequence numbers went to
 which console (so a decision can be checked against what that console was sent). Never passer-by
-data. Rows older than the retention period are pruned.
+data. Rows older than the retention period go through ``expire`` (the sweep of edge/alerts/retention.py).
 """
 
 from __future__ import annotations
@@ -147,10 +147,11 @@ class Outbox:
         return [json.loads(r[0]) for r in rows]
 
     # -- housekeeping ---------------------------------------------------------------------------
-    def expire(self, cutoff: float) -> tuple[list[tuple[str, float, bytes]], int, int]:
-        """Delete in one transaction what was stored before ``cutoff``: alerts, events and decisions. Returns
-        the deleted alerts (msg_id, created, body), how many messages and how many decisions went. The one
-        deletion retention uses (``edge.alerts.retention.sweep`` records each alert in the audit log)."""
+    def expire(self, cutoff: float, days: float) -> tuple[list[tuple[str, float, bytes]], int, int]:
+        """Delete in one transaction what was stored before ``cutoff`` (the retention period ``days`` ago):
+        alerts, events and decisions. Returns the deleted alerts (msg_id, created, body), how many messages
+        and how many decisions went. The outbox's one deletion: ``edge.alerts.retention.sweep`` runs it and
+        records each alert in the audit log."""
         with self._lock, self._tx():
             rows = self._db.execute("SELECT msg_id, created, body FROM messages WHERE type='alert' AND created < ? "
                                     "ORDER BY seq", (cutoff,)).fetchall()
@@ -158,12 +159,6 @@ class Outbox:
             decisions = self._db.execute("DELETE FROM adjudications WHERE received < ?", (cutoff,)).rowcount
             self._db.execute("DELETE FROM sent WHERE hi < (SELECT COALESCE(min(seq), 0) FROM messages)")
         return [(str(a), float(c), bytes(b)) for a, c, b in rows], n, decisions
-
-    def prune(self, retention_s: float) -> int:
-        """``expire`` everything older than the retention period; return how many rows went (unaudited: the
-        daemon passes the audited ``sweep`` to the channel instead)."""
-        _, n, decisions = self.expire(time.time() - retention_s)
-        return n + decisions
 
     def counts(self) -> dict:
         with self._lock:

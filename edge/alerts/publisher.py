@@ -36,7 +36,7 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from edge import identity
-from edge.alerts import messages, protocol
+from edge.alerts import messages, protocol, retention
 from edge.alerts.outbox import Outbox
 from edge.errors import EdgeError
 
@@ -82,18 +82,17 @@ class Session:
 
 class Channel:
     def __init__(self, endpoint: str, state_dir: str | Path, curve_public: bytes, curve_secret: bytes,
-                 box_id: str, retention_s: float = 31 * 86400.0,
-                 on_adjudication: Callable[[dict, str], None] | None = None,
+                 box_id: str, on_adjudication: Callable[[dict, str], None] | None = None,
                  status: Callable[[], dict] | None = None, record: Callable[..., Any] | None = None,
                  prune: Callable[[], Any] | None = None):
         self.endpoint, self.state_dir, self.box_id = endpoint, Path(state_dir), box_id
         self._keys = (curve_public, curve_secret)
-        self.retention_s = retention_s
         self.on_adjudication = on_adjudication  # fn(msg, console_key_id); raise to refuse (no ack)
         self.status = status or (lambda: {})  # fn() -> dict sent in the box's hello (camera states)
         self.record = record or (lambda kind, **fields: None)  # the audit hook
-        # retention: fn() deleting what is older than the period (the daemon passes the audited sweep)
-        self.prune = prune or (lambda: self.outbox.prune(self.retention_s))
+        # retention: fn() running the audited sweep (the daemon passes it with the box's policy; the default
+        # period when none is given)
+        self.prune = prune or (lambda: retention.sweep(self.state_dir, record=self.record))
         self.counts = {"sent": 0, "resent": 0, "bad_messages": 0, "refused_keys": 0, "adjudications": 0,
                        "rate_limited": 0, "bad_acks": 0, "refused_messages": 0, "adjudications_refused": 0}
         self._refusals = (0.0, 0, 0)  # (minute started, recorded in it, not recorded since the last record)

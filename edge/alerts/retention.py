@@ -1,11 +1,13 @@
 """Retention: alert crops and details are kept for a set period, then deleted, and each deletion logged.
 
 The box keeps alerts (with the camera crop the operator saw) and the decisions on them in one place:
-the alert channel's outbox, ``<state_dir>/outbox.db`` (``edge/alerts/outbox.py``). Nothing of a
-passer-by is ever kept. :class:`Policy` is how long (the stricter of the config and the list's signed
-period); ``sweep`` deletes the rows older than that through the outbox's own ``expire`` (one transaction),
-then records ``retention_deleted`` for every alert it removed. The daemon's alert channel and
-``edge audit retention`` both run this sweep. The clock is injectable.
+the alert channel's outbox, ``<state_dir>/outbox.db`` (``edge/alerts/outbox.py``); a console keeps its
+copies in its own store (``edge/console/store.py``). Nothing of a passer-by is ever kept.
+:class:`Policy` is how long (the stricter of the config and the list's signed period). ``apply`` is the one
+rule: what a store holds since more than the period ago goes, through that store's own ``expire(cutoff,
+days)`` (one transaction each). ``sweep`` applies it to the box's outbox and records ``retention_deleted``
+for every alert it removed; the daemon's alert channel and ``edge audit retention`` run it. The console
+applies it to its store hourly (the store tells each box which of its alerts went). The clock is injectable.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from edge.alerts.outbox import Outbox
 from edge.codec import fmt_time
+from edge.config import AlertsConfig
 from edge.errors import EdgeError
 
-DEFAULT_DAYS = 31.0
+DEFAULT_DAYS = AlertsConfig.retention_days  # the one default period: the config's
+DAY = 86400.0
 OUTBOX = "outbox.db"
 log = logging.getLogger("edge.retention")
 
@@ -39,6 +43,10 @@ class Policy:
     days: float
     source: str
 
+    def __post_init__(self) -> None:
+        if not self.days > 0:
+            raise EdgeError("the retention period must be positive")
+
     @classmethod
     def of(cls, config_days: float, header: dict[str, Any] | None = None) -> Policy:
         policy = header.get("policy") if isinstance(header, dict) else None
@@ -48,14 +56,27 @@ class Policy:
         return cls(float(config_days), "config alerts.retention_days")
 
 
+T = TypeVar("T", covariant=True)
+
+
+class Store(Protocol[T]):
+    """What holds alerts: ``expire`` deletes, in one transaction, what was stored before ``cutoff`` (a POSIX
+    time) under a period of ``days``, and returns what it deleted."""
+
+    def expire(self, cutoff: float, days: float) -> T: ...
+
+
+def apply(store: Store[T], policy: Policy, *, clock: Callable[[], float] = time.time) -> T:
+    """The one retention rule: everything ``store`` received more than ``policy.days`` ago is deleted."""
+    return store.expire(clock() - policy.days * DAY, policy.days)
+
+
 def sweep(state_dir: str | os.PathLike[str], days: float = DEFAULT_DAYS, *,
           record: Callable[..., object] | None = None, clock: Callable[[], float] = time.time) -> list[str]:
-    """Delete alerts, events and decisions stored more than ``days`` ago; returns the deleted alert ids.
-
-    ``record(kind, **fields)`` is the audit log's ``append``.
+    """Delete the box's alerts, events and decisions stored more than ``days`` ago; returns the deleted alert
+    ids. ``record(kind, **fields)`` is the audit log's ``append``.
     """
-    if days <= 0:
-        raise EdgeError("the retention period must be positive")
+    policy = Policy(days, "sweep")
     path = Path(state_dir) / OUTBOX
     if not path.exists():
         return []
@@ -63,7 +84,7 @@ def sweep(state_dir: str | os.PathLike[str], days: float = DEFAULT_DAYS, *,
     try:
         ob = Outbox(path)
         try:
-            rows, _, decisions = ob.expire(now - days * 86400.0)
+            rows, _, decisions = apply(ob, policy, clock=lambda: now)
         finally:
             ob.close()
     except sqlite3.Error as exc:
@@ -77,7 +98,7 @@ def sweep(state_dir: str | os.PathLike[str], days: float = DEFAULT_DAYS, *,
         if record:
             record("retention_deleted", alert_id=alert_id, camera_id=str(alert.get("camera_id", "")),
                    alert_time=str(alert.get("time") or fmt_time(created)), files=1,
-                   crop=bool(alert.get("crop_jpeg")), age_days=round((now - created) / 86400.0, 2),
+                   crop=bool(alert.get("crop_jpeg")), age_days=round((now - created) / DAY, 2),
                    period_days=days)
         deleted.append(alert_id)
     if rows or decisions:

@@ -17,12 +17,13 @@ import statistics
 from collections import Counter, defaultdict
 from datetime import timedelta
 
+from edge.alerts.retention import DEFAULT_DAYS
 from edge.audit.report_lists import iso
 from edge.codec import parse_time
 
 FALSE_ALERT_REASONS = {"not the person", "wrong person", "not person", "misidentified"}
 SIGHTING_KINDS = ("alert", "sighting")
-DEFAULT_RETENTION_DAYS = 31.0
+DEFAULT_RETENTION_DAYS = DEFAULT_DAYS  # a run that recorded no period kept alerts this long
 
 
 def is_false_alert(decision: dict) -> bool:

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from edge.alerts.retention import DEFAULT_DAYS
 from edge.cli_options import user_errors
 from edge.errors import EdgeError
 
@@ -19,7 +20,7 @@ data_option = click.option("--data", default=DEFAULT_DATA, show_default=True, en
 @click.option("--box", "boxes", multiple=True, metavar="ENDPOINT=KEY",
               help="A box to receive alerts from, e.g. tcp://10.0.0.5:5599=box.pub.json (repeatable).")
 @data_option
-@click.option("--retention-days", type=click.FloatRange(min=0.01), default=31.0, show_default=True,
+@click.option("--retention-days", type=click.FloatRange(min=0.01), default=DEFAULT_DAYS, show_default=True,
               help="Alerts (with their crops) older than this are deleted from the console's database.")
 @click.pass_context
 @user_errors

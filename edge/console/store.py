@@ -261,18 +261,17 @@ class Store:
     def has_users(self) -> bool:
         return bool(self._query("SELECT 1 FROM users LIMIT 1"))
 
-    def prune(self, retention_s: float, now: float | None = None) -> int:
-        """Delete alerts (crops included) and events received longer ago than ``retention_s``.
+    def expire(self, cutoff: float, days: float) -> list[str]:
+        """Delete alerts (crops included) and events received before ``cutoff`` (the retention period ``days``
+        ago: ``edge.alerts.retention.apply`` is the rule); returns the deleted alert ids.
 
-        Each box is told which of its alerts went (a ``pruned`` message, kept here until the box
-        acknowledges it), so the box's audit log covers the console's copies too.
+        Each box is told which of its alerts went (a ``pruned`` message, stored in the same transaction and
+        kept here until the box acknowledges it), so the box's audit log covers the console's copies too.
         """
-        now = time.time() if now is None else now
-        cutoff = now - retention_s
         with self._tx() as db:
             gone = db.execute("SELECT box_id, alert_id FROM alerts WHERE received < ? ORDER BY received",
                               (cutoff,)).fetchall()
-            n = db.execute("DELETE FROM alerts WHERE received < ?", (cutoff,)).rowcount
+            db.execute("DELETE FROM alerts WHERE received < ?", (cutoff,))
             db.execute("DELETE FROM events WHERE received < ?", (cutoff,))
             by_box: dict[str, list[str]] = {}
             for box_id, alert_id in gone:
@@ -280,9 +279,9 @@ class Store:
             for box_id, ids in by_box.items():
                 for i in range(0, len(ids), PRUNE_CHUNK):
                     msg = protocol.pruned(box_id=box_id, alert_ids=ids[i:i + PRUNE_CHUNK],
-                                          retention_days=round(retention_s / 86400.0, 4))
+                                          retention_days=round(days, 4))
                     db.execute("INSERT INTO prunes VALUES (?,?,?,0)", (msg["prune_id"], box_id, json.dumps(msg)))
-        return n
+        return [alert_id for _, alert_id in gone]
 
     def undelivered_prunes(self, box_id: str) -> list[dict]:
         """``pruned`` messages the box has not acknowledged yet."""

@@ -30,7 +30,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from edge.alerts import messages, protocol
+from edge.alerts import messages, protocol, retention
 from edge.console import alarms, cards, shift
 from edge.console.link import BoxLink
 from edge.console.store import Store
@@ -114,9 +114,9 @@ class Hub:
 
 
 class Console:
-    def __init__(self, store: Store, links: list[BoxLink], retention_days: float = 31.0):
+    def __init__(self, store: Store, links: list[BoxLink], retention_days: float = retention.DEFAULT_DAYS):
         self.store, self.links, self.hub = store, links, Hub()
-        self.retention_s = retention_days * 86400.0
+        self.retention = retention.Policy(retention_days, "console --retention-days")
         self.sessions: dict[str, tuple[str, float, str]] = {}  # token -> (operator, expires, csrf token)
         self.guard = LoginGuard()
         for link in links:
@@ -372,12 +372,12 @@ def create_app(console: Console) -> Starlette:
         for link in console.links:
             link.start()
 
-        async def retention():  # the console keeps alert crops no longer than the box does
+        async def expire_old():  # the console keeps alert crops no longer than the box does: the one rule
             while True:
-                await asyncio.to_thread(console.store.prune, console.retention_s)
+                await asyncio.to_thread(retention.apply, console.store, console.retention)
                 await asyncio.sleep(3600)
 
-        pruner = asyncio.create_task(retention())
+        pruner = asyncio.create_task(expire_old())
         yield
         pruner.cancel()
         for link in console.links:

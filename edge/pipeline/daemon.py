@@ -185,7 +185,7 @@ class Daemon:
         try:
             ident = identity.create(self.cfg.state_dir, self.box_id)  # keys are made once, never replaced here
             channel = Channel(self.cfg.alerts.endpoint, self.cfg.state_dir, ident.curve_public,
-                              ident.curve_secret, self.box_id, retention_s=retention_days * 86400.0,
+                              ident.curve_secret, self.box_id,
                               on_adjudication=self.on_adjudication, record=self.record,
                               prune=lambda: sweep(self.cfg.state_dir, policy().days, record=self.record),
                               status=lambda: {"cameras": self.camera_states(), "accuracy": self.accuracy(),
