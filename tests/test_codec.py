@@ -118,6 +118,11 @@ def test_each_primitive_has_one_home():
         for node in ast.walk(ast.parse(path.read_text(), rel)):
             if isinstance(node, ast.FunctionDef) and node.name in PRIMITIVES and (rel, node.name) not in ADAPTERS:
                 found.append(f"{rel}:{node.lineno} {node.name}")
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("b64encode", "b64decode"):
-                found.append(f"{rel}:{node.lineno} base64.{node.func.attr}")
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("b64encode", "b64decode",
+                                                                                 "fromisoformat"):
+                found.append(f"{rel}:{node.lineno} {node.func.attr}")  # a time or base64 read of its own
+            if isinstance(node, ast.ImportFrom) and node.module not in ("edge.codec", "edge.files") and any(
+                    a.name in PRIMITIVES for a in node.names) and not any(
+                    (f"{(node.module or '').replace('.', '/')}.py", a.name) in ADAPTERS for a in node.names):
+                found.append(f"{rel}:{node.lineno} imports a primitive from {node.module}")
     assert not found, "primitives defined outside edge/codec.py and edge/files.py: " + ", ".join(found)

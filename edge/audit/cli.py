@@ -165,7 +165,7 @@ def report(config_path, state_dir, start, end, fmt, output, export_file, box_key
         _, res = v.verify_export(Path(export_file).read_bytes(), pub)
         lo, hi = period(start, end)
         if start is None and res.records:
-            from edge.audit.log import parse_time
+            from edge.codec import parse_time
 
             lo = max(lo, parse_time(res.records[0]["time"]).replace(microsecond=0))
         checker, names = receipt_check(pub), {}

@@ -21,11 +21,11 @@ from edge.audit.log import (
     GENESIS,
     HEAD_NAME,
     LOG_NAME,
-    canonical,
     checkpoint_message,
     read_lines,
     record_hash,
 )
+from edge.codec import canonical
 from edge.errors import EdgeError
 from edge.identity import key_id
 

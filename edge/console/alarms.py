@@ -12,6 +12,9 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from edge.codec import parse_time
+from edge.errors import EdgeError
+
 EXPIRY_WARN_S = 3600.0
 
 
@@ -77,8 +80,8 @@ def _b(level: str, key: str, text: str) -> dict:
 
 def _seconds_left(iso, now: float) -> float | None:
     try:
-        return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp() - now
-    except ValueError:
+        return parse_time(iso).timestamp() - now
+    except EdgeError:
         return None
 
 

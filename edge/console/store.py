@@ -16,7 +16,6 @@ import json
 import sqlite3
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -24,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from edge import walstore
 from edge.alerts import messages, protocol
+from edge.codec import parse_time
 from edge.errors import EdgeError
 
 SCHEMA = """
@@ -143,8 +143,8 @@ class Store:
         d = msg.get("decision") if isinstance(msg.get("decision"), dict) else None
         if row is None and d is not None and msg.get("state") in ("confirmed", "dismissed"):
             try:
-                decided = datetime.fromisoformat(str(d.get("time")).replace("Z", "+00:00")).timestamp()
-            except ValueError:
+                decided = parse_time(d.get("time")).timestamp()
+            except EdgeError:
                 decided = time.time()
             row = (msg["state"], str(d.get("action") or ""), str(d.get("reason") or ""), str(d.get("note") or ""),
                    str(d.get("operator") or ""), decided)

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from edge import codec
 from edge.codec import b64 as _b64
+from edge.codec import canonical, fmt_time  # noqa: F401  (fmt_time re-exported for enrol)
 from edge.identity import key_id, raw_public
 from edge.watchlist.base import CATEGORIES, Entry
 from edge.watchlist.fields import (  # noqa: F401  (re-exported: one import for callers)
@@ -36,8 +37,6 @@ from edge.watchlist.fields import (  # noqa: F401  (re-exported: one import for 
     MAX_TEMPLATES_PER_ENTRY,
     REF_RE,
     BundleError,
-    canonical,
-    fmt_time,
     load_json,
     parse_time,
 )

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from edge.codec import b64 as _b64
+from edge.codec import canonical
 from edge.identity import key_id, raw_public
 from edge.watchlist import stream
 from edge.watchlist.base import CATEGORIES, Entry, Image
@@ -52,7 +53,6 @@ from edge.watchlist.fields import (
     REF_RE,
     SHA256_RE,
     BundleError,
-    canonical,
     check_operating,
     field,
     load_json,

@@ -13,7 +13,6 @@ from typing import Any, NoReturn
 import numpy as np
 
 from edge import codec
-from edge.codec import canonical, fmt_time  # noqa: F401  (re-exported: one import for the bundle modules)
 from edge.errors import EdgeError
 
 # --- limits (docs/watchlist-format.md, "Limits") -----------------------------------------------

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from edge.watchlist import bundle, bundle_v2
 from edge.watchlist.base import WatchList
-from edge.watchlist.bundle import BundleError, parse_time
+from edge.watchlist.bundle import BundleError
+from edge.watchlist.fields import parse_time
 from edge.watchlist.stream import Source
 
 MAX_FILE_V1 = bundle.PREFIX.size + bundle.MAX_HEADER + 8 + bundle.MAX_PAYLOAD + bundle.SIG_LEN

@@ -37,7 +37,8 @@ from edge.errors import EdgeError
 from edge.files import write_atomic
 from edge.watchlist import bundle, operating, reader, receipt
 from edge.watchlist.base import Matcher, WatchList
-from edge.watchlist.bundle import BundleError, parse_time
+from edge.watchlist.bundle import BundleError
+from edge.watchlist.fields import parse_time
 from edge.watchlist.stream import Source
 
 log = logging.getLogger(__name__)
