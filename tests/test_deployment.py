@@ -239,3 +239,31 @@ def test_the_daemon_matches_only_inside_a_window_and_logs_it(setup, tmp_path):
     kinds = [r["kind"] for r in res.records if r["kind"] != "checkpoint"]
     assert kinds.index("deployment_loaded") < kinds.index("deployment_start") < kinds.index("alert")
     assert kinds.count("alert") == 1
+
+
+def test_a_damaged_stored_deployment_is_reported_not_skipped_without_a_word(setup, tmp_path, caplog):
+    """A stored window that no longer verifies (a damaged file, or a changed one) used to vanish from the
+    list in silence: `edge deployment status`, `edge doctor` and the daemon's gate (a warning, once) say so."""
+    from edge import doctor
+
+    runner, keys, state = setup
+    assert load(runner, state, authorise(runner, keys, state, tmp_path / "dep.json")).exit_code == 0
+    stored = state / "deployments" / "op-lantern.json"
+    assert stored.exists()
+    doc = json.loads(stored.read_text())
+    (state / "deployments" / "op-altered.json").write_text(json.dumps(dict(doc, location="anywhere")))
+    (state / "deployments" / "op-torn.json").write_text(stored.read_text()[:40])
+    st = runner.invoke(edge_cli, ["deployment", "status", "--state-dir", str(state)])
+    assert st.exit_code == 0, st.output
+    assert f"DAMAGED  stored deployment {state / 'deployments' / 'op-altered.json'} does not count: " in st.output
+    assert "signature does not verify" in st.output and "op-torn.json does not count" in st.output
+    assert "op-lantern" in st.output and "Traceback" not in st.output  # the good one still counts
+    rows = list(doctor.check_deployment(state, datetime(2026, 12, 1, 9, tzinfo=UTC)))
+    assert [ok for _, ok, why in rows if "op-torn.json" in why] == [False]
+    assert any(ok is True and "op-lantern open until" in why for _, ok, why in rows)
+    caplog.set_level("WARNING", logger="edge")
+    gate = deployment.Gate(state, ["cam1"], clock=lambda: T_START + 60)
+    for _ in range(3):
+        gate.update(reload=True)
+    warned = [r.getMessage() for r in caplog.records if "does not count" in r.getMessage()]
+    assert len(warned) == 2 and gate.allows("cam1")  # once per file, however often it is read
