@@ -8,8 +8,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
-from conftest import edge_cmd, free_port, write_config
+import conftest
+import pytest
+import zmq
+from conftest import HAMILTON, LIN, LIN_REF, Subscriber, edge_cmd, free_port, make_watchlist_folder, write_config
+
+from edge import config
+from edge.audit.verify import verify_log
+from edge.errors import EdgeError
+from edge.pipeline.daemon import Daemon
 
 
 def _idle_config(tmp_path):
@@ -33,3 +44,100 @@ def test_the_library_leaves_the_root_logger_alone_and_edge_run_sets_it_up(tmp_pa
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert " INFO edge: edge daemon test-box started" in r.stderr, r.stderr  # the command configures logging
+
+
+def _box_config(tmp_path, *, control: str = "", cameras: str = "", watchlist: str = "") -> config.Config:
+    state = tmp_path / "state"
+    text = (f'box_id = "box-l"\nstate_dir = "{state}"\n'
+            + (cameras or '[[cameras]]\nid = "cam-a"\nsource = "a.mp4"\nenabled = false\n')
+            + f'[alerts]\nendpoint = "tcp://127.0.0.1:{free_port()}"\n'
+            + (f'control_endpoint = "{control}"\n' if control else "")
+            + (f'[watchlist]\nfolder = "{watchlist}"\n' if watchlist else "")
+            + '[deployment]\nrequired = false\n[health]\nlog_interval = 2.0\n')
+    (tmp_path / "edge.toml").write_text(text)
+    return config.load(str(tmp_path / "edge.toml"))
+
+
+def _kinds(state) -> list[str]:
+    return [r["kind"] for r in verify_log(state).records]
+
+
+def _extra_threads(before: set) -> list[str]:
+    conftest.wait_for(lambda: set(threading.enumerate()) <= before, 5)
+    return sorted(t.name for t in set(threading.enumerate()) - before)
+
+
+def test_a_start_that_fails_after_the_channel_started_stops_it_and_its_threads(tmp_path):
+    """The control socket cannot be bound (its folder does not exist): the alert channel, its ZAP handler
+    and the watch-list service had started; they stop, their sockets close, the run's stop is recorded."""
+    cfg = _box_config(tmp_path, control=f"ipc://{tmp_path / 'no-such-dir' / 'control.sock'}")
+    before = set(threading.enumerate())
+    d = Daemon(cfg)
+    with pytest.raises(EdgeError, match="cannot open the control socket"):
+        d.start()
+    assert d.publisher is not None and d.publisher.sock.closed and d.publisher.ctx.closed
+    assert _extra_threads(before) == []
+    sock = zmq.Context.instance().socket(zmq.ROUTER)  # the alert endpoint is free again
+    try:
+        sock.bind(cfg.alerts.endpoint)
+    finally:
+        sock.close(0)
+    kinds = [k for k in _kinds(cfg.state_dir) if k != "checkpoint"]
+    assert kinds[0] == "service_start" and kinds[-1] == "service_stop", kinds
+    stop = [r for r in verify_log(cfg.state_dir).records if r["kind"] == "service_stop"][-1]
+    assert stop["data"]["reason"].startswith("start failed: cannot open the control socket")
+
+
+def test_a_start_that_fails_on_a_bound_alert_port_records_the_stop_and_leaves_no_thread(tmp_path):
+    cfg = _box_config(tmp_path)
+    taken = zmq.Context.instance().socket(zmq.ROUTER)
+    taken.bind(cfg.alerts.endpoint)  # another program holds the console port
+    before = set(threading.enumerate())
+    try:
+        with pytest.raises(EdgeError, match="cannot bind the alert endpoint"):
+            Daemon(cfg).start()
+    finally:
+        taken.close(0)
+    assert _extra_threads(before) == []
+    kinds = [k for k in _kinds(cfg.state_dir) if k != "checkpoint"]
+    assert kinds[0] == "service_start" and kinds[-1] == "service_stop", kinds
+
+
+def test_inputs_stop_first_and_the_signed_service_stop_is_the_last_record(tmp_path):
+    """A real camera process plays the Hamilton clip (Lin-Manuel Miranda is listed) and a real console is
+    connected, so alerts are flowing when the daemon stops. When service_stop is written no input is
+    left (camera processes, watch-list threads, control, the channel's thread); nothing follows it in
+    the log but the checkpoint that signs it."""
+    wl = make_watchlist_folder(tmp_path / "wl", {LIN_REF: LIN})
+    cfg = _box_config(tmp_path, watchlist=str(wl),
+                      cameras=f'[[cameras]]\nid = "cam-a"\nsource = "{HAMILTON}"\nloop = true\n')
+    sub = Subscriber(cfg.alerts.endpoint, Path(cfg.state_dir), box_id="box-l")
+    before = set(threading.enumerate())
+    d = Daemon(cfg)
+    seen: dict = {}
+    d.start()
+    log = d.duties.log
+    append = log.append
+
+    def watching(kind, **fields):  # the real append; notes what still runs when the stop is written
+        if kind == "service_stop":
+            seen["threads"] = sorted(t.name for t in set(threading.enumerate()) - before)
+            seen["cameras"] = [c for c, cam in d.cameras.items() if cam.alive()]
+        return append(kind, **fields)
+
+    log.append = watching
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not sub.alerts():
+            d.step()
+        assert sub.alerts(), "no alert reached the console"
+    finally:
+        d.stop()
+        sub.close()
+    assert seen == {"threads": [], "cameras": []}
+    assert _extra_threads(before) == []
+    records = verify_log(cfg.state_dir).records
+    kinds = [r["kind"] for r in records]
+    assert "alert" in kinds
+    last_stop = max(i for i, k in enumerate(kinds) if k == "service_stop")
+    assert kinds[last_stop + 1:] == ["checkpoint"], kinds[last_stop:]

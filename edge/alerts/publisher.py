@@ -147,16 +147,28 @@ class Channel:
         self._last_seq = max(self._last_seq, seq)
         return seq
 
-    def stop(self) -> None:
+    def stop_serving(self) -> None:
+        """Stop hearing consoles: the channel's thread ends, its sockets and ZAP handler close. The outbox
+        stays open: what is published now is durable and sent when the box next starts (the daemon's
+        signed stop is written after this, and its checkpoint still reaches the consoles that way)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        self._close_sockets()
+
+    def stop(self) -> None:
+        self.stop_serving()
         self._close()
 
-    def _close(self) -> None:
+    def _close_sockets(self) -> None:
+        if self.sock.closed:
+            return
         self.sock.close(0)
         self.auth.stop()
         self.ctx.term()
+
+    def _close(self) -> None:
+        self._close_sockets()
         self.outbox.close()
 
     def callback(self, _domain: str, key: bytes) -> bool:

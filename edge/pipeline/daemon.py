@@ -10,6 +10,7 @@ as soon as they are matched.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing as mp
@@ -27,7 +28,7 @@ from edge.alerts import messages
 from edge.alerts.publisher import Channel
 from edge.config import Config
 from edge.errors import EdgeError
-from edge.pipeline import live
+from edge.pipeline import cards, live
 from edge.pipeline.alerting import Encounter, EncounterPolicy
 from edge.pipeline.control import ControlServer
 from edge.pipeline.duties import Duties
@@ -64,68 +65,101 @@ class Daemon:
         self.fusion = TrackFusion()  # a track's views matched as one mean descriptor (memory only)
         self._expiry_warned = ""
         self._stopping = False
+        self._stops = contextlib.ExitStack()  # the stops of what start() started, last started first
         self._started = time.time()
         self._last_health_log = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start each part and register its stop at once (an ExitStack): a start that fails half way
+        stops what had started, in reverse, and records the run's stop; :meth:`stop` runs the same
+        stops. Inputs start last, so they stop first (cameras, control, the watch-list service, the
+        channel's thread); the books close last: final records, then the signed ``service_stop``."""
         self.prepare_state_dir()
         operating.load_calibration(self.cfg.match.calibration or None)  # a bad file: one sentence, before anything runs
-        # service_start is the run's first record: what a restart records (reloads, refusals) is not
-        # mistaken for the last records of a run that died (downtime in the report)
-        self.duties.start(first=("service_start", {"cameras": [c.id for c in self.cfg.cameras],
-                                                   "config": self.cfg.path,
-                                                   "retention_days": self.cfg.alerts.retention_days}))
-        self.open_channel()
-        self.duties.witness()  # the consoles hear the newest checkpoint at once (a witness of the log's head)
-        self.load_initial_watchlist()
-        self.start_watchlist_service()
-        self.commands.update(status=self.status_command, adjudications=self.adjudications_command)
-        self.control.start()
-        self.start_cameras()
+        with contextlib.ExitStack() as stops:
+            stops.callback(self.forget)  # the very last: the list in memory wiped, track views dropped
+            # service_start is the run's first record: what a restart records (reloads, refusals) is not
+            # mistaken for the last records of a run that died (downtime in the report)
+            self.duties.start(first=("service_start", {"cameras": [c.id for c in self.cfg.cameras],
+                                                       "config": self.cfg.path,
+                                                       "retention_days": self.cfg.alerts.retention_days}))
+            stops.push(lambda _type, exc, _tb: self.close_books(exc))
+            self.open_channel()
+            stops.callback(self.publisher.stop_serving)
+            self.duties.witness()  # the consoles hear the newest checkpoint at once (a witness of the log's head)
+            self.load_initial_watchlist()
+            self.start_watchlist_service()
+            stops.callback(self.watchlist.stop)
+            self.commands.update(self.watchlist.commands())
+            self.end_lists_of_ended_deployments()
+            self.commands.update(status=self.status_command, adjudications=self.adjudications_command)
+            self.control.start()
+            stops.callback(self.control.stop)
+            stops.callback(self.stop_cameras)  # before they start: a camera that fails to start stops the others
+            self.start_cameras()
+            self._stops = stops.pop_all()
         log.info("edge daemon %s started: %d camera(s), watch list %s", self.box_id, len(self.cameras),
                  f"{len(self.matcher.current)} entries" if self.matcher.current else "none")
 
     def stop(self) -> None:
         self._stopping = True
+        self._stops.close()
+        log.info("edge daemon stopped")
+
+    def stop_cameras(self) -> None:
+        """The cameras stop first; what they had sent is matched (alerts still recorded and published)."""
+        self._stopping = True
         for cam in self.cameras.values():
             cam.stop_event.set()  # all at once, then wait for each
         for cam in self.cameras.values():
             cam.stop()
-        self.drain()
+        if self.queue is not None:
+            self.drain()
+
+    def close_books(self, exc: BaseException | None = None) -> None:
+        """After every input has stopped: the open encounters end, the last face counts and deployment
+        ends are recorded, then ``service_stop`` (signed at once by its checkpoint) is the run's last
+        record; the outbox closes after it. ``exc``: why the start failed, when it did."""
         for enc in self.policy.end_all():
             self.end_encounter(enc, "service_stop")
         self.duties.stop(self.cameras)
-        self.record("service_stop")
-        if self.watchlist is not None:
-            self.watchlist.stop()
-        self.control.stop()
+        if exc is None:
+            self.record("service_stop", reason="stopped")
+        else:
+            why = str(exc) if isinstance(exc, EdgeError) else type(exc).__name__
+            self.record("service_stop", reason=f"start failed: {why}")
+        if self.duties.log is not None:
+            self.duties.log.close()
         if self.publisher is not None:
             self.publisher.stop()
+
+    def forget(self) -> None:
         old = self.matcher.swap(None)
         if old is not None:
             old.wipe()
         self.fusion.clear()
-        log.info("edge daemon stopped")
 
     def run(self, duration: float | None = None) -> None:
         stop_now = []
         handler = lambda *_: stop_now.append(True)
         old_term = signal.signal(signal.SIGTERM, handler)
         old_int = signal.signal(signal.SIGINT, handler)
-        self.start()
-        sdnotify.ready(f"{len(self.cameras)} camera(s)")
-        interval, fed = sdnotify.watchdog_interval(), 0.0
-        deadline = time.monotonic() + duration if duration else None
         try:
-            while not stop_now and (deadline is None or time.monotonic() < deadline):
-                self.step()
-                if interval and time.monotonic() - fed >= interval:
-                    sdnotify.watchdog()
-                    fed = time.monotonic()
+            self.start()
+            sdnotify.ready(f"{len(self.cameras)} camera(s)")
+            interval, fed = sdnotify.watchdog_interval(), 0.0
+            deadline = time.monotonic() + duration if duration else None
+            try:
+                while not stop_now and (deadline is None or time.monotonic() < deadline):
+                    self.step()
+                    if interval and time.monotonic() - fed >= interval:
+                        sdnotify.watchdog()
+                        fed = time.monotonic()
+            finally:
+                sdnotify.stopping()
+                self.stop()
         finally:
-            sdnotify.stopping()
-            self.stop()
             signal.signal(signal.SIGTERM, old_term)
             signal.signal(signal.SIGINT, old_int)
 
@@ -162,8 +196,6 @@ class Daemon:
         self.watchlist = WatchlistService(self.cfg, identity.load(self.cfg.state_dir), self.matcher,
                                           self.publish, self.record)
         self.watchlist.start()
-        self.commands.update(self.watchlist.commands())
-        self.end_lists_of_ended_deployments()
 
     def end_lists_of_ended_deployments(self) -> None:
         """A list whose deployment window closed while the box was off ends now, with its receipt."""
@@ -309,35 +341,6 @@ class Daemon:
                 self.raise_alert(msg, *hit, probe=probe)
         del probes  # passers-by's descriptors go no further
 
-    def reference_image(self, wl, entry, probe) -> bytes:
-        """The reference image of the template row that matched, read from the stored bundle (v2)."""
-        if wl is None or probe is None:
-            return entry.image_jpeg
-        try:
-            return wl.image(wl.matched_row(entry, probe))
-        except (EdgeError, OSError) as exc:  # a damaged stored bundle costs the picture, never the alert
-            log.warning("reference image for %s not shown: %s", entry.ref, exc)
-            return b""
-
-    def card_extras(self, msg: dict, wl, entry, probe, others: int = 3) -> dict:
-        """The alert's optional card fields (docs/alerts.md): the entry's reason for inclusion, the wider
-        view around the face (memory only on the camera side, retained with the alert like the crop),
-        and up to ``others`` of the entry's other reference images."""
-        extra = {"listed_for": entry.reason, "context_jpeg": msg.get("context_jpeg") or ""}
-        if wl is not None and probe is not None:
-            try:
-                matched = wl.matched_row(entry, probe)
-                seen, imgs = {wl.image(matched)}, []
-                for row in wl.rows_of(int(wl.owners[matched])) if matched >= 0 else []:
-                    img = wl.image(int(row)) if int(row) != matched else b""
-                    if img and img not in seen and len(imgs) < others:
-                        seen.add(img)
-                        imgs.append(messages.b64(img))
-                extra["other_references_jpeg"] = imgs
-            except (ValueError, EdgeError, OSError) as exc:
-                log.warning("other reference images for %s not sent: %s", entry.ref, exc)
-        return extra
-
     def raise_alert(self, msg: dict, entry, distance: float, probe=None) -> None:
         """A hit: a sighting of its entry's encounter; the first sighting is the alert to decide."""
         now = time.time()
@@ -354,11 +357,11 @@ class Daemon:
         alert = messages.alert(
             box_id=self.box_id, camera_id=msg["camera_id"], track_id=msg["track_id"], ref=entry.ref,
             distance=distance, threshold=self.matcher.threshold,
-            crop_jpeg=messages.unb64(msg["crop_jpeg"]), reference_jpeg=self.reference_image(wl, entry, probe),
+            crop_jpeg=messages.unb64(msg["crop_jpeg"]), reference_jpeg=cards.reference_image(wl, entry, probe),
             category=entry.category, list_id=wl.list_id if wl else "", frame_time=msg["frame_time"],
             alert_id=alert_id, encounter_id=enc.encounter_id, sighting=sighting, state=enc.state,
             decision=decision)
-        alert.update(self.card_extras(msg, wl, entry, probe))
+        alert.update(cards.extras(msg, wl, entry, probe))
         # the audit record first: an alert is never delivered without being in the log
         fields = dict(alert_id=alert_id, camera_id=alert["camera_id"], time=alert["time"], ref=entry.ref,
                       distance=alert["distance"], track_id=alert["track_id"], encounter_id=enc.encounter_id,
