@@ -123,7 +123,7 @@ def _probe(cap, source: str, seconds: float, said) -> tuple[bool, str, dict]:
             frames, shape = frames + 1, frame.shape
             if time.monotonic() >= settled:
                 counted.append(time.monotonic())
-        if frames == 0:
+        if frames == 0 or shape is None:
             return False, f"opened {source} but read no frames", {}
         took = counted[-1] - counted[0] if len(counted) > 1 else 0.0
         fps = (len(counted) - 1) / took if took > 0 else 0.0

@@ -94,7 +94,7 @@ def read_refs(path) -> tuple[list[Row], list[str]]:
                else "taken needs one date per image (separated by ;) or one for all" if taken is None
                else "taken must be dates like 2026-03-01" if any(x and not valid_date(x) for x in taken)
                else "")
-        if why:
+        if why or cat is None or sources is None or taken is None:  # each of those has its why
             problems.append(f"refs.csv line {n}: {why}")
             continue
         seen.add(ref)

@@ -105,11 +105,11 @@ def reconcile(register: list[dict], rep: dict) -> tuple[list[str], dict]:
             out.append(f"list {lid} (issued {reg.get('created') or '?'}, deployment {reg.get('deployment') or '?'}) "
                        f"was neither loaded nor refused by box {box} in the report's period")
     for lid, w in loaded.items():
-        reg = issued.get(lid)
-        if reg is None:
+        if (found := issued.get(lid)) is None:
             out.append(f"list {lid} was loaded by box {box} (issuer {w.get('issuer_name') or w.get('issuer')}) "
                        "but is not in the register")
             continue
+        reg = found
         box_refs, reg_refs = set(w.get("refs") or []), set(reg.get("refs") or [])
         if extra := ", ".join(sorted(box_refs - reg_refs)):
             out.append(f"list {lid}: the box held reference(s) not issued: {extra}")

@@ -112,7 +112,7 @@ def rollback(root, config_path, restart):
     """Switch back to the previous firmware version and its config."""
     with _file_errors():
         cur, prev = update.rollback(root, config_path)
-    click.echo(f"rolled back from firmware {cur} to {prev}")
+    click.echo(f"rolled back from firmware {cur or 'of unknown version'} to {prev}")
     _restart(restart)
 
 

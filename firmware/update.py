@@ -48,7 +48,7 @@ def _version_of(link: Path) -> str | None:
         return None
 
 
-def apply(bundle: Bundle, root=DEFAULT_ROOT, config_path=None, installer=None) -> str:
+def apply(bundle: Bundle, root=DEFAULT_ROOT, config_path=None, installer=None) -> str | None:
     """Install a verified bundle and switch to it; returns the version switched from (or None)."""
     root = Path(root)
     new, cur = bundle.version, current_version(root)
@@ -79,8 +79,9 @@ def apply(bundle: Bundle, root=DEFAULT_ROOT, config_path=None, installer=None) -
     return cur
 
 
-def rollback(root=DEFAULT_ROOT, config_path=None) -> tuple[str, str]:
-    """Switch back to the previous version (and its config); returns (from, to)."""
+def rollback(root=DEFAULT_ROOT, config_path=None) -> tuple[str | None, str]:
+    """Switch back to the previous version (and its config); returns (from, to); from is None when the
+    current version's manifest is unreadable."""
     root = Path(root)
     cur, prev = current_version(root), previous_version(root)
     if prev is None:

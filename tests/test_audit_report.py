@@ -334,6 +334,18 @@ def test_the_report_of_an_export_off_the_box_equals_the_boxs_own(day, tmp_path):
     assert r.exit_code != 0 and "--box-key" in r.output
 
 
+def test_the_report_of_an_export_without_a_period_starts_at_its_first_record(day, tmp_path):
+    """Without --from the period starts at the export's first record (found by mypy: it imported a
+    parse_time that edge.audit.log no longer has, so this was an ImportError)."""
+    runner = CliRunner()
+    exp = tmp_path / "all.audit"
+    assert runner.invoke(cli, ["audit", "export", "--state-dir", str(day), "-o", str(exp)]).exit_code == 0
+    r = runner.invoke(cli, ["audit", "report", "--export", str(exp), "--box-key", str(day / "keys" / "box.pub.json"),
+                            "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["period"]["from"].startswith("2026-11-20")
+
+
 def test_a_big_lists_refs_recorded_in_parts_are_one_row(tmp_path):
     state = tmp_path / "state"
     identity.create(state, "box-a")

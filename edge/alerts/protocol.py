@@ -74,8 +74,8 @@ def _need_int(msg: dict, key: str) -> None:
         raise messages.MessageError(f"{msg.get('type')}.{key} missing or not a non-negative integer")
 
 
-def check_decision(decision, action, reason) -> None:
-    if decision not in DECISIONS:
+def check_decision(decision: object, action: object, reason: object) -> None:
+    if not isinstance(decision, str) or decision not in DECISIONS:  # a list would fail as unhashable
         raise messages.MessageError(f"decision must be one of {sorted(DECISIONS)}")
     if decision == "confirm" and action not in ACTIONS:
         raise messages.MessageError(f"a confirmation needs an action: one of {', '.join(ACTIONS)}")

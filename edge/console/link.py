@@ -58,7 +58,7 @@ class BoxLink:
 
     # -- the link thread --------------------------------------------------------------------------
     def _run(self) -> None:
-        ctx = zmq.Context.instance()
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)  # notice a box that vanished without closing (power cut)
@@ -77,7 +77,7 @@ class BoxLink:
             while not self._stop.is_set():
                 ready = dict(poller.poll(100))
                 if mon in ready:
-                    self._monitor(recv_monitor_message(mon))
+                    self._monitor(recv_monitor_message(mon)["event"])
                     last_hello = 0.0
                 if sock in ready:
                     for _ in range(200):
@@ -104,8 +104,7 @@ class BoxLink:
             mon.close(0)
             sock.close(0)
 
-    def _monitor(self, ev: dict) -> None:
-        event = ev["event"]
+    def _monitor(self, event: int) -> None:
         if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
             self._set_state("connected")
         elif event == zmq.EVENT_DISCONNECTED:
@@ -224,6 +223,8 @@ def _matching(status: dict) -> dict:
         return {}
     text = lambda k: str(m.get(k) or "")[:200]  # noqa: E731
     entries = m.get("entries") if isinstance(m.get("entries"), int) and not isinstance(m.get("entries"), bool) else 0
-    cams = m.get("not_authorised") if isinstance(m.get("not_authorised"), list) else []
+    cams = m.get("not_authorised")
+    if not isinstance(cams, list):
+        cams = []
     return {"on": m["on"], "why": text("why"), "list_id": text("list_id"), "entries": entries,
             "not_after": text("not_after") or None, "not_authorised": [str(c)[:64] for c in cams[:64]]}

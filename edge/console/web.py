@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge.alerts import messages, protocol, retention
 from edge.console import alarms, cards, shift
@@ -170,7 +171,7 @@ class Console:
         first = rows[0]  # the encounter's first sighting: the alert the box opened it with
         try:
             adj = protocol.adjudication(
-                alert_id=first["alert_id"], box_id=first["box_id"], decision=body.get("decision"),
+                alert_id=first["alert_id"], box_id=first["box_id"], decision=_text(body.get("decision")),
                 operator=operator, action=body.get("action") or "", reason=body.get("reason") or "",
                 note=str(body.get("note") or "")[:500], seconds_to_decision=time.time() - first["received"])
         except messages.MessageError as exc:
@@ -181,6 +182,11 @@ class Console:
                 link.wake.set()
         self.hub.publish("decision", {"alert_id": alert_id})
         return {"decided": [a["alert_id"] for a in group], "encounter_id": alert["group_id"]}
+
+
+def _text(value: object) -> str:
+    """A field of a browser's JSON that must be text: anything else is "" (and refused as such)."""
+    return value if isinstance(value, str) else ""
 
 
 def _sighting(a: dict) -> dict:
@@ -196,7 +202,7 @@ def _strip(sightings: list[dict]) -> list[dict]:
     return [newest[0], best] + [s for s in newest[1:] if s is not best]
 
 
-def create_app(console: Console) -> Starlette:
+def create_app(console: Console) -> ASGIApp:
     async def login_page(request: Request):
         return FileResponse(STATIC / "login.html")
 
@@ -395,7 +401,7 @@ def create_app(console: Console) -> Starlette:
     inner = Starlette(routes=routes, lifespan=lifespan)
 
     class App:
-        async def __call__(self, scope, receive, send):
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "lifespan":
                 return await inner(scope, receive, send)
             await with_headers(scope, receive, send)

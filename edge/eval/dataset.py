@@ -41,7 +41,8 @@ def load(root: str | Path, groups_csv: str | Path | None = None) -> Dataset:
     if not root.is_dir():
         raise EdgeError(f"dataset {root} is not a folder")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    identities, images = [], []
+    identities: list[str] = []
+    images: list[tuple[int, Path]] = []
     for folder in folders:
         files = sorted(p for p in folder.iterdir()
                        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)

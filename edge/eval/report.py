@@ -82,7 +82,8 @@ def build(ds: Dataset, enc: Encoded, s: Settings) -> dict:
             "roc": {"thresholds": _list(grid), "fmr": _list(fmr), "tmr": _list(1.0 - fnmr)},
         },
         "groups": _groups(ds, enc, searches, pairs, s.threshold),
-        "recommendation": _recommend(grid, fnir, fpir, non_mated.min(), s) if s.max_fpir is not None else None,
+        "recommendation": (_recommend(grid, fnir, fpir, non_mated.min(), s.max_fpir, s.threshold_floor)
+                           if s.max_fpir is not None else None),
     }
 
 
@@ -115,19 +116,19 @@ def _groups(ds: Dataset, enc: Encoded, searches, pairs: metrics.Pairs, t: float)
     return rows
 
 
-def _recommend(grid, fnir, fpir, min_non_mated: int, s: Settings) -> dict:
-    thr = metrics.recommend(grid, fpir, s.max_fpir)
-    need = math.ceil(3.0 / s.max_fpir)  # rule of three: 0 alerts in n searches bounds FPIR by 3/n (95 %)
+def _recommend(grid, fnir, fpir, min_non_mated: int, max_fpir: float, floor: float) -> dict:
+    thr = metrics.recommend(grid, fpir, max_fpir)
+    need = math.ceil(3.0 / max_fpir)  # rule of three: 0 alerts in n searches bounds FPIR by 3/n (95 %)
     k = None if thr is None else int(np.searchsorted(grid, thr))
     return {
-        "max_fpir": s.max_fpir,
+        "max_fpir": max_fpir,
         "threshold": thr,
         "fnir": None if k is None else metrics.spread(fnir[:, k]),
         "fpir": None if k is None else metrics.spread(fpir[:, k]),
         "non_mated_searches_needed": need,
         "demonstrable": bool(min_non_mated >= need),
-        "threshold_floor": s.threshold_floor,
-        "above_floor": bool(thr is not None and thr > s.threshold_floor),
+        "threshold_floor": floor,
+        "above_floor": bool(thr is not None and thr > floor),
     }
 
 

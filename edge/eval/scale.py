@@ -15,6 +15,7 @@ FNIR it gives on half B.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ def run_split(desc, labels, n: int, seed: int, target: float, cap: float, refs: 
         owner.append(i)
     non_mated = ([np.flatnonzero(labels == i) for i in walkers] if fuse > 1
                  else [np.array([r]) for r in np.flatnonzero(np.isin(labels, walkers))])
-    gallery, owner = np.array(gallery), np.array(owner)
+    gallery_rows, owners = np.array(gallery), np.array(owner)
     keep = np.isin(labels, a)
     if len(np.unique(labels[keep])) >= operating.MIN_CAL_PEOPLE:
         cal = operating.calibrate(desc[keep], labels[keep], f"half-A-{seed}", "held-out half", seed=seed, reps=reps)
@@ -94,9 +95,9 @@ def run_split(desc, labels, n: int, seed: int, target: float, cap: float, refs: 
     mp = _probe(desc, [g[0] for g in m_rows] if fuse <= 1 else m_rows, fuse, rng)
     np_ = _probe(desc, [g[0] for g in n_rows] if fuse <= 1 else n_rows, fuse, rng)
     truth = np.array([labels[g[0]] for g in m_rows])
-    ms, ns = search(mp, desc[gallery], owner), search(np_, desc[gallery], owner)
+    ms, ns = search(mp, desc[gallery_rows], owners), search(np_, desc[gallery_rows], owners)
     correct = ms.entry == truth
-    out = {"n": n, "mated": len(truth), "non_mated": len(np_), "calibration": cal.name, "rules": {}}
+    out: dict[str, Any] = {"n": n, "mated": len(truth), "non_mated": len(np_), "calibration": cal.name, "rules": {}}
     for rule in operating.RULES:
         m_sc = np.where(ms.d1 <= cap, operating.scores(ms.d1, ms.d2, rule), np.inf)
         n_sc = np.where(ns.d1 <= cap, operating.scores(ns.d1, ns.d2, rule), np.inf)
@@ -119,8 +120,8 @@ def evaluate(desc, labels, sizes, splits: int, seed: int, target: float, cap: fl
     """Every size over ``splits`` random splits -> {"sizes": {n: {rule: {figure: spread}}}, ...} (JSON-able)."""
     from edge.eval.metrics import spread
 
-    out = {"target_fpir": target, "cap": cap, "refs": refs, "fuse": fuse, "splits": splits, "min_photos": min_photos,
-           "adopted_rule": operating.DEFAULT_RULE, "sizes": {}}
+    out: dict[str, Any] = {"target_fpir": target, "cap": cap, "refs": refs, "fuse": fuse, "splits": splits,
+                           "min_photos": min_photos, "adopted_rule": operating.DEFAULT_RULE, "sizes": {}}
     for n in sizes:
         runs = [run_split(desc, labels, n, seed + s, target, cap, refs, fuse, min_photos=min_photos)
                 for s in range(splits)]

@@ -18,6 +18,7 @@ depends on dlib being importable.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,7 @@ class _Reader:
         value = int.from_bytes(self.take(size), "little")
         return -value if head & 0x80 else value
 
-    def take(self, n: int) -> bytes:
+    def take(self, n: builtins.int) -> bytes:  # builtins: ``int`` is the method above in this class
         if self.pos + n > len(self.data):
             raise EdgeError("the ResNet model file is truncated")
         self.pos += n
@@ -78,9 +79,9 @@ class _Reader:
         count = int(np.prod(shape))
         return np.frombuffer(self.take(4 * count), dtype="<f4").reshape(shape).astype(np.float32)
 
-    def alias(self) -> tuple[int, int, int, int]:
+    def alias(self) -> tuple[builtins.int, builtins.int, builtins.int, builtins.int]:
         self.expect(self.int(), 1, "alias_tensor version")
-        return tuple(self.int() for _ in range(4))
+        return self.int(), self.int(), self.int(), self.int()
 
     def expect(self, got, want, what: str) -> None:
         if got != want:

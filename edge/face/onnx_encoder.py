@@ -21,10 +21,15 @@ Mapping (dlib semantics from dlib/dnn/{input,layers,cpu_dlib}.h/.cpp):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edge.errors import EdgeError
 from edge.face import dlib_model, models
+
+if TYPE_CHECKING:
+    from onnx import NodeProto, TensorProto
 
 INPUT = "chips"  # (n, 150, 150, 3) uint8 RGB, as edge.face.api.chip makes them
 OUTPUT = "descriptors"  # (n, 128) float32
@@ -40,7 +45,9 @@ class _Builder:
         from onnx import helper, numpy_helper
 
         self.helper, self.numpy_helper = helper, numpy_helper
-        self.nodes, self.inits, self.n = [], [], 0
+        self.nodes: list[NodeProto] = []
+        self.inits: list[TensorProto] = []
+        self.n = 0
 
     def name(self, base: str) -> str:
         self.n += 1
@@ -76,7 +83,7 @@ def build(layers: list[dlib_model.Layer]):
     x = b.op("Cast", [INPUT], to=1)  # float32
     x = b.op("Transpose", [x], perm=[0, 3, 1, 2])
     mean = np.array(first.attrs["mean"], dtype=np.float32).reshape(1, 3, 1, 1)
-    x = b.op("Mul", [b.op("Sub", [x, b.const(mean, "mean")]), b.const(np.float32(1 / 256), "scale")])
+    x = b.op("Mul", [b.op("Sub", [x, b.const(mean, "mean")]), b.const(np.array(1 / 256, dtype=np.float32), "scale")])
     shape = (3, h, w)
     pending = list(it)
 
@@ -121,7 +128,7 @@ def build(layers: list[dlib_model.Layer]):
         if pending and pending[0].kind == "avg_pool":  # residual_down: the shortcut is pooled
             x, shape = pool("avg_pool", x, shape)
         take("add_prev")
-        out = tuple(max(p, q) for p, q in zip(shape, yshape, strict=True))
+        out = (max(shape[0], yshape[0]), max(shape[1], yshape[1]), max(shape[2], yshape[2]))
         x = b.op("Add", [b.pad_end(y, yshape, out), b.pad_end(x, shape, out)])
         take("relu")
         x, shape = b.op("Relu", [x]), out

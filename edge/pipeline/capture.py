@@ -96,7 +96,7 @@ class Capture:
             if not self._consumed:
                 self.stats["frames_dropped"] += 1
             self.stats["frames_read"] += 1
-            self._latest = Frame(image, self.stats["frames_read"], time.time())
+            self._latest = Frame(image, int(self.stats["frames_read"]), time.time())
             self._consumed = False
             self._cond.notify()
 

@@ -40,7 +40,7 @@ class ControlServer:
         self._thread.join(timeout=3)
 
     def _serve(self) -> None:
-        ctx = zmq.Context.instance()
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         sock = ctx.socket(zmq.REP)
         sock.setsockopt(zmq.LINGER, 0)
         try:
@@ -82,7 +82,7 @@ class ControlServer:
 
 def request(endpoint: str, req: dict, timeout: float = 3.0) -> dict:
     """Send one command to a running daemon; EdgeError if none answers or it refuses."""
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     try:

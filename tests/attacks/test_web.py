@@ -114,6 +114,19 @@ def test_a_forged_decision_is_refused_and_the_alert_stays_open(site, case):
     assert status == 200 and not site.is_open(aid), body
 
 
+@pytest.mark.parametrize("body", [{"decision": ["confirm"], "action": "arrested"}, {"decision": {"a": 1}},
+                                  {"decision": None}, {"decision": 1}])
+def test_a_decision_of_the_wrong_type_is_refused_in_words_and_the_alert_stays_open(site, body):
+    """Found by mypy: a list or object as the decision reached ``x in DECISIONS`` (a set) and failed
+    with TypeError, a 500 and a traceback, instead of a refusal."""
+    cookie, csrf = site.session()
+    aid = site.alerts[0]["alert_id"]
+    ok = {"Cookie": cookie, "Origin": site.origin, "Content-Type": "application/json", "X-CSRF-Token": csrf}
+    status, _, reply = site.request("POST", f"/api/alerts/{aid}/decision", body, ok)
+    assert status == 409 and "decision must be one of" in json.loads(reply)["error"], (status, reply)
+    assert site.is_open(aid)
+
+
 def test_logout_needs_the_token_too(site):
     cookie, csrf = site.session()
     status, _, _ = site.request("POST", "/api/logout", {}, {"Cookie": cookie, "Origin": "http://127.0.0.1:1",
