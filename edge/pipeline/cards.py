@@ -27,11 +27,12 @@ def extras(msg: dict, wl, entry, probe, others: int = 3) -> dict:
     """The alert's optional card fields: the entry's reason for inclusion, the wider view around the
     face (memory only on the camera side, retained with the alert like the crop), and up to ``others``
     of the entry's other reference images."""
-    extra = {"listed_for": entry.reason, "context_jpeg": msg.get("context_jpeg") or ""}
+    extra: dict[str, str | list[str]] = {"listed_for": entry.reason, "context_jpeg": msg.get("context_jpeg") or ""}
     if wl is not None and probe is not None:
         try:
             matched = wl.matched_row(entry, probe)
-            seen, imgs = {wl.image(matched)}, []
+            seen = {wl.image(matched)}
+            imgs: list[str] = []
             for row in wl.rows_of(int(wl.owners[matched])) if matched >= 0 else []:
                 img = wl.image(int(row)) if int(row) != matched else b""
                 if img and img not in seen and len(imgs) < others:
