@@ -141,3 +141,34 @@ def test_inputs_stop_first_and_the_signed_service_stop_is_the_last_record(tmp_pa
     assert "alert" in kinds
     last_stop = max(i for i, k in enumerate(kinds) if k == "service_stop")
     assert kinds[last_stop + 1:] == ["checkpoint"], kinds[last_stop:]
+
+
+def test_service_start_states_the_effective_retention_policy(tmp_path):
+    """The config keeps alerts 20 days; the stored list's signed policy says 7: the run keeps them 7 days
+    (the stricter), and its service_start record says so and why (the audit report reads it there)."""
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from wlhelpers import make_bundle
+
+    from edge import identity
+
+    cfg = _box_config(tmp_path)
+    cfg.alerts.retention_days = 20.0
+    state = Path(cfg.state_dir)
+    ident = identity.create(state, cfg.box_id)
+    issuer = Ed25519PrivateKey.generate()
+    (tmp_path / "issuer.pub").write_text(json.dumps(identity.issuer_public_doc(identity.raw_public(issuer))))
+    identity.add_issuer(state, tmp_path / "issuer.pub")
+    (state / "watchlist").mkdir(parents=True, exist_ok=True)
+    (state / "watchlist" / "current.wlb").write_bytes(
+        make_bundle(issuer, ident.wl_public, policy={"retention_days": 7}, list_id="L-7"))
+    d = Daemon(cfg)
+    d.start()
+    try:
+        assert d.matcher.current is not None and d.matcher.current.list_id == "L-7"
+    finally:
+        d.stop()
+    (start,) = [r["data"] for r in verify_log(state).records if r["kind"] == "service_start"]
+    assert start["retention_days"] == 7
+    assert start["retention_source"] == "list L-7 policy.retention_days"

@@ -26,6 +26,7 @@ import numpy as np
 from edge import identity, sdnotify
 from edge.alerts import messages
 from edge.alerts.publisher import Channel
+from edge.alerts.retention import Policy, sweep
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.pipeline import cards, live
@@ -81,9 +82,10 @@ class Daemon:
             stops.callback(self.forget)  # the very last: the list in memory wiped, track views dropped
             # service_start is the run's first record: what a restart records (reloads, refusals) is not
             # mistaken for the last records of a run that died (downtime in the report)
+            keep = self.retention()  # the stricter of the config and the stored list's signed period
             self.duties.start(first=("service_start", {"cameras": [c.id for c in self.cfg.cameras],
-                                                       "config": self.cfg.path,
-                                                       "retention_days": self.cfg.alerts.retention_days}))
+                                                       "config": self.cfg.path, "retention_days": keep.days,
+                                                       "retention_source": keep.source}))
             stops.push(lambda _type, exc, _tb: self.close_books(exc))
             self.open_channel()
             stops.callback(self.publisher.stop_serving)
@@ -208,18 +210,22 @@ class Daemon:
         if deps and all(datetime.now(UTC) >= d.end for d in deps):
             self.watchlist.deployment_ended(h["deployment"])
 
+    def retention(self) -> Policy:
+        """How long alerts are kept now (edge/alerts/retention.py): the stricter of the config and the signed
+        period of the list in force; before the watch-list service runs, of the list stored on the box."""
+        from edge.watchlist.service import stored_header
+
+        header = self.watchlist.header if self.watchlist else stored_header(self.cfg.state_dir)
+        return Policy.of(self.cfg.alerts.retention_days, header)
+
     def open_channel(self) -> None:
         """The CURVE-authenticated, durable alert channel (edge/alerts/publisher.py)."""
-        from edge.alerts.retention import Policy, sweep
-
-        retention_days = self.cfg.alerts.retention_days
-        policy = lambda: Policy.of(retention_days, self.watchlist.header if self.watchlist else None)  # noqa: E731
         try:
             ident = identity.create(self.cfg.state_dir, self.box_id)  # keys are made once, never replaced here
             channel = Channel(self.cfg.alerts.endpoint, self.cfg.state_dir, ident.curve_public,
                               ident.curve_secret, self.box_id,
                               on_adjudication=self.on_adjudication, record=self.record,
-                              prune=lambda: sweep(self.cfg.state_dir, policy().days, record=self.record),
+                              prune=lambda: sweep(self.cfg.state_dir, self.retention().days, record=self.record),
                               status=lambda: {"cameras": self.camera_states(), "accuracy": self.accuracy(),
                                               "matching": self.matching_status()})
             channel.start()
