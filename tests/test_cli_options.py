@@ -62,7 +62,7 @@ def test_old_names_still_work(tmp_path):
     common = ["authorise", "--issuer-key", str(tmp_path / "k" / "issuer.key"), "--deployment", "Op UX",
               "--location", "High St", "--camera", "cam1", "--start", "2026-12-01T08:00:00+00:00",
               "--end", "2026-12-01T20:00Z", "--purpose", "test"]
-    for flag, out in (("--for", "a.dep"), ("--box-key", "b.dep")):
+    for flag, out in (("--for", "a.dep"), ("--box", "c.dep"), ("--box-key", "b.dep")):
         r = runner.invoke(enrol_cli, [*common, flag, pub, "-o", str(tmp_path / out)])
         assert r.exit_code == 0, r.output
         assert json.loads((tmp_path / out).read_text())["deployment_id"] == "Op UX"

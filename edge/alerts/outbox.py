@@ -114,10 +114,6 @@ class Outbox:
             return dict(self._db.execute("SELECT console, seq FROM acks").fetchall())
 
     # -- adjudications --------------------------------------------------------------------------
-    def has_adjudication(self, alert_id: str) -> bool:
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM adjudications WHERE alert_id=?", (alert_id,)).fetchone() is not None
-
     def adjudication_by(self, alert_id: str) -> str | None:
         """The console whose adjudication of this alert was accepted, or None."""
         with self._lock:

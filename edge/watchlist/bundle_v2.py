@@ -15,7 +15,6 @@ import gc
 import hashlib
 import os
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -421,10 +420,6 @@ class ImageStore:
         if hashlib.sha256(img).hexdigest() != self._sha[i] or not img.startswith(b"\xff\xd8\xff"):
             raise BundleError(f"reference image {i} does not match its signed SHA-256 or is not a JPEG")
         return img
-
-    def iter_images(self) -> Iterator[bytes]:
-        for i in range(len(self._sha)):
-            yield self.read(i)
 
     def close(self) -> None:
         self._key = None
