@@ -88,6 +88,12 @@ state_dir_option = click.option(
 )
 
 
+def on_box(fn):
+    """``--config`` and ``--state-dir`` (the box whose state the command reads or changes), and errors in one
+    sentence: what every box command takes."""
+    return config_option(state_dir_option(user_errors(fn)))
+
+
 def load_config(config_path: str, state_dir: str | None):
     from edge import config as config_mod
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edge.cli_options import config_option, resolve_state_dir, state_dir_option, user_errors
+from edge.cli_options import config_option, on_box, resolve_state_dir, state_dir_option, user_errors
 
 
 @click.group()
@@ -16,9 +16,7 @@ def deployment():
 
 @deployment.command("load")
 @click.argument("path", type=click.Path(dir_okay=False))
-@config_option
-@state_dir_option
-@user_errors
+@on_box
 def load_command(path, config_path, state_dir):
     """Check a deployment authorisation (from `enrol authorise`) and store it; logged either way."""
     from edge import deployment as dep_mod

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from edge import files, identity
-from edge.cli_options import config_option, load_config, output_option, state_dir_option, user_errors
+from edge.cli_options import load_config, on_box, output_option
 from edge.errors import EdgeError
 
 
@@ -70,9 +70,7 @@ def watchlist():
 
 @watchlist.command()
 @click.argument("path", type=click.Path(dir_okay=False, exists=True))
-@config_option
-@state_dir_option
-@user_errors
+@on_box
 def load(path, config_path, state_dir):
     """Verify a .wlb bundle and put it in force (the current list stays if anything is wrong)."""
     cfg = load_config(config_path, state_dir)
@@ -83,9 +81,7 @@ def load(path, config_path, state_dir):
 @watchlist.command()
 @click.option("--reason", default="on demand", show_default=True)
 @output_option("out", required=False, help="Also write the receipt here.")
-@config_option
-@state_dir_option
-@user_errors
+@on_box
 def purge(reason, out, config_path, state_dir):
     """Delete the list from memory and disk; prints the signed deletion receipt."""
     cfg = load_config(config_path, state_dir)
@@ -98,9 +94,7 @@ def purge(reason, out, config_path, state_dir):
 
 @watchlist.command()
 @click.option("--json", "as_json", is_flag=True)
-@config_option
-@state_dir_option
-@user_errors
+@on_box
 def status(as_json, config_path, state_dir):
     """List id, issuer, entries, expiry and sequence of the list in force."""
     cfg = load_config(config_path, state_dir)
@@ -113,24 +107,19 @@ def trust():
     """The keys this box trusts: watch-list issuers and operator consoles."""
 
 
-@trust.command("add-issuer")
-@click.argument("keyfile", type=click.Path(dir_okay=False))
-@config_option
-@state_dir_option
-@user_errors
-def add_issuer(keyfile, config_path, state_dir):
-    """Trust an issuer's public key (issuer.pub from `enrol keygen`) to sign watch lists."""
-    _trust("issuer", identity.add_issuer, keyfile, config_path, state_dir)
+def _add_command(what: str, add, help: str):
+    @trust.command(f"add-{what}", help=help)
+    @click.argument("keyfile", type=click.Path(dir_okay=False))
+    @on_box
+    def command(keyfile, config_path, state_dir):
+        _trust(what, add, keyfile, config_path, state_dir)
+
+    return command
 
 
-@trust.command("add-console")
-@click.argument("keyfile", type=click.Path(dir_okay=False))
-@config_option
-@state_dir_option
-@user_errors
-def add_console(keyfile, config_path, state_dir):
-    """Trust an operator console's CURVE public key (z85)."""
-    _trust("console", identity.add_console, keyfile, config_path, state_dir)
+add_issuer = _add_command("issuer", identity.add_issuer,
+                          "Trust an issuer's public key (issuer.pub from `enrol keygen`) to sign watch lists.")
+add_console = _add_command("console", identity.add_console, "Trust an operator console's CURVE public key (z85).")
 
 
 def _trust(what: str, add, keyfile, config_path, state_dir) -> None:
@@ -145,9 +134,7 @@ def _trust(what: str, add, keyfile, config_path, state_dir) -> None:
 
 
 @trust.command("list")
-@config_option
-@state_dir_option
-@user_errors
+@on_box
 def list_(config_path, state_dir):
     """Show the trusted issuer and console key ids (and any damaged trust file: exit 1)."""
     cfg = load_config(config_path, state_dir)
