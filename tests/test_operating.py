@@ -177,3 +177,21 @@ def test_a_damaged_or_newer_calibration_is_refused_in_one_sentence(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(EdgeError, match="not valid JSON"):
         operating.load_calibration(tmp_path / "bad.json")
+
+
+def test_a_list_load_derives_its_operating_point_once(tmp_path, monkeypatch):
+    """The service worked the operating point out in its check (before decrypting) and again after
+    decrypting: one derivation per load now, and the list is matched at that very point."""
+    made = []
+    real = operating.for_list
+
+    def counted(*args, **kwargs):
+        op, problem = real(*args, **kwargs)
+        made.append(op)
+        return op, problem
+
+    monkeypatch.setattr(operating, "for_list", counted)
+    box = Box(tmp_path)
+    box.load_bytes(box.bundle(("alex-lacamoire.png",), sequence=1))
+    assert len(made) == 1 and box.matcher.current.operating is made[0]
+    assert box.matches_alex()

@@ -217,8 +217,9 @@ class WatchlistService:
 
     # --- checks -----------------------------------------------------------------------------
 
-    def check(self, data: bytes | Source, *, reload: bool = False) -> reader.Checked:
-        """Everything that can be checked before decrypting; returns the verified bundle."""
+    def check(self, data: bytes | Source, *, reload: bool = False) -> tuple[reader.Checked, operating.OperatingPoint]:
+        """Everything that can be checked before decrypting; returns the verified bundle and the operating
+        point it will be matched at (worked out once per load, here: :meth:`open` uses it)."""
         c = reader.verify(data, identity_mod.issuers(self.cfg.state_dir))
         h = c.header
         mine = identity_mod.key_id(self.identity.wl_public)
@@ -236,8 +237,8 @@ class WatchlistService:
         if threshold > h["policy"]["threshold_floor"]:
             raise BundleError(f"this box matches at distance {threshold}, more lenient than the list's "
                               f"threshold floor {h['policy']['threshold_floor']}: lower match.threshold")
-        self.operating_point(h)  # refused here, before decrypting, if it breaks the list's own policy
-        return c
+        op = self.operating_point(h)  # refused here, before decrypting, if it breaks the list's own policy
+        return c, op
 
     def operating_point(self, h: dict) -> operating.OperatingPoint:
         """How this list will be matched: its signed operating point re-checked, or one derived for it."""
@@ -261,9 +262,9 @@ class WatchlistService:
             else Source(bytes(data))
         src.known = known or src.known  # the digest stage_bundle_file took of the copy it made
         try:
-            c = self.check(src, reload=reload)
+            c, op = self.check(src, reload=reload)
             wl = reader.open_list(c, self.identity.wl_key)
-            wl.operating = self.operating_point(c.header)
+            wl.operating = op
         except MALFORMED as exc:
             src.close()
             raise BundleError(f"the bundle is malformed ({exc.__class__.__name__}): refused") from None
