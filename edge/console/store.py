@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -75,7 +75,7 @@ class Store:
         with self._lock, walstore.transaction(self._db) as db:
             yield db
 
-    def _query(self, sql: str, args=()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, args=()) -> list[dict[str, Any]]:
         with self._lock:
             cur = self._db.execute(sql, args)
             cols = [c[0] for c in cur.description]
@@ -252,6 +252,7 @@ class Store:
     def check_user(self, name: str, password: str) -> bool:
         """Constant work whether or not the name exists: an unknown name is checked against a dummy hash."""
         rows = self._query("SELECT hash FROM users WHERE name=?", (name,))
+        ok: bool
         try:
             ok = _hasher.verify(rows[0]["hash"] if rows else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):

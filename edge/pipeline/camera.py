@@ -79,12 +79,12 @@ class CameraWorker:
     # -- lifecycle ------------------------------------------------------------------------------
     def run(self) -> None:
         cv2.setNumThreads(self.cfg["encode"]["threads"])
-        self.start()
+        capture = self.start()
         try:
             last_health = 0.0
             parent = os.getppid()
             while not self.stop_event.is_set() and os.getppid() == parent:  # a killed daemon ends us too
-                frame = self.capture.latest(timeout=0.5)
+                frame = capture.latest(timeout=0.5)
                 if frame is not None:
                     self.process(frame)
                 if time.monotonic() - last_health >= 1.0:
@@ -93,12 +93,13 @@ class CameraWorker:
         finally:
             self.stop()
 
-    def start(self) -> None:
+    def start(self) -> Capture:
         encoder.set_threads(self.cfg["encode"]["threads"])  # one camera process, one core
         api.warm_up(self.cfg["encode"]["backend"])  # load models here, in this process
         self.capture = Capture(self.cam["source"], self.cam["loop"], self.cam["realtime"],
                                self.cfg["health"]["reconnect_max_backoff"], self.on_state)
         self.capture.start()
+        return self.capture
 
     def stop(self) -> None:
         if self.capture:
