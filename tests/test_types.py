@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE = 22  # errors outside the strict modules (issue 19): may only go down, to 0
+BASELINE = 16  # errors outside the strict modules (issue 19): may only go down, to 0
 
 
 def test_mypy_strict_modules_are_clean_and_the_rest_no_worse():
