@@ -109,7 +109,7 @@ def loads(data: bytes | str, allowed: set[str] | None = None,
 ENCOUNTER_STATES = ("open", "confirmed", "dismissed")
 
 
-def _check_encounter(msg: dict) -> None:
+def _check_encounter(msg: dict[str, Any]) -> None:
     if not isinstance(msg.get("encounter_id"), str) or not msg["encounter_id"]:
         raise MessageError("alert.encounter_id missing or not str")
     n = msg.get("sighting")
@@ -122,7 +122,7 @@ def _check_encounter(msg: dict) -> None:
         raise MessageError("alert.decision must be null for an open encounter and an object for a decided one")
 
 
-def encounter_of(alert: dict) -> str:
+def encounter_of(alert: dict[str, Any]) -> str:
     """The encounter an alert belongs to (a version-1 alert: its group, else itself)."""
     return str(alert.get("encounter_id") or alert.get("group_id") or alert["alert_id"])
 
@@ -130,7 +130,7 @@ def encounter_of(alert: dict) -> str:
 def alert(*, box_id: str, camera_id: str, track_id: str, ref: str, distance: float, threshold: float,
           crop_jpeg: bytes, reference_jpeg: bytes = b"", category: str = "", list_id: str = "",
           frame_time: float | None = None, encounter_id: str | None = None, sighting: int = 1,
-          state: str = "open", decision: dict | None = None, alert_id: str | None = None) -> dict[str, Any]:
+          state: str = "open", decision: dict[str, Any] | None = None, alert_id: str | None = None) -> dict[str, Any]:
     """An alert (v2): one sighting of an encounter; sighting 1 opens it and is the alert to decide."""
     alert_id = alert_id or str(uuid.uuid4())
     return {

@@ -57,7 +57,7 @@ def loads(data: bytes, allowed: set[str]) -> dict[str, Any]:
     return msg
 
 
-def _bounded(msg: dict) -> None:
+def _bounded(msg: dict[str, Any]) -> None:
     """Link messages are small: each known text field is capped, and only a few fields may be present."""
     if len(msg) > 32:
         raise messages.MessageError(f"{msg['type']} has too many fields")
@@ -69,7 +69,7 @@ def _bounded(msg: dict) -> None:
             raise messages.MessageError(f"{msg['type']}.{key} is longer than {limit} characters")
 
 
-def _need_int(msg: dict, key: str) -> None:
+def _need_int(msg: dict[str, Any], key: str) -> None:
     if not isinstance(msg.get(key), int) or isinstance(msg.get(key), bool) or msg[key] < 0:
         raise messages.MessageError(f"{msg.get('type')}.{key} missing or not a non-negative integer")
 

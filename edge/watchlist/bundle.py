@@ -16,6 +16,7 @@ import json
 import os
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -63,10 +64,10 @@ class Parsed:
     ciphertext: bytes
     signed: bytes  # everything the signature covers
     signature: bytes
-    header: dict | None = None  # set by verify()
+    header: dict[str, Any] | None = None  # set by verify()
 
 
-def _unb64(text, what: str) -> bytes:
+def _unb64(text: object, what: str) -> bytes:
     return codec.unb64(text, what, error=BundleError)
 
 
@@ -85,7 +86,7 @@ def _wrap_key(shared: bytes, eph_pub: bytes, box_pub: bytes, version: int = 1) -
 
 
 def wrap_file_key(file_key: bytes, box_wl_public: bytes, ephemeral: X25519PrivateKey | None = None,
-                  version: int = 1) -> dict:
+                  version: int = 1) -> dict[str, Any]:
     """The header's ``wrap`` object: ``file_key`` sealed to the box's X25519 key."""
     eph = ephemeral or X25519PrivateKey.generate()
     eph_pub = raw_public(eph)
@@ -94,7 +95,7 @@ def wrap_file_key(file_key: bytes, box_wl_public: bytes, ephemeral: X25519Privat
     return {"alg": WRAP_ALG, "ephemeral": _b64(eph_pub), "wrapped_key": _b64(wrapped)}
 
 
-def unwrap_file_key(h: dict, wl_key: X25519PrivateKey, version: int = 1) -> bytes:
+def unwrap_file_key(h: dict[str, Any], wl_key: X25519PrivateKey, version: int = 1) -> bytes:
     """The payload's ``file_key`` from the header's ``wrap`` object, with the box's X25519 key."""
     eph_pub = _unb64(h["wrap"]["ephemeral"], "wrap.ephemeral")
     wrapped = _unb64(h["wrap"]["wrapped_key"], "wrap.wrapped_key")
@@ -119,7 +120,7 @@ def encode_payload(entries: list[Entry], templates: list[np.ndarray]) -> bytes:
     return canonical({"entries": items})
 
 
-def write(header: dict, payload: bytes, issuer_key: Ed25519PrivateKey, box_wl_public: bytes, *,
+def write(header: dict[str, Any], payload: bytes, issuer_key: Ed25519PrivateKey, box_wl_public: bytes, *,
           version: int = VERSION, file_key: bytes | None = None, ephemeral: X25519PrivateKey | None = None,
           nonce: bytes | None = None) -> bytes:
     """Seal a payload for one box and sign it. ``header`` holds the list fields (see
@@ -178,7 +179,7 @@ def parse(data: bytes) -> Parsed:
     return Parsed(version, issuer, data[PREFIX.size:pos], data[pos + 8:end], data[:end], data[end:])
 
 
-def verify(p: Parsed, issuers: dict[str, bytes]) -> dict:
+def verify(p: Parsed, issuers: dict[str, bytes]) -> dict[str, Any]:
     """Check the signature with a trusted issuer key, then parse and check the header; returns it."""
     raw = issuers.get(p.issuer)
     if raw is None:
@@ -192,7 +193,7 @@ def verify(p: Parsed, issuers: dict[str, bytes]) -> dict:
     return p.header
 
 
-def check_header(hb: bytes, p: Parsed) -> dict:
+def check_header(hb: bytes, p: Parsed) -> dict[str, Any]:
     h = load_json(hb, "the signed header")
     if not isinstance(h, dict) or h.get("format") != "edge-watchlist":
         raise BundleError("the signed header is not an edge-watchlist header")
@@ -216,7 +217,7 @@ def check_header(hb: bytes, p: Parsed) -> dict:
     return h
 
 
-def check_policy(h: dict) -> None:
+def check_policy(h: dict[str, Any]) -> None:
     """The list's own policy, before decrypting: a sane threshold floor and size cap."""
     pol = h["policy"]
     if not 0.0 < pol["threshold_floor"] < 2.0:
@@ -265,7 +266,7 @@ def decode_entries(payload: bytes, expected: int) -> tuple[list[Entry], np.ndarr
     return entries, templates, np.asarray(owners, dtype=np.int64)
 
 
-def _entry(it, i: int) -> tuple[Entry, np.ndarray]:
+def _entry(it: object, i: int) -> tuple[Entry, np.ndarray]:
     where = f"entry {i}"
     if not isinstance(it, dict):
         raise BundleError(f"{where} is not an object")

@@ -17,11 +17,13 @@ import os
 import struct
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from typing import Any, BinaryIO
 
 import numpy as np
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.codec import b64 as _b64
 from edge.codec import canonical
@@ -101,12 +103,12 @@ class Verified:
     """A version-2 bundle whose framing, signature and header are checked; nothing is decrypted yet."""
 
     issuer: str
-    header: dict
+    header: dict[str, Any]
     header_bytes: bytes
     source: stream.Source
     stream_start: int
     version: int = VERSION
-    layout: dict = dc_field(default_factory=dict)
+    layout: dict[str, Any] = dc_field(default_factory=dict)
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -118,7 +120,7 @@ def _rows_of(it: Item) -> list[int]:
     return list(range(k)) if k == len(it.images) else [0] * k
 
 
-def layout(rows: int, meta_length: int, images_length: int) -> dict:
+def layout(rows: int, meta_length: int, images_length: int) -> dict[str, Any]:
     """Plaintext offsets of the four sections, and the stream's sizes."""
     t_end = rows * ROW
     i_end = t_end + rows * INDEX_ROW
@@ -128,7 +130,8 @@ def layout(rows: int, meta_length: int, images_length: int) -> dict:
             "plain": plain, "chunks": stream.chunks(plain), "sealed": stream.sealed_len(plain)}
 
 
-def write(header: dict, items: list[Item], issuer_key: Ed25519PrivateKey, box_wl_public: bytes, out=None, *,
+def write(header: dict[str, Any], items: list[Item], issuer_key: Ed25519PrivateKey, box_wl_public: bytes,
+          out: BinaryIO | None = None, *,
           file_key: bytes | None = None, ephemeral: X25519PrivateKey | None = None,
           nonce: bytes | None = None) -> bytes | None:
     """Seal ``items`` for one box and sign; writes to the binary file ``out`` (then returns None) or
@@ -163,21 +166,19 @@ def write(header: dict, items: list[Item], issuer_key: Ed25519PrivateKey, box_wl
     key, aad = stream.payload_key(file_key, nonce), hashlib.sha256(hb).digest()
     pieces = [b"".join(blocks), index_b, meta, *images]
     digest = hashlib.sha256()
-    parts: list[bytes] | None = [] if out is None else None
+    parts: list[bytes] = []  # the bytes, when there is no ``out``
+    sink = out.write if out is not None else parts.append
 
     def emit(b: bytes) -> None:
         digest.update(b)
-        if parts is None:
-            out.write(b)
-        else:
-            parts.append(b)
+        sink(b)
 
     emit(PREFIX.pack(MAGIC, VERSION, bytes.fromhex(key_id(issuer_pub)), len(hb)) + hb
          + struct.pack(">Q", lay["sealed"]))
     for c in stream.seal(key, aad, pieces, lay["plain"]):
         emit(c)
     sig = issuer_key.sign(SIG_CONTEXT + digest.digest())
-    if parts is None:
+    if out is not None:
         out.write(sig)
         return None
     return b"".join(parts) + sig
@@ -225,7 +226,7 @@ def verify(src: stream.Source, issuers: dict[str, bytes]) -> Verified:
     return Verified(issuer, h, hb, src, pos + 8, layout=lay)
 
 
-def check_header(hb: bytes, issuer: str) -> dict:
+def check_header(hb: bytes, issuer: str) -> dict[str, Any]:
     """Every field of a version-2 header, each within its bound (docs: "Limits")."""
     h = load_json(hb, "the signed header")
     if not isinstance(h, dict) or h.get("format") != "edge-watchlist":
@@ -369,7 +370,8 @@ def _entries(meta: bytes, n: int, n_images: int, images_length: int) -> tuple[li
     return entries, sha, lengths
 
 
-def _check_rows(templates: np.ndarray, index: np.ndarray, entries: list[Entry], n_images: int):
+def _check_rows(templates: np.ndarray, index: np.ndarray, entries: list[Entry],
+                n_images: int) -> tuple[np.ndarray, np.ndarray]:
     n = len(entries)
     owners, row_images = index[:, 0].astype(np.int64), index[:, 1].astype(np.int64)
     if len(index) and (owners.max() >= n or row_images.max() >= n_images):
@@ -398,10 +400,11 @@ class ImageStore:
     """Reference images read from the stored bundle one at a time: the chunks holding image ``i`` are
     read, authenticated and decrypted, and the image is checked against its signed SHA-256."""
 
-    def __init__(self, src: stream.Source, start: int, lay: dict, key, aad: bytes, offsets: np.ndarray,
-                 sha: list[str]):
+    def __init__(self, src: stream.Source, start: int, lay: dict[str, Any], key: AESGCM, aad: bytes,
+                 offsets: np.ndarray, sha: list[str]) -> None:
         self._src, self._start, self._plain = src, start, lay["plain"]
-        self._base, self._key, self._aad = lay["images"][0], key, aad
+        self._key: AESGCM | None = key  # None once closed (purged)
+        self._base, self._aad = lay["images"][0], aad
         self._offsets, self._sha = offsets, sha
 
     def __len__(self) -> int:

@@ -8,6 +8,7 @@ validates the entries into the in-memory :class:`WatchList`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -23,7 +24,7 @@ MAX_FILE_V1 = bundle.PREFIX.size + bundle.MAX_HEADER + 8 + bundle.MAX_PAYLOAD + 
 @dataclass
 class Checked:
     version: int
-    header: dict
+    header: dict[str, Any]
     v1: bundle.Parsed | None = None
     v2: bundle_v2.Verified | None = None
 
