@@ -12,6 +12,7 @@ from typing import Any
 
 from edge.errors import EdgeError
 
+StrPath = str | os.PathLike[str]  # what every path parameter takes
 MAX_SMALL_FILE = 1 << 20  # a key, a trust file, a deployment window, a receipt: far smaller
 
 

@@ -16,19 +16,21 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zmq
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from zmq.utils import z85
 
 from edge import files
 from edge.codec import b64, unb64
 from edge.errors import EdgeError
-from edge.files import read_text, write_atomic
+from edge.files import StrPath, read_text, write_atomic
 
 log = logging.getLogger("edge.identity")
 
@@ -44,13 +46,17 @@ def key_id(raw_public: bytes) -> str:
     return hashlib.sha256(raw_public).hexdigest()[:16]
 
 
-def _raw_private(key) -> bytes:
+PrivateKey = Ed25519PrivateKey | X25519PrivateKey
+AnyKey = PrivateKey | Ed25519PublicKey | X25519PublicKey
+
+
+def _raw_private(key: PrivateKey) -> bytes:
     return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 
 
-def raw_public(key) -> bytes:
+def raw_public(key: AnyKey) -> bytes:
     """32 raw bytes of an Ed25519/X25519 private or public key's public half."""
-    pub = key.public_key() if hasattr(key, "public_key") else key
+    pub = key.public_key() if isinstance(key, Ed25519PrivateKey | X25519PrivateKey) else key
     return pub.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
@@ -75,7 +81,7 @@ class Identity:
         h = hashlib.sha256(self.signing_public + self.wl_public + z85.decode(self.curve_public)).hexdigest()
         return "-".join(h[i:i + 4] for i in range(0, 16, 4)).upper()
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         return {
             "type": BOX_PUB_TYPE,
             "version": 1,
@@ -88,7 +94,7 @@ class Identity:
             "fingerprint": self.fingerprint(),
         }
 
-    def _private(self) -> dict:
+    def _private(self) -> dict[str, Any]:
         return {
             "version": 1,
             "box_id": self.box_id,
@@ -99,11 +105,11 @@ class Identity:
         }
 
 
-def _keys_dir(state_dir) -> Path:
+def _keys_dir(state_dir: StrPath) -> Path:
     return Path(state_dir) / "keys"
 
 
-def _save(state_dir, ident: Identity) -> None:
+def _save(state_dir: StrPath, ident: Identity) -> None:
     kdir = _keys_dir(state_dir)
     kdir.mkdir(parents=True, exist_ok=True)
     os.chmod(kdir, 0o700)
@@ -112,7 +118,7 @@ def _save(state_dir, ident: Identity) -> None:
     write_atomic(kdir / PUB_FILE, pub.encode(), 0o644)
 
 
-def create(state_dir, box_id: str, rotate: bool = False) -> Identity:
+def create(state_dir: StrPath, box_id: str, rotate: bool = False) -> Identity:
     """Make the box's keys if absent (or replace them when ``rotate``); return the identity.
 
     Existing keys are never overwritten without ``rotate``; a changed ``box_id`` is only relabelled.
@@ -137,7 +143,7 @@ KEY_FIELDS = ("box_id", "signing_key", "wl_key", "curve_public", "curve_secret")
 ROTATE_HINT = "restore it from a backup, or run 'edge provision --rotate' to make new keys"
 
 
-def load(state_dir) -> Identity:
+def load(state_dir: StrPath) -> Identity:
     path = _keys_dir(state_dir) / KEY_FILE
     if not path.exists():
         if (_keys_dir(state_dir) / PUB_FILE).exists():
@@ -165,12 +171,12 @@ def load(state_dir) -> Identity:
         raise EdgeError(f"{damaged}: {exc} ({ROTATE_HINT})") from None
 
 
-def public_identity(state_dir) -> dict:
+def public_identity(state_dir: StrPath) -> dict[str, Any]:
     """The box's public keys as a dict (also kept in ``keys/box.pub.json``)."""
     return load(state_dir).public()
 
 
-def parse_box_public(data: dict) -> dict:
+def parse_box_public(data: object) -> dict[str, Any]:
     """Validate a ``box.pub.json`` dict; returns it with ``wl_public`` and ``signing_public`` as bytes."""
     if not isinstance(data, dict) or data.get("type") != BOX_PUB_TYPE:
         raise EdgeError(f"not a box public identity (expected type {BOX_PUB_TYPE!r})")
@@ -184,7 +190,7 @@ def parse_box_public(data: dict) -> dict:
     return out
 
 
-def load_box_public(path) -> dict:
+def load_box_public(path: StrPath) -> dict[str, Any]:
     """A ``box.pub.json`` file -> ``parse_box_public`` of it, or one sentence saying why not."""
     try:
         data = json.loads(read_text(path, "box identity", MAX_KEY_FILE))
@@ -196,7 +202,7 @@ def load_box_public(path) -> dict:
 # --- trust store -------------------------------------------------------------------------
 
 
-def _z85_key(text, what: str) -> bytes:
+def _z85_key(text: object, what: str) -> bytes:
     try:
         s = str(text).strip().encode("ascii")
         if len(s) != 40 or any(c not in z85.Z85CHARS for c in s) or z85.encode(z85.decode(s)) != s:
@@ -206,11 +212,11 @@ def _z85_key(text, what: str) -> bytes:
     return s
 
 
-def _read_key_file(keyfile) -> str:
+def _read_key_file(keyfile: StrPath) -> str:
     return read_text(keyfile, "key file", MAX_KEY_FILE)
 
 
-def issuer_public_doc(raw_public: bytes, name: str = "") -> dict:
+def issuer_public_doc(raw_public: bytes, name: str = "") -> dict[str, Any]:
     """The issuer public key file's content (``enrol keygen`` writes it)."""
     return {"type": ISSUER_KEY_TYPE, "key_id": key_id(raw_public), "public_key": b64(raw_public),
             "name": name}
@@ -230,13 +236,13 @@ def parse_issuer_key(text: str, source: str = "issuer key file") -> bytes:
     return raw
 
 
-def _trust_dir(state_dir, kind: str) -> Path:
+def _trust_dir(state_dir: StrPath, kind: str) -> Path:
     d = Path(state_dir) / "trust" / kind
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def add_issuer(state_dir, keyfile) -> str:
+def add_issuer(state_dir: StrPath, keyfile: StrPath) -> str:
     """Trust an issuer's Ed25519 public key to sign watch lists; returns its key id."""
     text = _read_key_file(keyfile)
     raw = parse_issuer_key(text, str(keyfile))
@@ -246,16 +252,16 @@ def add_issuer(state_dir, keyfile) -> str:
     return kid
 
 
-def issuers(state_dir) -> dict[str, bytes]:
+def issuers(state_dir: StrPath) -> dict[str, bytes]:
     """{key_id: raw Ed25519 public key} of trusted issuers (damaged files are reported, not trusted)."""
-    def parse(text, name):
+    def parse(text: str, name: str) -> tuple[str, bytes]:
         raw = parse_issuer_key(text, name)
         return key_id(raw), raw
 
     return _trusted(state_dir, "issuers", parse)
 
 
-def add_console(state_dir, keyfile) -> str:
+def add_console(state_dir: StrPath, keyfile: StrPath) -> str:
     """Trust an operator console's CURVE public key (z85); returns its key id."""
     text = "\n".join(ln for ln in _read_key_file(keyfile).splitlines() if not ln.lstrip().startswith("#"))
     pub = _z85_key(text, str(keyfile))
@@ -264,19 +270,20 @@ def add_console(state_dir, keyfile) -> str:
     return kid
 
 
-def consoles(state_dir) -> dict[str, bytes]:
+def consoles(state_dir: StrPath) -> dict[str, bytes]:
     """{key_id: z85 CURVE public key} of trusted consoles (damaged files are reported, not trusted)."""
-    def parse(text, name):
+    def parse(text: str, name: str) -> tuple[str, bytes]:
         pub = _z85_key(text, name)
         return key_id(z85.decode(pub)), pub
 
     return _trusted(state_dir, "consoles", parse)
 
 
-def _trusted(state_dir, kind: str, parse, problems: list[str] | None = None) -> dict[str, bytes]:
+def _trusted(state_dir: StrPath, kind: str, parse: Callable[[str, str], tuple[str, bytes]],
+             problems: list[str] | None = None) -> dict[str, bytes]:
     """Every good key in <state_dir>/trust/<kind>/*.pub, by key id. A damaged file is not trusted, and is
     reported: appended to ``problems`` when given, and logged (once per file version) as a warning."""
-    out = {}
+    out: dict[str, bytes] = {}
     d = Path(state_dir) / "trust" / kind
     for p in sorted(d.glob("*.pub")) if d.is_dir() else []:
         try:
@@ -291,9 +298,9 @@ def _trusted(state_dir, kind: str, parse, problems: list[str] | None = None) -> 
     return out
 
 
-def trust_problems(state_dir) -> list[str]:
+def trust_problems(state_dir: StrPath) -> list[str]:
     """One sentence per damaged file in the trust store (``edge doctor``, ``edge trust list``)."""
     problems: list[str] = []
-    _trusted(state_dir, "issuers", lambda text, name: (parse_issuer_key(text, name), b""), problems)
-    _trusted(state_dir, "consoles", lambda text, name: (_z85_key(text, name), b""), problems)
+    _trusted(state_dir, "issuers", lambda text, name: ("", parse_issuer_key(text, name)), problems)
+    _trusted(state_dir, "consoles", lambda text, name: ("", _z85_key(text, name)), problems)
     return problems

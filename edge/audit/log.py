@@ -22,13 +22,16 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge import codec, identity
 from edge.codec import canonical
 from edge.errors import EdgeError
-from edge.files import match_owner, write_atomic
+from edge.files import StrPath, match_owner, write_atomic
 from edge.identity import key_id, raw_public
 
 VERSION = 1
@@ -82,6 +85,7 @@ KINDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "checkpoint": {"key_id": S, "signing_public": S, "sig": S},
 }
 DECISIONS = ("confirm", "dismiss")
+Record = dict[str, Any]  # one parsed audit record (docs/audit-format.md)
 
 
 def stamp(t: float) -> str:
@@ -89,12 +93,12 @@ def stamp(t: float) -> str:
     return codec.fmt_time(t, ms=True)
 
 
-def record_hash(rec: dict) -> str:
+def record_hash(rec: Record) -> str:
     body = {k: v for k, v in rec.items() if k != "hash"}
     return hashlib.sha256(HASH_PREFIX + canonical(body)).hexdigest()
 
 
-def checkpoint_message(rec: dict) -> bytes:
+def checkpoint_message(rec: Record) -> bytes:
     """What a checkpoint's signature covers: the record minus its hash and its signature."""
     body = {k: v for k, v in rec.items() if k != "hash"}
     body["data"] = {k: v for k, v in body["data"].items() if k != "sig"}
@@ -109,7 +113,7 @@ def _looks_binary(s: str) -> bool:
     return sum(c in alphabet for c in s) / len(s) > 0.97
 
 
-def check_value(value, path: str) -> None:
+def check_value(value: object, path: str) -> None:
     """Refuse anything that could carry an image or a template (EdgeError names the field)."""
     if value is None or isinstance(value, bool | int):
         return
@@ -138,7 +142,7 @@ def check_value(value, path: str) -> None:
     raise EdgeError(f"audit field {path} has type {type(value).__name__}, not allowed in the audit log")
 
 
-def check_fields(kind: str, fields: dict) -> None:
+def check_fields(kind: str, fields: dict[str, Any]) -> None:
     if kind not in KINDS:
         raise EdgeError(f"unknown audit record kind {kind!r}")
     for name, tp in KINDS[kind].items():
@@ -160,7 +164,7 @@ def read_lines(path: Path) -> bytes:
         raise EdgeError(f"cannot read the audit log {path}: {exc.strerror}") from None
 
 
-def _last_line(f) -> tuple[bytes, int]:
+def _last_line(f: BinaryIO) -> tuple[bytes, int]:
     """(last complete line, offset just past its newline); a record is at most MAX_RECORD bytes."""
     size = os.fstat(f.fileno()).st_size
     base = max(0, size - 2 * MAX_RECORD - 2)
@@ -176,9 +180,9 @@ def _last_line(f) -> tuple[bytes, int]:
 class AuditLog:
     """The box's audit log under ``<state_dir>/audit/``. ``append(kind, **fields)`` is the one hook."""
 
-    def __init__(self, state_dir, *, signing_key=None, box_id: str | None = None,
-                 checkpoint_every: int = 50, checkpoint_interval: float = 300.0, clock=time.time,
-                 on_checkpoint=None):
+    def __init__(self, state_dir: StrPath, *, signing_key: Ed25519PrivateKey | None = None,
+                 box_id: str | None = None, checkpoint_every: int = 50, checkpoint_interval: float = 300.0,
+                 clock: Callable[[], float] = time.time, on_checkpoint: Callable[[Record], Any] | None = None):
         self.state_dir = Path(state_dir)
         self.dir = self.state_dir / "audit"
         self.path = self.dir / LOG_NAME
@@ -211,7 +215,7 @@ class AuditLog:
         self.signing_key, self.box_id = ident.signing_key, self.box_id or ident.box_id
 
     # -- writing ----------------------------------------------------------------------------------
-    def append(self, kind: str, **fields) -> dict:
+    def append(self, kind: str, **fields: Any) -> Record:
         """Add one record (validated, chained, fsynced); returns it. Raises EdgeError on bad fields."""
         check_fields(kind, fields)
         with self._lock:
@@ -223,7 +227,7 @@ class AuditLog:
                 self._write_checkpoint()
         return rec
 
-    def head(self) -> dict | None:
+    def head(self) -> Record | None:
         """The newest signed checkpoint (from the head file), or None."""
         try:
             rec = json.loads(self.head_path.read_bytes())
@@ -231,7 +235,7 @@ class AuditLog:
         except (OSError, ValueError, RecursionError):
             return None
 
-    def checkpoint(self) -> dict | None:
+    def checkpoint(self) -> Record | None:
         """Sign the chain so far now (no-op without a box key, or when the last record is a checkpoint)."""
         with self._lock:
             try:
@@ -257,16 +261,17 @@ class AuditLog:
                 or kind in ("service_stop", "key_rotated", "provisioned", "audit_exported")
                 or self.clock() - self._last_checkpoint >= self.checkpoint_interval)
 
-    def _write_checkpoint(self) -> dict | None:
+    def _write_checkpoint(self) -> Record | None:
         if self.signing_key is None:
             self._load_identity()
-        if self.signing_key is None:
+        key = self.signing_key
+        if key is None:
             return None
-        pub = raw_public(self.signing_key)
+        pub = raw_public(key)
         fields = {"key_id": key_id(pub), "signing_public": codec.b64(pub), "sig": ""}
 
-        def sign(rec):
-            rec["data"]["sig"] = codec.b64(self.signing_key.sign(checkpoint_message(rec)))
+        def sign(rec: Record) -> None:
+            rec["data"]["sig"] = codec.b64(key.sign(checkpoint_message(rec)))
 
         rec = self._write("checkpoint", fields, finish=sign)
         self._since_checkpoint = 0
@@ -275,7 +280,7 @@ class AuditLog:
         return rec
 
     @contextlib.contextmanager
-    def _locked_file(self):
+    def _locked_file(self) -> Iterator[BinaryIO]:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "r+b", buffering=0) as f:
             match_owner(self.path, self.state_dir)
@@ -285,13 +290,13 @@ class AuditLog:
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
-    def _write(self, kind: str, fields: dict, finish=None) -> dict:
+    def _write(self, kind: str, fields: dict[str, Any], finish: Callable[[Record], None] | None = None) -> Record:
         try:
             return self._write_locked(kind, fields, finish)
         except OSError as exc:
             raise EdgeError(f"the audit log {self.path} is not writable: {exc.strerror}") from None
 
-    def _write_locked(self, kind: str, fields: dict, finish) -> dict:
+    def _write_locked(self, kind: str, fields: dict[str, Any], finish: Callable[[Record], None] | None) -> Record:
         with self._locked_file() as f:
             self._sync_tail(f)
             rec: dict[str, Any] = {"v": VERSION, "seq": self._seq + 1, "time": stamp(self.clock()),
@@ -325,7 +330,7 @@ class AuditLog:
         write_atomic(self.anchor_path, line, 0o600)
         match_owner(self.anchor_path, self.state_dir)
 
-    def _witness(self, rec: dict) -> None:
+    def _witness(self, rec: Record) -> None:
         if self.on_checkpoint is None:
             return
         try:
@@ -333,7 +338,7 @@ class AuditLog:
         except Exception:  # noqa: BLE001 - a console being away must not stop the log
             logging.getLogger(__name__).debug("checkpoint %s not sent to the consoles", rec["seq"], exc_info=True)
 
-    def _sync_tail(self, f) -> None:
+    def _sync_tail(self, f: BinaryIO) -> None:
         """Under the file lock: catch up with other writers and cut off a torn last line."""
         size = os.fstat(f.fileno()).st_size
         if size == self._size:
@@ -367,7 +372,7 @@ class AuditLog:
             self._size = os.fstat(f.fileno()).st_size
 
 
-def record(state_dir, kind: str, **fields) -> dict:
+def record(state_dir: StrPath, kind: str, **fields: Any) -> Record:
     """One record from a short-lived command (``edge provision``, ``edge trust add-issuer``): append, sign."""
     log = AuditLog(state_dir)
     rec = log.append(kind, **fields)

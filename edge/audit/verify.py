@@ -12,8 +12,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge import codec
 from edge.audit.log import (
@@ -21,12 +26,14 @@ from edge.audit.log import (
     GENESIS,
     HEAD_NAME,
     LOG_NAME,
+    Record,
     checkpoint_message,
     read_lines,
     record_hash,
 )
 from edge.codec import canonical
 from edge.errors import EdgeError
+from edge.files import StrPath
 from edge.identity import key_id
 
 EXPORT_TYPE = "edge-audit-export"
@@ -44,7 +51,7 @@ class Problem:
 
 @dataclass
 class Result:
-    records: list[dict] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     checkpoints: int = 0
@@ -68,17 +75,17 @@ class Result:
         more = f" ({len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
         return f"BROKEN: {first.message}{more}"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "records": len(self.records), "checkpoints": self.checkpoints,
                 "signed_through": self.signed_through, "warnings": self.warnings,
                 "problems": [vars(p) for p in sorted(self.problems, key=_order)]}
 
 
-def _order(p: Problem) -> tuple:
+def _order(p: Problem) -> tuple[bool, int]:
     return (p.line == 0, p.line)
 
 
-def _parse_lines(data: bytes, res: Result, first_line: int = 1) -> list[tuple[int, dict]]:
+def _parse_lines(data: bytes, res: Result, first_line: int = 1) -> list[tuple[int, Record]]:
     lines = data.split(b"\n")
     torn = lines.pop()  # b"" when the data ends with a newline
     if torn:
@@ -103,8 +110,8 @@ def _parse_lines(data: bytes, res: Result, first_line: int = 1) -> list[tuple[in
     return out
 
 
-def _check_chain(parsed: list[tuple[int, dict]], res: Result, anchor_seq: int, anchor_hash: str) -> None:
-    by_seq: dict[int, tuple[int, dict]] = {}
+def _check_chain(parsed: list[tuple[int, Record]], res: Result, anchor_seq: int, anchor_hash: str) -> None:
+    by_seq: dict[int, tuple[int, Record]] = {}
     before = None  # (line, seq) of the record before, in file order
     for lineno, rec in parsed:
         seq = rec["seq"]
@@ -141,11 +148,12 @@ def _check_chain(parsed: list[tuple[int, dict]], res: Result, anchor_seq: int, a
                 res.problems.append(Problem("edited", plin or lineno, msg))
 
 
-def _verify_sig(public: bytes, sig_b64, message: bytes) -> bool:
+def _verify_sig(public: bytes, sig_b64: object, message: bytes) -> bool:
     return codec.verify_message(message, sig_b64, public)
 
 
-def _check_checkpoints(parsed, res: Result, trusted: bytes | None, strict_keys: bool) -> None:
+def _check_checkpoints(parsed: list[tuple[int, Record]], res: Result, trusted: bytes | None,
+                       strict_keys: bool) -> None:
     introduced: set[str] = set()
     for _, rec in parsed:
         d = rec["data"]
@@ -204,7 +212,7 @@ def verify_records(data: bytes, trusted: bytes | None, anchor_seq: int = 0, anch
     return res
 
 
-def verify_log(state_dir, trusted: bytes | None = None, witnesses=()) -> Result:
+def verify_log(state_dir: StrPath, trusted: bytes | None = None, witnesses: Iterable[Record] = ()) -> Result:
     """Check ``<state_dir>/audit/audit.log`` (trusted: the box's signing key; default: loaded from the box).
 
     Besides the chain itself, the log may not end before any signed checkpoint held outside it: the
@@ -243,9 +251,11 @@ def verify_log(state_dir, trusted: bytes | None = None, witnesses=()) -> Result:
     return res
 
 
-def _read_checkpoint(path: Path) -> dict | None:
+def _read_checkpoint(path: Path) -> Record | None:
     try:
         rec = json.loads(path.read_bytes())
+        if not isinstance(rec, dict):
+            raise TypeError
         int(rec["seq"]), str(rec["hash"])
         return rec
     except FileNotFoundError:
@@ -254,7 +264,7 @@ def _read_checkpoint(path: Path) -> dict | None:
         return {}
 
 
-def _signed_by(rec: dict, trusted: bytes | None) -> bool:
+def _signed_by(rec: Record, trusted: bytes | None) -> bool:
     data = rec.get("data")
     if not isinstance(data, dict):
         data = {}
@@ -264,7 +274,7 @@ def _signed_by(rec: dict, trusted: bytes | None) -> bool:
             and _verify_sig(trusted, data.get("sig"), checkpoint_message(rec)))
 
 
-def _against(rec: dict, res: Result, who: str) -> None:
+def _against(rec: Record, res: Result, who: str) -> None:
     """The log may not end before, nor differ at, a signed checkpoint that ``who`` holds."""
     seq, hsh = int(rec["seq"]), str(rec["hash"])
     last = max((r["seq"] for r in res.records), default=0)
@@ -296,7 +306,7 @@ def _check_anchor(path: Path, res: Result, trusted: bytes | None, who: str) -> b
 WITNESS_TYPE = "edge-audit-witness"
 
 
-def load_witnesses(path) -> list[dict]:
+def load_witnesses(path: StrPath) -> list[Record]:
     """A witness file (``edge console witness``) -> its entries; EdgeError in one sentence if it is not one."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -309,7 +319,7 @@ def load_witnesses(path) -> list[dict]:
     return [w for w in doc["witnesses"] if isinstance(w, dict)]
 
 
-def _check_witness(w: dict, res: Result, trusted: bytes | None) -> None:
+def _check_witness(w: Record, res: Result, trusted: bytes | None) -> None:
     """One console's witness: {"console": ..., "checkpoint": record} (or the bare record)."""
     rec = w.get("checkpoint", w) if isinstance(w, dict) else None
     who = f"witnessed by console {str(w.get('console') or w.get('endpoint') or '?')[:80]}" \
@@ -327,7 +337,8 @@ def _check_witness(w: dict, res: Result, trusted: bytes | None) -> None:
 
 # --- exports -----------------------------------------------------------------------------------------
 
-def make_export(state_dir, start, end, signing_key, box_id: str, now: str) -> tuple[bytes, int]:
+def make_export(state_dir: StrPath, start: datetime, end: datetime, signing_key: Ed25519PrivateKey, box_id: str,
+                now: str) -> tuple[bytes, int]:
     """A signed export of the records with ``start <= time < end`` (aware datetimes); (bytes, count)."""
     from edge.codec import parse_time
     from edge.identity import raw_public
@@ -347,7 +358,7 @@ def make_export(state_dir, start, end, signing_key, box_id: str, now: str) -> tu
     return export_bytes(header, raw[lo:hi], signing_key), hi - lo
 
 
-def export_bytes(header: dict, lines: list[bytes], signing_key) -> bytes:
+def export_bytes(header: dict[str, Any], lines: list[bytes], signing_key: Ed25519PrivateKey) -> bytes:
     """Header line, the records verbatim, and a signed trailer over everything before it."""
     body = canonical(header) + b"\n" + b"".join(ln + b"\n" for ln in lines)
     trailer = {"type": EXPORT_END, "v": 1, "records": len(lines), "sha256": hashlib.sha256(body).hexdigest()}
@@ -355,7 +366,7 @@ def export_bytes(header: dict, lines: list[bytes], signing_key) -> bytes:
     return body + canonical(trailer) + b"\n"
 
 
-def verify_export(data: bytes, box_public: bytes) -> tuple[dict, Result]:
+def verify_export(data: bytes, box_public: bytes) -> tuple[dict[str, Any], Result]:
     """Check an export against the box's Ed25519 public key; returns (header, result)."""
     res = Result()
     first, _, rest = data.partition(b"\n")
