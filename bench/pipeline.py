@@ -11,7 +11,6 @@ Run alone: python -m bench.pipeline
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import queue
 import threading
@@ -81,7 +80,7 @@ def ours(frames: list[np.ndarray], backend: str = "auto", **detect) -> dict:
     out: queue.Queue = queue.Queue()
     allowed = threading.Event()
     allowed.set()
-    worker = CameraWorker(dataclasses.asdict(cfg.cameras[0]), dataclasses.asdict(cfg), out, threading.Event(),
+    worker = CameraWorker(cfg.cameras[0], cfg, out, threading.Event(),
                           allowed)
     from edge.face import api
 

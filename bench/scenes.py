@@ -25,9 +25,13 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from edge.config import Config
 
 REPO = Path(__file__).resolve().parent.parent
 IDENTITIES = REPO / "tests" / "data" / "media" / "identities"
@@ -257,16 +261,16 @@ def frames(scene: Scene):
 
 # -- driving the camera code path, and scoring it ---------------------------------------------------
 
-def worker_config(**detect) -> dict:
+def worker_config(**detect) -> Config:
     from edge import config
 
     cfg = config.parse('box_id = "scene"\n[[cameras]]\nid = "a"\nsource = "scene"\n')
     for key, value in detect.items():
         setattr(cfg.detect, key, value)
-    return dataclasses.asdict(cfg)
+    return cfg
 
 
-def run_camera(scene: Scene, cfg: dict | None = None, t_offset: float = 1.8e9) -> dict:
+def run_camera(scene: Scene, cfg: Config | None = None, t_offset: float = 1.8e9) -> dict:
     """Every frame of the file through ``CameraWorker.process`` (detect, track, gate, encode), as
     the camera process does, with each frame stamped with its capture time (scene time plus a
     wall-clock-like offset). Returns what was tracked per frame and what was sent."""
@@ -277,7 +281,7 @@ def run_camera(scene: Scene, cfg: dict | None = None, t_offset: float = 1.8e9) -
     out: queue.Queue = queue.Queue()
     allowed = threading.Event()
     allowed.set()
-    worker = CameraWorker(cfg["cameras"][0], cfg, out, threading.Event(), allowed)
+    worker = CameraWorker(cfg.cameras[0], cfg, out, threading.Event(), allowed)
     seen: list[list[tuple[int, Box]]] = []  # per frame: (track id, box) of tracks detected in it
     for i, (img, t) in enumerate(frames(scene)):
         now = t + t_offset

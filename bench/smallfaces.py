@@ -20,7 +20,6 @@ Run alone: python -m bench.smallfaces
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import queue
@@ -113,7 +112,7 @@ def ours(scene: street.Scene, frames, **detect) -> dict:
     out: queue.Queue = queue.Queue()
     allowed = threading.Event()
     allowed.set()
-    worker = CameraWorker(dataclasses.asdict(cfg.cameras[0]), dataclasses.asdict(cfg), out, threading.Event(),
+    worker = CameraWorker(cfg.cameras[0], cfg, out, threading.Event(),
                           allowed)
     api.warm_up()
     tally = Tally(scene)

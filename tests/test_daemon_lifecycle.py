@@ -172,3 +172,59 @@ def test_service_start_states_the_effective_retention_policy(tmp_path):
     (start,) = [r["data"] for r in verify_log(state).records if r["kind"] == "service_start"]
     assert start["retention_days"] == 7
     assert start["retention_source"] == "list L-7 policy.retention_days"
+
+
+def test_camera_processes_get_the_typed_config(tmp_path):
+    """A camera process is handed the CameraConfig and Config dataclasses (they pickle across the spawn),
+    not dicts of them: a real spawned process plays the clip and reports frames and faces."""
+    import json
+    import multiprocessing as mp
+    import queue as queue_mod
+
+    from edge.pipeline.supervisor import CameraProcess
+
+    cfg = _box_config(tmp_path, cameras=f'[[cameras]]\nid = "cam-a"\nsource = "{HAMILTON}"\nloop = true\n')
+    ctx = mp.get_context("spawn")
+    out, allowed = ctx.Queue(maxsize=512), ctx.Event()
+    cam = CameraProcess(ctx, cfg.cameras[0], cfg, out, allowed)
+    cam.start()
+    got: dict = {}
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and cam.alive() and not got.get("faces"):
+            try:
+                msg = json.loads(out.get(timeout=0.5))
+            except queue_mod.Empty:
+                continue
+            if msg["type"] == "health":
+                got = msg["stats"]
+    finally:
+        cam.stop()
+    assert got.get("frames_processed", 0) > 0 and got.get("faces", 0) > 0, got
+    assert got["not_authorised"] > 0  # the encode switch is off: faces are tracked, not encoded
+
+
+def test_the_camera_worker_reads_its_settings_as_attributes():
+    """CameraWorker (what runs in a camera process, and what the benches drive) takes the typed config."""
+    import queue as queue_mod
+
+    import cv2
+
+    from edge.pipeline.camera import CameraWorker
+    from edge.pipeline.capture import Frame
+
+    cfg = config.parse('box_id = "t"\n[[cameras]]\nid = "cam-a"\nsource = "clip.mp4"\n'
+                       "[encode]\nmax_per_track = 1\n[quality]\nmin_sharpness = 0.0\n")
+    out: queue_mod.Queue = queue_mod.Queue()
+    allowed = threading.Event()
+    allowed.set()
+    worker = CameraWorker(cfg.cameras[0], cfg, out, threading.Event(), allowed)
+    cap = cv2.VideoCapture(str(HAMILTON))
+    try:
+        for i in range(40):
+            ok, img = cap.read()
+            assert ok
+            worker.process(Frame(img, i + 1, time.time()))
+    finally:
+        cap.release()
+    assert worker.cam_id == "cam-a" and worker.counters.faces > 0 and worker.counters.encodes >= 1

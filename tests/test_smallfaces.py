@@ -4,7 +4,6 @@ quality gate, encoder). A 640-px downscale of the frame makes them 15-20 px: HOG
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import queue
 import threading
@@ -26,7 +25,7 @@ def _worker(extra: str = ""):
     allowed = threading.Event()
     allowed.set()
     out: queue.Queue = queue.Queue()
-    return CameraWorker(dataclasses.asdict(cfg.cameras[0]), dataclasses.asdict(cfg), out, threading.Event(),
+    return CameraWorker(cfg.cameras[0], cfg, out, threading.Event(),
                         allowed), out
 
 

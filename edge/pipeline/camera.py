@@ -8,6 +8,7 @@ Models are loaded in this process, after it has started, never at import time.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 
 from edge.alerts import messages
+from edge.config import CameraConfig, Config
 from edge.face import api, encoder, quality
 from edge.pipeline.capture import Capture
 from edge.pipeline.detect import Strategy
@@ -40,8 +42,8 @@ class Counters:
 
 
 class CameraWorker:
-    def __init__(self, cam: dict, cfg: dict, out, stop_event, encode_allowed):
-        self.cam_id = cam["id"]
+    def __init__(self, cam: CameraConfig, cfg: Config, out, stop_event, encode_allowed):
+        self.cam_id = cam.id
         self.cam = cam
         self.cfg = cfg
         self.out = out
@@ -49,13 +51,13 @@ class CameraWorker:
         self.encode_allowed = encode_allowed  # multiprocessing.Event: inside an authorised window
         self.counters = Counters()
         self.epoch = int(time.time()) % 1_000_000  # keeps track ids unique across restarts
-        det = cfg["detect"]
-        self.tracker = Tracker(det["track_iou"], det["track_lost_s"], det["track_gate"], det["track_reid_distance"],
-                               det["track_max_speed"])
+        det = cfg.detect
+        self.tracker = Tracker(det.track_iou, det.track_lost_s, det.track_gate, det.track_reid_distance,
+                               det.track_max_speed)
         self.capture: Capture | None = None
         self._last_t: float | None = None
         self._interval = 0.0
-        self.strategy = Strategy(det)  # where to look for faces in each frame (edge.pipeline.detect)
+        self.strategy = Strategy(dataclasses.asdict(det))  # where to look for faces (edge.pipeline.detect)
 
     # -- messages -------------------------------------------------------------------------------
     def send(self, kind: str, **fields) -> None:
@@ -65,7 +67,7 @@ class CameraWorker:
             self.counters.messages_dropped += 1
 
     def on_state(self, state: str, reason: str) -> None:
-        self.send("camera", state=state, reason=reason, source_kind=_source_kind(self.cam["source"]))
+        self.send("camera", state=state, reason=reason, source_kind=_source_kind(self.cam.source))
 
     def health(self) -> dict:
         t = self.tracker
@@ -78,7 +80,7 @@ class CameraWorker:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def run(self) -> None:
-        cv2.setNumThreads(self.cfg["encode"]["threads"])
+        cv2.setNumThreads(self.cfg.encode.threads)
         capture = self.start()
         try:
             last_health = 0.0
@@ -94,10 +96,10 @@ class CameraWorker:
             self.stop()
 
     def start(self) -> Capture:
-        encoder.set_threads(self.cfg["encode"]["threads"])  # one camera process, one core
-        api.warm_up(self.cfg["encode"]["backend"])  # load models here, in this process
-        self.capture = Capture(self.cam["source"], self.cam["loop"], self.cam["realtime"],
-                               self.cfg["health"]["reconnect_max_backoff"], self.on_state)
+        encoder.set_threads(self.cfg.encode.threads)  # one camera process, one core
+        api.warm_up(self.cfg.encode.backend)  # load models here, in this process
+        self.capture = Capture(self.cam.source, self.cam.loop, self.cam.realtime,
+                               self.cfg.health.reconnect_max_backoff, self.on_state)
         self.capture.start()
         return self.capture
 
@@ -109,14 +111,14 @@ class CameraWorker:
     # -- the per-frame work -----------------------------------------------------------------------
     def process(self, frame) -> None:
         c = self.counters
-        det, q = self.cfg["detect"], self.cfg["quality"]
+        det, q, enc = self.cfg.detect, self.cfg.quality, self.cfg.encode
         c.frames_processed += 1
         now = time.monotonic()
         if self._last_t is not None:  # average the interval, not the rate (1/dt is biased upwards)
             self._interval = _ema(self._interval, now - self._last_t)
             c.fps = round(1.0 / max(1e-6, self._interval), 2)
         self._last_t = now
-        if (c.frames_processed - 1) % det["every_n_frames"]:
+        if (c.frames_processed - 1) % det.every_n_frames:
             return  # between detections the tracks simply carry on
         t0 = time.perf_counter()
         rgb = api.to_rgb(frame.image)
@@ -131,26 +133,26 @@ class CameraWorker:
             live = []
         chosen = []
         for track in live:
-            if track.encodes >= self.cfg["encode"]["max_per_track"]:
+            if track.encodes >= enc.max_per_track:
                 continue
-            chip, qual = quality.gate(rgb, track.box, q["min_face_px"], q["min_sharpness"], q["max_yaw"])
+            chip, qual = quality.gate(rgb, track.box, q.min_face_px, q.min_sharpness, q.max_yaw)
             if not qual.ok:
                 setattr(c, f"rejected_{qual.reason}", getattr(c, f"rejected_{qual.reason}") + 1)
                 self.tracker.settle(track, None)
                 continue
-            if track.encodes and qual.score < track.best_score * self.cfg["encode"]["improve_ratio"]:
+            if track.encodes and qual.score < track.best_score * enc.improve_ratio:
                 continue
             chosen.append((track, chip, qual))
         if chosen:
             t1 = time.perf_counter()
-            descs = api.encode_chips([ch for _, ch, _ in chosen], self.cfg["encode"]["backend"])
+            descs = api.encode_chips([ch for _, ch, _ in chosen], enc.backend)
             c.encode_ms = _ema(c.encode_ms, (time.perf_counter() - t1) * 1000 / len(chosen))
             for (track, _, qual), desc in zip(chosen, descs, strict=True):
                 c.encodes += 1
                 if track.pending:  # a new track that may be a lost one back: the descriptor decides
                     owner = self.tracker.settle(track, desc)
-                    if owner is not track and (owner.encodes >= self.cfg["encode"]["max_per_track"] or qual.score
-                                               < owner.best_score * self.cfg["encode"]["improve_ratio"]):
+                    if owner is not track and (owner.encodes >= enc.max_per_track or qual.score
+                                               < owner.best_score * enc.improve_ratio):
                         continue  # the same person, already encoded as well: nothing new to send
                     track = owner
                 track.encodes += 1
@@ -175,7 +177,7 @@ def _source_kind(source: str) -> str:
     return "device" if source.isdigit() or source.startswith("/dev/") else "file"
 
 
-def camera_main(cam: dict, cfg: dict, out, stop_event, encode_allowed) -> None:
+def camera_main(cam: CameraConfig, cfg: Config, out, stop_event, encode_allowed) -> None:
     """Entry point of a camera process (multiprocessing 'spawn' target)."""
     import signal
 

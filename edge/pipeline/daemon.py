@@ -11,7 +11,6 @@ as soon as they are matched.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import multiprocessing as mp
 import os
@@ -20,6 +19,7 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from edge.pipeline.supervisor import CameraProcess
 from edge.watchlist import operating
 from edge.watchlist.base import Matcher
 
+if TYPE_CHECKING:
+    from edge.watchlist.service import WatchlistService
+
 log = logging.getLogger("edge")
 MATCH_BATCH = 64  # stage messages taken off the queue at once; their descriptors are matched together
 EXPIRY_WARNING_S = 24 * 3600.0  # a watchlist_expiring event this long before the list expires
@@ -49,7 +52,7 @@ class Daemon:
         self.cfg = cfg
         self.box_id = cfg.box_id
         self.matcher = Matcher(cfg.match.threshold)
-        self.watchlist = None  # WatchlistService: signed lists, expiry, USB pick-up, purge receipts
+        self.watchlist: WatchlistService | None = None  # signed lists, expiry, USB pick-up, purge receipts
         self.duties = Duties(cfg, publish=self.publish)  # audit log, deployment windows, face counts
         self.duties.gate.record = self.record  # a deployment's end reaches the watch-list service (record())
         self.publisher: Channel | None = None  # opened in start(): needs the box's keys
@@ -87,13 +90,12 @@ class Daemon:
                                                        "config": self.cfg.path, "retention_days": keep.days,
                                                        "retention_source": keep.source}))
             stops.push(lambda _type, exc, _tb: self.close_books(exc))
-            self.open_channel()
-            stops.callback(self.publisher.stop_serving)
+            stops.callback(self.open_channel().stop_serving)
             self.duties.witness()  # the consoles hear the newest checkpoint at once (a witness of the log's head)
             self.load_initial_watchlist()
-            self.start_watchlist_service()
-            stops.callback(self.watchlist.stop)
-            self.commands.update(self.watchlist.commands())
+            service = self.start_watchlist_service()
+            stops.callback(service.stop)
+            self.commands.update(service.commands())
             self.end_lists_of_ended_deployments()
             self.commands.update(status=self.status_command, adjudications=self.adjudications_command)
             self.control.start()
@@ -191,13 +193,15 @@ class Daemon:
             self.publish(messages.event(box_id=self.box_id, event="watchlist_loaded", list_id=wl.list_id,
                                         entries=len(wl), issuer=wl.issuer))
 
-    def start_watchlist_service(self) -> None:
+    def start_watchlist_service(self) -> WatchlistService:
         """Signed watch lists: reload the stored bundle, expiry and USB watcher, control commands."""
         from edge.watchlist.service import WatchlistService
 
-        self.watchlist = WatchlistService(self.cfg, identity.load(self.cfg.state_dir), self.matcher,
-                                          self.publish, self.record)
-        self.watchlist.start()
+        service = WatchlistService(self.cfg, identity.load(self.cfg.state_dir), self.matcher, self.publish,
+                                   self.record)
+        self.watchlist = service
+        service.start()
+        return service
 
     def end_lists_of_ended_deployments(self) -> None:
         """A list whose deployment window closed while the box was off ends now, with its receipt."""
@@ -205,10 +209,13 @@ class Daemon:
 
         from edge import deployment
 
-        h = self.watchlist.header if self.watchlist else None
-        deps = [d for d in deployment.stored(self.cfg.state_dir) if h and d.deployment_id == h["deployment"]]
+        service = self.watchlist
+        h = service.header if service else None
+        if service is None or h is None:
+            return
+        deps = [d for d in deployment.stored(self.cfg.state_dir) if d.deployment_id == h["deployment"]]
         if deps and all(datetime.now(UTC) >= d.end for d in deps):
-            self.watchlist.deployment_ended(h["deployment"])
+            service.deployment_ended(h["deployment"])
 
     def retention(self) -> Policy:
         """How long alerts are kept now (edge/alerts/retention.py): the stricter of the config and the signed
@@ -218,7 +225,7 @@ class Daemon:
         header = self.watchlist.header if self.watchlist else stored_header(self.cfg.state_dir)
         return Policy.of(self.cfg.alerts.retention_days, header)
 
-    def open_channel(self) -> None:
+    def open_channel(self) -> Channel:
         """The CURVE-authenticated, durable alert channel (edge/alerts/publisher.py)."""
         try:
             ident = identity.create(self.cfg.state_dir, self.box_id)  # keys are made once, never replaced here
@@ -233,19 +240,19 @@ class Daemon:
             why = getattr(exc, "strerror", None) or str(exc)
             raise EdgeError(f"the state dir {self.cfg.state_dir} is not writable: {why}") from None
         self.publisher = channel
+        return channel
 
     def start_cameras(self) -> None:
         threads = str(self.cfg.encode.threads)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, threads)  # one camera process, one core
         self.queue = self.ctx.Queue(maxsize=512)
-        cfg_dict = dataclasses.asdict(self.cfg)
         for cam in self.cfg.cameras:
             if cam.enabled:
                 allowed = self.ctx.Event()  # set by self.duties while a deployment window is open
                 if self.duties.allows(cam.id):
                     allowed.set()
-                self.cameras[cam.id] = CameraProcess(self.ctx, cam, cfg_dict, self.queue, allowed)
+                self.cameras[cam.id] = CameraProcess(self.ctx, cam, self.cfg, self.queue, allowed)
                 self.cameras[cam.id].start()
 
     # -- the main loop ----------------------------------------------------------------------------

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+from edge.config import CameraConfig, Config
 from edge.pipeline.camera import camera_main
 
 
 class CameraProcess:
     """One camera's process handle, restartable."""
 
-    def __init__(self, ctx, cam, cfg_dict, out, encode_allowed):
-        self.cam, self.cfg_dict, self.out, self.encode_allowed = cam, cfg_dict, out, encode_allowed
+    def __init__(self, ctx, cam: CameraConfig, cfg: Config, out, encode_allowed):
+        """``cam`` and ``cfg`` go to the camera process as they are: typed dataclasses (they pickle)."""
+        self.cam, self.cfg, self.out, self.encode_allowed = cam, cfg, out, encode_allowed
         self.ctx = ctx
         self.stop_event = ctx.Event()
         self.proc = None
@@ -22,12 +22,13 @@ class CameraProcess:
 
     def start(self) -> None:
         self.stop_event.clear()
-        self.proc = self.ctx.Process(
+        proc = self.ctx.Process(
             target=camera_main, name=f"edge-camera-{self.cam.id}",
-            args=(dataclasses.asdict(self.cam), self.cfg_dict, self.out, self.stop_event, self.encode_allowed),
+            args=(self.cam, self.cfg, self.out, self.stop_event, self.encode_allowed),
             daemon=True,
         )
-        self.proc.start()
+        proc.start()
+        self.proc = proc
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stop_event.set()
