@@ -57,6 +57,7 @@ class CameraWorker:
         self.capture: Capture | None = None
         self._last_t: float | None = None
         self._interval = 0.0
+        self._last_pass: int | None = None  # Frame.seq of the last detection pass
         self.strategy = Strategy(dataclasses.asdict(det))  # where to look for faces (edge.pipeline.detect)
 
     # -- messages -------------------------------------------------------------------------------
@@ -75,7 +76,8 @@ class CameraWorker:
         stats.update(self.capture.stats if self.capture else {})
         stats.update(tracks_started=t.started, tracks_ended=t.ended, tracks_active=len(t.tracks),
                      tracks_rejoined=t.rejoined, tracks_refused=t.refused,
-                     up=bool(self.capture and self.capture.up))
+                     up=bool(self.capture and self.capture.up),
+                     cpu_s=round(time.process_time(), 3))  # this camera's CPU so far, decoding included
         return stats
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -118,11 +120,12 @@ class CameraWorker:
             self._interval = _ema(self._interval, now - self._last_t)
             c.fps = round(1.0 / max(1e-6, self._interval), 2)
         self._last_t = now
-        if (c.frames_processed - 1) % det.every_n_frames:
+        if self._last_pass is not None and 0 <= frame.seq - self._last_pass < det.every_n_frames:
             return  # between detections the tracks simply carry on
+        self._last_pass = frame.seq  # by frames of the stream, not frames processed: after dropped frames, at once
         t0 = time.perf_counter()
         rgb = api.to_rgb(frame.image)
-        boxes = self.strategy.detect(rgb, self.tracker.lookouts(frame.time))
+        boxes = self.strategy.detect(rgb, self.tracker.lookouts(frame.time), frame.seq)
         c.detect_ms = _ema(c.detect_ms, (time.perf_counter() - t0) * 1000)
         c.faces += len(boxes)
         live = self.tracker.update(boxes, frame.time)
@@ -159,7 +162,8 @@ class CameraWorker:
                 track.best_score = qual.score
                 track.descriptor = desc
                 self.send("encoding", track_id=f"{self.cam_id}-{self.epoch}-{track.id}",
-                          frame_time=frame.time, descriptor=[round(float(x), 6) for x in desc],
+                          frame_time=frame.time, frame_no=frame.pos, box=list(track.box),
+                          descriptor=[round(float(x), 6) for x in desc],
                           crop_jpeg=messages.b64(api.jpeg(api.crop(rgb, track.box))),
                           context_jpeg=messages.b64(api.jpeg(api.context(rgb, track.box), 80)),
                           quality=round(qual.score, 4), encode_no=track.encodes)

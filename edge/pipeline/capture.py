@@ -20,8 +20,10 @@ import numpy as np
 @dataclass
 class Frame:
     image: np.ndarray  # BGR as decoded
-    seq: int  # frames read from this source so far
+    seq: int  # frames read from this source so far (across reconnects: the camera's frame clock)
     time: float  # wall-clock time of capture (time.time())
+    pos: int = -1  # its position in the stream: frames read since the source was last opened, from 0
+    #                (a file's frame index; -1: not known)
 
 
 NETWORK_TIMEOUT_MS = 5000  # a stalled network camera fails its read after this, not FFmpeg's 30 s
@@ -91,12 +93,12 @@ class Capture:
             self._consumed = True
             return self._latest
 
-    def _publish(self, image: np.ndarray) -> None:
+    def _publish(self, image: np.ndarray, pos: int) -> None:
         with self._cond:
             if not self._consumed:
                 self.stats["frames_dropped"] += 1
             self.stats["frames_read"] += 1
-            self._latest = Frame(image, int(self.stats["frames_read"]), time.time())
+            self._latest = Frame(image, int(self.stats["frames_read"]), time.time(), pos)
             self._consumed = False
             self._cond.notify()
 
@@ -134,6 +136,7 @@ class Capture:
         period = 1.0 / fps if self.realtime and 1.0 <= fps <= 240.0 else 0.0
         next_t = time.monotonic()
         got_any = False
+        pos = 0
         while not self._stop.is_set():
             c0 = time.thread_time()  # decoding runs in this thread (DECODE_THREADS = 1)
             ok, image = cap.read()
@@ -148,7 +151,8 @@ class Capture:
                 got_any = True
                 self.stats["height"], self.stats["width"] = image.shape[:2]
                 self._set_state(True, "frames arriving")
-            self._publish(image)
+            self._publish(image, pos)
+            pos += 1
             if period:
                 next_t += period
                 delay = next_t - time.monotonic()

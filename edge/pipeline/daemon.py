@@ -379,6 +379,9 @@ class Daemon:
         fields = dict(alert_id=alert_id, camera_id=alert["camera_id"], time=alert["time"], ref=entry.ref,
                       distance=alert["distance"], track_id=alert["track_id"], encounter_id=enc.encounter_id,
                       sighting=sighting)
+        where = [msg.get("frame_no"), *(msg.get("box") or [])]  # the frame in the stream, the face in it
+        if len(where) == 5 and all(type(v) is int for v in where):
+            fields.update(frame_no=where[0], box=where[1:])
         if sighting == 1:
             self.record("alert", **fields)
         else:

@@ -89,21 +89,36 @@ class Strategy:
         self.scanned_px = 0  # scaled pixels scanned in the last pass
         self.regions_waiting = 0  # moving regions left for the next pass (over the budget)
         self._waited: dict[tuple, int] = {}  # coarse region cell -> passes it has waited
+        self._last: dict[str, int] = {}  # scan kind -> the frame it last ran on
 
-    def detect(self, image: np.ndarray, tracks: list) -> list[api.Box]:
+    def due(self, kind: str, frame: int, passes: int) -> bool:
+        """Whether the scan ``kind``, run every ``passes`` detection passes, is due on ``frame``: by
+        frames elapsed since it last ran (``passes`` x ``every_n_frames``), not by passes counted, so a
+        box that drops frames still looks for new faces as often in stream time (each pass then
+        does more of the scans)."""
+        last = self._last.get(kind)
+        if last is not None and 0 <= frame - last < passes * self.det["every_n_frames"]:
+            return False
+        self._last[kind] = frame
+        return True
+
+    def detect(self, image: np.ndarray, tracks: list, frame: int | None = None) -> list[api.Box]:
         """Boxes of the faces in ``image`` (RGB or grey) this pass, given the ``tracks`` to follow
-        (``Tracker.lookouts``: the predicted ``.box`` and a search ``.margin`` in pixels around it)."""
+        (``Tracker.lookouts``: the predicted ``.box`` and a search ``.margin`` in pixels around it).
+        ``frame`` is the frame's number in the camera's stream (``Frame.seq``); without it, passes
+        are taken to be ``every_n_frames`` apart."""
         det = self.det
         grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         self.passes += 1
+        frame = self.passes * det["every_n_frames"] if frame is None else frame
         self.scanned_px = 0
         boxes = self.around_tracks(grey, tracks, [])
-        if self.motion is not None and (self.passes - 1) % det["motion_every"] == 0:
+        if self.motion is not None and self.due("motion", frame, det["motion_every"]):
             regions = self.motion.regions(grey, [t.box for t in tracks] + boxes)
             boxes += self.in_regions(grey, regions)
-        if (self.passes - 1) % det["full_every"] == 0 or not tracks:
+        if self.due("full", frame, det["full_every"]) or not tracks:
             self.full_passes += 1
-            fine = (self.full_passes - 1) % det["fine_every"] == 0
+            fine = self.due("fine", frame, det["full_every"] * det["fine_every"])
             boxes += api.detect(grey, det["max_width"], det["upsample"] if fine else 0)
             h, w = grey.shape[:2]
             self.scanned_px += int(min(w, det["max_width"]) * h * min(1.0, det["max_width"] / w)
