@@ -57,8 +57,7 @@ def _worker():
     allowed = threading.Event()
     allowed.set()
     out: queue.Queue = queue.Queue()
-    return CameraWorker(dataclasses.asdict(cfg.cameras[0]), dataclasses.asdict(cfg), out, threading.Event(),
-                        allowed), out
+    return CameraWorker(cfg.cameras[0], cfg, out, threading.Event(), allowed), out
 
 
 def test_a_slow_box_still_finds_and_encodes_small_faces_in_view_half_a_second():
