@@ -24,30 +24,7 @@ ALEX = MEDIA / "faces" / "alex-lacamoire.png"
 LIN_REF, ALEX_REF = "WL-2026-0001", "WL-2026-0002"
 
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")  # Debian's (.ci/install-system-deps)
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run")
-
-
-def chromium(*flags: str):
-    """A headless Debian chromium driven by Selenium, with ``flags`` besides the common ones."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, *flags):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
-    driver.implicitly_wait(0)
-    return driver
-
-
-def log_in(driver, name: str = "alice", password: str = "correct horse battery") -> None:
-    """Fill in and send the console's login form (the page must be showing it)."""
-    driver.find_element("id", "name").send_keys(name)
-    driver.find_element("id", "password").send_keys(password)
-    driver.find_element("id", "login-button").click()
+OPERATOR = ("alice", "correct horse battery")  # the operator running_console adds
 
 
 def wait_for(pred, seconds: float = 10.0) -> bool:
@@ -94,6 +71,45 @@ def write_config(path: Path, cameras: list[dict], watchlist: Path | None, endpoi
     lines += ["[health]", "log_interval = 2.0", "[deployment]", "required = false", extra]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def hamilton_box(tmp: Path, people: dict[str, Path] | None = None,
+                 cameras: tuple[dict, ...] = ()) -> tuple[Path, str, Path]:
+    """The box most tests run: a config for `edge run` playing the Hamilton clip on cam-a (then ``cameras``),
+    with ``people`` (Lin-Manuel Miranda) on its folder list and alerts on a free port: (config, alert endpoint,
+    state dir)."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    wl = make_watchlist_folder(tmp / "watchlist", people or {LIN_REF: LIN})
+    cfg = write_config(tmp / "edge.toml", [{"id": "cam-a", "source": HAMILTON}, *cameras], wl, endpoint)
+    return cfg, endpoint, tmp / "state"
+
+
+@contextlib.contextmanager
+def running_console(data: Path, boxes: dict[str, Path]):
+    """A real `edge console` (subprocess, a free port) receiving from ``boxes`` ({endpoint: box state dir}): its
+    key pair made in ``data`` and registered on each box (`edge console keygen`, `edge trust add-console`), the
+    operator OPERATOR added (`edge console adduser`); yields its URL; logs to console.log beside ``data``."""
+    from edge import identity
+    from edge.console import keys
+    from edge.console.store import Store
+
+    pub = keys.keygen(data)
+    for state in boxes.values():
+        identity.add_console(state, pub)
+    store = Store(data / "console.db")
+    store.add_user(*OPERATOR)
+    store.close()
+    port = free_port()
+    args = [a for ep, state in boxes.items() for a in ("--box", f"{ep}={state / 'keys' / 'box.pub.json'}")]
+    log = open(data.parent / "console.log", "w")
+    proc = subprocess.Popen(edge_cmd("console", "--listen", f"127.0.0.1:{port}", "--data", str(data), *args),
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
 
 
 def edge_cmd(*args: str) -> list[str]:

@@ -10,15 +10,12 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 from conftest import (
-    HAMILTON,
-    LIN,
     LIN_REF,
     Subscriber,
     edge_cmd,
     free_port,
-    make_watchlist_folder,
+    hamilton_box,
     running_daemon,
-    write_config,
 )
 
 from edge import identity
@@ -216,10 +213,7 @@ def test_a_demo_run_reports_exactly_the_alerts_and_decisions_made(tmp_path):
 
 def test_edge_run_on_video_leaves_a_verifiable_log_that_reports_its_alerts(tmp_path):
     """`edge run` on the Hamilton clip: the log verifies, and the report counts the alerts consoles got."""
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    cfg = write_config(tmp_path / "edge.toml", [{"id": "cam-a", "source": HAMILTON}],
-                       make_watchlist_folder(tmp_path / "wl", {LIN_REF: LIN}), endpoint)
-    state = tmp_path / "state"
+    cfg, endpoint, state = hamilton_box(tmp_path)
     sub = Subscriber(endpoint, state)
     with running_daemon(cfg, "--duration", "14") as proc:
         sub.collect(30, until=lambda m: proc.poll() is not None)

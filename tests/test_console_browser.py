@@ -9,32 +9,17 @@ Set EDGE_CONSOLE_SCREENSHOT=docs/console.png to refresh the README's screenshot.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import pytest
-from conftest import (
-    CHROMIUM,
-    DRIVER,
-    HAMILTON,
-    LIN,
-    LIN_REF,
-    chromium,
-    edge_cmd,
-    free_port,
-    log_in,
-    make_watchlist_folder,
-    running_daemon,
-    write_config,
-)
+from browserhelpers import LOGGED_IN_JS, chromium, log_in, needs_chromium, open_page, wait_js
+from conftest import LIN_REF, hamilton_box, running_console, running_daemon, wait_for
 
 from edge import identity
-from edge.console import keys
-from edge.console.store import Store
 from edge.pipeline.control import request
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
-                                                                   "(.ci/install-system-deps installs them)")
+pytestmark = needs_chromium
+wait = wait_js
 
 
 @pytest.fixture
@@ -46,48 +31,17 @@ def browser():
 
 @pytest.fixture
 def box_and_console(tmp_path):
-    endpoint, web_port = f"tcp://127.0.0.1:{free_port()}", free_port()
-    wl = make_watchlist_folder(tmp_path / "watchlist", {LIN_REF: LIN})
-    cfg = write_config(tmp_path / "edge.toml", [{"id": "cam-a", "source": HAMILTON}], wl, endpoint)
-    state, data = tmp_path / "state", tmp_path / "console"
+    cfg, endpoint, state = hamilton_box(tmp_path)
     identity.create(state, "test-box")  # what `edge provision` does
-    identity.add_console(state, keys.keygen(data))  # `edge console keygen` + `edge trust add-console`
-    store = Store(data / "console.db")
-    store.add_user("alice", "correct horse battery")  # `edge console adduser alice`
-    store.close()
-    box_pub = state / "keys" / "box.pub.json"
-    log = open(tmp_path / "console.log", "w")
-    console = subprocess.Popen(edge_cmd("console", "--listen", f"127.0.0.1:{web_port}", "--data", str(data),
-                                        "--box", f"{endpoint}={box_pub}"), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        with running_daemon(cfg) as daemon:
-            yield {"url": f"http://127.0.0.1:{web_port}", "daemon": daemon, "state": state,
-                   "control": f"ipc://{state / 'control.sock'}", "tmp": tmp_path}
-    finally:
-        console.terminate()
-        console.wait(10)
-        log.close()
-
-
-def wait(driver, js: str, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = driver.execute_script(js)
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    with running_console(tmp_path / "console", {endpoint: state}) as url, running_daemon(cfg) as daemon:
+        yield {"url": url, "daemon": daemon, "state": state, "control": f"ipc://{state / 'control.sock'}",
+               "tmp": tmp_path}
 
 
 def test_an_alert_from_the_real_pipeline_is_shown_and_dismissed_back_to_the_box(browser, box_and_console):
     env = box_and_console
     d = browser
-    for _ in range(50):  # the console's web server starting
-        try:
-            d.get(env["url"] + "/")
-            break
-        except Exception:
-            time.sleep(0.2)
+    open_page(d, env["url"] + "/")
     assert "/login" in d.current_url  # the page needs an operator
     d.find_element("id", "name").send_keys("alice")
     d.find_element("id", "password").send_keys("wrong password")
@@ -96,7 +50,7 @@ def test_an_alert_from_the_real_pipeline_is_shown_and_dismissed_back_to_the_box(
     d.find_element("id", "password").clear()
     d.find_element("id", "password").send_keys("correct horse battery")
     d.find_element("id", "login-button").click()
-    wait(d, "return location.pathname === '/' && document.getElementById('operator').textContent", 10, "login")
+    wait(d, LOGGED_IN_JS, 10, "login")
 
     # the alert appears live (no reload), with the live crop beside the watch-list image, both loaded
     card_js = """const c = document.querySelector('.card');
@@ -152,55 +106,38 @@ def test_a_decided_encounters_new_sighting_shows_decided_with_who_and_when_and_d
     from test_encounters import Box
 
     box = Box(tmp_path)
-    data, web_port = tmp_path / "console", free_port()
-    identity.add_console(box.state, keys.keygen(data))
-    store = Store(data / "console.db")
-    store.add_user("alice", "correct horse battery")
-    store.close()
-    log = open(tmp_path / "console.log", "w")
-    console = subprocess.Popen(edge_cmd("console", "--listen", f"127.0.0.1:{web_port}", "--data", str(data), "--box",
-                                        f"{box.endpoint}={box.state / 'keys' / 'box.pub.json'}"),
-                               stdout=log, stderr=subprocess.STDOUT)
     d = browser
     try:
-        for _ in range(50):
-            try:
-                d.get(f"http://127.0.0.1:{web_port}/")
-                break
-            except Exception:
-                time.sleep(0.2)
-        log_in(d)
-        wait(d, "return location.pathname === '/' && document.getElementById('operator').textContent", 10, "login")
+        with running_console(tmp_path / "console", {box.endpoint: box.state}) as url:
+            open_page(d, url + "/")
+            log_in(d)
+            wait(d, LOGGED_IN_JS, 10, "login")
 
-        box.seen("cam-a", "a-1", 0)
-        box.seen("cam-a", "a-2", 0)  # a second track of the same walk: a sighting on the same card
-        alert_id = wait(d, """const c = document.querySelectorAll('#queue .card');
-            return c.length === 1 && c[0].querySelectorAll('.sighting').length === 2 && c[0].dataset.alertId;""",
-                        20, "one card with a strip of two sightings")
-        card = d.find_element("css selector", f".card[data-alert-id='{alert_id}']")
-        assert "2 sightings" in card.find_element("css selector", ".sightings").text
-        Select(card.find_element("css selector", "select.action")).select_by_visible_text("arrested")
-        card.find_element("css selector", ".confirm-btn").click()
-        wait(d, "return document.querySelectorAll('#queue .card').length === 0", 15, "the card to leave the queue")
-        deadline = time.monotonic() + 20  # held 5 s for an undo, then sent; the box records it
-        while box.daemon.counts.adjudications < 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert box.daemon.counts.adjudications == 1
+            box.seen("cam-a", "a-1", 0)
+            box.seen("cam-a", "a-2", 0)  # a second track of the same walk: a sighting on the same card
+            alert_id = wait(d, """const c = document.querySelectorAll('#queue .card');
+                return c.length === 1 && c[0].querySelectorAll('.sighting').length === 2 && c[0].dataset.alertId;""",
+                            20, "one card with a strip of two sightings")
+            card = d.find_element("css selector", f".card[data-alert-id='{alert_id}']")
+            assert "2 sightings" in card.find_element("css selector", ".sightings").text
+            Select(card.find_element("css selector", "select.action")).select_by_visible_text("arrested")
+            card.find_element("css selector", ".confirm-btn").click()
+            wait(d, "return document.querySelectorAll('#queue .card').length === 0", 15, "the card to leave the queue")
+            # held 5 s for an undo, then sent; the box records it
+            assert wait_for(lambda: box.daemon.counts.adjudications >= 1, 20)
+            assert box.daemon.counts.adjudications == 1
 
-        box.seen("cam-b", "b-1", 0)  # the same person on camera B within the gap: a sighting, not a new alert
-        text = wait(d, """const e = document.querySelector('#seen-again .decided-card');
-            return e && e.querySelectorAll('.sighting').length === 3 && e.textContent;""", 20,
-                    "the decided encounter seen again")
-        assert "confirmed · arrested · by alice" in text and " ago" in text
-        assert "seen 1 time(s) since the decision" in text
-        assert d.execute_script("return document.querySelectorAll('#queue .card').length") == 0  # not reopened
-        assert d.find_element("id", "open-count").text == "0"
-        row = wait(d, f"""const r = document.querySelector("#history tr[data-alert-id='{alert_id}']");
-            return document.querySelectorAll('#history tbody tr').length === 1 && r && r.textContent.includes('3')
-                && r.textContent;""", 10, "one history row for the encounter, with its 3 sightings")
-        assert "confirmed" in row and "arrested" in row and "alice" in row and "cam-a, cam-b" in row
+            box.seen("cam-b", "b-1", 0)  # the same person on camera B within the gap: a sighting, not a new alert
+            text = wait(d, """const e = document.querySelector('#seen-again .decided-card');
+                return e && e.querySelectorAll('.sighting').length === 3 && e.textContent;""", 20,
+                        "the decided encounter seen again")
+            assert "confirmed · arrested · by alice" in text and " ago" in text
+            assert "seen 1 time(s) since the decision" in text
+            assert d.execute_script("return document.querySelectorAll('#queue .card').length") == 0  # not reopened
+            assert d.find_element("id", "open-count").text == "0"
+            row = wait(d, f"""const r = document.querySelector("#history tr[data-alert-id='{alert_id}']");
+                return document.querySelectorAll('#history tbody tr').length === 1 && r && r.textContent.includes('3')
+                    && r.textContent;""", 10, "one history row for the encounter, with its 3 sightings")
+            assert "confirmed" in row and "arrested" in row and "alice" in row and "cam-a, cam-b" in row
     finally:
-        console.terminate()
-        console.wait(10)
-        log.close()
         box.stop()

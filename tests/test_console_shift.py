@@ -10,37 +10,20 @@ Set EDGE_SHIFT_SCREENSHOTS=docs to refresh the README's card, banner and history
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import cv2
 import pytest
-from conftest import (
-    CHROMIUM,
-    DRIVER,
-    HAMILTON,
-    LIN,
-    LIN_REF,
-    MEDIA,
-    chromium,
-    edge_cmd,
-    free_port,
-    log_in,
-    make_watchlist_folder,
-    running_daemon,
-    write_config,
-)
+from browserhelpers import LOGGED_IN_JS, chromium, log_in, needs_chromium, open_page, wait_js
+from conftest import MEDIA, free_port, hamilton_box, running_console, running_daemon
 
 from edge import identity
 from edge.alerts import messages
 from edge.alerts.publisher import Channel
-from edge.console import keys
-from edge.console.store import Store
 from edge.pipeline.control import request
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
-                                                                   "(.ci/install-system-deps installs them)")
+pytestmark = needs_chromium
 SHOTS = os.environ.get("EDGE_SHIFT_SCREENSHOTS")
 BOX2 = "box-2"
 
@@ -68,15 +51,10 @@ def alert(i: int, camera: str = "cam-x", ref: str | None = None, **extra) -> dic
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shift")
-    endpoint, endpoint2, web_port = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port()
-    wl = make_watchlist_folder(tmp / "watchlist", {LIN_REF: LIN})
-    cfg = write_config(tmp / "edge.toml", [{"id": "cam-a", "source": HAMILTON}], wl, endpoint)
-    state, state2, data = tmp / "state", tmp / "state2", tmp / "console"
+    cfg, endpoint, state = hamilton_box(tmp)
+    endpoint2, state2 = f"tcp://127.0.0.1:{free_port()}", tmp / "state2"
     identity.create(state, "test-box")
-    pub = keys.keygen(data)
-    identity.add_console(state, pub)
     ident2 = identity.create(state2, BOX2)
-    identity.add_console(state2, pub)
     decisions: list[dict] = []
     status2 = {"cameras": {"cam-x": "up", "cam-y": "up"},
                "matching": {"on": True, "why": "", "list_id": "list-2", "entries": 200, "not_after": None,
@@ -84,52 +62,33 @@ def env(tmp_path_factory):
     box2 = Channel(endpoint2, state2, ident2.curve_public, ident2.curve_secret, BOX2,
                    on_adjudication=lambda msg, console: decisions.append(msg), status=lambda: status2)
     box2.start()
-    store = Store(data / "console.db")
-    store.add_user("alice", "correct horse battery")
-    store.close()
-    log = open(tmp / "console.log", "w")
-    console = subprocess.Popen(edge_cmd("console", "--listen", f"127.0.0.1:{web_port}", "--data", str(data),
-                                        "--box", f"{endpoint}={state / 'keys' / 'box.pub.json'}",
-                                        "--box", f"{endpoint2}={state2 / 'keys' / 'box.pub.json'}"),
-                               stdout=log, stderr=subprocess.STDOUT)
     try:
-        with running_daemon(cfg) as daemon:
-            yield {"url": f"http://127.0.0.1:{web_port}", "daemon": daemon, "box2": box2, "decisions": decisions,
-                   "status2": status2, "control": f"ipc://{state / 'control.sock'}", "tmp": tmp}
+        with running_console(tmp / "console", {endpoint: state, endpoint2: state2}) as url, \
+                running_daemon(cfg) as daemon:
+            yield {"url": url, "daemon": daemon, "box2": box2, "decisions": decisions, "status2": status2,
+                   "control": f"ipc://{state / 'control.sock'}", "tmp": tmp}
     finally:
         box2.stop()
-        console.terminate()
-        console.wait(10)
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def d(env):
     driver = chromium("--window-size=1366,768", "--autoplay-policy=no-user-gesture-required")
-    for _ in range(50):
-        try:
-            driver.get(env["url"] + "/login")
-            break
-        except Exception:
-            time.sleep(0.2)
+    open_page(driver, env["url"] + "/login")
     log_in(driver)
-    wait(driver, "return location.pathname === '/' && document.getElementById('operator').textContent", 10, "login")
+    wait(driver, LOGGED_IN_JS, 10, "login")
     yield driver
     driver.quit()
 
 
 def wait(driver, js: str, seconds: float, what: str, env=None):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = driver.execute_script(js)
-        if value:
-            return value
-        time.sleep(0.1)
-    extra = ""
-    if env is not None:
-        extra = "\n" + "".join((env["tmp"] / f).read_text()[-3000:] for f in ("daemon.log", "console.log"))
-    info = driver.execute_script("const p = document.getElementById('page-info'); return p && p.textContent")
-    raise AssertionError(f"timed out waiting for {what} (pager: {info}){extra}")
+    def explain() -> str:
+        info = driver.execute_script("const p = document.getElementById('page-info'); return p && p.textContent")
+        logs = "" if env is None else "\n" + "".join((env["tmp"] / f).read_text()[-3000:]
+                                                      for f in ("daemon.log", "console.log"))
+        return f" (pager: {info}){logs}"
+
+    return wait_js(driver, js, seconds, what, explain, every=0.1)
 
 
 def shot(d, name: str) -> None:

@@ -14,7 +14,12 @@ import re
 import sqlite3
 import time
 
-from conftest import CAMERA_B, HAMILTON, LIN, LIN_REF, free_port, make_watchlist_folder, running_daemon, write_config
+from conftest import (
+    CAMERA_B,
+    LIN_REF,
+    hamilton_box,
+    running_daemon,
+)
 
 from edge import identity
 
@@ -35,13 +40,8 @@ def snapshot(*roots):
 
 
 def test_no_file_holds_a_non_matching_face(tmp_path):
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    wl = make_watchlist_folder(tmp_path / "watchlist", {LIN_REF: LIN})
-    cfg = write_config(tmp_path / "edge.toml", [
-        {"id": "cam-a", "source": HAMILTON},
-        {"id": "cam-b", "source": CAMERA_B},
-    ], wl, endpoint)
-    state, tmpdir = tmp_path / "state", tmp_path / "tmp"
+    cfg, endpoint, state = hamilton_box(tmp_path, cameras=({"id": "cam-b", "source": CAMERA_B},))
+    tmpdir = tmp_path / "tmp"
     identity.create(state, "test-box")  # a provisioned box
     tmpdir.mkdir()
     before = snapshot(state, tmpdir)

@@ -16,15 +16,12 @@ from conftest import (
     ALEX,
     ALEX_REF,
     CAMERA_B,
-    HAMILTON,
     LIN,
     LIN_REF,
     Subscriber,
     edge_cmd,
-    free_port,
-    make_watchlist_folder,
+    hamilton_box,
     running_daemon,
-    write_config,
 )
 
 from edge.alerts import messages
@@ -35,14 +32,10 @@ CAMERA_B_FRAMES = 5 * (37 + 7)  # demo/make_media.py: 2.5 s of each person at 15
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pipeline")
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    wl = make_watchlist_folder(tmp / "watchlist", {LIN_REF: LIN, ALEX_REF: ALEX})
-    cfg = write_config(tmp / "edge.toml", [
-        {"id": "cam-a", "source": HAMILTON},
+    cfg, endpoint, state = hamilton_box(tmp, {LIN_REF: LIN, ALEX_REF: ALEX}, (
         {"id": "cam-b", "source": CAMERA_B},
         {"id": "cam-c", "source": tmp / "no-such-camera.mp4"},
-    ], wl, endpoint)
-    state = tmp / "state"
+    ))
     sub = Subscriber(endpoint, state)
     before = None
     with running_daemon(cfg) as proc:

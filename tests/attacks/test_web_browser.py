@@ -10,11 +10,12 @@ import threading
 import time
 
 import pytest
-from conftest import CHROMIUM, DRIVER, chromium, free_port, log_in
+from browserhelpers import chromium, log_in, needs_chromium
+from conftest import free_port
 
 from attacks.test_web import PASSWORD, Site
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
+pytestmark = needs_chromium
 
 
 def _serve(html: str) -> tuple[http.server.HTTPServer, int]:
