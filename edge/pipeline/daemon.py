@@ -18,6 +18,7 @@ import queue
 import signal
 import sqlite3
 import time
+from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,7 @@ class Daemon:
         self.control = ControlServer(cfg.control_endpoint)
         self.commands = self.control.commands
         self.ctx = mp.get_context("spawn")
-        self.queue = None
+        self.queue: Queue[str] | None = None  # what the camera processes send (start_cameras)
         self.cameras: dict[str, CameraProcess] = {}
         self.latency = Latency()
         # "alerts": encounters opened (each one alert to decide); "sightings": every alert message published
@@ -258,10 +259,11 @@ class Daemon:
     # -- the main loop ----------------------------------------------------------------------------
     def step(self) -> None:
         batch = []
+        q = self._camera_queue()
         try:
-            batch.append(self.queue.get(timeout=0.2))
+            batch.append(q.get(timeout=0.2))
             while len(batch) < MATCH_BATCH:  # whatever else is waiting is matched in one go
-                batch.append(self.queue.get_nowait())
+                batch.append(q.get_nowait())
         except queue.Empty:
             pass
         self.handle_batch(batch)
@@ -280,9 +282,10 @@ class Daemon:
                 log.warning("%s", accuracy["warning"])
 
     def drain(self) -> None:
+        q = self._camera_queue()
         while True:
             try:
-                self.handle(self.queue.get(timeout=0.1))
+                self.handle(q.get(timeout=0.1))
             except queue.Empty:
                 return
             except (EOFError, OSError):
@@ -415,8 +418,9 @@ class Daemon:
                 continue
             if cam.next_restart == 0.0:
                 cam.next_restart = now + min(2.0 ** cam.restarts, 30.0)
-                log.warning("camera %s process exited (code %s); restarting", cam_id, cam.proc.exitcode)
-                self.record("camera_fault", camera_id=cam_id, reason=f"process exited ({cam.proc.exitcode})")
+                code = cam.proc.exitcode if cam.proc is not None else None
+                log.warning("camera %s process exited (code %s); restarting", cam_id, code)
+                self.record("camera_fault", camera_id=cam_id, reason=f"process exited ({code})")
             elif now >= cam.next_restart:
                 cam.restarts += 1
                 cam.next_restart = 0.0
@@ -424,14 +428,24 @@ class Daemon:
                 cam.start()
 
     # -- hooks other concerns use -----------------------------------------------------------------
+    def _channel(self) -> Channel:
+        if self.publisher is None:
+            raise EdgeError("the alert channel is not open yet")
+        return self.publisher
+
+    def _camera_queue(self) -> Queue[str]:
+        if self.queue is None:
+            raise EdgeError("the cameras are not started")
+        return self.queue
+
     def publish(self, msg: dict) -> None:
         """Send a box message to the consoles: durable in the outbox once this returns."""
-        self.publisher.publish(msg)
+        self._channel().publish(msg)
 
     def on_adjudication(self, msg: dict, console: str) -> None:
         """The first valid decision on an encounter (channel thread; edge/alerts/publisher.py has checked that
         the alert exists, was sent to this console and that its encounter is undecided): record it first."""
-        alert = self.publisher.outbox.get(msg["alert_id"]) or {}
+        alert = self._channel().outbox.get(msg["alert_id"]) or {}
         encounter_id = str(msg.get("encounter_id") or messages.encounter_of({"alert_id": msg["alert_id"], **alert}))
         enc = self.policy.get(encounter_id)
         seconds = msg.get("seconds_to_decision")
@@ -478,7 +492,7 @@ class Daemon:
                 for cid, c in self.cameras.items()}
 
     def adjudications_command(self, req: dict) -> dict:
-        return {"adjudications": self.publisher.outbox.adjudications(int(req.get("limit", 100)))}
+        return {"adjudications": self._channel().outbox.adjudications(int(req.get("limit", 100)))}
 
     def record(self, kind: str, **fields) -> None:
         """Audit hook: every load, alert, decision and purge goes through here (docs/audit-format.md)."""
