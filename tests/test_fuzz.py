@@ -45,6 +45,30 @@ class Tally:
         print(f"\nfuzz {self.name}: {self.n} inputs tried")  # pytest says whether any crashed
 
 
+def tally(name: str):
+    """A module fixture counting the inputs one target was given, printed at the end."""
+
+    @pytest.fixture(scope="module")
+    def counted():
+        t = Tally(name)
+        yield t
+        t.report()
+
+    return counted
+
+
+@st.composite
+def envelopes(draw, versions: list, types: list, keys: list, values=None, max_keys: int = 12) -> bytes:
+    """Mostly well-formed JSON envelopes (``v``, ``type``) with wrong, missing or odd fields; sometimes raw
+    bytes."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(st.binary(max_size=200))
+    msg = {"v": draw(st.sampled_from(versions)), "type": draw(st.sampled_from(types))}
+    for key in draw(st.lists(st.sampled_from(keys), max_size=max_keys)):
+        msg[key] = draw(JSON if values is None else values)
+    return json.dumps(msg).encode()
+
+
 # -- config files ---------------------------------------------------------------------------------
 
 VALID = """box_id = "box-1"
@@ -107,11 +131,7 @@ def _toml(obj) -> str:
     return "\n".join(f"{json.dumps(k)} = {val(v)}" for k, v in obj.items() if v is not None) + "\n"
 
 
-@pytest.fixture(scope="module")
-def config_tally():
-    t = Tally("config.parse")
-    yield t
-    t.report()
+config_tally = tally("config.parse")
 
 
 @FUZZ
@@ -195,11 +215,7 @@ IMAGES = (corrupt_images() | st.binary(max_size=256)
           | st.builds(_jpeg_claiming, st.integers(1, 65535), st.integers(1, 65535)))
 
 
-@pytest.fixture(scope="module")
-def image_tally():
-    t = Tally("face.api.decode_image")
-    yield t
-    t.report()
+image_tally = tally("face.api.decode_image")
 
 
 @FUZZ
@@ -251,23 +267,11 @@ JSON = st.recursive(
 KEYS = sorted({k for fields in messages.REQUIRED.values() for k in fields} | {"v", "type"})
 
 
-@st.composite
-def message_like(draw) -> bytes:
-    """Mostly well-formed envelopes with wrong, missing or odd fields; sometimes raw bytes."""
-    if draw(st.integers(0, 4)) == 0:
-        return draw(st.binary(max_size=200))
-    msg = {"v": draw(st.sampled_from([1, 1, 1, 0, 2, "1", None, 1.0, True])),
-           "type": draw(st.sampled_from([*messages.REQUIRED, "nope", None, 3]))}
-    for key in draw(st.lists(st.sampled_from(KEYS), max_size=12)):
-        msg[key] = draw(JSON)
-    return json.dumps(msg).encode()
+def message_like():
+    return envelopes([1, 1, 1, 0, 2, "1", None, 1.0, True], [*messages.REQUIRED, "nope", None, 3], KEYS)
 
 
-@pytest.fixture(scope="module")
-def message_tally():
-    t = Tally("alerts.messages.loads")
-    yield t
-    t.report()
+message_tally = tally("alerts.messages.loads")
 
 
 @FUZZ
@@ -329,24 +333,14 @@ def test_deeply_nested_control_request_is_refused(control):
 LINK_TYPES = ["hello", "ack", "adjudication", "alert", "event"]
 
 
-@st.composite
-def link_frames(draw) -> bytes:
-    if draw(st.integers(0, 4)) == 0:
-        return draw(st.binary(max_size=200))
-    msg = {"v": draw(st.sampled_from([1, 1, 2, None])),
-           "type": draw(st.sampled_from([*LINK_TYPES, None, 7, [], {}]))}
+def link_frames():
     keys = ["role", "last_seq", "seq", "prev", "outbox", "alert_id", "box_id", "decision", "action", "reason",
             "operator", "time", *(k for k in KEYS if k != "type")]
-    for key in draw(st.lists(st.sampled_from(keys), max_size=10)):
-        msg[key] = draw(JSON | st.sampled_from(["console", "confirm", "dismiss", "arrested", "poor image", 3, -1]))
-    return json.dumps(msg).encode()
+    return envelopes([1, 1, 2, None], [*LINK_TYPES, None, 7, [], {}], keys,
+                     JSON | st.sampled_from(["console", "confirm", "dismiss", "arrested", "poor image", 3, -1]), 10)
 
 
-@pytest.fixture(scope="module")
-def link_tally():
-    t = Tally("alerts.protocol.loads (console -> box)")
-    yield t
-    t.report()
+link_tally = tally("alerts.protocol.loads (console -> box)")
 
 
 @FUZZ
