@@ -7,13 +7,13 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from audithelpers import edit, edit_and_rehash, log_lines, rewrite_chain, write_log
 from click.testing import CliRunner
 
 from edge import identity
-from edge.audit.log import AuditLog, record_hash
+from edge.audit.log import AuditLog
 from edge.audit.verify import verify_export, verify_log
 from edge.cli import cli
-from edge.codec import canonical
 from edge.errors import EdgeError
 
 
@@ -30,14 +30,6 @@ def box(tmp_path):
     return state, ident, log
 
 
-def lines(state):
-    return (state / "audit" / "audit.log").read_bytes().split(b"\n")[:-1]
-
-
-def write(state, ls):
-    (state / "audit" / "audit.log").write_bytes(b"".join(ln + b"\n" for ln in ls))
-
-
 def first(state):
     res = verify_log(state)
     assert not res.ok
@@ -52,46 +44,27 @@ def test_intact_log_verifies(box):
     assert res.checkpoints == 3
 
 
-def test_edit_is_named(box):
+@pytest.mark.parametrize("tamper, says", [(edit, "seq 4"), (edit_and_rehash, "seq 5 (line 5) no longer links")])
+def test_edit_is_named(box, tamper, says):
     state, _, _ = box
-    ls = lines(state)
-    ls[3] = ls[3].replace(b'"distance":0.41', b'"distance":0.91')
-    write(state, ls)
+    tamper(state)
     p = first(state)
     assert (p.kind, p.line) == ("edited", 4)
-    assert "seq 4" in p.message
-
-
-def test_edit_with_recomputed_hash_is_named(box):
-    state, _, _ = box
-    ls = lines(state)
-    rec = json.loads(ls[3])
-    rec["data"]["ref"] = "WL-9"
-    rec["hash"] = record_hash(rec)
-    ls[3] = canonical(rec)
-    write(state, ls)
-    p = first(state)
-    assert (p.kind, p.line) == ("edited", 4)
-    assert "seq 5 (line 5) no longer links" in p.message
+    assert says in p.message
 
 
 def test_rewritten_chain_is_caught_by_the_checkpoint(box):
     state, _, _ = box
-    recs = [json.loads(ln) for ln in lines(state)]
-    recs[1]["data"]["ref"] = "WL-9"
-    for i in range(1, len(recs)):
-        recs[i]["prev"] = recs[i - 1]["hash"]
-        recs[i]["hash"] = record_hash(recs[i])
-    write(state, [canonical(r) for r in recs])
+    rewrite_chain(state)
     p = first(state)
     assert p.kind == "edited" and "checkpoint seq 6" in p.message and "rewritten" in p.message
 
 
 def test_delete_is_named(box):
     state, _, _ = box
-    ls = lines(state)
+    ls = log_lines(state)
     del ls[6]
-    write(state, ls)
+    write_log(state, ls)
     p = first(state)
     assert p.kind == "deleted"
     assert "seq 7 missing after line 6" in p.message
@@ -99,16 +72,16 @@ def test_delete_is_named(box):
 
 def test_reorder_is_named(box):
     state, _, _ = box
-    original = lines(state)
+    original = log_lines(state)
     ls = list(original)
     ls[2], ls[3] = ls[3], ls[2]
-    write(state, ls)
+    write_log(state, ls)
     p = first(state)
     assert p.kind == "reordered"
     assert "seq 3 (line 4) comes after seq 4 (line 3)" in p.message
     ls = list(original)
     ls.append(ls.pop(6))  # one record moved to the end: that record is named, once
-    write(state, ls)
+    write_log(state, ls)
     res = verify_log(state)
     assert [p.kind for p in res.problems] == ["reordered"]
     assert "seq 7 (line 15) comes after seq 15 (line 14)" in res.first.message
@@ -135,7 +108,7 @@ def test_truncation_is_named_and_the_log_continues(box):
 
 def test_cut_off_whole_records_is_truncation(box):
     state, _, _ = box
-    write(state, lines(state)[:-4])  # whole lines removed from the end, past the box's signed head
+    write_log(state, log_lines(state)[:-4])  # whole lines removed from the end, past the box's signed head
     p = first(state)
     assert p.kind == "truncated" and "box signed seq 15" in p.message
 
@@ -230,9 +203,9 @@ def test_export_of_a_period_is_chained_to_its_anchor(box, tmp_path):
 
 def test_cli_verify_names_the_break_and_exits_nonzero(box):
     state, _, _ = box
-    ls = lines(state)
+    ls = log_lines(state)
     del ls[2]
-    write(state, ls)
+    write_log(state, ls)
     r = CliRunner().invoke(cli, ["audit", "verify", "--state-dir", str(state)])
     assert r.exit_code == 1
     assert "deleted" in r.output and "seq 3" in r.output

@@ -9,16 +9,16 @@ import shutil
 import time
 
 import pytest
+from audithelpers import edit, log_lines, rewrite_chain, write_log
 from click.testing import CliRunner
 from conftest import free_port
 
 from attacks.hostile import Box
 from edge import identity
 from edge.alerts.publisher import Channel
-from edge.audit.log import AuditLog, record_hash
+from edge.audit.log import AuditLog
 from edge.audit.verify import verify_log
 from edge.cli import cli
-from edge.codec import canonical
 from edge.console import keys
 from edge.console.link import BoxLink
 from edge.console.store import Store
@@ -55,14 +55,6 @@ def _copy(src, dest):
         shutil.copy(src / "audit.anchor", dest / "audit.anchor")
 
 
-def _lines(state):
-    return (state / "audit" / "audit.log").read_bytes().split(b"\n")[:-1]
-
-
-def _write(state, lines):
-    (state / "audit" / "audit.log").write_bytes(b"".join(ln + b"\n" for ln in lines))
-
-
 def _tampered(state, *words, witnesses=()):
     res = verify_log(state, witnesses=witnesses)
     assert not res.ok, "verify said OK"
@@ -74,14 +66,14 @@ def _tampered(state, *words, witnesses=()):
 
 def test_cut_back_to_an_earlier_checkpoint_with_the_head_deleted(box):
     state, _ = box
-    _write(state, _lines(state)[:6])  # ends with checkpoint seq 6
+    write_log(state, log_lines(state)[:6])  # ends with checkpoint seq 6
     (state / "audit" / "audit.head").unlink()
     _tampered(state, "seq")
 
 
 def test_cut_back_with_head_and_anchor_deleted_is_still_named(box):
     state, _ = box
-    _write(state, _lines(state)[:6])
+    write_log(state, log_lines(state)[:6])
     (state / "audit" / "audit.head").unlink()
     (state / "audit.anchor").unlink()
     _tampered(state, "head file")
@@ -129,31 +121,16 @@ def test_a_forged_witness_is_ignored_not_believed(box, tmp_path):
 
 # --- attacks that already held: they must keep holding ---------------------------------------------
 
-def _edit(state):
-    ls = _lines(state)
-    ls[3] = ls[3].replace(b'"distance":0.41', b'"distance":0.91')
-    _write(state, ls)
-
-
-def _rechain(state):
-    recs = [json.loads(ln) for ln in _lines(state)]
-    recs[1]["data"]["ref"] = "WL-9"
-    for i in range(1, len(recs)):
-        recs[i]["prev"] = recs[i - 1]["hash"]
-        recs[i]["hash"] = record_hash(recs[i])
-    _write(state, [canonical(r) for r in recs])
-
-
 HELD = {
-    "edited record": _edit,
-    "rewritten chain with recomputed hashes": _rechain,
-    "deleted record": lambda s: _write(s, [ln for i, ln in enumerate(_lines(s)) if i != 6]),
-    "reordered records": lambda s: _write(s, (lambda ls: ls[:2] + [ls[3], ls[2]] + ls[4:])(_lines(s))),
-    "duplicated record": lambda s: _write(s, (lambda ls: ls + [ls[4]])(_lines(s))),
+    "edited record": edit,
+    "rewritten chain with recomputed hashes": rewrite_chain,
+    "deleted record": lambda s: write_log(s, [ln for i, ln in enumerate(log_lines(s)) if i != 6]),
+    "reordered records": lambda s: write_log(s, (lambda ls: ls[:2] + [ls[3], ls[2]] + ls[4:])(log_lines(s))),
+    "duplicated record": lambda s: write_log(s, (lambda ls: ls + [ls[4]])(log_lines(s))),
     "torn last line": lambda s: (s / "audit" / "audit.log").write_bytes((s / "audit" / "audit.log").read_bytes()[:-30]),
-    "whole records cut with the head present": lambda s: _write(s, _lines(s)[:-4]),
-    "garbage line": lambda s: _write(s, _lines(s)[:5] + [b"{not json"] + _lines(s)[5:]),
-    "deeply nested line": lambda s: _write(s, _lines(s) + [b"[" * 100000 + b"]" * 100000]),
+    "whole records cut with the head present": lambda s: write_log(s, log_lines(s)[:-4]),
+    "garbage line": lambda s: write_log(s, log_lines(s)[:5] + [b"{not json"] + log_lines(s)[5:]),
+    "deeply nested line": lambda s: write_log(s, log_lines(s) + [b"[" * 100000 + b"]" * 100000]),
 }
 
 
