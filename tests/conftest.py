@@ -27,14 +27,18 @@ LIN_REF, ALEX_REF = "WL-2026-0001", "WL-2026-0002"
 OPERATOR = ("alice", "correct horse battery")  # the operator running_console adds
 
 
-def wait_for(pred, seconds: float = 10.0) -> bool:
-    """Poll ``pred`` every 50 ms until it holds or ``seconds`` pass; its last answer."""
+def wait_for(pred, seconds: float = 10.0, what: str | None = None) -> bool:
+    """Poll ``pred`` every 50 ms until it holds or ``seconds`` pass; its last answer (with ``what``: an
+    AssertionError naming it if that is still no)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if pred():
             return True
         time.sleep(0.05)
-    return pred()
+    ok = bool(pred())
+    if not ok and what is not None:
+        raise AssertionError(f"timed out waiting for {what}")
+    return ok
 
 
 def free_port() -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import ALEX, LIN, MEDIA, REPO, free_port
+from conftest import ALEX, LIN, MEDIA, REPO, free_port, wait_for
 
 from edge import identity
 from edge.alerts import protocol, retention
@@ -63,15 +63,6 @@ def utc(t: datetime) -> str:
 
 def records(state: Path) -> list[dict]:
     return [json.loads(ln) for ln in (state / "audit" / "audit.log").read_text().splitlines() if ln.endswith("}")]
-
-
-def wait_for(pred, seconds=30.0, what="condition"):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Box:

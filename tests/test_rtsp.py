@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port
+from conftest import REPO, free_port, wait_for
 
 from edge.pipeline.capture import Capture
 
@@ -71,21 +71,12 @@ def rtsp_camera(tmp_path_factory):
     cam.stop()
 
 
-def _wait(pred, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_rtsp_h264_1080p_is_read_and_survives_restart_and_stall(rtsp_camera):
     states: list[tuple[float, str, str]] = []
     cap = Capture(rtsp_camera.url, max_backoff=2.0, on_state=lambda s, r: states.append((time.monotonic(), s, r)))
     cap.start()
     try:
-        _wait(lambda: cap.up, 20, "the RTSP camera to come up")
+        wait_for(lambda: cap.up, 20, "the RTSP camera to come up")
         frame = cap.latest(timeout=5)
         assert frame is not None and frame.image.shape == (1080, 1920, 3)
         time.sleep(2)  # the server sends its first second (preroll) at once
@@ -98,21 +89,21 @@ def test_rtsp_h264_1080p_is_read_and_survives_restart_and_stall(rtsp_camera):
 
         # the server is killed and comes back on the same address
         rtsp_camera.stop()
-        _wait(lambda: not cap.up, 30, "the camera to be reported down after the server died")
+        wait_for(lambda: not cap.up, 30, "the camera to be reported down after the server died")
         rtsp_camera.start()
-        _wait(lambda: cap.up, 20, "the camera to come back after the server restarted")
+        wait_for(lambda: cap.up, 20, "the camera to come back after the server restarted")
         seq = cap.latest(timeout=5).seq
-        _wait(lambda: (f := cap.latest(timeout=1)) is not None and f.seq > seq + 10, 10, "frames after the restart")
+        wait_for(lambda: (f := cap.latest(timeout=1)) is not None and f.seq > seq + 10, 10, "frames after the restart")
 
         # the stream stalls: the server is frozen, the connection stays open, nothing arrives
         os.kill(rtsp_camera.proc.pid, signal.SIGSTOP)
         try:
-            _wait(lambda: not cap.up, 40, "a stalled stream to be reported down")  # after what was buffered
+            wait_for(lambda: not cap.up, 40, "a stalled stream to be reported down")  # after what was buffered
         finally:
             os.kill(rtsp_camera.proc.pid, signal.SIGCONT)
-        _wait(lambda: cap.up, 25, "the camera to come back after the stall")
+        wait_for(lambda: cap.up, 25, "the camera to come back after the stall")
         seq = cap.latest(timeout=5).seq
-        _wait(lambda: (f := cap.latest(timeout=1)) is not None and f.seq > seq + 10, 10, "frames after the stall")
+        wait_for(lambda: (f := cap.latest(timeout=1)) is not None and f.seq > seq + 10, 10, "frames after the stall")
     finally:
         cap.stop()
     downs = [r for _, s, r in states if s == "down"]
