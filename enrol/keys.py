@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from edge import identity
 from edge.errors import EdgeError
-from edge.files import read_text
+from edge.files import StrPath, read_text
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 PASSPHRASE_ENV = "ENROL_PASSPHRASE"
 
@@ -22,7 +26,7 @@ def ask_passphrase(confirm: bool = False) -> bytes:
     return text.encode()
 
 
-def load_issuer_private(path):
+def load_issuer_private(path: StrPath) -> Ed25519PrivateKey:
     """The issuer's Ed25519 private key (PKCS#8 PEM, passphrase from $ENROL_PASSPHRASE or a prompt)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -43,7 +47,7 @@ def load_issuer_private(path):
     return key
 
 
-def load_issuer_public(path) -> bytes:
+def load_issuer_public(path: StrPath) -> bytes:
     """Raw issuer public key from ``issuer.pub`` (or from the private ``issuer.key``)."""
     text = read_text(path, "issuer key file")
     if "PRIVATE KEY" in text:

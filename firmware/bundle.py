@@ -20,15 +20,17 @@ import hashlib
 import json
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge.codec import b64, canonical, fmt_time, unb64
 from edge.errors import EdgeError
-from edge.files import write_atomic
+from edge.files import StrPath, write_atomic
 from edge.identity import key_id, raw_public
 
 MAGIC = b"edge-firmware/1\n"
@@ -48,7 +50,7 @@ class FirmwareError(EdgeError):
     """A bundle or key file that must not be used (the message says why)."""
 
 
-def parse_version(text) -> tuple[int, ...]:
+def parse_version(text: object) -> tuple[int, ...]:
     if not isinstance(text, str) or not VERSION_RE.match(text):
         raise FirmwareError(f"bad firmware version {text!r}: expected numbers like 1.4.2")
     return tuple(int(p) for p in text.split("."))
@@ -57,10 +59,9 @@ def parse_version(text) -> tuple[int, ...]:
 # --- vendor keys ---------------------------------------------------------------------------
 
 
-def keygen(private_path, public_path, name: str = "") -> str:
+def keygen(private_path: StrPath, public_path: StrPath, name: str = "") -> str:
     """Make a vendor signing key pair; returns its key id. Refuses to overwrite."""
-    private_path, public_path = Path(private_path), Path(public_path)
-    for p in (private_path, public_path):
+    for p in (Path(private_path), Path(public_path)):
         if p.exists():
             raise FirmwareError(f"{p} already exists: not overwriting a key")
     key = Ed25519PrivateKey.generate()
@@ -74,7 +75,7 @@ def keygen(private_path, public_path, name: str = "") -> str:
     return kid
 
 
-def _read_key(path, want_type: str) -> dict:
+def _read_key(path: StrPath, want_type: str) -> dict[str, Any]:
     try:
         d = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -86,12 +87,12 @@ def _read_key(path, want_type: str) -> dict:
     return d
 
 
-def load_private_key(path) -> Ed25519PrivateKey:
+def load_private_key(path: StrPath) -> Ed25519PrivateKey:
     d = _read_key(path, PRIVATE_TYPE)
     return Ed25519PrivateKey.from_private_bytes(unb64(d.get("private_key"), f"{path} private_key", 32))
 
 
-def load_public_key(path) -> tuple[str, bytes]:
+def load_public_key(path: StrPath) -> tuple[str, bytes]:
     d = _read_key(path, PUBLIC_TYPE)
     raw = unb64(d.get("public_key"), f"{path} public_key", 32)
     if d.get("key_id") != key_id(raw):
@@ -99,9 +100,9 @@ def load_public_key(path) -> tuple[str, bytes]:
     return key_id(raw), raw
 
 
-def trusted_keys(paths) -> dict[str, bytes]:
+def trusted_keys(paths: Iterable[StrPath]) -> dict[str, bytes]:
     """{key_id: raw public key} from key files and folders of ``*.pub`` files."""
-    out = {}
+    out: dict[str, bytes] = {}
     for p in map(Path, paths):
         for f in sorted(p.glob("*.pub")) if p.is_dir() else [p]:
             kid, raw = load_public_key(f)
@@ -114,7 +115,7 @@ def trusted_keys(paths) -> dict[str, bytes]:
 # --- build -----------------------------------------------------------------------------------
 
 
-def check_migrations(migrations) -> list:
+def check_migrations(migrations: object) -> list[dict[str, Any]]:
     if not isinstance(migrations, list):
         raise FirmwareError("migrations must be a list")
     for i, m in enumerate(migrations):
@@ -127,7 +128,8 @@ def check_migrations(migrations) -> list:
     return migrations
 
 
-def build(version: str, key: Ed25519PrivateKey, files: dict[str, bytes], migrations=(), notes: str = "",
+def build(version: str, key: Ed25519PrivateKey, files: dict[str, bytes],
+          migrations: Iterable[dict[str, Any]] = (), notes: str = "",
           created: str | None = None) -> bytes:
     """The signed bundle bytes. ``files`` maps bundle paths (wheels/…, units/…, udev/…) to contents."""
     parse_version(version)
@@ -157,15 +159,15 @@ def build(version: str, key: Ed25519PrivateKey, files: dict[str, bytes], migrati
 
 @dataclass
 class Bundle:
-    header: dict
+    header: dict[str, Any]
     files: dict[str, bytes]
 
     @property
     def version(self) -> str:
-        return self.header["version"]
+        return str(self.header["version"])  # checked by parse_version when verified
 
 
-def read(path) -> bytes:
+def read(path: StrPath) -> bytes:
     path = Path(path)
     try:
         if path.stat().st_size > MAX_BUNDLE:
@@ -203,7 +205,7 @@ def verify(data: bytes, trusted: dict[str, bytes]) -> Bundle:
     return Bundle(header, _files(header, body, start + hlen))
 
 
-def _files(header: dict, body: bytes, offset: int) -> dict[str, bytes]:
+def _files(header: dict[str, Any], body: bytes, offset: int) -> dict[str, bytes]:
     """Signed but still checked: a vendor tool bug must not write outside the version folder."""
     try:
         if header["format"] != 1:

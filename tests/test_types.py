@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 STRICT_AT_LEAST = {"edge.codec", "edge.files", "edge.identity", "edge.watchlist.receipt", "edge.watchlist.bundle",
                    "edge.watchlist.bundle_v2", "edge.alerts.messages", "edge.alerts.protocol", "edge.audit.log",
-                   "edge.audit.verify", "edge.deployment"}
+                   "edge.audit.verify", "edge.deployment", "edge.watchlist.operating", "enrol.keys", "firmware.bundle"}
 UNTYPED_THIRD_PARTY = {"dlib", "onnxruntime", "tqdm"}  # ship neither types nor stubs
 
 

@@ -23,11 +23,14 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from edge.errors import EdgeError
 
@@ -44,16 +47,18 @@ CAL_VERSION = 1
 def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) Euclidean distances between descriptors, in float64 (as the matcher ranks them)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.sqrt(np.maximum((a * a).sum(1)[:, None] - 2.0 * a @ b.T + (b * b).sum(1)[None, :], 0.0))
+    d: np.ndarray = np.sqrt(np.maximum((a * a).sum(1)[:, None] - 2.0 * a @ b.T + (b * b).sum(1)[None, :], 0.0))
+    return d
 
 
-def scores(d1, d2, rule: str) -> np.ndarray:
+def scores(d1: npt.ArrayLike, d2: npt.ArrayLike, rule: str) -> np.ndarray:
     """The decision score of searches with nearest distance ``d1`` and second-nearest entry ``d2``."""
-    d1 = np.asarray(d1, dtype=np.float64)
+    near: np.ndarray = np.asarray(d1, dtype=np.float64)
     if rule == "distance":
-        return d1
+        return near
     if rule == "ratio":
-        return d1 / np.minimum(np.asarray(d2, dtype=np.float64), RATIO_D2_CAP)
+        ratio: np.ndarray = near / np.minimum(np.asarray(d2, dtype=np.float64), RATIO_D2_CAP)
+        return ratio
     raise EdgeError(f"unknown decision rule {rule!r} (use one of: {', '.join(RULES)})")
 
 
@@ -68,10 +73,10 @@ class OperatingPoint:
     calibration: str = ""
     extrapolated: bool = False  # the list is larger than the calibration reached
 
-    def hits(self, d1, d2) -> np.ndarray:
+    def hits(self, d1: npt.ArrayLike, d2: npt.ArrayLike) -> np.ndarray:
         return (np.asarray(d1) <= self.cap) & (scores(d1, d2, self.rule) <= self.threshold)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         for k in ("threshold", "cap"):  # rounded down: never more lenient than derived
             d[k] = math.floor(float(d[k]) * 1e5) / 1e5
@@ -79,7 +84,7 @@ class OperatingPoint:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> OperatingPoint:
+    def from_json(cls, d: dict[str, Any]) -> OperatingPoint:
         return cls(rule=str(d["rule"]), threshold=float(d["threshold"]), cap=float(d.get("cap", 2.0)),
                    list_size=int(d.get("list_size", 0)), target_fpir=float(d.get("target_fpir", 0.0)),
                    expected_fpir=float(d.get("expected_fpir", 0.0)), calibration=str(d.get("calibration", "")),
@@ -172,7 +177,7 @@ class Calibration:
         f, extra = self.fpir(rule, n, best, cap)
         return best, f, extra
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"format": CAL_FORMAT, "version": CAL_VERSION, "name": self.name, "source": self.source,
                 "identities": self.identities, "sizes": self.sizes,
                 "nearest_q90": {str(k): round(v, 4) for k, v in self.nearest_q90.items()},
@@ -181,7 +186,7 @@ class Calibration:
                         for r, by in self.low.items()}}
 
     @classmethod
-    def from_json(cls, d: dict) -> Calibration:
+    def from_json(cls, d: object) -> Calibration:
         if not isinstance(d, dict) or d.get("format") != CAL_FORMAT:
             raise EdgeError("not an edge calibration file (make one with 'edge eval --calibrate')")
         if d.get("version") != CAL_VERSION:
@@ -237,8 +242,11 @@ def derive(cal: Calibration, n: int, target: float, cap: float, rule: str = DEFA
         d1, d2 = own
         m = len(d1)
         w_cal = cal.samples[min(cal.sizes, key=lambda s: abs(np.log(s) - np.log(max(n, 1))))]
-        pooled = lambda t: (w_cal * cal.fpir(rule, n, t, cap)[0]
-                            + np.count_nonzero((d1 <= cap) & (scores(d1, d2, rule) <= t))) / (w_cal + m)
+
+        def pooled(t: float) -> float:
+            return (w_cal * cal.fpir(rule, n, t, cap)[0]
+                    + np.count_nonzero((d1 <= cap) & (scores(d1, d2, rule) <= t))) / (w_cal + m)
+
         while thr > 0 and pooled(thr) > target:
             thr *= 0.995
         f = pooled(thr)
@@ -253,7 +261,7 @@ KEEP_SHARE = MAX_TARGET  # the lowest 2 % of each size's scores are kept
 
 
 def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed: int = 0,
-              reps: int = 20, sizes=CAL_SIZES) -> Calibration:
+              reps: int = 20, sizes: Sequence[int] = CAL_SIZES) -> Calibration:
     """Simulate non-mated searches: each identity's face against ``reps`` random lists of others."""
     rng = np.random.default_rng(seed)
     idents = np.unique(labels)
@@ -324,7 +332,7 @@ def own_searches(templates: np.ndarray, owners: np.ndarray, limit: int = 5000,
 # -- the box: the operating point of a list it loads -------------------------------------------------
 
 def for_list(cal: Calibration, n: int, cap: float, target: float, rule: str = DEFAULT_RULE,
-             signed: dict | None = None) -> tuple[OperatingPoint, str]:
+             signed: dict[str, Any] | None = None) -> tuple[OperatingPoint, str]:
     """(the operating point the box matches this list at, "" or the one sentence it is refused for).
 
     ``target`` is the stricter of the box's ``match.target_fpir`` and the list's signed
