@@ -68,6 +68,9 @@ FFMPEG_WORDS = (("Connection refused", "connection refused"), ("timed out", "no 
                 ("Permission denied", "permission denied"))
 
 
+NOT_VIDEO = "not a video file this box can read"  # a file FFmpeg/OpenCV gave no known reason for
+
+
 def in_words(raw: str) -> str:
     """The first known FFmpeg/OpenCV complaint in ``raw``, in words ("" if none is known)."""
     return next((words for pattern, words in FFMPEG_WORDS if pattern.lower() in raw.lower()), "")
@@ -112,7 +115,7 @@ def _probe(cap, source: str, seconds: float, said) -> tuple[bool, str, dict]:
 
     try:
         if not cap.isOpened():
-            why = in_words(said())
+            why = in_words(said()) or (NOT_VIDEO if is_file(source) and os.path.isfile(source) else "")
             return False, f"cannot open {source}" + (f": {why}" if why else ""), {}
         frames, shape, start = 0, None, time.monotonic()
         settled, counted = start + seconds / 2, []  # the rate counts the second half only: a stream

@@ -190,8 +190,10 @@ def test_doctor_says_in_words_what_is_wrong_and_lets_no_ffmpeg_line_through(tmp_
     not a video is said in words, and FFmpeg's own lines do not reach the terminal."""
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(bytes(range(256)) * 40)
+    notes = tmp_path / "notes"  # no video suffix: OpenCV says only that it cannot "capture by name"
+    notes.write_text("not a camera\n")
     code, out, cfg, state = provision(tmp_path, keys, cameras=(f"door=rtsp://127.0.0.1:{free_port()}/x",
-                                                               f"file={garbage}"))
+                                                               f"file={garbage}", f"notes={notes}"))
     assert code == 0, out
     key_file = state / "keys" / "box.key.json"
     doc = json.loads(key_file.read_text())
@@ -207,6 +209,7 @@ def test_doctor_says_in_words_what_is_wrong_and_lets_no_ffmpeg_line_through(tmp_
     assert "0123456789abcdef.pub is damaged and not trusted" in r.stdout
     assert "cannot open rtsp://" in r.stdout and ": connection refused" in r.stdout
     assert f"cannot open {garbage}: not " in r.stdout
+    assert f"cannot open {notes}: not a video file this box can read" in r.stdout
     assert "[tcp @" not in r.stderr and "WARN:" not in r.stderr and "@ 0x" not in r.stderr + r.stdout, r.stderr
     code, out = edge("trust", "list", "--config", cfg)
     assert code == 1 and "DAMAGED trusted issuer file" in out
