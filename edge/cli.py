@@ -89,7 +89,8 @@ def status(config_path, state_dir, as_json, timeout):
 def watch(box, data, count, timeout):
     """Print each alert and event from a box as it arrives (a terminal console).
 
-    BOX is ENDPOINT=KEY, e.g. tcp://127.0.0.1:5599=/var/lib/edge/keys/box.pub.json.
+    ENDPOINT=KEY: the box's alert endpoint and its public identity file, e.g.
+    tcp://127.0.0.1:5599=/var/lib/edge/keys/box.pub.json.
     """
     from edge.console.watch import watch as do_watch
 

@@ -93,6 +93,8 @@ def test_edge_watch_errors_name_what_it_takes():
     r = CliRunner().invoke(edge_cli, ["watch", "nonsense"])
     assert r.exit_code == 1 and "ENDPOINT=KEY" in r.output
     assert "--box" not in r.output  # edge watch has no --box option
+    h = CliRunner().invoke(edge_cli, ["watch", "--help"]).output
+    assert "ENDPOINT=KEY" in h and "BOX" not in h and "--box" not in h  # the help names what the usage line shows
 
 
 def test_edge_status_prints_figures_people_read():
