@@ -51,6 +51,21 @@ def test_one_visible_name_per_meaning_across_edge_and_enrol():
     assert "--output" in seen["enrol keygen"] and "--output" in seen["edge watchlist purge"]
 
 
+def test_one_meaning_per_visible_name():
+    """The converse: a name takes one kind of value everywhere (`enrol build --refs refs.csv` beside
+    `edge eval --refs 3` was one name for a file and for a count)."""
+    kinds: dict[str, set[str]] = {}
+    for group in (edge_cli, enrol_cli):
+        for _, cmd in commands(group):
+            for p in cmd.params:
+                for name in shown(cmd) & set(getattr(p, "opts", ())):
+                    kind = "flag" if getattr(p, "is_flag", False) else p.type.name
+                    kinds.setdefault(name, set()).add("path" if kind in ("file", "directory") else kind)
+    assert not {n: k for n, k in kinds.items() if len(k) > 1}
+    r = CliRunner().invoke(edge_cli, ["eval", "--help"])
+    assert "--refs-per-entry" in r.output and "--refs " not in r.output
+
+
 def test_old_names_still_work(tmp_path):
     runner = CliRunner()
     r = runner.invoke(enrol_cli, ["keygen", "--out", str(tmp_path / "k"), "--no-passphrase"])

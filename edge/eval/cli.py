@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from edge.cli_options import user_errors
+from edge.cli_options import aliased, user_errors
 from edge.errors import EdgeError
 from edge.watchlist import operating
 
@@ -25,7 +25,7 @@ from edge.watchlist import operating
               help="Random enrolled/unlisted splits to repeat the identification test over.")
 @click.option("--enrol-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
               show_default=True, help="Share of identities put on the list in each split.")
-@click.option("--refs", type=click.IntRange(1, 50), default=1, show_default=True,
+@aliased("--refs-per-entry", "refs", old=("--refs",), type=click.IntRange(1, 50), default=1, show_default=True,
               help="Reference images per listed identity.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random splits.")
 @click.option("--recommend", is_flag=True, help="Suggest a threshold meeting --max-fpir.")
