@@ -58,6 +58,7 @@ class QualityConfig:
 class EncodeConfig:
     max_per_track: int = 3  # encodes per track at most
     improve_ratio: float = 1.3  # re-encode only when the quality score beats the last by this
+    hold_s: float = 0.5  # a new track's first view that is not frontal and sharp waits this long for a better one
     backend: str = "auto"  # "auto", "dlib" or another registered encoder
     threads: int = 1  # math threads per camera process: one camera, one core
 
@@ -194,6 +195,7 @@ def _check(cfg: Config) -> None:
     need(0 < cfg.quality.max_yaw <= 1.0, "quality.max_yaw", "must be between 0 and 1")
     need(1 <= cfg.encode.max_per_track <= 10, "encode.max_per_track", "must be between 1 and 10")
     need(cfg.encode.improve_ratio >= 1.0, "encode.improve_ratio", "must be at least 1.0")
+    need(0.0 <= cfg.encode.hold_s <= 5.0, "encode.hold_s", "must be between 0 and 5")
     need(1 <= cfg.encode.threads <= 64, "encode.threads", "must be between 1 and 64")
     need(0.0 < cfg.match.threshold < 2.0, "match.threshold", "must be between 0 and 2")
     need(cfg.match.threshold <= cfg.match.threshold_floor, "match.threshold",

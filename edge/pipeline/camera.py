@@ -1,5 +1,9 @@
 """One camera, one OS process: capture -> detect -> track -> quality gate -> encode once per track.
 
+A track is encoded from its best view: a frontal, sharp view (``Quality.good``) at once; a lesser
+one (turned, blurred) is held up to ``encode.hold_s`` for a better one, and the best held is encoded
+when the hold ends or the track does; later, only a view better by ``encode.improve_ratio``.
+
 The process sends small JSON stage messages to the daemon over a bounded queue: ``encoding`` (a
 track's descriptor and live crop, memory only), ``camera`` (up/down) and ``health`` (counters, once a
 second). Matching happens in the daemon, where the watch list is. Nothing here touches the disk.
@@ -16,13 +20,14 @@ import time
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from edge.alerts import messages
 from edge.config import CameraConfig, Config
 from edge.face import api, encoder, quality
 from edge.pipeline.capture import Capture
 from edge.pipeline.detect import Strategy
-from edge.pipeline.tracker import Tracker
+from edge.pipeline.tracker import Track, Tracker
 
 
 @dataclass
@@ -39,6 +44,22 @@ class Counters:
     encode_ms: float = 0.0
     lag_ms: float = 0.0
     fps: float = 0.0
+
+
+@dataclass
+class Held:
+    """A track's view on its way to the encoder; a new track's best so far waits in ``CameraWorker.held``
+    up to ``encode.hold_s`` for a better one (memory only)."""
+
+    track: Track
+    since: float  # frame time of the first view held
+    chip: np.ndarray
+    qual: quality.Quality
+    crop: np.ndarray  # the operator's crop and context, from that view's frame
+    context: np.ndarray
+    frame_time: float
+    frame_no: int
+    box: tuple[int, int, int, int]
 
 
 class CameraWorker:
@@ -59,6 +80,7 @@ class CameraWorker:
         self._interval = 0.0
         self._last_pass: int | None = None  # Frame.seq of the last detection pass
         self.strategy = Strategy(dataclasses.asdict(det))  # where to look for faces (edge.pipeline.detect)
+        self.held: dict[int, Held] = {}  # track id -> its best view, not encoded yet
 
     # -- messages -------------------------------------------------------------------------------
     def send(self, kind: str, **fields) -> None:
@@ -134,7 +156,8 @@ class CameraWorker:
             for track in live:
                 self.tracker.settle(track, None)  # no descriptor: a pending re-join stays a track of its own
             live = []
-        chosen = []
+            self.held.clear()  # nothing is encoded outside an authorised window, later either
+        chosen: list[Held] = []
         for track in live:
             if track.encodes >= enc.max_per_track:
                 continue
@@ -145,12 +168,26 @@ class CameraWorker:
                 continue
             if track.encodes and qual.score < track.best_score * enc.improve_ratio:
                 continue
-            chosen.append((track, chip, qual))
+            held = self.held.get(track.id)
+            if held is not None and qual.score <= held.qual.score and not qual.good:
+                continue  # the view already held is better
+            view = Held(track, held.since if held else frame.time, chip, qual, api.crop(rgb, track.box).copy(),
+                        api.context(rgb, track.box), frame.time, frame.pos, track.box)
+            if not qual.good and not track.encodes and not track.pending and enc.hold_s > 0:
+                self.held[track.id] = view  # a turned or blurred first view: wait for a better one
+                continue
+            self.held.pop(track.id, None)
+            chosen.append(view)
+        for tid, held in list(self.held.items()):  # holds that ended: the best view seen is encoded
+            if frame.time - held.since >= enc.hold_s or tid not in self.tracker.tracks:
+                del self.held[tid]
+                chosen.append(held)
         if chosen:
             t1 = time.perf_counter()
-            descs = api.encode_chips([ch for _, ch, _ in chosen], enc.backend)
+            descs = api.encode_chips([v.chip for v in chosen], enc.backend)
             c.encode_ms = _ema(c.encode_ms, (time.perf_counter() - t1) * 1000 / len(chosen))
-            for (track, _, qual), desc in zip(chosen, descs, strict=True):
+            for view, desc in zip(chosen, descs, strict=True):
+                track, qual = view.track, view.qual
                 c.encodes += 1
                 if track.pending:  # a new track that may be a lost one back: the descriptor decides
                     owner = self.tracker.settle(track, desc)
@@ -162,10 +199,10 @@ class CameraWorker:
                 track.best_score = qual.score
                 track.descriptor = desc
                 self.send("encoding", track_id=f"{self.cam_id}-{self.epoch}-{track.id}",
-                          frame_time=frame.time, frame_no=frame.pos, box=list(track.box),
+                          frame_time=view.frame_time, frame_no=view.frame_no, box=list(view.box),
                           descriptor=[round(float(x), 6) for x in desc],
-                          crop_jpeg=messages.b64(api.jpeg(api.crop(rgb, track.box))),
-                          context_jpeg=messages.b64(api.jpeg(api.context(rgb, track.box), 80)),
+                          crop_jpeg=messages.b64(api.jpeg(view.crop)),
+                          context_jpeg=messages.b64(api.jpeg(view.context, 80)),
                           quality=round(qual.score, 4), encode_no=track.encodes)
         c.lag_ms = _ema(c.lag_ms, (time.time() - frame.time) * 1000)
 
