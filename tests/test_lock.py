@@ -42,3 +42,11 @@ def test_every_dependency_of_the_project_is_locked_with_hashes():
         assert name in pins, f"{name} is a dependency of edge-lfr but not in requirements.lock"
     blocks = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n\n", 1)[1])
     assert all("--hash=sha256:" in b for b in blocks if PIN.match(b)), "a locked package has no hash"
+
+
+def test_nothing_is_installed_that_the_lock_does_not_name():
+    """Exactly the locked set: a package pip-installed by hand (or pulled in by an unlocked requirement)
+    would ship in a firmware bundle's environment untested."""
+    pins = {**locked("requirements.lock"), **locked("requirements-nodeps.lock")}
+    installed = {d.metadata["Name"].lower().replace("_", "-") for d in metadata.distributions()}
+    assert installed - set(pins) <= {"edge-lfr", "pip", "setuptools", "wheel"}, installed - set(pins)
