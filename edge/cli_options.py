@@ -11,7 +11,7 @@ One name per meaning:
 | a folder the command writes into | ``-o/--output DIR`` | ``--out`` |
 | the box's config / state dir | ``--config``, ``--state-dir`` | |
 | a box to connect to (consoles) | ``--box ENDPOINT=KEY`` | |
-| reference images per listed identity (``edge eval``) | ``--refs-per-entry K`` | ``--refs`` (``enrol build --refs`` is the CSV) |
+| reference images per listed identity (``edge eval``) | ``--refs-per-entry K`` | ``--refs`` (enrol: the CSV) |
 """
 
 from __future__ import annotations
