@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,22 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -
 
 def read_text(path: str | os.PathLike[str], what: str = "file", max_bytes: int | None = MAX_SMALL_FILE,
               encoding: str = "utf-8") -> str:
-    """A small text file a user named, or one EdgeError sentence saying why it cannot be read."""
+    """A small text file a user named, or one EdgeError sentence saying why it cannot be read. It must be a
+    regular file (a FIFO would block, a device never end), and no more than ``max_bytes`` of it is read."""
     path = Path(path)
+    too_large = f"{path} is too large to be a {what}"
     try:
-        if max_bytes is not None and path.stat().st_size > max_bytes:
-            raise EdgeError(f"{path} is too large to be a {what}")
-        return path.read_text(encoding=encoding)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens at once, to be refused
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise EdgeError(f"{path} is not a regular file: give the {what} itself")
+            if max_bytes is not None and st.st_size > max_bytes:
+                raise EdgeError(too_large)
+            data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+        if max_bytes is not None and len(data) > max_bytes:  # it grew since
+            raise EdgeError(too_large)
+        return data.decode(encoding)
     except OSError as exc:
         raise EdgeError(f"cannot read {what} {path}: {exc.strerror}") from None
     except UnicodeDecodeError:

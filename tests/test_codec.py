@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge import codec, deployment, identity
 from edge.errors import EdgeError
-from edge.files import read_json, write_atomic
+from edge.files import read_json, read_text, write_atomic
 from edge.watchlist import bundle, receipt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +106,36 @@ def test_files_write_whole_and_read_bounded(tmp_path):
         read_json(p, "doc")
     with pytest.raises(EdgeError, match="cannot write"):
         write_atomic(tmp_path / "no" / "such" / "dir", b"")
+
+
+@pytest.mark.parametrize("kind, call, said", [
+    ("fifo", "read_text(P, 'key file', 4096)", "EdgeError P is not a regular file: give the key file itself"),
+    ("device", "read_text(P, 'key file', 4096)", "EdgeError P is not a regular file: give the key file itself"),
+    ("fifo", "keys.parse_box('tcp://127.0.0.1:1=' + P)", "EdgeError --box 'tcp://127.0.0.1:1=P': P is not a "
+                                                          "regular file: give the box identity itself"),
+])
+def test_a_bounded_read_is_bounded_whatever_the_path_names(tmp_path, kind, call, said):
+    """read_text trusted the size stat() gives: a FIFO (size 0) blocked for ever and /dev/zero (size 0) was
+    read until memory ran out (`edge trust add-issuer /dev/zero`, `edge console --box ...=/dev/zero`). A file a
+    user names must be a regular file, and at most ``max_bytes`` of it is read."""
+    import resource
+    import subprocess
+    import sys
+
+    path = tmp_path / "key.fifo" if kind == "fifo" else Path("/dev/zero")
+    if kind == "fifo":
+        os.mkfifo(path)
+    code = (f"from edge.console import keys\nfrom edge.files import read_text\nP = {str(path)!r}\ntry:\n"
+            f"    {call}\nexcept Exception as e:\n    print(type(e).__name__, e)")
+    limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # noqa: E731  (old code: no OOM)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, preexec_fn=limit,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.stdout.strip() == said.replace("P", str(path)), r.stdout + r.stderr
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 5000)
+    with pytest.raises(EdgeError, match="too large to be a key file"):
+        read_text(big, "key file", 4096)
+    assert read_text(big, "key file", 5000) == "x" * 5000
 
 
 def test_each_primitive_has_one_home():

@@ -63,11 +63,11 @@ def parse_box(spec: str, what: str = "--box") -> tuple[str, bytes]:
     if not sep or not endpoint.startswith(("tcp://", "ipc://")):
         raise EdgeError(f"{what} {spec!r}: expected ENDPOINT=KEY, e.g. tcp://10.0.0.5:5599=box.pub.json")
     path = Path(key).expanduser()
-    if len(key) != 40 or path.exists():
+    if len(key) != 40 or path.exists():  # a box.pub.json (from `edge provision`), else the z85 key itself
         try:
-            key = json.loads(path.read_text())["curve_public"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise EdgeError(f"{what} {spec!r}: {key} is neither a z85 key nor a readable box.pub.json") from None
+            key = identity.load_box_public(path).get("curve_public")
+        except EdgeError as exc:
+            raise EdgeError(f"{what} {spec!r}: {exc}") from None
     return endpoint, identity._z85_key(key, f"{what} {endpoint} key")
 
 
