@@ -65,7 +65,7 @@ def parse_box(spec: str, what: str = "--box") -> tuple[str, bytes]:
     path = Path(key).expanduser()
     if len(key) != 40 or path.exists():  # a box.pub.json (from `edge provision`), else the z85 key itself
         try:
-            key = identity.load_box_public(path).get("curve_public")
+            key = str(identity.load_box_public(path).get("curve_public", ""))
         except EdgeError as exc:
             raise EdgeError(f"{what} {spec!r}: {exc}") from None
     return endpoint, identity._z85_key(key, f"{what} {endpoint} key")
