@@ -19,6 +19,7 @@ from edge import codec, files
 from edge.errors import EdgeError
 
 BUNDLES = "bundles.jsonl"
+MAX_READ = 256 << 20  # a register or a box report: years of lists and alerts, far smaller
 
 
 def append(folder: Path, line: dict) -> Path:
@@ -47,10 +48,7 @@ def entry(header: dict, box: dict, images: dict[str, list[dict]], output, bundle
 
 
 def read(path) -> list[dict]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EdgeError(f"cannot read the register {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    lines = files.read_text(path, "register", MAX_READ).splitlines()
     out = []
     for n, ln in enumerate(lines, start=1):
         if not ln.strip():
@@ -66,11 +64,10 @@ def read(path) -> list[dict]:
 
 
 def read_report(path) -> dict:
+    text = files.read_text(path, "box report", MAX_READ)
     try:
-        rep = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EdgeError(f"cannot read the box report {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    except ValueError:
+        rep = json.loads(text)
+    except (ValueError, RecursionError):
         raise EdgeError(f"{path} is not JSON: make it with `edge audit report --format json`") from None
     if not isinstance(rep, dict) or rep.get("type") != "edge-oversight-report" or rep.get("v", 0) < 2:
         raise EdgeError(f"{path} is not an oversight report of version 2 or later (`edge audit report --format json`)")

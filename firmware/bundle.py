@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from edge.codec import b64, canonical, fmt_time, unb64
 from edge.errors import EdgeError
-from edge.files import StrPath, write_atomic
-from edge.identity import key_id, raw_public
+from edge.files import StrPath, read_text, write_atomic
+from edge.identity import MAX_KEY_FILE, key_id, raw_public
 
 MAGIC = b"edge-firmware/1\n"
 SIG_LEN = 64
@@ -77,10 +77,10 @@ def keygen(private_path: StrPath, public_path: StrPath, name: str = "") -> str:
 
 def _read_key(path: StrPath, want_type: str) -> dict[str, Any]:
     try:
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FirmwareError(f"cannot read key file {path}: {exc.strerror}") from None
-    except ValueError:
+        d = json.loads(read_text(path, "key file", MAX_KEY_FILE))
+    except EdgeError as exc:
+        raise FirmwareError(str(exc)) from None
+    except (ValueError, RecursionError):
         raise FirmwareError(f"{path} is not a vendor key file") from None
     if not isinstance(d, dict) or d.get("type") != want_type:
         raise FirmwareError(f"{path} is not a vendor key file (expected type {want_type!r})")

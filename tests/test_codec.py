@@ -113,6 +113,10 @@ def test_files_write_whole_and_read_bounded(tmp_path):
     ("device", "read_text(P, 'key file', 4096)", "EdgeError P is not a regular file: give the key file itself"),
     ("fifo", "keys.parse_box('tcp://127.0.0.1:1=' + P)", "EdgeError --box 'tcp://127.0.0.1:1=P': P is not a "
                                                           "regular file: give the box identity itself"),
+    ("fifo", "verify.load_witnesses(P)", "EdgeError P is not a regular file: give the witness file itself"),
+    ("fifo", "register.read(P)", "EdgeError P is not a regular file: give the register itself"),
+    ("fifo", "register.read_report(P)", "EdgeError P is not a regular file: give the box report itself"),
+    ("fifo", "fw.load_public_key(P)", "FirmwareError P is not a regular file: give the key file itself"),
 ])
 def test_a_bounded_read_is_bounded_whatever_the_path_names(tmp_path, kind, call, said):
     """read_text trusted the size stat() gives: a FIFO (size 0) blocked for ever and /dev/zero (size 0) was
@@ -125,7 +129,8 @@ def test_a_bounded_read_is_bounded_whatever_the_path_names(tmp_path, kind, call,
     path = tmp_path / "key.fifo" if kind == "fifo" else Path("/dev/zero")
     if kind == "fifo":
         os.mkfifo(path)
-    code = (f"from edge.console import keys\nfrom edge.files import read_text\nP = {str(path)!r}\ntry:\n"
+    code = ("from edge.audit import verify\nfrom edge.console import keys\nfrom edge.files import read_text\n"
+            f"from enrol import register\nfrom firmware import bundle as fw\nP = {str(path)!r}\ntry:\n"
             f"    {call}\nexcept Exception as e:\n    print(type(e).__name__, e)")
     limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # noqa: E731  (old code: no OOM)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, preexec_fn=limit,

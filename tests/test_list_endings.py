@@ -86,7 +86,7 @@ def test_reconcile_says_in_one_sentence_when_a_file_is_not_a_register_or_report(
     for args, says in ((["reg.jsonl", "junk.json"], "is not an oversight report of version 2"),
                        (["reg.jsonl", "old.json"], "is not an oversight report of version 2"),
                        (["junk.json", "old.json"], "is not a bundle register entry"),
-                       (["nothing.jsonl", "old.json"], "cannot read the register")):
+                       (["nothing.jsonl", "old.json"], "cannot read register")):
         r = CliRunner().invoke(cli, ["reconcile", *[str(tmp_path / a) for a in args]])
         assert r.exit_code != 0 and says in r.output and "Traceback" not in r.output, r.output
     rep = {"type": "edge-oversight-report", "v": 2, "box_id": "box-a", "watchlists": [], "refused": []}

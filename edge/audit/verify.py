@@ -20,7 +20,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge import codec
+from edge import codec, files
 from edge.audit.log import (
     ANCHOR_NAME,
     GENESIS,
@@ -308,13 +308,12 @@ WITNESS_TYPE = "edge-audit-witness"
 
 def load_witnesses(path: StrPath) -> list[Record]:
     """A witness file (``edge console witness``) -> its entries; EdgeError in one sentence if it is not one."""
+    text = files.read_text(path, "witness file")
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = json.loads(text)
         if not isinstance(doc, dict) or doc.get("type") != WITNESS_TYPE or not isinstance(doc.get("witnesses"), list):
             raise ValueError
-    except OSError as exc:
-        raise EdgeError(f"cannot read witness file {path}: {exc.strerror}") from None
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         raise EdgeError(f"{path} is not a witness file (from 'edge console witness')") from None
     return [w for w in doc["witnesses"] if isinstance(w, dict)]
 
