@@ -10,24 +10,15 @@ as soon as they are matched.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import multiprocessing as mp
-import os
 import queue
-import signal
-import sqlite3
 import time
 from multiprocessing.queues import Queue
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge import identity, sdnotify
 from edge.alerts import messages
 from edge.alerts.publisher import Channel
-from edge.alerts.retention import Policy, sweep
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.pipeline import cards, live
@@ -36,32 +27,29 @@ from edge.pipeline.control import ControlServer
 from edge.pipeline.duties import Duties
 from edge.pipeline.fusion import TrackFusion
 from edge.pipeline.health import Latency, camera_line
+from edge.pipeline.lifecycle import Lifecycle
 from edge.pipeline.supervisor import CameraProcess
-from edge.watchlist import operating
 from edge.watchlist.base import Matcher
-
-if TYPE_CHECKING:
-    from edge.watchlist.service import WatchlistService
 
 log = logging.getLogger("edge")
 MATCH_BATCH = 64  # stage messages taken off the queue at once; their descriptors are matched together
 EXPIRY_WARNING_S = 24 * 3600.0  # a watchlist_expiring event this long before the list expires
 
 
-class Daemon:
+class Daemon(Lifecycle):
+    """The running box: stage messages in, matches, encounters and alerts out (its start and stop, and
+    their order: edge/pipeline/lifecycle.py)."""
+
     def __init__(self, cfg: Config):
+        super().__init__()
         self.cfg = cfg
         self.box_id = cfg.box_id
         self.matcher = Matcher(cfg.match.threshold)
-        self.watchlist: WatchlistService | None = None  # signed lists, expiry, USB pick-up, purge receipts
         self.duties = Duties(cfg, publish=self.publish)  # audit log, deployment windows, face counts
         self.duties.gate.record = self.record  # a deployment's end reaches the watch-list service (record())
-        self.publisher: Channel | None = None  # opened in start(): needs the box's keys
         self.control = ControlServer(cfg.control_endpoint)
         self.commands = self.control.commands
-        self.ctx = mp.get_context("spawn")
-        self.queue: Queue[str] | None = None  # what the camera processes send (start_cameras)
-        self.cameras: dict[str, CameraProcess] = {}
+        self.commands.update(status=self.status_command, adjudications=self.adjudications_command)
         self.latency = Latency()
         # "alerts": encounters opened (each one alert to decide); "sightings": every alert message published
         self.counts = live.Counts()
@@ -69,192 +57,8 @@ class Daemon:
         self.policy = EncounterPolicy(cfg.alerts.encounter_gap_s)  # which hits become alerts
         self.fusion = TrackFusion()  # a track's views matched as one mean descriptor (memory only)
         self._expiry_warned = ""
-        self._stopping = False
-        self._stops = contextlib.ExitStack()  # the stops of what start() started, last started first
         self._started = time.time()
         self._last_health_log = time.monotonic()
-
-    # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start each part and register its stop at once (an ExitStack): a start that fails half way
-        stops what had started, in reverse, and records the run's stop; :meth:`stop` runs the same
-        stops. Inputs start last, so they stop first (cameras, control, the watch-list service, the
-        channel's thread); the books close last: final records, then the signed ``service_stop``."""
-        self.prepare_state_dir()
-        operating.load_calibration(self.cfg.match.calibration or None)  # a bad file: one sentence, before anything runs
-        with contextlib.ExitStack() as stops:
-            stops.callback(self.forget)  # the very last: the list in memory wiped, track views dropped
-            # service_start is the run's first record: what a restart records (reloads, refusals) is not
-            # mistaken for the last records of a run that died (downtime in the report)
-            keep = self.retention()  # the stricter of the config and the stored list's signed period
-            self.duties.start(first=("service_start", {"cameras": [c.id for c in self.cfg.cameras],
-                                                       "config": self.cfg.path, "retention_days": keep.days,
-                                                       "retention_source": keep.source}))
-            stops.push(lambda _type, exc, _tb: self.close_books(exc))
-            stops.callback(self.open_channel().stop_serving)
-            self.duties.witness()  # the consoles hear the newest checkpoint at once (a witness of the log's head)
-            self.load_initial_watchlist()
-            service = self.start_watchlist_service()
-            stops.callback(service.stop)
-            self.commands.update(service.commands())
-            self.end_lists_of_ended_deployments()
-            self.commands.update(status=self.status_command, adjudications=self.adjudications_command)
-            self.control.start()
-            stops.callback(self.control.stop)
-            stops.callback(self.stop_cameras)  # before they start: a camera that fails to start stops the others
-            self.start_cameras()
-            self._stops = stops.pop_all()
-        log.info("edge daemon %s started: %d camera(s), watch list %s", self.box_id, len(self.cameras),
-                 f"{len(self.matcher.current)} entries" if self.matcher.current else "none")
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._stops.close()
-        log.info("edge daemon stopped")
-
-    def stop_cameras(self) -> None:
-        """The cameras stop first; what they had sent is matched (alerts still recorded and published)."""
-        self._stopping = True
-        for cam in self.cameras.values():
-            cam.stop_event.set()  # all at once, then wait for each
-        for cam in self.cameras.values():
-            cam.stop()
-        if self.queue is not None:
-            self.drain()
-
-    def close_books(self, exc: BaseException | None = None) -> None:
-        """After every input has stopped: the open encounters end, the last face counts and deployment
-        ends are recorded, then ``service_stop`` (signed at once by its checkpoint) is the run's last
-        record; the outbox closes after it. ``exc``: why the start failed, when it did."""
-        for enc in self.policy.end_all():
-            self.end_encounter(enc, "service_stop")
-        self.duties.stop(self.cameras)
-        if exc is None:
-            self.record("service_stop", reason="stopped")
-        else:
-            why = str(exc) if isinstance(exc, EdgeError) else type(exc).__name__
-            self.record("service_stop", reason=f"start failed: {why}")
-        if self.duties.log is not None:
-            self.duties.log.close()
-        if self.publisher is not None:
-            self.publisher.stop()
-
-    def forget(self) -> None:
-        old = self.matcher.swap(None)
-        if old is not None:
-            old.wipe()
-        self.fusion.clear()
-
-    def run(self, duration: float | None = None) -> None:
-        stop_now = []
-        handler = lambda *_: stop_now.append(True)
-        old_term = signal.signal(signal.SIGTERM, handler)
-        old_int = signal.signal(signal.SIGINT, handler)
-        try:
-            self.start()
-            sdnotify.ready(f"{len(self.cameras)} camera(s)")
-            interval, fed = sdnotify.watchdog_interval(), 0.0
-            deadline = time.monotonic() + duration if duration else None
-            try:
-                while not stop_now and (deadline is None or time.monotonic() < deadline):
-                    self.step()
-                    if interval and time.monotonic() - fed >= interval:
-                        sdnotify.watchdog()
-                        fed = time.monotonic()
-            finally:
-                sdnotify.stopping()
-                self.stop()
-        finally:
-            signal.signal(signal.SIGTERM, old_term)
-            signal.signal(signal.SIGINT, old_int)
-
-    # -- start-up steps -------------------------------------------------------------------------
-    def prepare_state_dir(self) -> None:
-        path = Path(self.cfg.state_dir)
-        try:
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            probe = path / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise EdgeError(f"the state dir {path} is not writable: {exc.strerror}") from None
-
-    def load_initial_watchlist(self) -> None:
-        if self.cfg.watchlist.folder:
-            from edge.watchlist.folder import load_folder
-
-            wl = load_folder(self.cfg.watchlist.folder, self.cfg.encode.backend)
-            m = self.cfg.match
-            wl.operating, _ = operating.for_list(operating.load_calibration(m.calibration or None), len(wl),
-                                                 m.threshold, m.target_fpir, m.rule)
-            self.matcher.swap(wl)
-            self.record("watchlist_loaded", issuer=wl.issuer, list_id=wl.list_id, entries=len(wl), arrived="folder",
-                        file=str(self.cfg.watchlist.folder), refs=[e.ref for e in wl.entries],
-                        categories=sorted({e.category for e in wl.entries}))
-            self.publish(messages.event(box_id=self.box_id, event="watchlist_loaded", list_id=wl.list_id,
-                                        entries=len(wl), issuer=wl.issuer))
-
-    def start_watchlist_service(self) -> WatchlistService:
-        """Signed watch lists: reload the stored bundle, expiry and USB watcher, control commands."""
-        from edge.watchlist.service import WatchlistService
-
-        service = WatchlistService(self.cfg, identity.load(self.cfg.state_dir), self.matcher, self.publish,
-                                   self.record)
-        self.watchlist = service
-        service.start()
-        return service
-
-    def end_lists_of_ended_deployments(self) -> None:
-        """A list whose deployment window closed while the box was off ends now, with its receipt."""
-        from datetime import UTC, datetime
-
-        from edge import deployment
-
-        service = self.watchlist
-        h = service.header if service else None
-        if service is None or h is None:
-            return
-        deps = [d for d in deployment.stored(self.cfg.state_dir) if d.deployment_id == h["deployment"]]
-        if deps and all(datetime.now(UTC) >= d.end for d in deps):
-            service.deployment_ended(h["deployment"])
-
-    def retention(self) -> Policy:
-        """How long alerts are kept now (edge/alerts/retention.py): the stricter of the config and the signed
-        period of the list in force; before the watch-list service runs, of the list stored on the box."""
-        from edge.watchlist.service import stored_header
-
-        header = self.watchlist.header if self.watchlist else stored_header(self.cfg.state_dir)
-        return Policy.of(self.cfg.alerts.retention_days, header)
-
-    def open_channel(self) -> Channel:
-        """The CURVE-authenticated, durable alert channel (edge/alerts/publisher.py)."""
-        try:
-            ident = identity.create(self.cfg.state_dir, self.box_id)  # keys are made once, never replaced here
-            channel = Channel(self.cfg.alerts.endpoint, self.cfg.state_dir, ident.curve_public,
-                              ident.curve_secret, self.box_id,
-                              on_adjudication=self.on_adjudication, record=self.record,
-                              prune=lambda: sweep(self.cfg.state_dir, self.retention().days, record=self.record),
-                              status=lambda: {"cameras": self.camera_states(), "accuracy": self.accuracy(),
-                                              "matching": self.matching_status()})
-            channel.start()
-        except (OSError, sqlite3.Error) as exc:
-            why = getattr(exc, "strerror", None) or str(exc)
-            raise EdgeError(f"the state dir {self.cfg.state_dir} is not writable: {why}") from None
-        self.publisher = channel
-        return channel
-
-    def start_cameras(self) -> None:
-        threads = str(self.cfg.encode.threads)
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, threads)  # one camera process, one core
-        self.queue = self.ctx.Queue(maxsize=512)
-        for cam in self.cfg.cameras:
-            if cam.enabled:
-                allowed = self.ctx.Event()  # set by self.duties while a deployment window is open
-                if self.duties.allows(cam.id):
-                    allowed.set()
-                self.cameras[cam.id] = CameraProcess(self.ctx, cam, self.cfg, self.queue, allowed)
-                self.cameras[cam.id].start()
 
     # -- the main loop ----------------------------------------------------------------------------
     def step(self) -> None:
@@ -485,6 +289,10 @@ class Daemon:
         return {"on": not why, "why": why, "list_id": wl.list_id if wl else "", "entries": len(wl) if wl else 0,
                 "not_after": wl.not_after.isoformat() if wl is not None and wl.not_after else None,
                 "not_authorised": [c for c in self.cameras if c not in allowed]}
+
+    def hello(self) -> dict:
+        """What the channel tells each console that connects (its hello ``status``, docs/alerts.md)."""
+        return {"cameras": self.camera_states(), "accuracy": self.accuracy(), "matching": self.matching_status()}
 
     def camera_states(self) -> dict[str, str]:
         """What the console's health bar shows per camera, including "not authorised" (no matching)."""
