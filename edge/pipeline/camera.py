@@ -29,6 +29,8 @@ from edge.pipeline.capture import Capture
 from edge.pipeline.detect import Strategy
 from edge.pipeline.tracker import Track, Tracker
 
+REJUDGE_S = 0.2  # an encoded track's view is judged again (for a better one to encode) at most this often
+
 
 @dataclass
 class Counters:
@@ -146,8 +148,7 @@ class CameraWorker:
             return  # between detections the tracks simply carry on
         self._last_pass = frame.seq  # by frames of the stream, not frames processed: after dropped frames, at once
         t0 = time.perf_counter()
-        rgb = api.to_rgb(frame.image)
-        boxes = self.strategy.detect(rgb, self.tracker.lookouts(frame.time), frame.seq)
+        boxes = self.strategy.detect(_grey(frame.image), self.tracker.lookouts(frame.time), frame.seq)
         c.detect_ms = _ema(c.detect_ms, (time.perf_counter() - t0) * 1000)
         c.faces += len(boxes)
         live = self.tracker.update(boxes, frame.time)
@@ -159,9 +160,10 @@ class CameraWorker:
             self.held.clear()  # nothing is encoded outside an authorised window, later either
         chosen: list[Held] = []
         for track in live:
-            if track.encodes >= enc.max_per_track:
+            if track.encodes >= enc.max_per_track or track.encodes and frame.time - track.judged < REJUDGE_S:
                 continue
-            chip, qual = quality.gate(rgb, track.box, q.min_face_px, q.min_sharpness, q.max_yaw)
+            track.judged = frame.time
+            chip, qual = quality.gate(*_around(frame.image, track.box), q.min_face_px, q.min_sharpness, q.max_yaw)
             if not qual.ok:
                 setattr(c, f"rejected_{qual.reason}", getattr(c, f"rejected_{qual.reason}") + 1)
                 self.tracker.settle(track, None)
@@ -183,6 +185,7 @@ class CameraWorker:
                 del self.held[tid]
                 chosen.append(held)
         if chosen:
+            rgb = api.to_rgb(frame.image)  # the alert's crop and context: for the few faces encoded
             t1 = time.perf_counter()
             descs = api.encode_chips([v.chip for v in chosen], enc.backend)
             c.encode_ms = _ema(c.encode_ms, (time.perf_counter() - t1) * 1000 / len(chosen))
@@ -206,6 +209,24 @@ class CameraWorker:
                           quality=round(qual.score, 4), encode_no=track.encodes)
         c.lag_ms = _ema(c.lag_ms, (time.time() - frame.time) * 1000)
 
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    """The frame as decoded (BGR, BGRA or grey) -> grey, what detection scans."""
+    if image.ndim == 2:
+        return image
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+
+
+def _around(image: np.ndarray, box: api.Box, margin: float = 1.0) -> tuple[np.ndarray, api.Box]:
+    """(RGB of the region ``margin`` face heights around ``box``, the box in it): what the landmark
+    model and the aligned chip read, without converting the whole frame."""
+    top, right, bottom, left = box
+    h, w = image.shape[:2]
+    m = int((bottom - top) * margin) + 2
+    y0, x0 = max(0, top - m), max(0, left - m)
+    region = api.to_rgb(np.ascontiguousarray(image[y0:min(h, bottom + m), x0:min(w, right + m)]))
+    return region, (top - y0, right - x0, bottom - y0, left - x0)
 
 
 def _ema(old: float, new: float, k: float = 0.1) -> float:

@@ -113,10 +113,12 @@ class Strategy:
         frame = self.passes * det["every_n_frames"] if frame is None else frame
         self.scanned_px = 0
         boxes = self.around_tracks(grey, tracks, [])
-        if self.motion is not None and self.due("motion", frame, det["motion_every"]):
+        moved = self.motion is not None and self.due("motion", frame, det["motion_every"])
+        if moved:
             regions = self.motion.regions(grey, [t.box for t in tracks] + boxes)
             boxes += self.in_regions(grey, regions)
-        if self.due("full", frame, det["full_every"]) or not tracks:
+        # the whole frame on a pass without the motion scan (unless twice overdue): the cost spread
+        if self.due("full", frame, det["full_every"] * (2 if moved else 1)) or not tracks:
             self.full_passes += 1
             fine = self.due("fine", frame, det["full_every"] * det["fine_every"])
             boxes += api.detect(grey, det["max_width"], det["upsample"] if fine else 0)

@@ -104,6 +104,7 @@ class Track:
     missed: int = 0  # passes without one since the last
     encodes: int = 0
     best_score: float = 0.0
+    judged: float = float("-inf")  # when the camera last judged its view (quality gate)
     descriptor: np.ndarray | None = None  # memory only, dropped with the track
     updated: bool = True  # had a detection in the latest pass
     motion: list[Kalman1D] = field(default_factory=list)  # centre x, centre y, height
