@@ -163,7 +163,8 @@ class CameraWorker:
             if track.encodes >= enc.max_per_track or track.encodes and frame.time - track.judged < REJUDGE_S:
                 continue
             track.judged = frame.time
-            chip, qual = quality.gate(*_around(frame.image, track.box), q.min_face_px, q.min_sharpness, q.max_yaw)
+            rgb, box = _around(frame.image, track.box)  # the face and its context, in RGB; box in that region
+            chip, qual = quality.gate(rgb, box, q.min_face_px, q.min_sharpness, q.max_yaw)
             if not qual.ok:
                 setattr(c, f"rejected_{qual.reason}", getattr(c, f"rejected_{qual.reason}") + 1)
                 self.tracker.settle(track, None)
@@ -173,8 +174,8 @@ class CameraWorker:
             held = self.held.get(track.id)
             if held is not None and qual.score <= held.qual.score and not qual.good:
                 continue  # the view already held is better
-            view = Held(track, held.since if held else frame.time, chip, qual, api.crop(rgb, track.box).copy(),
-                        api.context(rgb, track.box), frame.time, frame.pos, track.box)
+            view = Held(track, held.since if held else frame.time, chip, qual, api.crop(rgb, box).copy(),
+                        api.context(rgb, box), frame.time, frame.pos, track.box)
             if not qual.good and not track.encodes and not track.pending and enc.hold_s > 0:
                 self.held[track.id] = view  # a turned or blurred first view: wait for a better one
                 continue
@@ -185,7 +186,6 @@ class CameraWorker:
                 del self.held[tid]
                 chosen.append(held)
         if chosen:
-            rgb = api.to_rgb(frame.image)  # the alert's crop and context: for the few faces encoded
             t1 = time.perf_counter()
             descs = api.encode_chips([v.chip for v in chosen], enc.backend)
             c.encode_ms = _ema(c.encode_ms, (time.perf_counter() - t1) * 1000 / len(chosen))
@@ -218,12 +218,13 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
 
 
-def _around(image: np.ndarray, box: api.Box, margin: float = 1.0) -> tuple[np.ndarray, api.Box]:
-    """(RGB of the region ``margin`` face heights around ``box``, the box in it): what the landmark
-    model and the aligned chip read, without converting the whole frame."""
+def _around(image: np.ndarray, box: api.Box, margin: float = 2.0) -> tuple[np.ndarray, api.Box]:
+    """(RGB of the region ``margin`` face sizes around ``box``, the box in it): what the landmark
+    model, the aligned chip, the crop and the context view (``api.context``: 2 face sizes) read,
+    without converting the whole frame."""
     top, right, bottom, left = box
     h, w = image.shape[:2]
-    m = int((bottom - top) * margin) + 2
+    m = int(max(bottom - top, right - left) * margin) + 2
     y0, x0 = max(0, top - m), max(0, left - m)
     region = api.to_rgb(np.ascontiguousarray(image[y0:min(h, bottom + m), x0:min(w, right + m)]))
     return region, (top - y0, right - x0, bottom - y0, left - x0)

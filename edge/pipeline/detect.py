@@ -114,7 +114,7 @@ class Strategy:
         self.scanned_px = 0
         boxes = self.around_tracks(grey, tracks, [])
         moved = self.motion is not None and self.due("motion", frame, det["motion_every"])
-        if moved:
+        if moved and self.motion is not None:
             regions = self.motion.regions(grey, [t.box for t in tracks] + boxes)
             boxes += self.in_regions(grey, regions)
         # the whole frame on a pass without the motion scan (unless twice overdue): the cost spread
