@@ -143,12 +143,10 @@ def _probe(cap, source: str, seconds: float, said) -> tuple[bool, str, dict]:
 
 def face_check(cfg, width: int, height: int) -> tuple[bool, str]:
     """Can the detection settings see faces of ``quality.min_face_px`` in frames of this size?"""
-    from dataclasses import asdict
-
     from edge.pipeline.detect import smallest_face
 
     want = cfg.quality.min_face_px
-    got = smallest_face(asdict(cfg.detect), width)
+    got = smallest_face(cfg.detect, width)
     at = f"at {width}x{height}"
     if got <= want:
         return True, f"{at} detection finds faces from {got} px (quality.min_face_px = {want})"

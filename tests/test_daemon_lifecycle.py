@@ -228,3 +228,20 @@ def test_the_camera_worker_reads_its_settings_as_attributes():
     finally:
         cap.release()
     assert worker.cam_id == "cam-a" and worker.counters.faces > 0 and worker.counters.encodes >= 1
+
+
+def test_the_detection_strategy_reads_the_typed_detect_settings():
+    """The camera's detection strategy and `edge doctor`'s smallest-face figure take DetectConfig itself."""
+    import cv2
+
+    from edge.pipeline.detect import Strategy, smallest_face
+
+    det = config.parse('box_id = "t"\n[[cameras]]\nid = "cam-a"\nsource = "clip.mp4"\n').detect
+    assert smallest_face(det, 1920) == det.min_face_px  # motion scans find the configured size
+    cap = cv2.VideoCapture(str(HAMILTON))
+    try:
+        ok, img = cap.read()
+    finally:
+        cap.release()
+    assert ok
+    assert Strategy(det).detect(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), [], 1)  # the clip opens on a face

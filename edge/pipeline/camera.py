@@ -12,7 +12,6 @@ Models are loaded in this process, after it has started, never at import time.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import queue
@@ -81,7 +80,7 @@ class CameraWorker:
         self._last_t: float | None = None
         self._interval = 0.0
         self._last_pass: int | None = None  # Frame.seq of the last detection pass
-        self.strategy = Strategy(dataclasses.asdict(det))  # where to look for faces (edge.pipeline.detect)
+        self.strategy = Strategy(det)  # where to look for faces in each frame (edge.pipeline.detect)
         self.held: dict[int, Held] = {}  # track id -> its best view, not encoded yet
 
     # -- messages -------------------------------------------------------------------------------

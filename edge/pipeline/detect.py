@@ -24,6 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edge.config import DetectConfig
 from edge.face import api
 from edge.pipeline.tracker import iou
 
@@ -34,16 +35,16 @@ MIN_REGION_SCALE = 0.5  # the coarsest scale a moving region is scanned at (unle
 WARM_UP = 3  # passes before the background model's verdicts are used
 
 
-def fine_scale(det: dict) -> float:
+def fine_scale(det: DetectConfig) -> float:
     """The scale at which a ``detect.min_face_px`` face is ``HOG_FACE_PX`` high."""
-    return HOG_FACE_PX / det["min_face_px"]
+    return HOG_FACE_PX / det.min_face_px
 
 
-def smallest_face(det: dict, width: int) -> int:
+def smallest_face(det: DetectConfig, width: int) -> int:
     """The smallest face height (frame px) the settings ``det`` find in a frame ``width`` px wide."""
-    scale = min(1.0, det["max_width"] / width) * 2 ** det["upsample"]
+    scale = min(1.0, det.max_width / width) * 2 ** det.upsample
     whole = HOG_FACE_PX / scale  # by the whole-frame scans
-    return int(round(min(whole, det["min_face_px"]) if det["motion"] else whole))
+    return int(round(min(whole, det.min_face_px) if det.motion else whole))
 
 
 class Motion:
@@ -81,11 +82,11 @@ class Motion:
 
 
 class Strategy:
-    def __init__(self, det: dict):
+    def __init__(self, det: DetectConfig):
         self.det = det
         self.passes = 0  # detection passes so far
         self.full_passes = 0  # of which whole-frame scans
-        self.motion = Motion() if det["motion"] else None
+        self.motion = Motion() if det.motion else None
         self.scanned_px = 0  # scaled pixels scanned in the last pass
         self.regions_waiting = 0  # moving regions left for the next pass (over the budget)
         self._waited: dict[tuple, int] = {}  # coarse region cell -> passes it has waited
@@ -97,7 +98,7 @@ class Strategy:
         box that drops frames still looks for new faces as often in stream time (each pass then
         does more of the scans)."""
         last = self._last.get(kind)
-        if last is not None and 0 <= frame - last < passes * self.det["every_n_frames"]:
+        if last is not None and 0 <= frame - last < passes * self.det.every_n_frames:
             return False
         self._last[kind] = frame
         return True
@@ -110,22 +111,22 @@ class Strategy:
         det = self.det
         grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         self.passes += 1
-        frame = self.passes * det["every_n_frames"] if frame is None else frame
+        frame = self.passes * det.every_n_frames if frame is None else frame
         self.scanned_px = 0
         boxes = self.around_tracks(grey, tracks, [])
-        moved = self.motion is not None and self.due("motion", frame, det["motion_every"])
+        moved = self.motion is not None and self.due("motion", frame, det.motion_every)
         if moved and self.motion is not None:
             regions = self.motion.regions(grey, [t.box for t in tracks] + boxes)
             boxes += self.in_regions(grey, regions)
         # the whole frame on a pass without the motion scan (unless twice overdue): the cost spread
-        if self.due("full", frame, det["full_every"] * (2 if moved else 1)) or not tracks:
+        if self.due("full", frame, det.full_every * (2 if moved else 1)) or not tracks:
             self.full_passes += 1
-            fine = self.due("fine", frame, det["full_every"] * det["fine_every"])
-            boxes += api.detect(grey, det["max_width"], det["upsample"] if fine else 0)
+            fine = self.due("fine", frame, det.full_every * det.fine_every)
+            boxes += api.detect(grey, det.max_width, det.upsample if fine else 0)
             h, w = grey.shape[:2]
-            self.scanned_px += int(min(w, det["max_width"]) * h * min(1.0, det["max_width"] / w)
-                                   * (4 if fine and det["upsample"] else 1))
-        return distinct(boxes, det["track_iou"])
+            self.scanned_px += int(min(w, det.max_width) * h * min(1.0, det.max_width / w)
+                                   * (4 if fine and det.upsample else 1))
+        return distinct(boxes, det.track_iou)
 
     def around_tracks(self, grey: np.ndarray, tracks: list, boxes: list) -> list[api.Box]:
         """Detect around each track's predicted box (``Tracker.lookouts``: ``.box`` and a search
@@ -134,7 +135,7 @@ class Strategy:
         h, w = grey.shape[:2]
         found = []
         for track in tracks:
-            if any(iou(track.box, b) >= det["track_iou"] for b in boxes):
+            if any(iou(track.box, b) >= det.track_iou for b in boxes):
                 continue
             top, right, bottom, left = track.box
             m = track.margin
@@ -150,21 +151,21 @@ class Strategy:
     def in_regions(self, grey: np.ndarray, regions: list[api.Box]) -> list[api.Box]:
         """Scan moving regions within the pixel budget, those that waited longest first."""
         det = self.det
-        pad = det["min_face_px"] // 2
+        pad = det.min_face_px // 2
         plans = []
         for top, right, bottom, left in regions:
             # a moving region n px tall holds faces of at least ~n/10 (a person is ~7 heads tall)
             scale = max(MIN_REGION_SCALE, min(fine_scale(det), HOG_FACE_PX * 10 / max(1, bottom - top)))
             box = (top - pad, right + pad, bottom + pad, left - pad)
             area = max(1, (box[2] - box[0]) * (box[1] - box[3]))
-            scale = min(scale, (det["scan_budget_px"] / area) ** 0.5)  # a cut, a flash: the whole frame moved
+            scale = min(scale, (det.scan_budget_px / area) ** 0.5)  # a cut, a flash: the whole frame moved
             cell = (top // 120, left // 120)
             plans.append((-self._waited.get(cell, 0), (bottom - top) * (right - left), cell, box, scale))
         plans.sort(key=lambda p: p[:2])
         found, waited, spent = [], {}, 0
         for neg_wait, _, cell, box, scale in plans:
             cost = int((box[2] - box[0]) * (box[1] - box[3]) * scale * scale)
-            if spent and spent + cost > det["scan_budget_px"]:
+            if spent and spent + cost > det.scan_budget_px:
                 waited[cell] = 1 - neg_wait
                 continue
             spent += cost
