@@ -121,3 +121,21 @@ def test_pending_exceptions_are_still_needed():
     graph = imports(modules())
     stale = [f"{a} -> {b}" for a, b in PENDING if b not in graph.get(a, set())]
     assert not stale, f"fixed, remove from PENDING: {stale}"
+
+
+def test_every_error_class_is_an_edge_error():
+    """docs/architecture.md: errors a user can cause go up as EdgeError (or a subclass), which only the commands
+    turn into one sentence and an exit code (MessageError was a ValueError: a bad message became a traceback)."""
+    classes = {}
+    for path in modules().values():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                bases = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases]
+                classes[node.name] = (f"{path.relative_to(ROOT)}:{node.lineno}", bases)
+    ours = {"EdgeError"}
+    while grown := {n for n, (_, bases) in classes.items() if n not in ours and set(bases) & ours}:
+        ours |= grown
+    other = [f"{where} {name}({', '.join(bases)})" for name, (where, bases) in classes.items()
+             if name not in ours and any(b.endswith(("Error", "Exception")) for b in bases)]
+    assert not other, f"error classes that are not EdgeErrors: {other}"
+    assert "MessageError" in ours and "BundleError" in ours and "ConfigError" in ours

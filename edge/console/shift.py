@@ -13,6 +13,7 @@ import io
 import time
 
 from edge import codec
+from edge.errors import EdgeError
 
 PER_PAGE, MAX_PER_PAGE, MAX_ROWS = 50, 500, 100_000
 SHIFT_H = 12.0
@@ -21,7 +22,7 @@ CSV_COLUMNS = ("first_seen", "last_seen", "box_id", "cameras", "ref", "category"
                "sent_to_box", "encounter_id")
 
 
-class BadQuery(ValueError):
+class BadQuery(EdgeError):
     """A filter a user typed that cannot be applied (one sentence)."""
 
 
