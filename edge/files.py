@@ -8,8 +8,9 @@ import logging
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from edge.errors import EdgeError
 
@@ -17,8 +18,9 @@ StrPath = str | os.PathLike[str]  # what every path parameter takes
 MAX_SMALL_FILE = 1 << 20  # a key, a trust file, a deployment window, a receipt: far smaller
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
-    """Write a file whole or not at all: temp file in the same folder, fsync, rename."""
+def write_atomic(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO], object], mode: int = 0o644) -> None:
+    """Write a file whole or not at all: temp file in the same folder, fsync, rename. ``data`` is the bytes, or
+    a function writing them to the file it is given (a big bundle, a plot: streamed, never whole in memory)."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -27,7 +29,10 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -7,7 +7,6 @@ Expected failures are ``EdgeError`` below this layer and one-line ``ClickExcepti
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sys
 from datetime import UTC, datetime
@@ -147,29 +146,12 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
                    "retention_days": retention_days, "target_fpir": target_fpir},
         "operating": op.to_json(), "ends_with_deployment": not outlives_deployment,
     }
-    write_bundle(Path(output), lambda f: bundle_v2.write(header, items(res), key, box["wl_public"], f))
+    # whole or not at all, streamed: big lists never sit in memory twice
+    write_atomic(Path(output), lambda f: bundle_v2.write(header, items(res), key, box["wl_public"], f))
     _register_bundle(header, box, res, key, issuer_key, output)
     click.echo(f"{output}: list {header['list_id']} for box {box['box_id']}, {len(res.entries)} entries "
                f"from {res.images_used} of {res.images_total} images, sequence {header['sequence']}, "
                f"expires {header['not_after']}; {len(problems)} problem(s), {len(warnings)} warning(s) reported")
-
-
-def write_bundle(path: Path, writer) -> None:
-    """Write a bundle whole or not at all (streamed to a temp file, fsynced, renamed): big lists never
-    sit in memory twice."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            writer(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise EdgeError(f"cannot write {path}: {exc.strerror}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _operating_point(templates, calibration_path, target_fpir, cap, rule):

@@ -25,6 +25,10 @@ ADAPTERS = {  # thin wrappers that only choose the error class or fix an argumen
     ("edge/alerts/messages.py", "unb64"), ("edge/alerts/messages.py", "utcnow"),
     ("edge/identity.py", "load_box_public"),  # its home: the box identity's own module
 }
+RENAMES = {  # an os.replace that is not an atomic write of a new file
+    "edge/watchlist/service.py": "a staged list put in force only once its audit record is written",
+    "firmware/update.py": "a symlink switched to another firmware version",
+}
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
@@ -157,6 +161,10 @@ def test_each_primitive_has_one_home():
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("b64encode", "b64decode",
                                                                                  "fromisoformat"):
                 found.append(f"{rel}:{node.lineno} {node.func.attr}")  # a time or base64 read of its own
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "replace" and \
+                    getattr(node.func, "value", None) is not None and getattr(node.func.value, "id", "") == "os" \
+                    and rel not in RENAMES:
+                found.append(f"{rel}:{node.lineno} os.replace (a write_atomic of its own)")
             if isinstance(node, ast.ImportFrom) and node.module not in ("edge.codec", "edge.files") and any(
                     a.name in PRIMITIVES for a in node.names) and not any(
                     (f"{(node.module or '').replace('.', '/')}.py", a.name) in ADAPTERS for a in node.names):

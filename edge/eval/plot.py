@@ -8,10 +8,9 @@ Written with matplotlib's Agg backend (no display needed), atomically (temp file
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from edge.errors import EdgeError
+from edge.files import write_atomic
 
 
 def det_plot(rep: dict, path: str | Path) -> Path:
@@ -134,12 +133,5 @@ def scale_plot(rep: dict, path: str | Path) -> Path:
 
 
 def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise EdgeError(f"cannot write the plot {path}: {exc.strerror}") from None
-    return path
+    write_atomic(path, lambda f: fig.savefig(f, format="png"))
+    return Path(path)
