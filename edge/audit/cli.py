@@ -73,6 +73,18 @@ def audit():
     """The tamper-evident audit log: verify it, export a period, report to an oversight body."""
 
 
+def verified_export(export_file, box_key):
+    """An audit export checked against the box key it must be signed by: (header, result, that key)."""
+    from edge import identity
+    from edge.audit import verify as v
+
+    if not box_key:
+        raise EdgeError("--export needs --box-key box.pub.json (the key the export must be signed by)")
+    pub = identity.load_box_public(box_key)["signing_public"]
+    header, res = v.verify_export(Path(export_file).read_bytes(), pub)
+    return header, res, pub
+
+
 @audit.command()
 @config_option
 @state_dir_option
@@ -92,10 +104,7 @@ def verify(config_path, state_dir, export_file, box_key, witness_files, as_json)
     from edge.audit import verify as v
 
     if export_file:
-        if not box_key:
-            raise EdgeError("--export needs --box-key box.pub.json (the key the export must be signed by)")
-        box_public = identity.load_box_public(box_key)["signing_public"]
-        header, res = v.verify_export(Path(export_file).read_bytes(), box_public)
+        header, res, _ = verified_export(export_file, box_key)
         what = f"export of box {header.get('box_id')} ({header.get('from')} .. {header.get('to')})"
     else:
         state = resolve_state_dir(config_path, state_dir)
@@ -157,12 +166,7 @@ def report(config_path, state_dir, start, end, fmt, output, export_file, box_key
     from edge.audit import verify as v
 
     if export_file:
-        if not box_key:
-            raise EdgeError("--export needs --box-key box.pub.json (the key the export must be signed by)")
-        from edge import identity
-
-        pub = identity.load_box_public(box_key)["signing_public"]
-        _, res = v.verify_export(Path(export_file).read_bytes(), pub)
+        _, res, pub = verified_export(export_file, box_key)
         lo, hi = period(start, end)
         if start is None and res.records:
             from edge.codec import parse_time
