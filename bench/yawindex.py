@@ -111,6 +111,37 @@ def descriptors(photos: list[Photo]) -> np.ndarray:
     return d
 
 
+def matched(photos: list[Photo]) -> dict[str, tuple[int, int, int, int]]:
+    """Per yaw bucket of the probe: (probes, hits on their own reference, probes of people left off
+    the list, false hits among those), deciding as the box does for a list of every person's most
+    frontal photo (the operating point it derives for that size: ratio rule, 1 in 1,000)."""
+    from edge.watchlist import operating
+
+    d = descriptors(photos)
+    rows: dict[str, list[int]] = {}
+    for k, p in enumerate(photos):
+        rows.setdefault(p.person, []).append(k)
+    ref = {person: min(ks, key=lambda k: photos[k].yaw) for person, ks in rows.items()}
+    people = sorted(ref)
+    refs = np.array([ref[p] for p in people])
+    op, _ = operating.for_list(operating.load_calibration(), len(refs), 0.6, 0.001, "ratio")
+    dist = operating.distances(d, d[refs])
+    out: dict[str, list[int]] = {}
+    for k, p in enumerate(photos):
+        if k == ref[p.person] or photos[ref[p.person]].yaw >= 0.15:
+            continue
+        own = people.index(p.person)
+        row = out.setdefault(yaw_bucket(p.yaw), [0, 0, 0, 0])
+        order = np.argsort(dist[k])
+        d1, d2 = dist[k][order[0]], dist[k][order[1]]
+        row[0] += 1
+        row[1] += bool(order[0] == own and op.hits([d1], [d2])[0])
+        rest = order[order != own]  # the same probe, its person off the list
+        row[2] += 1
+        row[3] += bool(op.hits([dist[k][rest[0]]], [dist[k][rest[1]]])[0])
+    return {b: tuple(v) for b, v in out.items()}
+
+
 def distances(photos: list[Photo]) -> dict[str, dict]:
     """Per yaw bucket of the probe photo: its distance to its own person's most frontal other photo
     (the reference a watch list would hold) and to the nearest other person's reference."""
@@ -160,6 +191,13 @@ def main() -> None:
             own, other = np.array(b["own"]), np.array(b["other"])
             print(f"| {yaw_bucket(lo)} | {len(own)} | {np.median(own):.3f} | {np.mean(own <= 0.6):.0%} | "
                   f"{np.mean(own <= 0.5):.0%} | {np.median(other):.3f} | {np.mean(other <= 0.6):.1%} |")
+    print("\nmatched as the box decides, a list of every person's most frontal photo (795):\n\n"
+          "| probe yaw | probes | hit on their own reference | their person left off the list: false hits |\n"
+          "|---|---:|---:|---:|")
+    for lo, _ in YAW_BUCKETS:
+        n, hits, m, false = matched([p for p in photos if p.found]).get(yaw_bucket(lo), (0, 0, 0, 0))
+        if n:
+            print(f"| {yaw_bucket(lo)} | {n} | {hits} ({hits / n:.0%}) | {false} ({false / m:.1%}) |")
 
 
 if __name__ == "__main__":
