@@ -151,7 +151,7 @@ def ours(scene: street.Scene, frames, refs: dict | None = None, daemon_match: bo
     n = 0
     for i, frame in enumerate(frames):
         t0 = time.process_time()
-        worker.process(Frame(frame, i + 1, i / street.FPS))
+        worker.process(Frame(frame, i + 1, i / street.FPS, i))
         cpu += time.process_time() - t0
         n += 1
         for t in worker.tracker.tracks.values():
@@ -175,7 +175,8 @@ def ours(scene: street.Scene, frames, refs: dict | None = None, daemon_match: bo
             probe = np.asarray(msg["descriptor"], dtype=np.float32)
             hit = matcher.match(fusion.add(msg["track_id"], probe, i / street.FPS) if daemon_match else probe)
             if hit is not None:
-                tally.alert(walk, hit[0].ref, ("track", tid))
+                at = _walk_at(scene, msg["frame_no"], tuple(msg["box"]))  # the face encoded, as live
+                tally.alert(at, hit[0].ref, ("track", tid))
                 if DEBUG:
                     print("match", tid, walk and (walk.id, walk.person, walk.height), hit[0].ref, round(hit[1], 3),
                           msg["quality"])

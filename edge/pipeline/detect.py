@@ -33,6 +33,8 @@ TRACK_FACE_PX = (100, 200)  # a tracked face outside these heights is rescaled i
 MOTION_WIDTH = 480  # the background model runs on a copy this wide
 MIN_REGION_SCALE = 0.5  # the coarsest scale a moving region is scanned at (unless over the budget)
 WARM_UP = 3  # passes before the background model's verdicts are used
+LOOK_BUDGET = 2  # looks around tracks scan at most this many detect.scan_budget_px a pass
+CATCH_UP = 4  # a motion scan after n x its interval (frames dropped) may scan n budgets' worth, up to this
 
 
 def fine_scale(det: DetectConfig) -> float:
@@ -91,6 +93,7 @@ class Strategy:
         self.regions_waiting = 0  # moving regions left for the next pass (over the budget)
         self._waited: dict[tuple, int] = {}  # coarse region cell -> passes it has waited
         self._last: dict[str, int] = {}  # scan kind -> the frame it last ran on
+        self._unlooked: set[int] = set()  # lookouts (by id) passed over this pass: over the budget
 
     def due(self, kind: str, frame: int, passes: int) -> bool:
         """Whether the scan ``kind``, run every ``passes`` detection passes, is due on ``frame``: by
@@ -114,10 +117,14 @@ class Strategy:
         frame = self.passes * det.every_n_frames if frame is None else frame
         self.scanned_px = 0
         boxes = self.around_tracks(grey, tracks, [])
+        nominal, last = det.motion_every * det.every_n_frames, self._last.get("motion")
         moved = self.motion is not None and self.due("motion", frame, det.motion_every)
-        if moved and self.motion is not None:
-            regions = self.motion.regions(grey, [t.box for t in tracks] + boxes)
-            boxes += self.in_regions(grey, regions)
+        if moved and self.motion is not None:  # a track not looked for (over the budget) is left to this scan
+            looked = [t.box for t in tracks if id(t) not in self._unlooked]
+            regions = self.motion.regions(grey, looked + boxes)
+            # as many pixels per second of the stream on a box behind real time (up to CATCH_UP x a pass's)
+            behind = 1.0 if last is None else min(CATCH_UP, max(1.0, (frame - last) / nominal))
+            boxes += self.in_regions(grey, regions, int(det.scan_budget_px * behind))
         # the whole frame on a pass without the motion scan (unless twice overdue): the cost spread
         if self.due("full", frame, det.full_every * (2 if moved else 1)) or not tracks:
             self.full_passes += 1
@@ -133,7 +140,7 @@ class Strategy:
         ``.margin``) not already covered by ``boxes``, rescaled so the face is 100-200 px high."""
         det = self.det
         h, w = grey.shape[:2]
-        found = []
+        plans = []
         for track in tracks:
             if any(iou(track.box, b) >= det.track_iou for b in boxes):
                 continue
@@ -145,12 +152,27 @@ class Strategy:
             fh = max(1, bottom - top)
             lo, hi = TRACK_FACE_PX
             scale = min(fine_scale(det), lo / fh) if fh < lo else min(1.0, hi / fh)
-            found += self._scan(grey, (top - m, right + m, bottom + m, left - m), scale)
+            region = (top - m, right + m, bottom + m, left - m)
+            cost = (min(h, region[2]) - max(0, region[0])) * (min(w, region[1]) - max(0, region[3])) * scale * scale
+            plans.append((getattr(track, "encoded", False), cost, id(track), region, scale))
+        # at most LOOK_BUDGET x detect.scan_budget_px a pass: on a box far behind real time the predictions
+        # are wide and the looks costly; tracks not yet encoded go first, then the surest (cheapest)
+        plans.sort(key=lambda p: p[:2])
+        found, spent, budget = [], 0.0, LOOK_BUDGET * det.scan_budget_px
+        self._unlooked = set()
+        for _, cost, key, region, scale in plans:
+            if spent and spent + cost > budget:
+                self._unlooked.add(key)
+                continue
+            spent += cost
+            found += self._scan(grey, region, scale)
         return found
 
-    def in_regions(self, grey: np.ndarray, regions: list[api.Box]) -> list[api.Box]:
-        """Scan moving regions within the pixel budget, those that waited longest first."""
+    def in_regions(self, grey: np.ndarray, regions: list[api.Box], budget: int = 0) -> list[api.Box]:
+        """Scan moving regions within the pixel ``budget`` (``detect.scan_budget_px``), those that
+        waited longest first."""
         det = self.det
+        budget = budget or det.scan_budget_px
         pad = det.min_face_px // 2
         plans = []
         for top, right, bottom, left in regions:
@@ -158,14 +180,14 @@ class Strategy:
             scale = max(MIN_REGION_SCALE, min(fine_scale(det), HOG_FACE_PX * 10 / max(1, bottom - top)))
             box = (top - pad, right + pad, bottom + pad, left - pad)
             area = max(1, (box[2] - box[0]) * (box[1] - box[3]))
-            scale = min(scale, (det.scan_budget_px / area) ** 0.5)  # a cut, a flash: the whole frame moved
+            scale = min(scale, (budget / area) ** 0.5)  # a cut, a flash: the whole frame moved
             cell = (top // 120, left // 120)
             plans.append((-self._waited.get(cell, 0), (bottom - top) * (right - left), cell, box, scale))
         plans.sort(key=lambda p: p[:2])
         found, waited, spent = [], {}, 0
         for neg_wait, _, cell, box, scale in plans:
             cost = int((box[2] - box[0]) * (box[1] - box[3]) * scale * scale)
-            if spent and spent + cost > det.scan_budget_px:
+            if spent and spent + cost > budget:
                 waited[cell] = 1 - neg_wait
                 continue
             spent += cost

@@ -92,6 +92,7 @@ class Lookout:
 
     box: Box
     margin: int
+    encoded: bool = False  # the track has a descriptor already (its look can wait on a slow box)
 
 
 @dataclass
@@ -155,7 +156,7 @@ class Tracker:
             box, sigma, speed = self.predict(t, now)
             face = box[2] - box[0]
             out.append(Lookout(box, int(min(2 * face, LOOK_FACE * face + self.gate * sigma
-                                            + LOOK_SPEED * speed * (now - t.last_seen)))))
+                                            + LOOK_SPEED * speed * (now - t.last_seen))), t.encodes > 0))
         return out
 
     def _predict(self, track: Track, now: float):
