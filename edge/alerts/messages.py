@@ -5,7 +5,9 @@ Two families:
 - *stage messages* go from a camera process to the daemon: ``encoding``, ``health``, ``camera``.
 
 All are plain JSON objects with ``"v"`` (the format version of that type: ``VERSIONS``) and
-``"type"``. Bytes (JPEG crops) are base64. Nothing is ever pickled across a process or trust boundary.
+``"type"``, written as the canonical JSON of ``edge.codec``; numbers are finite (NaN or infinity is
+refused both when writing and when reading). Bytes (JPEG crops) are base64. Nothing is ever pickled across
+a process or trust boundary.
 A message of a newer version than this code knows raises :class:`NewerVersion`, so a reader can say
 so plainly instead of misreading it.
 """
@@ -13,6 +15,7 @@ so plainly instead of misreading it.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -58,7 +61,24 @@ def unb64(text: str) -> bytes:
 
 
 def dumps(msg: dict[str, Any]) -> bytes:
-    return json.dumps(msg, separators=(",", ":"), sort_keys=True).encode()
+    """The wire form of a message: the canonical JSON (``edge.codec``); MessageError, and nothing written, for a
+    number that is not finite (a NaN descriptor must not leave a camera as ``NaN``, which is not JSON)."""
+    try:
+        return codec.canonical(msg)
+    except EdgeError:
+        raise MessageError(f"a {msg.get('type')} message cannot hold a number that is not finite "
+                           "(NaN or infinity): not sent") from None
+
+
+def _finite(text: str) -> float:
+    value = float(text)  # 1e999 reads as infinity
+    if not math.isfinite(value):
+        raise MessageError("a message may not hold a number that is not finite (NaN or infinity)")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise MessageError(f"a message may not hold {text} (a number that is not finite)")
 
 
 Schema = dict[str, dict[str, type]]  # message type -> required field -> its JSON type
@@ -79,7 +99,7 @@ def loads(data: bytes | str, allowed: set[str] | None = None,
     if len(data) > MAX_MESSAGE_BYTES:
         raise MessageError("message too large")
     try:
-        msg = json.loads(data)
+        msg = json.loads(data, parse_float=_finite, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MessageError("not JSON") from exc
     if not isinstance(msg, dict):

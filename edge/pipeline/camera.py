@@ -12,7 +12,6 @@ Models are loaded in this process, after it has started, never at import time.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import time
@@ -85,9 +84,9 @@ class CameraWorker:
 
     # -- messages -------------------------------------------------------------------------------
     def send(self, kind: str, **fields) -> None:
-        try:
-            self.out.put_nowait(json.dumps(messages.stage(kind, camera_id=self.cam_id, **fields)))
-        except queue.Full:
+        try:  # the wire encoder refuses a NaN (an encoder fault): that message is dropped and counted
+            self.out.put_nowait(messages.dumps(messages.stage(kind, camera_id=self.cam_id, **fields)).decode())
+        except (queue.Full, messages.MessageError):
             self.counters.messages_dropped += 1
 
     def on_state(self, state: str, reason: str) -> None:
