@@ -81,6 +81,7 @@ class Tally:
         self.recalled: set[int] = set()
         self.false_alerts: set[tuple] = set()
         self.false_on: dict[tuple, str] = {}  # false alert -> the kind of walk it was on (bench.turned)
+        self.false_walks: dict[str, set] = defaultdict(set)  # kind -> walks with a false alert on them
 
     def alert(self, walk: street.Walk | None, person: str, key) -> None:
         if walk is not None and walk.listed and walk.person == person:
@@ -88,6 +89,7 @@ class Tally:
         else:
             self.false_alerts.add(key)
             self.false_on.setdefault(key, getattr(walk, "kind", "") if walk is not None else "(no walk)")
+            self.false_walks[self.false_on[key]].add(walk.id if walk is not None else key)
 
     def rows(self) -> dict:
         listed = [w for w in self.scene.walks if w.listed and w.frames().stop <= self.played]
@@ -111,6 +113,8 @@ class Tally:
                 k["recalled"] += w.id in self.recalled
         for kind in self.false_on.values():
             kinds[kind]["false"] += 1
+        for kind, walks in self.false_walks.items():
+            kinds[kind]["false_walks"] = len(walks)
         return {"recall_by_size": dict(by_size), "recall_by_yaw": dict(by_yaw), "seen_by_size": dict(seen),
                 "by_kind": {k: dict(v) for k, v in kinds.items()},
                 "false_alerts": len(self.false_alerts), "recalled": len(self.recalled), "listed": len(listed)}
@@ -245,7 +249,8 @@ def watchlist(refs: dict | None = None):
 def kind_table(ours_row: dict, naive_row: dict, kinds) -> str:
     """Per walk kind (bench.turned): what became of the listed walks in each pipeline, and false alerts."""
     out = ["| walk kind | listed walks | ours: tracked | ours: encoded | ours: recalled | naive: recalled | "
-           "unlisted walks | false alerts (ours / naive) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "unlisted walks | false alerts, ours / naive (walks they were on) |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for kind in kinds:
         o, n = ours_row["by_kind"].get(kind, {}), naive_row["by_kind"].get(kind, {})
         listed = o.get("listed", 0)
@@ -254,11 +259,12 @@ def kind_table(ours_row: dict, naive_row: dict, kinds) -> str:
             return f"{v}/{of} ({100 * v / of:.0f} %)" if of else "-"
         out.append(f"| {kind} | {listed} | {pct(o.get('seen', 0))} | {pct(o.get('encoded', 0))} | "
                    f"{pct(o.get('recalled', 0))} | {pct(n.get('recalled', 0))} | {o.get('unlisted', 0)} | "
-                   f"{o.get('false', 0)} / {n.get('false', 0)} |")
+                   f"{o.get('false', 0)} ({o.get('false_walks', 0)}) / "
+                   f"{n.get('false', 0)} ({n.get('false_walks', 0)}) |")
     extra = {k for r in (ours_row, naive_row) for k in r["by_kind"] if k not in kinds}
     for kind in sorted(extra):  # false alerts on no walk at all
-        out.append(f"| {kind} | - | - | - | - | - | - | {ours_row['by_kind'].get(kind, {}).get('false', 0)} / "
-                   f"{naive_row['by_kind'].get(kind, {}).get('false', 0)} |")
+        o, n = ours_row["by_kind"].get(kind, {}), naive_row["by_kind"].get(kind, {})
+        out.append(f"| {kind} | - | - | - | - | - | - | {o.get('false', 0)} / {n.get('false', 0)} |")
     out.append(f"| all | {ours_row['listed']} | | | {ours_row['recalled']} | {naive_row['recalled']} | | "
                f"{ours_row['false_alerts']} / {naive_row['false_alerts']} |")
     return "\n".join(out)

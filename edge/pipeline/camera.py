@@ -1,8 +1,10 @@
 """One camera, one OS process: capture -> detect -> track -> quality gate -> encode once per track.
 
-A track is encoded from its best view: a frontal, sharp view (``Quality.good``) at once; a lesser
+A track is encoded from its best views: a frontal, sharp view (``Quality.good``) at once; a lesser
 one (turned, blurred) is held up to ``encode.hold_s`` for a better one, and the best held is encoded
-when the hold ends or the track does; later, only a view better by ``encode.improve_ratio``.
+when the hold ends or the track does. After the first encode, only a view better by
+``encode.improve_ratio`` is encoded again, and held the same way when it is not frontal and sharp
+(at most ``encode.max_per_track``: not spent on a turned view a frontal one follows).
 
 The process sends small JSON stage messages to the daemon over a bounded queue: ``encoding`` (a
 track's descriptor and live crop, memory only), ``camera`` (up/down) and ``health`` (counters, once a
@@ -48,7 +50,7 @@ class Counters:
 
 @dataclass
 class Held:
-    """A track's view on its way to the encoder; a new track's best so far waits in ``CameraWorker.held``
+    """A track's view on its way to the encoder; a turned or blurred one waits in ``CameraWorker.held``
     up to ``encode.hold_s`` for a better one (memory only)."""
 
     track: Track
@@ -174,8 +176,8 @@ class CameraWorker:
                 continue  # the view already held is better
             view = Held(track, held.since if held else frame.time, chip, qual, api.crop(rgb, box).copy(),
                         api.context(rgb, box), frame.time, frame.pos, track.box)
-            if not qual.good and not track.encodes and not track.pending and enc.hold_s > 0:
-                self.held[track.id] = view  # a turned or blurred first view: wait for a better one
+            if not qual.good and not track.pending and enc.hold_s > 0:
+                self.held[track.id] = view  # a turned or blurred view: wait for a better one
                 continue
             self.held.pop(track.id, None)
             chosen.append(view)
