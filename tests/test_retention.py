@@ -183,3 +183,68 @@ def test_one_retention_period_by_default():
                for n, line in enumerate(p.read_text().splitlines(), 1)
                if "retention" in line and re.search(r"\b31(\.0)?\b|86400", line)]
     assert not written, f"retention periods or day lengths written outside config.py: {written}"
+
+
+def test_the_console_keeps_a_boxs_alerts_no_longer_than_that_box_does(tmp_path):
+    """The console's store kept every box's alerts for its own --retention-days (31), even from a box whose
+    list's signed policy keeps them 7: now the box says its period in its hello (version 2) and the console
+    applies, per box, the stricter of the two (through ``retention.apply``), and tells the box what went."""
+    import json
+
+    from conftest import free_port, wait_for
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from wlhelpers import make_bundle
+
+    from edge import config
+    from edge.console import keys
+    from edge.console.link import BoxLink
+    from edge.console.store import Store
+    from edge.console.web import Console
+    from edge.pipeline.daemon import Daemon
+
+    state = tmp_path / "state"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    cfg = config.parse(f'box_id = "box-a"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "x.mp4"\n'
+                       f'[alerts]\nendpoint = "{endpoint}"\n[deployment]\nrequired = false\n')
+    ident = identity.create(state, "box-a")
+    issuer = Ed25519PrivateKey.generate()
+    (tmp_path / "issuer.pub").write_text(json.dumps(identity.issuer_public_doc(identity.raw_public(issuer))))
+    identity.add_issuer(state, tmp_path / "issuer.pub")
+    (state / "watchlist").mkdir(parents=True, exist_ok=True)
+    (state / "watchlist" / "current.wlb").write_bytes(
+        make_bundle(issuer, ident.wl_public, policy={"retention_days": 7}, list_id="L-7"))
+    daemon = Daemon(cfg)
+    daemon.prepare_state_dir()
+    daemon.duties.start()
+    assert daemon.retention().days == 7  # the box's own policy: the list's 7 days beat the config's 31
+    daemon.open_channel()
+    data = tmp_path / "console"
+    identity.add_console(state, keys.keygen(data))
+    store = Store(data / "console.db")
+    link = BoxLink(endpoint, ident.curve_public, keys.load(data), store)
+    console = Console(store, [link], 31)
+    link.start()
+    try:
+        daemon.publish(alert("WL-8"))
+        assert wait_for(lambda: len(store.open_alerts()) == 1, 20, "the alert on the console")
+        assert wait_for(lambda: link.box_status.get("retention_days") == 7, 10, "the box's period in its hello")
+        assert store.box_periods() == {"box-a": 7.0}
+        t0 = time.time()
+        assert console.expire(clock=lambda: t0 + 6 * DAY) == []  # within both periods: kept
+        (kept,) = store.open_alerts()
+        gone = console.expire(clock=lambda: t0 + 8 * DAY)  # 8 days old: past the box's 7, within the console's 31
+        assert gone == [kept["alert_id"]] and store.open_alerts() == [] and store.alert(kept["alert_id"]) is None
+        (told,) = store.undelivered_prunes("box-a")
+        assert told["alert_ids"] == [kept["alert_id"]] and told["retention_days"] == 7
+        link.wake.set()
+        assert wait_for(lambda: store.undelivered_prunes("box-a") == [], 20, "the box's ack of the prune")
+    finally:
+        link.stop()
+        daemon.publisher.stop()
+        daemon.duties.log.close()
+    pruned = [r["data"] for r in verify_log(state).records if r["kind"] == "console_pruned"]
+    assert [(p["alert_ids"], p["retention_days"]) for p in pruned] == [([kept["alert_id"]], 7)]
+    store.close()
+    store = Store(data / "console.db")  # a restarted console remembers each box's period before it is heard
+    assert store.box_periods() == {"box-a": 7.0}
+    store.close()

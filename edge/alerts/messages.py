@@ -25,8 +25,9 @@ from edge.codec import b64  # noqa: F401  (re-exported: the camera and the conso
 from edge.errors import EdgeError
 
 VERSION = 1  # every type not in VERSIONS
-VERSIONS = {"alert": 2}  # alert v2: encounter_id, sighting, state, decision (docs/alerts.md)
-READABLE = {"alert": (1, 2)}  # versions this code still reads (an outbox may hold v1 alerts)
+# alert v2: encounter_id, sighting, state, decision; hello v2: the box's retention_days (docs/alerts.md)
+VERSIONS = {"alert": 2, "hello": 2}
+READABLE = {"alert": (1, 2), "hello": (1, 2)}  # versions this code still reads (an outbox may hold v1 alerts)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 

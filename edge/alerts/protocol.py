@@ -1,4 +1,5 @@
-"""The link messages between a box and a console (docs/alerts.md): ``hello``, ``ack``, ``adjudication``.
+"""The link messages between a box and a console (docs/alerts.md): ``hello``, ``ack``, ``adjudication``,
+``pruned``. The box's hello is version 2 (it carries the box's retention period), the others version 1.
 
 Box messages (``alert``, ``event``) are defined in ``edge.alerts.messages``; on the wire the box adds
 two envelope fields to each: ``outbox`` (the id of the box's outbox) and ``seq`` (its position in it),
@@ -50,6 +51,10 @@ def loads(data: bytes, allowed: set[str]) -> dict[str, Any]:
         _need_int(msg, "seq")
     if kind == "hello" and msg["role"] == "console":
         _need_int(msg, "last_seq")
+    if kind == "hello" and msg["role"] == "box" and msg["v"] >= 2:
+        days = msg.get("retention_days")
+        if not isinstance(days, int | float) or isinstance(days, bool) or not days > 0:
+            raise messages.MessageError("hello.retention_days missing or not a positive number of days")
     if kind in LINK_REQUIRED:
         _bounded(msg)
     if kind == "adjudication":
@@ -83,8 +88,12 @@ def check_decision(decision: object, action: object, reason: object) -> None:
         raise messages.MessageError(f"a dismissal needs a reason: one of {', '.join(REASONS)}")
 
 
+HELLO_VERSIONS = {"box": 2, "console": 1}  # the box's hello v2 says how long it keeps alerts (retention_days)
+
+
 def hello(role: str, **fields: Any) -> bytes:
-    return messages.dumps({"v": messages.VERSION, "type": "hello", "role": role, **fields})
+    """A hello; the box's (version 2) must say ``retention_days``, the period its alerts are kept for."""
+    return messages.dumps({"v": HELLO_VERSIONS[role], "type": "hello", "role": role, **fields})
 
 
 def ack(**fields: Any) -> bytes:

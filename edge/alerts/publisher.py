@@ -84,15 +84,16 @@ class Channel:
     def __init__(self, endpoint: str, state_dir: str | Path, curve_public: bytes, curve_secret: bytes,
                  box_id: str, on_adjudication: Callable[[dict, str], None] | None = None,
                  status: Callable[[], dict] | None = None, record: Callable[..., Any] | None = None,
-                 prune: Callable[[], Any] | None = None):
+                 prune: Callable[[], Any] | None = None, policy: Callable[[], retention.Policy] | None = None):
         self.endpoint, self.state_dir, self.box_id = endpoint, Path(state_dir), box_id
         self._keys = (curve_public, curve_secret)
         self.on_adjudication = on_adjudication  # fn(msg, console_key_id); raise to refuse (no ack)
         self.status = status or (lambda: {})  # fn() -> dict sent in the box's hello (camera states)
         self.record = record or (lambda kind, **fields: None)  # the audit hook
-        # retention: fn() running the audited sweep (the daemon passes it with the box's policy; the default
-        # period when none is given)
-        self.prune = prune or (lambda: retention.sweep(self.state_dir, record=self.record))
+        # retention: fn() -> the box's policy now (the daemon's: the stricter of the config and the list's); the
+        # audited sweep applies it, and each console is told its period (hello retention_days) to apply as well
+        self.policy = policy or (lambda: retention.Policy(retention.DEFAULT_DAYS, "default"))
+        self.prune = prune or (lambda: retention.sweep(self.state_dir, self.policy(), record=self.record))
         self.counts = {"sent": 0, "resent": 0, "bad_messages": 0, "refused_keys": 0, "adjudications": 0,
                        "rate_limited": 0, "bad_acks": 0, "refused_messages": 0, "adjudications_refused": 0}
         self._refusals = (0.0, 0, 0)  # (minute started, recorded in it, not recorded since the last record)
@@ -285,7 +286,8 @@ class Channel:
                 log.info("console %s connected (has up to %d)", console, start)
                 self.record("console_connected", console=console, resume_from=start)
             self._send(rid, protocol.hello("box", box_id=self.box_id, outbox=self.outbox.id,
-                                           last_seq=self._last_seq, **self.status()))
+                                           last_seq=self._last_seq, **self.status(),
+                                           retention_days=self.policy().days))
         elif msg["type"] == "ack" and sess is not None and msg.get("outbox") == self.outbox.id:
             if sess.acked < msg["seq"] < sess.next:  # only what was sent on this session can be acknowledged
                 sess.acked, sess.progress = msg["seq"], time.monotonic()

@@ -6,8 +6,10 @@ copies in its own store (``edge/console/store.py``). Nothing of a passer-by is e
 :class:`Policy` is how long (the stricter of the config and the list's signed period). ``apply`` is the one
 rule: what a store holds since more than the period ago goes, through that store's own ``expire(cutoff,
 days)`` (one transaction each). ``sweep`` applies it to the box's outbox and records ``retention_deleted``
-for every alert it removed; the daemon's alert channel and ``edge audit retention`` run it. The console
-applies it to its store hourly (the store tells each box which of its alerts went). The clock is injectable.
+for every alert it removed; the daemon's alert channel and ``edge audit retention`` run it with the box's
+policy. The box tells each console its policy's period (its hello, docs/alerts.md); the console applies, hourly,
+``apply_per_box``: to each box's alerts the stricter of its own period and that box's (the store tells each box
+which of its alerts went). The clock is injectable.
 """
 
 from __future__ import annotations
@@ -51,9 +53,15 @@ class Policy:
     def of(cls, config_days: float, header: dict[str, Any] | None = None) -> Policy:
         policy = header.get("policy") if isinstance(header, dict) else None
         listed = policy.get("retention_days") if isinstance(policy, dict) else None
-        if isinstance(listed, int | float) and not isinstance(listed, bool) and 0 < listed < config_days:
-            return cls(float(listed), f"list {(header or {}).get('list_id')} policy.retention_days")
-        return cls(float(config_days), "config alerts.retention_days")
+        return cls(float(config_days), "config alerts.retention_days").stricter(
+            listed, f"list {(header or {}).get('list_id')} policy.retention_days")
+
+    def stricter(self, days: object, source: str) -> Policy:
+        """This policy, or ``days`` (from ``source``) if that is a shorter positive period; anything else
+        (absent, 0, not a number) sets none."""
+        if isinstance(days, int | float) and not isinstance(days, bool) and 0 < days < self.days:
+            return Policy(float(days), source)
+        return self
 
 
 T = TypeVar("T", covariant=True)
@@ -71,12 +79,37 @@ def apply(store: Store[T], policy: Policy, *, clock: Callable[[], float] = time.
     return store.expire(clock() - policy.days * DAY, policy.days)
 
 
-def sweep(state_dir: str | os.PathLike[str], days: float = DEFAULT_DAYS, *,
+class PerBox(Store[list[str]], Protocol):
+    """A store holding the alerts of several boxes (the console's), each of which may keep them for less."""
+
+    def box_periods(self) -> dict[str, float]:
+        """box id -> the retention period (days) that box said it keeps its alerts for (its hello)."""
+        ...
+
+    def of_box(self, box_id: str) -> Store[list[str]]:
+        """The same store, holding only that box's alerts and events."""
+        ...
+
+
+def apply_per_box(store: PerBox, policy: Policy, *, clock: Callable[[], float] = time.time) -> list[str]:
+    """``apply`` for a console: each box's alerts go after the stricter of ``policy`` (the console's own) and
+    the period that box keeps them for, then everything after ``policy``; returns the deleted alert ids."""
+    now = clock()
+    gone: list[str] = []
+    for box_id, days in sorted(store.box_periods().items()):
+        box_policy = policy.stricter(days, f"box {box_id} keeps its alerts {days:g} days")
+        if box_policy is not policy:
+            gone += apply(store.of_box(box_id), box_policy, clock=lambda: now)
+    return gone + apply(store, policy, clock=lambda: now)
+
+
+def sweep(state_dir: str | os.PathLike[str], days: float | Policy = DEFAULT_DAYS, *,
           record: Callable[..., object] | None = None, clock: Callable[[], float] = time.time) -> list[str]:
-    """Delete the box's alerts, events and decisions stored more than ``days`` ago; returns the deleted alert
-    ids. ``record(kind, **fields)`` is the audit log's ``append``.
+    """Delete the box's alerts, events and decisions stored more than ``days`` ago (a number, or the box's
+    :class:`Policy`); returns the deleted alert ids. ``record(kind, **fields)`` is the audit log's ``append``.
     """
-    policy = Policy(days, "sweep")
+    policy = days if isinstance(days, Policy) else Policy(days, "sweep")
+    days = policy.days
     path = Path(state_dir) / OUTBOX
     if not path.exists():
         return []

@@ -231,8 +231,8 @@ def receipt_check(pub: bytes):
 @config_option
 @state_dir_option
 @click.option("--days", type=float, default=None,
-              help="Keep alert crops and details this long (default: the box's policy, the stricter of "
-                   "alerts.retention_days in the config and the list's signed policy.retention_days).")
+              help="Keep alert crops and details this long if that is shorter than the box's policy (the "
+                   "stricter of alerts.retention_days in the config and the list's signed policy.retention_days).")
 @user_errors
 def retention(config_path, state_dir, days):
     """Delete alert crops and details older than the retention period now; each deletion is logged."""
@@ -240,17 +240,18 @@ def retention(config_path, state_dir, days):
     from edge.watchlist.service import stored_header
 
     state = resolve_state_dir(config_path, state_dir)
+    try:
+        config_days = load_config(config_path, state_dir).alerts.retention_days
+    except EdgeError:
+        if state_dir is None:
+            raise
+        config_days = DEFAULT_DAYS  # a state dir without its config (an off-box copy): the default period
+    policy = Policy.of(config_days, stored_header(state))  # the daemon's policy (Daemon.retention)
     if days is not None:
-        policy = Policy(days, "--days")
-    else:
-        try:
-            config_days = load_config(config_path, state_dir).alerts.retention_days
-        except EdgeError:
-            if state_dir is None:
-                raise
-            config_days = DEFAULT_DAYS  # a state dir without its config (an off-box copy): the default period
-        policy = Policy.of(config_days, stored_header(state))
+        if not days > 0:
+            raise EdgeError("--days must be a positive number of days")
+        policy = policy.stricter(days, "--days")  # shorter only: never keeps what the box's policy deletes
     log = open_log(state)
-    deleted = sweep(state, policy.days, record=log.append)
+    deleted = sweep(state, policy, record=log.append)
     log.close()
     click.echo(f"deleted {len(deleted)} alert(s) older than {policy.days:g} days ({policy.source})")

@@ -21,7 +21,8 @@ data_option = click.option("--data", default=DEFAULT_DATA, show_default=True, en
               help="A box to receive alerts from, e.g. tcp://10.0.0.5:5599=box.pub.json (repeatable).")
 @data_option
 @click.option("--retention-days", type=click.FloatRange(min=0.01), default=DEFAULT_DAYS, show_default=True,
-              help="Alerts (with their crops) older than this are deleted from the console's database.")
+              help="Alerts (with their crops) older than this are deleted from the console's database; "
+                   "sooner for a box that keeps its own for less (its retention policy, which it says).")
 @click.pass_context
 @user_errors
 def console_group(ctx, listen, boxes, data, retention_days):

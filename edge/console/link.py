@@ -175,6 +175,8 @@ class BoxLink:
             self.store.set_position(self.endpoint, msg["box_id"], msg["outbox"], 0)
         changed = (msg.get("cameras") != self.box_status.get("cameras") or self.box_id != msg["box_id"]
                    or _accuracy(msg) != _accuracy(self.box_status) or _matching(msg) != _matching(self.box_status))
+        if msg["v"] >= 2 and msg.get("retention_days") != self.box_status.get("retention_days"):
+            self.store.set_box_retention(msg["box_id"], msg["retention_days"])  # its alerts go no later here
         if not self.box_id:  # the link's own event lines name the box once it has said who it is
             for c in list(self.changes):
                 c["box_id"] = msg["box_id"] if c["box_id"] == self.endpoint else c["box_id"]

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS witness (
     received REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS prunes (
     prune_id TEXT PRIMARY KEY, box_id TEXT NOT NULL, body TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS box_retention (box_id TEXT PRIMARY KEY, days REAL NOT NULL, heard REAL NOT NULL);
 """
 PRUNE_CHUNK = 500  # alert ids per `pruned` message (docs/alerts.md)
 SUMMARY = ("alert_id", "box_id", "group_id", "camera_id", "time", "received", "ref", "category", "distance",
@@ -262,18 +263,33 @@ class Store:
     def has_users(self) -> bool:
         return bool(self._query("SELECT 1 FROM users LIMIT 1"))
 
-    def expire(self, cutoff: float, days: float) -> list[str]:
+    # -- retention (edge/alerts/retention.py: apply_per_box is the console's sweep) ----------------
+    def set_box_retention(self, box_id: str, days: float) -> None:
+        """The retention period ``box_id`` said (its hello) it keeps its alerts for; kept across restarts."""
+        with self._tx() as db:
+            db.execute("INSERT INTO box_retention VALUES (?,?,?) ON CONFLICT(box_id) DO UPDATE SET "
+                       "days=excluded.days, heard=excluded.heard", (box_id, float(days), time.time()))
+
+    def box_periods(self) -> dict[str, float]:
+        return {r["box_id"]: r["days"] for r in self._query("SELECT box_id, days FROM box_retention")}
+
+    def of_box(self, box_id: str) -> _BoxAlerts:
+        return _BoxAlerts(self, box_id)
+
+    def expire(self, cutoff: float, days: float, box_id: str | None = None) -> list[str]:
         """Delete alerts (crops included) and events received before ``cutoff`` (the retention period ``days``
-        ago: ``edge.alerts.retention.apply`` is the rule); returns the deleted alert ids.
+        ago: ``edge.alerts.retention.apply`` is the rule), of ``box_id`` only if given; returns the deleted
+        alert ids.
 
         Each box is told which of its alerts went (a ``pruned`` message, stored in the same transaction and
         kept here until the box acknowledges it), so the box's audit log covers the console's copies too.
         """
+        only, args = ("", (cutoff,)) if box_id is None else (" AND box_id=?", (cutoff, box_id))
         with self._tx() as db:
-            gone = db.execute("SELECT box_id, alert_id FROM alerts WHERE received < ? ORDER BY received",
-                              (cutoff,)).fetchall()
-            db.execute("DELETE FROM alerts WHERE received < ?", (cutoff,))
-            db.execute("DELETE FROM events WHERE received < ?", (cutoff,))
+            gone = db.execute(f"SELECT box_id, alert_id FROM alerts WHERE received < ?{only} ORDER BY received",
+                              args).fetchall()
+            db.execute(f"DELETE FROM alerts WHERE received < ?{only}", args)
+            db.execute(f"DELETE FROM events WHERE received < ?{only}", args)
             by_box: dict[str, list[str]] = {}
             for box_id, alert_id in gone:
                 by_box.setdefault(box_id, []).append(alert_id)
@@ -296,3 +312,13 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class _BoxAlerts:
+    """One box's alerts and events in the console's store: what ``retention.apply`` expires for that box."""
+
+    def __init__(self, store: Store, box_id: str):
+        self.store, self.box_id = store, box_id
+
+    def expire(self, cutoff: float, days: float) -> list[str]:
+        return self.store.expire(cutoff, days, self.box_id)

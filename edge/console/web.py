@@ -22,6 +22,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -122,6 +123,11 @@ class Console:
         self.guard = LoginGuard()
         for link in links:
             link.on_change = self.hub.publish
+
+    def expire(self, clock: Callable[[], float] = time.time) -> list[str]:
+        """The console's retention sweep (at start, then hourly): each box's alerts go after the stricter of
+        ``--retention-days`` and the period that box keeps them for (its hello), through the one rule."""
+        return retention.apply_per_box(self.store, self.retention, clock=clock)
 
     def user(self, request: Request) -> str | None:
         token = request.cookies.get(COOKIE, "")
@@ -380,7 +386,7 @@ def create_app(console: Console) -> ASGIApp:
 
         async def expire_old():  # the console keeps alert crops no longer than the box does: the one rule
             while True:
-                await asyncio.to_thread(retention.apply, console.store, console.retention)
+                await asyncio.to_thread(console.expire)
                 await asyncio.sleep(3600)
 
         pruner = asyncio.create_task(expire_old())

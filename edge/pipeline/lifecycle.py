@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from edge import identity, sdnotify
 from edge.alerts import messages
 from edge.alerts.publisher import Channel
-from edge.alerts.retention import Policy, sweep
+from edge.alerts.retention import Policy
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.pipeline.alerting import Encounter, EncounterPolicy
@@ -248,8 +248,7 @@ class Lifecycle:
             channel = Channel(self.cfg.alerts.endpoint, self.cfg.state_dir, ident.curve_public,
                               ident.curve_secret, self.box_id,
                               on_adjudication=self.on_adjudication, record=self.record,
-                              prune=lambda: sweep(self.cfg.state_dir, self.retention().days, record=self.record),
-                              status=self.hello)
+                              policy=self.retention, status=self.hello)
             channel.start()
         except (OSError, sqlite3.Error) as exc:
             why = getattr(exc, "strerror", None) or str(exc)
