@@ -81,3 +81,37 @@ def test_a_nan_descriptor_from_a_camera_never_reaches_matching(tmp_path):
     assert daemon.counts.bad_stage_messages == 1
     assert daemon.counts.encodings == 0  # nothing reached the matcher
     q.close()
+
+
+def test_a_status_with_a_nan_still_lets_the_box_say_hello(tmp_path):
+    """The box's hello carries its live status; one NaN in it (a figure gone wrong) would make the hello
+    unsendable and the console would never learn who the box is: the status is left out, counted, and the
+    console still gets the box's id, its outbox and its retention period, and then its alerts."""
+    from conftest import free_port, wait_for
+
+    from edge import identity
+    from edge.alerts.publisher import Channel
+    from edge.console import keys
+    from edge.console.link import BoxLink
+    from edge.console.store import Store
+
+    state = tmp_path / "state"
+    ident = identity.create(state, "box-1")
+    ch = Channel(f"tcp://127.0.0.1:{free_port()}", state, ident.curve_public, ident.curve_secret, "box-1",
+                 status=lambda: {"cameras": {"cam-a": "up"}, "accuracy": {"measured_fpir": float("nan")}})
+    ch.start()
+    data = tmp_path / "console"
+    identity.add_console(state, keys.keygen(data))
+    store = Store(data / "console.db")
+    link = BoxLink(ch.endpoint, ident.curve_public, keys.load(data), store)
+    link.start()
+    try:
+        ch.publish(messages.alert(box_id="box-1", camera_id="cam-a", track_id="t", ref="WL-1", distance=0.4,
+                                  threshold=0.6, crop_jpeg=b"\xff\xd8"))
+        assert wait_for(lambda: len(store.open_alerts()) == 1, 20, "the alert on the console")
+        assert link.box_id == "box-1" and link.box_status["retention_days"] == 31
+        assert ch.counts["bad_status"] >= 1 and link.counts["bad_messages"] == 0
+    finally:
+        link.stop()
+        ch.stop()
+        store.close()

@@ -121,6 +121,10 @@ def test_the_stricter_of_the_config_and_the_lists_signed_period_applies(tmp_path
     r = runner.invoke(cli, ["audit", "retention", "--config", str(cfg)])
     assert r.exit_code == 0, r.output
     assert "deleted 2 alert(s) older than 7 days (list L-7 policy.retention_days)" in r.output
+    r = runner.invoke(cli, ["audit", "retention", "--config", str(cfg), "--days", "60"])  # only ever shorter
+    assert r.exit_code == 0 and "older than 7 days (list L-7 policy.retention_days)" in r.output, r.output
+    r = runner.invoke(cli, ["audit", "retention", "--config", str(cfg), "--days", "0"])
+    assert r.exit_code != 0 and "--days must be a positive number of days" in r.output, r.output
     assert Policy.of(20, {"list_id": "L", "policy": {"retention_days": 40}}).days == 20  # the stricter
     assert Policy.of(20, {"list_id": "L", "policy": {"retention_days": 0}}).days == 20  # 0: the list sets none
 

@@ -95,7 +95,8 @@ class Channel:
         self.policy = policy or (lambda: retention.Policy(retention.DEFAULT_DAYS, "default"))
         self.prune = prune or (lambda: retention.sweep(self.state_dir, self.policy(), record=self.record))
         self.counts = {"sent": 0, "resent": 0, "bad_messages": 0, "refused_keys": 0, "adjudications": 0,
-                       "rate_limited": 0, "bad_acks": 0, "refused_messages": 0, "adjudications_refused": 0}
+                       "rate_limited": 0, "bad_acks": 0, "refused_messages": 0, "adjudications_refused": 0,
+                       "bad_status": 0}
         self._refusals = (0.0, 0, 0)  # (minute started, recorded in it, not recorded since the last record)
         self.sessions: dict[bytes, Session] = {}
         self._refused: dict[str, float] = {}  # console key id -> when its refusal was last recorded
@@ -285,9 +286,7 @@ class Channel:
                 self.sessions[rid] = Session(console, acked=start, next=start + 1)
                 log.info("console %s connected (has up to %d)", console, start)
                 self.record("console_connected", console=console, resume_from=start)
-            self._send(rid, protocol.hello("box", box_id=self.box_id, outbox=self.outbox.id,
-                                           last_seq=self._last_seq, **self.status(),
-                                           retention_days=self.policy().days))
+            self._send(rid, self._hello())
         elif msg["type"] == "ack" and sess is not None and msg.get("outbox") == self.outbox.id:
             if sess.acked < msg["seq"] < sess.next:  # only what was sent on this session can be acknowledged
                 sess.acked, sess.progress = msg["seq"], time.monotonic()
@@ -298,6 +297,18 @@ class Channel:
             self._adjudication(rid, msg, console)
         elif msg["type"] == "pruned":
             self._pruned(rid, msg, console)
+
+    def _hello(self) -> bytes:
+        """The box's hello; a status that cannot be sent (a number that is not finite) is left out, so the
+        console still learns who the box is, where its outbox stands and how long it keeps alerts."""
+        ident = dict(box_id=self.box_id, outbox=self.outbox.id, last_seq=self._last_seq,
+                     retention_days=self.policy().days)
+        try:
+            return protocol.hello("box", **{**self.status(), **ident})
+        except messages.MessageError as exc:
+            self.counts["bad_status"] += 1
+            self._warn("box", f"status not sent in the hello ({exc})")
+            return protocol.hello("box", **ident)
 
     def _adjudication(self, rid: bytes, msg: dict, console: str) -> None:
         alert_id = msg["alert_id"]
