@@ -252,3 +252,48 @@ def test_the_console_keeps_a_boxs_alerts_no_longer_than_that_box_does(tmp_path):
     store = Store(data / "console.db")  # a restarted console remembers each box's period before it is heard
     assert store.box_periods() == {"box-a": 7.0}
     store.close()
+
+
+def test_edge_watch_keeps_a_boxs_alerts_no_longer_than_that_box_does(tmp_path):
+    """`edge watch` kept every alert it received (crops included) in its watch.db for ever: now it applies
+    the console's rule at start and at exit, with the period the box says in its hello."""
+    import json
+    import sqlite3
+
+    from conftest import free_port
+
+    from edge.alerts.publisher import Channel
+    from edge.alerts.retention import Policy
+    from edge.console import keys
+    from edge.console.store import Store
+    from edge.console.watch import watch
+
+    state = tmp_path / "state"
+    ident = identity.create(state, "box-a")
+    ch = Channel(f"tcp://127.0.0.1:{free_port()}", state, ident.curve_public, ident.curve_secret, "box-a",
+                 policy=lambda: Policy(7, "list L-7 policy.retention_days"))
+    ch.start()
+    data = tmp_path / "watcher"
+    identity.add_console(state, keys.keygen(data))
+    spec = f"{ch.endpoint}={state / 'keys' / 'box.pub.json'}"
+    try:
+        ch.publish(alert("WL-OLD"))
+        (old,) = watch(spec, str(data), count=1, timeout=20, out=lambda _line: None)
+        db = sqlite3.connect(data / "watch.db")  # as if that run was 8 days ago
+        with db:
+            db.execute("UPDATE alerts SET received = received - ?", (8 * DAY,))
+        db.close()
+        ch.publish(alert("WL-NEW"))
+        (new,) = watch(spec, str(data), count=1, timeout=20, out=lambda _line: None)
+    finally:
+        ch.stop()
+    store = Store(data / "watch.db")
+    try:
+        assert store.alert(old["alert_id"]) is None  # 8 days: past the box's 7 (the default is 31)
+        assert store.alert(new["alert_id"]) is not None
+    finally:
+        store.close()
+    db = sqlite3.connect(data / "watch.db")  # the box is told (at start of the second run: it is sent then)
+    (told,) = [json.loads(body) for (body,) in db.execute("SELECT body FROM prunes WHERE box_id='box-a'")]
+    db.close()
+    assert told["alert_ids"] == [old["alert_id"]] and told["retention_days"] == 7

@@ -1,13 +1,15 @@
 """`edge watch`: a minimal terminal console. It speaks the console protocol (CURVE, acks, resume),
 so it needs the console key pair (``edge console keygen``) registered on the box. Its position and
-what it has received are kept in ``<data>/watch.db``, apart from the web console's own store."""
+what it has received are kept in ``<data>/watch.db``, apart from the web console's own store, under the same
+retention rule as the web console's (``retention.apply_per_box``, at start and at exit: each box's alerts no
+longer than that box keeps them, nothing longer than the default period; the boxes are told what went)."""
 
 from __future__ import annotations
 
 import queue
 import time
 
-from edge.alerts import messages
+from edge.alerts import messages, retention
 from edge.console import keys
 from edge.console.link import BoxLink
 from edge.console.store import Store
@@ -36,6 +38,8 @@ def watch(box: str, data: str, count: int = 0, timeout: float = 0, out=print) ->
     endpoint, box_key = keys.parse_box(box, "the box to watch (ENDPOINT=KEY)")
     key_pair = keys.load(data)
     store = Store(keys.data_dir(data) / "watch.db")
+    policy = retention.Policy(retention.DEFAULT_DAYS, "edge watch")
+    retention.apply_per_box(store, policy)  # what an earlier run kept past its period
     notices: queue.Queue = queue.Queue()
     link = BoxLink(endpoint, box_key, key_pair, store, on_change=lambda kind, d: notices.put((kind, d)),
                    name="edge-watch")
@@ -59,5 +63,6 @@ def watch(box: str, data: str, count: int = 0, timeout: float = 0, out=print) ->
                 break
     finally:
         link.stop()
+        retention.apply_per_box(store, policy)  # with the period the box said in this run's hello
         store.close()
     return got
