@@ -224,7 +224,7 @@ def test_the_camera_worker_reads_its_settings_as_attributes():
         for i in range(40):
             ok, img = cap.read()
             assert ok
-            worker.process(Frame(img, i + 1, time.time()))
+            worker.process(Frame(img, i + 1, i / 25.0))  # stream time: encode.hold_s passes with the clip
     finally:
         cap.release()
     assert worker.cam_id == "cam-a" and worker.counters.faces > 0 and worker.counters.encodes >= 1
