@@ -146,23 +146,14 @@ def test_inputs_stop_first_and_the_signed_service_stop_is_the_last_record(tmp_pa
 def test_service_start_states_the_effective_retention_policy(tmp_path):
     """The config keeps alerts 20 days; the stored list's signed policy says 7: the run keeps them 7 days
     (the stricter), and its service_start record says so and why (the audit report reads it there)."""
-    import json
 
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from wlhelpers import make_bundle
+    from wlhelpers import store_list_with_policy
 
-    from edge import identity
 
     cfg = _box_config(tmp_path)
     cfg.alerts.retention_days = 20.0
     state = Path(cfg.state_dir)
-    ident = identity.create(state, cfg.box_id)
-    issuer = Ed25519PrivateKey.generate()
-    (tmp_path / "issuer.pub").write_text(json.dumps(identity.issuer_public_doc(identity.raw_public(issuer))))
-    identity.add_issuer(state, tmp_path / "issuer.pub")
-    (state / "watchlist").mkdir(parents=True, exist_ok=True)
-    (state / "watchlist" / "current.wlb").write_bytes(
-        make_bundle(issuer, ident.wl_public, policy={"retention_days": 7}, list_id="L-7"))
+    store_list_with_policy(tmp_path, state, cfg.box_id, {"retention_days": 7})
     d = Daemon(cfg)
     d.start()
     try:

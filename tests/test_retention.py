@@ -193,11 +193,9 @@ def test_the_console_keeps_a_boxs_alerts_no_longer_than_that_box_does(tmp_path):
     """The console's store kept every box's alerts for its own --retention-days (31), even from a box whose
     list's signed policy keeps them 7: now the box says its period in its hello (version 2) and the console
     applies, per box, the stricter of the two (through ``retention.apply``), and tells the box what went."""
-    import json
 
     from conftest import free_port, wait_for
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from wlhelpers import make_bundle
+    from wlhelpers import store_list_with_policy
 
     from edge import config
     from edge.console import keys
@@ -210,13 +208,7 @@ def test_the_console_keeps_a_boxs_alerts_no_longer_than_that_box_does(tmp_path):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cfg = config.parse(f'box_id = "box-a"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "x.mp4"\n'
                        f'[alerts]\nendpoint = "{endpoint}"\n[deployment]\nrequired = false\n')
-    ident = identity.create(state, "box-a")
-    issuer = Ed25519PrivateKey.generate()
-    (tmp_path / "issuer.pub").write_text(json.dumps(identity.issuer_public_doc(identity.raw_public(issuer))))
-    identity.add_issuer(state, tmp_path / "issuer.pub")
-    (state / "watchlist").mkdir(parents=True, exist_ok=True)
-    (state / "watchlist" / "current.wlb").write_bytes(
-        make_bundle(issuer, ident.wl_public, policy={"retention_days": 7}, list_id="L-7"))
+    ident = store_list_with_policy(tmp_path, state, "box-a", {"retention_days": 7})
     daemon = Daemon(cfg)
     daemon.prepare_state_dir()
     daemon.duties.start()

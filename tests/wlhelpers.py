@@ -71,3 +71,16 @@ def trust_issuer(state_dir: Path, key: Ed25519PrivateKey) -> str:
     p = Path(state_dir) / "issuer.pub"
     p.write_text(json.dumps(identity.issuer_public_doc(identity.raw_public(key))))
     return identity.add_issuer(state_dir, p)
+
+
+def store_list_with_policy(tmp: Path, state: Path, box_id: str, policy: dict, list_id: str = "L-7"):
+    """A box identity in ``state`` with a trusted issuer and, as its current list, a bundle whose signed
+    ``policy`` is ``policy``: what a box has after `edge watchlist load`. Returns the box identity."""
+    ident = identity.create(state, box_id)
+    issuer = Ed25519PrivateKey.generate()
+    (tmp / "issuer.pub").write_text(json.dumps(identity.issuer_public_doc(identity.raw_public(issuer))))
+    identity.add_issuer(state, tmp / "issuer.pub")
+    (state / "watchlist").mkdir(parents=True, exist_ok=True)
+    (state / "watchlist" / "current.wlb").write_bytes(
+        make_bundle(issuer, ident.wl_public, policy=policy, list_id=list_id))
+    return ident
