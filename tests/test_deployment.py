@@ -15,8 +15,9 @@ from edge.cli import cli as edge_cli
 from edge.errors import EdgeError
 from enrol.cli import cli as enrol_cli
 
-START, END = "2026-12-01T08:00Z", "2026-12-01T20:00Z"
-T_START = datetime(2026, 12, 1, 8, tzinfo=UTC).timestamp()
+# a window in the future, so a test run on any day can still load it (the spec vector keeps its own dates)
+START, END = "2036-12-01T08:00Z", "2036-12-01T20:00Z"
+T_START = datetime(2036, 12, 1, 8, tzinfo=UTC).timestamp()
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_authorise_load_and_status(setup, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("tamper, message", [
     (lambda d: d.update(location="anywhere"), "signature does not verify"),
-    (lambda d: d.update(end="2026-12-09T20:00:00Z"), "signature does not verify"),
+    (lambda d: d.update(end="2036-12-09T20:00:00Z"), "signature does not verify"),
     (lambda d: d["cameras"].append("cam9"), "signature does not verify"),
     (lambda d: d.update(box_id="box-b"), "signature does not verify"),
     (lambda d: d.update(type="something-else"), "not a version 1 deployment"),
@@ -99,9 +100,9 @@ def test_untrusted_issuer_and_other_box_are_refused(setup, tmp_path):
 def test_gate_allows_matching_only_inside_the_window(setup, tmp_path):
     runner, keys, state = setup
     dep = deployment.load(state, authorise(runner, keys, state, tmp_path / "dep.json"),
-                          now=datetime(2026, 11, 30, tzinfo=UTC))
-    assert dep.is_active(datetime(2026, 12, 1, 9, tzinfo=UTC), "cam1")
-    assert not dep.is_active(datetime(2026, 12, 1, 9, tzinfo=UTC), "cam3")
+                          now=datetime(2036, 11, 30, tzinfo=UTC))
+    assert dep.is_active(datetime(2036, 12, 1, 9, tzinfo=UTC), "cam1")
+    assert not dep.is_active(datetime(2036, 12, 1, 9, tzinfo=UTC), "cam3")
     now = [T_START - 3600]
     log = AuditLog(state, clock=lambda: now[0])
     gate = deployment.Gate(state, ["cam1", "cam2", "cam3"], record=log.append, clock=lambda: now[0], reload_s=0)
@@ -121,10 +122,10 @@ def test_expired_or_overlong_windows_are_refused(setup, tmp_path):
     runner, keys, state = setup
     with pytest.raises(EdgeError, match="ended"):
         deployment.load(state, authorise(runner, keys, state, tmp_path / "d.json"),
-                        now=datetime(2026, 12, 2, tzinfo=UTC))
+                        now=datetime(2036, 12, 2, tzinfo=UTC))
     r = runner.invoke(enrol_cli, ["authorise", "--issuer-key", str(keys / "issuer.key"), "--box-id", "box-a",
                                   "--deployment", "x", "--location", "l", "--camera", "cam1",
-                                  "--start", START, "--end", "2027-02-01T00:00Z", "--purpose", "p", "-o",
+                                  "--start", START, "--end", "2037-02-01T00:00Z", "--purpose", "p", "-o",
                                   str(tmp_path / "long.json")])
     assert r.exit_code == 1 and "at most 31 days" in r.output
 
@@ -154,7 +155,7 @@ def test_daemon_duties_switch_encoding_with_the_window_and_count_faces(setup, tm
 
     runner, keys, state = setup
     deployment.load(state, authorise(runner, keys, state, tmp_path / "dep.json"),
-                    now=datetime(2026, 11, 30, tzinfo=UTC))
+                    now=datetime(2036, 11, 30, tzinfo=UTC))
     cfg = config.parse(f'box_id = "box-a"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "a.mp4"\n'
                        '[[cameras]]\nid = "cam3"\nsource = "b.mp4"\n')
     now = [T_START - 600]
@@ -182,7 +183,7 @@ def test_daemon_duties_switch_encoding_with_the_window_and_count_faces(setup, tm
     kinds = [r["kind"] for r in res.records]
     assert kinds.count("deployment_start") == 1 and kinds.count("deployment_end") == 1
     assert "config_changed" in kinds
-    rep = build(res.records, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC))
+    rep = build(res.records, datetime(2036, 11, 1, tzinfo=UTC), datetime(2036, 12, 2, tzinfo=UTC))
     assert rep["faces_processed"]["total"] == 100 and rep["faces_processed"]["not_authorised"] == 40
     assert rep["faces_processed"]["encodings"] == 20
 
@@ -258,7 +259,7 @@ def test_a_damaged_stored_deployment_is_reported_not_skipped_without_a_word(setu
     assert f"DAMAGED  stored deployment {state / 'deployments' / 'op-altered.json'} does not count: " in st.output
     assert "signature does not verify" in st.output and "op-torn.json does not count" in st.output
     assert "op-lantern" in st.output and "Traceback" not in st.output  # the good one still counts
-    rows = list(doctor.check_deployment(state, datetime(2026, 12, 1, 9, tzinfo=UTC)))
+    rows = list(doctor.check_deployment(state, datetime(2036, 12, 1, 9, tzinfo=UTC)))
     assert [ok for _, ok, why in rows if "op-torn.json" in why] == [False]
     assert any(ok is True and "op-lantern open until" in why for _, ok, why in rows)
     caplog.set_level("WARNING", logger="edge")
