@@ -26,7 +26,7 @@ import numpy as np
 
 from edge.config import DetectConfig
 from edge.face import api
-from edge.pipeline.tracker import iou
+from edge.pipeline.tracker import Lookout, iou
 
 HOG_FACE_PX = 80  # dlib's frontal HOG finds faces from about this height at the scale it scans
 TRACK_FACE_PX = (100, 200)  # a tracked face outside these heights is rescaled into them for the look
@@ -106,7 +106,7 @@ class Strategy:
         self._last[kind] = frame
         return True
 
-    def detect(self, image: np.ndarray, tracks: list, frame: int | None = None) -> list[api.Box]:
+    def detect(self, image: np.ndarray, tracks: list[Lookout], frame: int | None = None) -> list[api.Box]:
         """Boxes of the faces in ``image`` (RGB or grey) this pass, given the ``tracks`` to follow
         (``Tracker.lookouts``: the predicted ``.box`` and a search ``.margin`` in pixels around it).
         ``frame`` is the frame's number in the camera's stream (``Frame.seq``); without it, passes
@@ -135,7 +135,7 @@ class Strategy:
                                    * (4 if fine and det.upsample else 1))
         return distinct(boxes, det.track_iou)
 
-    def around_tracks(self, grey: np.ndarray, tracks: list, boxes: list) -> list[api.Box]:
+    def around_tracks(self, grey: np.ndarray, tracks: list[Lookout], boxes: list) -> list[api.Box]:
         """Detect around each track's predicted box (``Tracker.lookouts``: ``.box`` and a search
         ``.margin``) not already covered by ``boxes``, rescaled so the face is 100-200 px high."""
         det = self.det
@@ -154,7 +154,7 @@ class Strategy:
             scale = min(fine_scale(det), lo / fh) if fh < lo else min(1.0, hi / fh)
             region = (top - m, right + m, bottom + m, left - m)
             cost = (min(h, region[2]) - max(0, region[0])) * (min(w, region[1]) - max(0, region[3])) * scale * scale
-            plans.append((getattr(track, "encoded", False), cost, id(track), region, scale))
+            plans.append((track.encoded, cost, id(track), region, scale))
         # at most LOOK_BUDGET x detect.scan_budget_px a pass: on a box far behind real time the predictions
         # are wide and the looks costly; tracks not yet encoded go first, then the surest (cheapest)
         plans.sort(key=lambda p: p[:2])
