@@ -26,7 +26,7 @@ ADAPTERS = {  # thin wrappers that only choose the error class or fix an argumen
     ("edge/identity.py", "load_box_public"),  # its home: the box identity's own module
 }
 RENAMES = {  # an os.replace that is not an atomic write of a new file
-    "edge/watchlist/service.py": "a staged list put in force only once its audit record is written",
+    "edge/watchlist/service/load.py": "a staged list put in force only once its audit record is written",
     "firmware/update.py": "a symlink switched to another firmware version",
 }
 

@@ -21,7 +21,8 @@ from wlhelpers import box_config, face, make_bundle, t, trust_issuer
 
 from edge import identity
 from edge.errors import EdgeError
-from edge.watchlist import bundle, receipt, service
+from edge.watchlist import bundle, receipt
+from edge.watchlist.service import state as service_state
 from edge.watchlist.base import Matcher
 from edge.watchlist.bundle import BundleError
 from edge.watchlist.service import WatchlistService
@@ -184,8 +185,8 @@ def test_forged_receipts_do_not_verify(box):
 def test_list_is_purged_automatically_at_not_after(box, monkeypatch):
     box.svc.tick()
     assert box.matches_alex()
-    real_now = service._now
-    monkeypatch.setattr(service, "_now", lambda: real_now() + (bundle.parse_time(t(hours=3)) - real_now()))
+    real_now = service_state.now
+    monkeypatch.setattr(service_state, "now", lambda: real_now() + (bundle.parse_time(t(hours=3)) - real_now()))
     box.svc.tick()
     assert box.matcher.current is None and not box.svc.stored.exists()
     assert box.audit[-1][0] == "watchlist_purged" and box.audit[-1][1]["reason"] == "expired"
@@ -300,8 +301,8 @@ def test_a_list_that_expired_while_the_box_was_off_is_purged_at_start(box, monke
     later.__dict__.update(box.__dict__)
     later.matcher, later.audit = Matcher(0.6), []
     later.svc = WatchlistService(box.cfg, box.ident, later.matcher, record=lambda k, **f: later.audit.append(k))
-    real_now = service._now
-    monkeypatch.setattr(service, "_now", lambda: real_now() + (bundle.parse_time(t(hours=3)) - real_now()))
+    real_now = service_state.now
+    monkeypatch.setattr(service_state, "now", lambda: real_now() + (bundle.parse_time(t(hours=3)) - real_now()))
     later.svc._reload_stored()
     assert later.matcher.current is None and not box.svc.stored.exists()
     assert later.audit == ["watchlist_purged"]
