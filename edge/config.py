@@ -12,6 +12,7 @@ import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
+from types import UnionType
 from typing import Any, get_args, get_origin, get_type_hints
 
 from edge.errors import ConfigError
@@ -50,8 +51,9 @@ class DetectConfig:
 @dataclass
 class QualityConfig:
     min_face_px: int = 40  # face height in full-frame pixels
-    min_sharpness: float = 15.0  # variance of the Laplacian on the 150 px chip
-    max_yaw: float = 0.45  # |nose offset from the eye midpoint| / eye distance
+    # not set: the face model's own (edge/face/model.py; docs/models.md), as each measures on its own chip
+    min_sharpness: float | None = None  # variance of the Laplacian on the model's aligned chip
+    max_yaw: float | None = None  # |nose offset from the eye midpoint| / eye distance
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Config:
     box_id: str
     cameras: list[CameraConfig]
     state_dir: str = DEFAULT_STATE_DIR
+    model: str = "yunet-mobilefacenet"  # the face model the box runs (edge/face/model.py, docs/models.md)
     detect: DetectConfig = field(default_factory=DetectConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
@@ -122,6 +125,7 @@ class Config:
         return self.alerts.control_endpoint or f"ipc://{Path(self.state_dir) / 'control.sock'}"
 
 
+MODELS = ("yunet-mobilefacenet", "dlib-resnet")  # edge.face.model's ids (a lower layer cannot import it)
 RENAMED = {"detect.track_max_missed": "no longer used: set detect.track_lost_s (seconds) instead"}
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
@@ -146,6 +150,8 @@ def _build(cls, data: Any, path: str):
 
 
 def _value(tp, value: Any, path: str):
+    if isinstance(tp, UnionType):  # ``float | None``: TOML has no null, so a value given is the other type
+        (tp,) = [t for t in get_args(tp) if t is not type(None)]
     if is_dataclass(tp):
         return _build(tp, value, path)
     if get_origin(tp) is list:
@@ -191,8 +197,10 @@ def _check(cfg: Config) -> None:
     need(50_000 <= cfg.detect.scan_budget_px <= 20_000_000, "detect.scan_budget_px",
          "must be between 50000 and 20000000")
     need(cfg.quality.min_face_px >= 20, "quality.min_face_px", "must be at least 20")
-    need(cfg.quality.min_sharpness >= 0, "quality.min_sharpness", "must not be negative")
-    need(0 < cfg.quality.max_yaw <= 1.0, "quality.max_yaw", "must be between 0 and 1")
+    need(cfg.quality.min_sharpness is None or cfg.quality.min_sharpness >= 0, "quality.min_sharpness",
+         "must not be negative")
+    need(cfg.quality.max_yaw is None or 0 < cfg.quality.max_yaw <= 1.0, "quality.max_yaw", "must be between 0 and 1")
+    need(cfg.model in MODELS, "model", f"must be one of: {', '.join(MODELS)}")
     need(1 <= cfg.encode.max_per_track <= 10, "encode.max_per_track", "must be between 1 and 10")
     need(cfg.encode.improve_ratio >= 1.0, "encode.improve_ratio", "must be at least 1.0")
     need(0.0 <= cfg.encode.hold_s <= 5.0, "encode.hold_s", "must be between 0 and 5")
@@ -276,7 +284,8 @@ def _scalar(v) -> str:
 
 
 def toml_dumps(data: dict, prefix: str = "") -> str:
-    """Scalars first, then [tables], then [[arrays of tables]], recursively."""
+    """Scalars first, then [tables], then [[arrays of tables]], recursively; None (not set) is left out."""
+    data = {k: v for k, v in data.items() if v is not None}
     is_tables = lambda v: isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
     out = [f"{_key(k)} = {_scalar(v)}" for k, v in data.items() if not isinstance(v, dict) and not is_tables(v)]
     for k, v in data.items():

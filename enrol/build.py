@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.face import api, quality
+from edge.face import api, model, quality
 from edge.files import read_text
 from edge.watchlist.base import CATEGORIES, Entry
 from edge.watchlist.bundle_v2 import Item, RefImage
@@ -125,11 +125,12 @@ def encode_image(path: Path, q) -> tuple[np.ndarray, bytes]:
     if len(boxes) > 1:
         raise EdgeError(f"{len(boxes)} faces found, expected one")
     box = boxes[0]
-    chip, qual = quality.gate(rgb, box, q.min_face_px, q.min_sharpness, q.max_yaw)
+    g = model.get(model.DLIB).gate(q.min_face_px, q.min_sharpness, q.max_yaw)
+    chip, qual = quality.gate(rgb, box, g.min_face_px, g.min_sharpness, g.max_yaw)
     if not qual.ok:
-        why = {"small": f"face too small ({qual.height} px, need {q.min_face_px})",
-               "blurred": f"face too blurred (sharpness {qual.sharpness:.0f}, need {q.min_sharpness:.0f})",
-               "turned": f"face turned too far (yaw {qual.yaw:.2f}, at most {q.max_yaw})"}
+        why = {"small": f"face too small ({qual.height} px, need {g.min_face_px})",
+               "blurred": f"face too blurred (sharpness {qual.sharpness:.0f}, need {g.min_sharpness:.0f})",
+               "turned": f"face turned too far (yaw {qual.yaw:.2f}, at most {g.max_yaw})"}
         raise EdgeError(why.get(qual.reason, qual.reason))
     face = api.crop(rgb, box, margin=0.4)
     if face.shape[0] > CROP_MAX_PX:  # the operator's reference picture: enough to compare, not more

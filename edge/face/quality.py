@@ -1,8 +1,10 @@
 """The quality gate: skip faces too small, too blurred or turned too far away to be worth encoding.
 
-All measures are cheap next to the encoder (landmarks < 1 ms, Laplacian on a 150 px chip < 1 ms),
-which is the point: the gate decides whether to spend ~80 ms on a face. The same function serves the
-live pipeline, enrolment and `edge eval`.
+All measures are cheap next to the encoder (landmarks < 1 ms, Laplacian on the aligned chip < 1 ms),
+which is the point: the gate decides whether to spend an encode on a face. Each face model
+(:mod:`edge.face.model`) has its own :class:`Gate` (sharpness is measured on *its* chip, yaw from *its*
+landmarks); :func:`judge` is the one decision. The same function serves the live pipeline, enrolment and
+`edge eval`. :func:`gate` and :func:`assess` are the dlib model's (its 150 px chip, dlib's 5 points).
 """
 
 from __future__ import annotations
@@ -22,6 +24,21 @@ GOOD_SHARPNESS = 100.0
 
 
 @dataclass(frozen=True)
+class Gate:
+    """One model's quality thresholds (config ``quality.*`` overrides the first three)."""
+
+    min_face_px: int
+    min_sharpness: float  # variance of the Laplacian on the model's aligned grey chip
+    max_yaw: float  # the model's yaw measure (see :func:`yaw`)
+    good_yaw: float = GOOD_YAW  # a view this frontal and ...
+    good_sharpness: float = GOOD_SHARPNESS  # ... this sharp is not worth waiting to improve on
+    yaw_unit: float = 1.0  # this model's yaw where dlib's measure reads 1 (the view score's scale)
+
+
+DLIB_GATE = Gate(40, 15.0, 0.45)
+
+
+@dataclass(frozen=True)
 class Quality:
     height: int  # face box height in image pixels
     sharpness: float  # variance of the Laplacian on the aligned grey chip
@@ -32,32 +49,47 @@ class Quality:
     good: bool = False  # ok, frontal and sharp: the camera encodes it at once, a lesser view may wait
 
 
-def gate(rgb: np.ndarray, box: api.Box, min_face_px: int, min_sharpness: float,
-         max_yaw: float) -> tuple[np.ndarray, Quality]:
-    """(the aligned chip to encode, its Quality): the one way a face is prepared and judged."""
+def gate(rgb: np.ndarray, box: api.Box, min_face_px: int, min_sharpness: float | None,
+         max_yaw: float | None) -> tuple[np.ndarray, Quality]:
+    """(the aligned chip to encode, its Quality) by the dlib model (None: its own bar)."""
     chip, pts = api.align(rgb, box)
     return chip, assess(box, chip, pts, min_face_px, min_sharpness, max_yaw)
 
 
-def assess(box: api.Box, chip: np.ndarray, pts: np.ndarray, min_face_px: int, min_sharpness: float,
-           max_yaw: float) -> Quality:
+def yaw(eye_a: np.ndarray, eye_b: np.ndarray, nose: np.ndarray) -> float:
+    """|nose offset from the eye midpoint along the eye axis| / eye distance: 0 frontal, ~0.5+ profile."""
+    eye_dist = float(np.linalg.norm(eye_a - eye_b)) or 1.0
+    axis = (eye_b - eye_a) / eye_dist
+    return abs(float(np.dot(nose - (eye_a + eye_b) / 2.0, axis))) / eye_dist
+
+
+def sharpness(chip: np.ndarray) -> float:
+    """Variance of the Laplacian on the grey chip."""
+    return float(cv2.Laplacian(cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+
+def assess(box: api.Box, chip: np.ndarray, pts: np.ndarray, min_face_px: int, min_sharpness: float | None,
+           max_yaw: float | None) -> Quality:
+    """The dlib model's judgement: dlib 5-point (0,1 = one eye's corners, 2,3 = the other's, 4 = nose base)."""
+    turn = yaw(pts[0:2].mean(axis=0), pts[2:4].mean(axis=0), pts[4])
+    g = Gate(min_face_px, DLIB_GATE.min_sharpness if min_sharpness is None else min_sharpness,
+             DLIB_GATE.max_yaw if max_yaw is None else max_yaw)
+    return judge(box, sharpness(chip), turn, g)
+
+
+def judge(box: api.Box, sharp: float, turn: float, g: Gate) -> Quality:
+    """The one decision: small, blurred or turned (in that order), the view's score, and whether it is good."""
     top, right, bottom, left = box
     height = bottom - top
-    grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
-    sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
-    # dlib 5-point: 0,1 = one eye's corners, 2,3 = the other eye's corners, 4 = nose base
-    eye_a, eye_b = pts[0:2].mean(axis=0), pts[2:4].mean(axis=0)
-    eye_dist = float(np.linalg.norm(eye_a - eye_b)) or 1.0
-    mid = (eye_a + eye_b) / 2.0
-    axis = (eye_b - eye_a) / eye_dist
-    yaw = abs(float(np.dot(pts[4] - mid, axis))) / eye_dist
     reason = ""
-    if height < min_face_px:
+    if height < g.min_face_px:
         reason = "small"
-    elif sharpness < min_sharpness:
+    elif sharp < g.min_sharpness:
         reason = "blurred"
-    elif yaw > max_yaw:
+    elif turn > g.max_yaw:
         reason = "turned"
-    score = min(height, 200) / 200.0 * min(sharpness, 400.0) / 400.0 * max(0.0, 1.0 - yaw)
-    good = reason == "" and yaw <= GOOD_YAW and sharpness >= max(GOOD_SHARPNESS, min_sharpness)
-    return Quality(height, sharpness, yaw, reason == "", reason, score, good)
+    # the score ranks views of one face; sharpness counts in full from 4x the good bar
+    score = (min(height, 200) / 200.0 * min(sharp, 4 * g.good_sharpness) / (4 * g.good_sharpness)
+             * max(0.0, 1.0 - turn / g.yaw_unit))
+    good = reason == "" and turn <= g.good_yaw and sharp >= max(g.good_sharpness, g.min_sharpness)
+    return Quality(height, sharp, turn, reason == "", reason, score, good)
