@@ -19,6 +19,7 @@ from edge.cli_options import (  # noqa: F401  (user_errors, config_option, ... r
     state_dir_option,
     user_errors,
 )
+from edge.codec import printable_tree
 from edge.console.cli import console_group
 from edge.deployment_cli import deployment
 from edge.doctor import doctor_command
@@ -76,7 +77,7 @@ def status(config_path, state_dir, as_json, timeout):
         return
     from edge.pipeline.health import format_status
 
-    click.echo(format_status(st))
+    click.echo(format_status(printable_tree(st)))
 
 
 @cli.command()

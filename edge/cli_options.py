@@ -21,6 +21,7 @@ from pathlib import Path
 
 import click
 
+from edge.codec import printable
 from edge.errors import EdgeError
 
 DEFAULT_CONFIG = "/etc/edge/edge.toml"
@@ -34,7 +35,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except EdgeError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(printable(str(exc))) from None
         except PermissionError as exc:
             what = f" to {exc.filename}" if exc.filename else ""
             raise click.ClickException(f"permission denied{what}: run this as the service user (edge) "

@@ -109,3 +109,36 @@ def verify_message(message: bytes, sig: object, public: bytes) -> bool:
     except (binascii.Error, ValueError, UnicodeEncodeError, InvalidSignature):
         return False
     return True
+
+
+# --- text for a terminal ------------------------------------------------------------------------
+
+def _unsafe(ch: str) -> bool:
+    import unicodedata
+
+    return unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn")
+
+
+def printable(text: object) -> str:
+    """``text`` safe to print on one line: every control or format character (escape codes, newlines,
+    carriage returns, bidi overrides, zero-width marks) shown as its escape (``\\x1b``, ``\\n``,
+    ``\\u202e``), so text from a record, a file name or an operator can neither move the cursor, clear
+    the screen nor add a line of its own."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(ch if ch == " " or not _unsafe(ch) else repr(ch)[1:-1] if ch in "\n\r\t"
+                   else f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}" if ord(ch) < 0x10000
+                   else f"\\U{ord(ch):08x}" for ch in s)
+
+
+def printable_tree(obj: Any) -> Any:
+    """A copy of a JSON-like document with every string (keys too) made ``printable``: for outputs that are
+    laid out in lines from many fields (the text report, a status)."""
+    if isinstance(obj, str):
+        return printable(obj)
+    if isinstance(obj, dict):
+        return {printable(k) if isinstance(k, str) else k: printable_tree(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [printable_tree(v) for v in obj]
+    return obj

@@ -16,6 +16,7 @@ import click
 
 from edge import identity
 from edge.cli_options import box_key_option, output_option, user_errors
+from edge.codec import printable, printable_tree
 from edge.config import QualityConfig
 from edge.errors import EdgeError
 from edge.files import write_atomic
@@ -212,7 +213,7 @@ def inspect(path, issuer_key, as_json):
                  ("policy", f"max {pol['max_entries']} entries, threshold floor {pol['threshold_floor']}, "
                             f"alerts kept {pol['retention_days']} days"),
                  ("format", fmt)] + _operating_rows(h):
-        click.echo(f"{k:>11}: {v}")
+        click.echo(f"{k:>11}: {printable(v)}")
 
 
 def _operating_rows(h: dict) -> list[tuple[str, str]]:
@@ -237,9 +238,9 @@ def reconcile(register_file, report_file):
 
     problems, n = register.reconcile(register.read(register_file), register.read_report(report_file))
     for p in problems:
-        click.echo(f"DISCREPANCY: {p}")
+        click.echo(printable(f"DISCREPANCY: {p}"))
     rep = register.read_report(report_file)
-    click.echo(f"box {rep.get('box_id')}: {n['issued']} list(s) issued to it, {n['loaded']} loaded, "
+    click.echo(f"box {printable(rep.get('box_id'))}: {n['issued']} list(s) issued to it, {n['loaded']} loaded, "
                f"{n['refused']} refused, {n['receipts']} valid deletion receipt(s); "
                + (f"{len(problems)} discrepancy(ies)" if problems else "both sides agree"))
     if problems:
@@ -254,6 +255,7 @@ def verify_receipt(receipt_file, box_file):
     """Check a deletion receipt a box produced when it purged a list."""
     box = identity.load_box_public(box_file)
     r = receipt.verify(receipt.load_file(receipt_file), box["signing_public"])
+    r = printable_tree(r)
     click.echo(f"valid: box {r['box_id']} purged list {r['list_id']} ({r['entries']} entries, "
                f"issuer {r['issuer']}, sequence {r['sequence']}) at {r['time']}, reason: {r['reason']}")
 

@@ -85,28 +85,63 @@ def _check_receipt(rc: dict, signing_public_b64: str) -> str:
     return ""
 
 
+def _differs(reg: dict, got: dict) -> str:
+    """"" when a list the box loaded (or a file it refused) is the bundle the register issued under that id: the
+    same issuer key and the same bundle SHA-256; else how it differs (a list id alone proves nothing: any
+    issuer can write any id, and a refused file's id is its unverified claim)."""
+    why = []
+    if reg.get("issuer") and got.get("issuer") != reg["issuer"]:
+        why.append(f"issuer key {got.get('issuer') or 'unknown'}, not {reg['issuer']}")
+    if reg.get("bundle_sha256") and got.get("bundle_sha256") != reg["bundle_sha256"]:
+        why.append(f"bundle sha256 {got.get('bundle_sha256') or 'not recorded'}, not {reg['bundle_sha256']}")
+    return " and ".join(why)
+
+
+def unverified(rep: dict) -> str:
+    """"" when the report was built from a log that verified; else why it cannot be reconciled."""
+    v = str(rep.get("verification") or "")
+    if v.startswith("OK"):
+        return ""
+    said = v[:300] or "no verification in the report"
+    return f"the box's audit log did not verify when the report was made ({said}): nothing in it can be relied on"
+
+
 def reconcile(register: list[dict], rep: dict) -> tuple[list[str], dict]:
-    """(discrepancies, counts) between the SPOC's register and one box's report."""
+    """(discrepancies, counts) between the SPOC's register and one box's report. Lists are matched by issuer,
+    list id and bundle hash; a report whose log did not verify is itself a discrepancy."""
     box = rep.get("box_id", "")
     issued = {r["list_id"]: r for r in register if r["box_id"] == box}
-    loaded = {w["list_id"]: w for w in rep.get("watchlists") or []}
-    refused = {r.get("claimed_list_id"): r for r in rep.get("refused") or [] if r.get("claimed_list_id")}
-    out: list[str] = []
+    out: list[str] = [why] if (why := unverified(rep)) else []
+    loaded = [w for w in rep.get("watchlists") or [] if isinstance(w, dict)]
+    refused = [r for r in rep.get("refused") or [] if isinstance(r, dict) and r.get("claimed_list_id")]
     counts = {"issued": len(issued), "loaded": 0, "refused": 0, "receipts": 0}
+    matched: list[tuple[dict, dict]] = []  # (register line, the box's row of that very bundle)
     for lid, reg in issued.items():
-        if lid in loaded:
+        rows = [w for w in loaded if w.get("list_id") == lid and not _differs(reg, w)]
+        if rows:
             counts["loaded"] += 1
-        elif lid in refused:
+            matched += [(reg, w) for w in rows]
+        elif any(r["claimed_list_id"] == lid and not _differs(reg, r) for r in refused):
             counts["refused"] += 1
         else:
             out.append(f"list {lid} (issued {reg.get('created') or '?'}, deployment {reg.get('deployment') or '?'}) "
                        f"was neither loaded nor refused by box {box} in the report's period")
-    for lid, w in loaded.items():
-        if (found := issued.get(lid)) is None:
-            out.append(f"list {lid} was loaded by box {box} (issuer {w.get('issuer_name') or w.get('issuer')}) "
-                       "but is not in the register")
+            for r in refused:
+                if r["claimed_list_id"] == lid:
+                    out.append(f"a file {r.get('file') or '?'} refused at {r.get('time')} claims list {lid}, but it "
+                               f"is not the issued bundle ({_differs(reg, r)})")
+    for w in loaded:
+        if any(w is row for _, row in matched):
             continue
-        reg = found
+        lid = w.get("list_id")
+        issuer = w.get("issuer_name") or w.get("issuer")
+        same_id = issued.get(lid)
+        out.append(f"list {lid} was loaded by box {box} (issuer {issuer}) but is not in the register"
+                   if same_id is None else
+                   f"list {lid} was loaded by box {box} but is not the bundle the register issued under that id "
+                   f"({_differs(same_id, w)})")
+    for reg, w in matched:
+        lid = reg["list_id"]
         box_refs, reg_refs = set(w.get("refs") or []), set(reg.get("refs") or [])
         if extra := ", ".join(sorted(box_refs - reg_refs)):
             out.append(f"list {lid}: the box held reference(s) not issued: {extra}")

@@ -303,7 +303,7 @@ def test_appended_records_signed_by_an_introduced_stranger_key_are_refused(box):
     fake.append("key_rotated", old_key_id="0" * 16, new_key_id=key_id(forger.signing_public),
                 signing_public=b64(forger.signing_public))
     fake.signing_key = forger.signing_key
-    fake.append("alert", alert_id="fake", camera_id="cam1", time="", ref="WL-1", distance=0.1)
+    fake.append("alert", alert_id="fake", camera_id="cam1", time="2026-11-22T06:00:00Z", ref="WL-1", distance=0.1)
     fake.close()
     res = verify_log(state)
     assert not res.ok and res.first.kind == "signature" and "after the box key's last checkpoint" in res.first.message

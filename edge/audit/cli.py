@@ -19,7 +19,7 @@ from edge.cli_options import (
     state_dir_option,
     user_errors,
 )
-from edge.codec import fmt_time, parse_time
+from edge.codec import fmt_time, parse_time, printable
 from edge.errors import EdgeError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -114,9 +114,9 @@ def verify(config_path, state_dir, export_file, box_key, witness_files, as_json)
     if as_json:
         click.echo(json.dumps(res.as_dict(), indent=2))
     else:
-        click.echo(f"{what}: {res.summary()}")
+        click.echo(printable(f"{what}: {res.summary()}"))
         for w in res.warnings:
-            click.echo(f"  note: {w}")
+            click.echo(printable(f"  note: {w}"))
     if not res.ok:
         sys.exit(1)
 
@@ -168,18 +168,18 @@ def report(config_path, state_dir, start, end, fmt, output, export_file, box_key
     if export_file:
         _, res, pub = verified_export(export_file, box_key)
         lo, hi = period(start, end)
-        if start is None and res.records:
+        if start is None and res.usable:
             from edge.codec import parse_time
 
-            lo = max(lo, parse_time(res.records[0]["time"]).replace(microsecond=0))
+            lo = max(lo, parse_time(res.usable[0]["time"]).replace(microsecond=0))
         checker, names = receipt_check(pub), {}
     else:
         state = resolve_state_dir(config_path, state_dir)
         res = v.verify_log(state)
-        lo, hi = since_first_record(state, start, *period(start, end), res.records)
+        lo, hi = since_first_record(state, start, *period(start, end), res.usable)
         checker, names = receipt_checker(state), trusted_issuer_names(state)
     label = (start or rep.iso(lo), end or f"now ({rep.iso(hi)})")
-    r = rep.build(res.records, lo, hi, verification=res.summary(), period_label=label, check_receipt=checker,
+    r = rep.build(res.usable, lo, hi, verification=res.summary(), period_label=label, check_receipt=checker,
                   issuer_names=names)
     text = {"text": rep.render_text, "json": rep.render_json, "html": rep.render_html}[fmt](r)
     if output:

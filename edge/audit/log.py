@@ -84,6 +84,7 @@ KINDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "log_recovered": {"torn_bytes": INT, "torn_sha256": S},
     "checkpoint": {"key_id": S, "signing_public": S, "sig": S},
 }
+TIME_FIELDS = {"alert": ("time",), "sighting": ("time",), "deployment_loaded": ("start", "end")}  # in data
 DECISIONS = ("confirm", "dismiss")
 Record = dict[str, Any]  # one parsed audit record (docs/audit-format.md)
 
@@ -153,6 +154,25 @@ def check_fields(kind: str, fields: dict[str, Any]) -> None:
         raise EdgeError(f"adjudication decision must be one of {', '.join(DECISIONS)}")
     for k, v in fields.items():
         check_value(v, f"{kind}.{k}")
+
+
+def damage(kind: str, fields: object, time_text: object) -> str:
+    """Why a record read back cannot be used ("" when it can): a field its kind requires is missing or of the
+    wrong type, or its time is not a time. (Only what readers rely on; ``check_fields`` is the writer's check.)"""
+    if not isinstance(fields, dict):
+        return "its data is not an object"
+    for name, tp in KINDS.get(kind, {}).items():
+        v = fields.get(name)
+        if not isinstance(v, tp) or isinstance(v, bool):
+            return f"its field {name!r} is missing or not a {getattr(tp, '__name__', 'number')}"
+    for name, text in (("record time", time_text), *((n, fields.get(n)) for n in TIME_FIELDS.get(kind, ()))):
+        if name == "time" and text == "" and kind in ("alert", "sighting"):
+            continue  # no time of its own: the record's time stands for it (report_matches)
+        try:
+            codec.parse_time(text)
+        except EdgeError:
+            return f"its {name} is not a time"
+    return ""
 
 
 def read_lines(path: Path) -> bytes:

@@ -96,6 +96,7 @@ def watchlists(recs, lo, hi, check_receipt=None, known: dict[str, str] | None = 
                     "deployment": d.get("deployment", ""), "entries": d["entries"],
                     "categories": d.get("categories"), "refs": d.get("refs"),
                     "entry_details": d.get("entry_details"), "not_after": d.get("not_after"),
+                    "bundle_sha256": d.get("bundle_sha256", ""),
                     "loaded": iso(t), "arrived": [], "reloads": 0, "ended": None, "files": []}
                 rows.append(w)
             if d.get("at_start") or d.get("arrived") == "daemon":
@@ -138,5 +139,6 @@ def refused(recs, lo, hi, known: dict[str, str] | None = None) -> list[dict]:
             rows[key] = {"time": iso(t), "times": [iso(t)], "file": d.get("file", ""), "arrived": d.get("arrived", ""),
                          "mount": d.get("mount", ""), "issuer": kid,
                          "issuer_name": names.get(kid) or d.get("issuer_name") or "",
-                         "claimed_list_id": d.get("claimed_list_id", ""), "reason": d["reason"]}
+                         "claimed_list_id": d.get("claimed_list_id", ""), "reason": d["reason"],
+                         "bundle_sha256": d.get("bundle_sha256", "")}
     return list(rows.values())

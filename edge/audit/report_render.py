@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 import json
 
+from edge.codec import printable_tree
+
 QUESTIONS = ("1. What images were shared with the box, when and by whom",
              "2. Was there ever a match",
              "3. Was police action taken",
@@ -179,6 +181,7 @@ def _period(rep: dict) -> str:
 
 
 def render_text(rep: dict) -> str:
+    rep = printable_tree(rep)  # names, notes, file names: shown, never run as a terminal's control codes
     out = [f"Oversight report for box {rep['box_id']}: {_period(rep)}", f"Audit log: {rep['verification']}", ""]
     for title, items in sections(rep):
         out.append(title)
@@ -245,6 +248,7 @@ CSS = ("body{font-family:sans-serif;max-width:64em;margin:2em auto;padding:0 1em
 
 def render_html(rep: dict) -> str:
     e = html.escape
+    rep = printable_tree(rep)
     legend = "".join(f'<span style="background:{c}"></span>{k}' for k, c in COLOURS.items())
     body = [f"<h1>Oversight report: box {e(rep['box_id'])}</h1>",
             f"<p>{e(_period(rep))}. Audit log: {e(rep['verification'])}</p>",

@@ -25,9 +25,11 @@ from edge.audit.log import (
     ANCHOR_NAME,
     GENESIS,
     HEAD_NAME,
+    KINDS,
     LOG_NAME,
     Record,
     checkpoint_message,
+    damage,
     read_lines,
     record_hash,
 )
@@ -56,6 +58,12 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     checkpoints: int = 0
     signed_through: int = 0  # last seq covered by a good checkpoint (or export signature) of the trusted key
+    unusable: set[int] = field(default_factory=set)  # seqs of records a report cannot read (damaged, unknown kind)
+
+    @property
+    def usable(self) -> list[Record]:
+        """The records a report can be built from: every record but the damaged ones (named in ``problems``)."""
+        return [r for r in self.records if r["seq"] not in self.unusable]
 
     @property
     def ok(self) -> bool:
@@ -95,17 +103,27 @@ def _parse_lines(data: bytes, res: Result, first_line: int = 1) -> list[tuple[in
     out = []
     for i, raw in enumerate(lines):
         lineno = first_line + i
+        rec = None
         try:
             rec = json.loads(raw)
             if not isinstance(rec, dict) or any(not isinstance(rec.get(k), t) for k, t in FIELDS.items()):
                 raise ValueError
         except (ValueError, UnicodeDecodeError, RecursionError):
-            res.problems.append(Problem("damaged", lineno, f"line {lineno} is not a valid audit record "
-                                                           "(edited or damaged)"))
+            seq = rec.get("seq") if isinstance(rec, dict) and isinstance(rec.get("seq"), int) else None
+            what = f"line {lineno} (record seq {seq})" if seq is not None else f"line {lineno}"
+            res.problems.append(Problem("damaged", lineno, f"{what} is not a valid audit record (edited or damaged)"))
             continue
         if canonical(rec) != raw or record_hash(rec) != rec["hash"]:
             res.problems.append(Problem("edited", lineno, f"record seq {rec['seq']} (line {lineno}, "
                                                           f"{rec['kind']}) was edited: it no longer matches its hash"))
+        if rec["kind"] not in KINDS:
+            res.unusable.add(rec["seq"])
+            res.warnings.append(f"record seq {rec['seq']} (line {lineno}) is of a kind this version does not know "
+                                f"({str(rec['kind'])[:40]}): left out of reports")
+        elif why := damage(rec["kind"], rec["data"], rec["time"]):
+            res.unusable.add(rec["seq"])
+            res.problems.append(Problem("damaged", lineno, f"record seq {rec['seq']} (line {lineno}, {rec['kind']}) "
+                                                           f"is damaged: {why}; left out of the report"))
         out.append((lineno, rec))
     return out
 

@@ -10,6 +10,7 @@ import queue
 import time
 
 from edge.alerts import messages, retention
+from edge.codec import printable
 from edge.console import keys
 from edge.console.link import BoxLink
 from edge.console.store import Store
@@ -58,7 +59,7 @@ def watch(box: str, data: str, count: int = 0, timeout: float = 0, out=print) ->
                 continue
             if kind in ("alert", "event"):
                 got.append(msg)
-                out(describe(msg))
+                out(printable(describe(msg)))
             if count and sum(m["type"] == "alert" for m in got) >= count:
                 break
     finally:

@@ -13,6 +13,7 @@ import click
 
 from edge import files, identity
 from edge.cli_options import load_config, on_box, output_option
+from edge.codec import printable_tree
 from edge.errors import EdgeError
 
 
@@ -53,9 +54,13 @@ def _audit(cfg):
 def _describe(st: dict) -> str:
     if not st.get("list_id"):
         return "no watch list loaded"
-    left = st["expires_in_s"]
+    st = printable_tree(st)  # list id, deployment: an issuer's text, never a terminal's escape codes
+    left = int(st["expires_in_s"])
+    when = (f"expires {st['not_after']} (in {left // 3600} h {left % 3600 // 60} min)" if left > 0 else
+            f"EXPIRED at {st['not_after']} ({-left // 3600} h {-left % 3600 // 60} min ago): not matched against, "
+            "purged with a receipt when the box next runs")
     text = (f"list {st['list_id']} ({st['deployment']}) from issuer {st['issuer']}: {st['entries']} entries, "
-            f"sequence {st['sequence']}, expires {st['not_after']} (in {left // 3600} h {left % 3600 // 60} min)")
+            f"sequence {st['sequence']}, {when}")
     if st.get("operating"):
         from edge.watchlist.operating import OperatingPoint
 
