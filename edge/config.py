@@ -84,6 +84,9 @@ class AlertsConfig:
     # one listed person's continuous presence is one encounter (one alert, one decision): a hit for the
     # same entry within this many seconds of its last sighting joins it; it ends after this gap
     encounter_gap_s: float = 60.0
+    # "two": a confirmation counts only once two different operators verified it (EU AI Act Art. 14(5));
+    # a disagreement goes to a supervisor. The box refuses a confirmation that does not carry both.
+    verification: str = "one"
 
 
 @dataclass
@@ -219,6 +222,7 @@ def _check(cfg: Config) -> None:
     need(cfg.match.rule in ("ratio", "distance"), "match.rule", 'must be "ratio" or "distance"')
     need(0.0 < cfg.match.max_false_alert_rate <= 1.0, "match.max_false_alert_rate", "must be between 0 and 1")
     need(0 < cfg.alerts.retention_days <= 3650, "alerts.retention_days", "must be between 0 and 3650")
+    need(cfg.alerts.verification in ("one", "two"), "alerts.verification", 'must be "one" or "two"')
     need(0 < cfg.alerts.encounter_gap_s <= 3600, "alerts.encounter_gap_s", "must be more than 0 and at most 3600")
     need(cfg.health.log_interval > 0, "health.log_interval", "must be positive")
     need(cfg.health.max_restarts >= 0, "health.max_restarts", "must not be negative")

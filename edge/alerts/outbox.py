@@ -114,11 +114,18 @@ class Outbox:
             return dict(self._db.execute("SELECT console, seq FROM acks").fetchall())
 
     # -- adjudications --------------------------------------------------------------------------
-    def adjudication_by(self, alert_id: str) -> str | None:
-        """The console whose adjudication of this alert was accepted, or None."""
+    def accepted(self, alert_id: str) -> tuple[str, dict] | None:
+        """(console, adjudication) accepted for this alert, or None."""
         with self._lock:
-            row = self._db.execute("SELECT console FROM adjudications WHERE alert_id=?", (alert_id,)).fetchone()
-        return row[0] if row else None
+            row = self._db.execute("SELECT console, body FROM adjudications WHERE alert_id=?", (alert_id,)).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def decision_of(self, encounter_id: str) -> dict | None:
+        """The adjudication accepted for this encounter, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT body FROM adjudications WHERE encounter_id=? OR (encounter_id IS NULL AND "
+                                   "alert_id=?) LIMIT 1", (encounter_id, encounter_id)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def decided(self, encounter_id: str) -> bool:
         """Has an adjudication of this encounter been accepted (pre-encounter rows: the alert itself)?"""

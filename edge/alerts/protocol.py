@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.alerts import messages
+from edge.alerts import messages, verification
 
 DECISIONS = {"confirm", "dismiss"}
 ACTIONS = ("approached", "no action", "arrested", "other")
@@ -29,7 +29,7 @@ MAX_PRUNED = 1000  # alert ids in one pruned message
 SCHEMA: messages.Schema = {**messages.REQUIRED, **LINK_REQUIRED}
 # the longest text a console may send in each field (docs/alerts.md): bounded work and audit records
 MAX_TEXT = {"alert_id": 64, "box_id": 64, "operator": 64, "note": 500, "time": 40, "action": 32, "reason": 32,
-            "name": 200, "outbox": 64, "role": 16}
+            "name": 200, "outbox": 64, "role": 16, "decision_id": 64, "not_counted": 300}
 
 
 def loads(data: bytes, allowed: set[str]) -> dict[str, Any]:
@@ -59,6 +59,7 @@ def loads(data: bytes, allowed: set[str]) -> dict[str, Any]:
         _bounded(msg)
     if kind == "adjudication":
         check_decision(msg.get("decision"), msg.get("action"), msg.get("reason"))
+        verification.check(msg.get("verifications"))
     return msg
 
 
@@ -110,9 +111,16 @@ def pruned(*, box_id: str, alert_ids: list[str], retention_days: float, time: st
 
 def adjudication(*, alert_id: str, box_id: str, decision: str, operator: str, action: str = "",
                  reason: str = "", note: str = "", seconds_to_decision: float = 0.0,
-                 time: str | None = None) -> dict[str, Any]:
+                 time: str | None = None, decision_id: str = "", verifications: list[dict[str, str]] | None = None,
+                 not_counted: str = "") -> dict[str, Any]:
+    """Console -> box: an operator's decision on an encounter (its first alert). ``decision_id`` names this
+    decision (the box echoes it in its ack); ``verifications``: who verified it (edge/alerts/verification.py);
+    ``not_counted``: the console did not count it, and why (a decision that lost a race): the box records
+    it as refused and never counts it."""
     check_decision(decision, action or None, reason or None)
-    return {"v": messages.VERSION, "type": "adjudication", "alert_id": alert_id, "box_id": box_id,
-            "decision": decision, "action": action if decision == "confirm" else "",
-            "reason": reason if decision == "dismiss" else "", "note": note, "operator": operator,
-            "seconds_to_decision": round(float(seconds_to_decision), 1), "time": time or messages.utcnow()}
+    msg = {"v": messages.VERSION, "type": "adjudication", "alert_id": alert_id, "box_id": box_id,
+           "decision": decision, "action": action if decision == "confirm" else "",
+           "reason": reason if decision == "dismiss" else "", "note": note, "operator": operator,
+           "seconds_to_decision": round(float(seconds_to_decision), 1), "time": time or messages.utcnow()}
+    extra = {"decision_id": decision_id, "verifications": verifications, "not_counted": not_counted}
+    return {**msg, **{k: v for k, v in extra.items() if v}}

@@ -36,7 +36,7 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from edge import identity
-from edge.alerts import messages, protocol, retention
+from edge.alerts import messages, protocol, retention, verification
 from edge.alerts.outbox import Outbox
 from edge.errors import EdgeError
 
@@ -84,7 +84,8 @@ class Channel:
     def __init__(self, endpoint: str, state_dir: str | Path, curve_public: bytes, curve_secret: bytes,
                  box_id: str, on_adjudication: Callable[[dict, str], None] | None = None,
                  status: Callable[[], dict] | None = None, record: Callable[..., Any] | None = None,
-                 prune: Callable[[], Any] | None = None, policy: Callable[[], retention.Policy] | None = None):
+                 prune: Callable[[], Any] | None = None, policy: Callable[[], retention.Policy] | None = None,
+                 verification: Callable[[], str] | None = None):
         self.endpoint, self.state_dir, self.box_id = endpoint, Path(state_dir), box_id
         self._keys = (curve_public, curve_secret)
         self.on_adjudication = on_adjudication  # fn(msg, console_key_id); raise to refuse (no ack)
@@ -93,6 +94,7 @@ class Channel:
         # retention: fn() -> the box's policy now (the daemon's: the stricter of the config and the list's); the
         # audited sweep applies it, and each console is told its period (hello retention_days) to apply as well
         self.policy = policy or (lambda: retention.Policy(retention.DEFAULT_DAYS, "default"))
+        self.verification = verification or (lambda: "one")  # fn() -> the box's policy now ("one" / "two")
         self.prune = prune or (lambda: retention.sweep(self.state_dir, self.policy(), record=self.record))
         self.counts = {"sent": 0, "resent": 0, "bad_messages": 0, "refused_keys": 0, "adjudications": 0,
                        "rate_limited": 0, "bad_acks": 0, "refused_messages": 0, "adjudications_refused": 0,
@@ -104,6 +106,7 @@ class Channel:
         self._buckets: dict[str, Bucket] = {}
         self._warned: dict[str, float] = {}
         self._prunes_seen: set[str] = set()
+        self._reported: set[str] = set()  # decision ids of refusals recorded (a resend is not recorded again)
         self._outbox: Outbox | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -311,9 +314,11 @@ class Channel:
             return protocol.hello("box", **ident)
 
     def _adjudication(self, rid: bytes, msg: dict, console: str) -> None:
-        alert_id = msg["alert_id"]
-        if self.outbox.adjudication_by(alert_id) == console:  # a resend of the accepted decision
-            self._send(rid, protocol.ack(alert_id=alert_id))
+        alert_id, decision_id = msg["alert_id"], msg.get("decision_id")
+        accepted = self.outbox.accepted(alert_id)
+        if accepted and accepted[0] == console and accepted[1].get("decision_id") == decision_id \
+                and not msg.get("not_counted"):  # a resend of the accepted decision
+            self._send(rid, protocol.ack(alert_id=alert_id, **({"decision_id": decision_id} if decision_id else {})))
             return
         found = self.outbox.find_alert(alert_id)
         encounter_id = messages.encounter_of(found[1]) if found else ""
@@ -325,34 +330,53 @@ class Channel:
             why = "no such alert"
         elif not self.outbox.was_sent(console, found[0]):
             why = "not sent to this console"
+        elif msg.get("not_counted"):  # the console did not count it (it lost a race there): recorded, never counted
+            why = f"not counted by the console: {msg['not_counted']}"
         elif self.outbox.decided(encounter_id):
             why = "already decided"
         else:
-            if self.on_adjudication is not None:
-                self.on_adjudication(dict(msg, encounter_id=encounter_id), console)  # recorded before the ack
-            self.outbox.add_adjudication(msg, console, encounter_id)
-            self.counts["adjudications"] += 1
-            self._send(rid, protocol.ack(alert_id=alert_id))
-            return
+            why = verification.refusal(self.verification(), msg)
+            if not why:
+                if self.on_adjudication is not None:
+                    self.on_adjudication(dict(msg, encounter_id=encounter_id), console)  # recorded before the ack
+                self.outbox.add_adjudication(msg, console, encounter_id)
+                self.counts["adjudications"] += 1
+                self._send(rid, protocol.ack(alert_id=alert_id,
+                                             **({"decision_id": decision_id} if decision_id else {})))
+                return
         self._refuse_adjudication(rid, msg, console, why, encounter_id)
 
     def _refuse_adjudication(self, rid: bytes, msg: dict, console: str, why: str, encounter_id: str) -> None:
-        """Ack a refused adjudication with its reason (the console stops resending) and audit it, rate-limited."""
+        """Ack a refused adjudication with its reason (the console stops resending) and audit it, rate-limited,
+        with the operator refused and, when the encounter was decided, who decided it."""
         self.counts["adjudications_refused"] += 1
         log.warning("refused an adjudication of alert %.36s from console %s: %s", msg["alert_id"], console, why)
         start, recorded, suppressed = self._refusals
         now = time.monotonic()
         if now - start >= 60.0:
             start, recorded = now, 0
+        decision_id = str(msg.get("decision_id") or "")
+        if decision_id and decision_id in self._reported:  # the console sent it again: our ack was lost
+            self._send(rid, protocol.ack(alert_id=msg["alert_id"], refused=why, decision_id=decision_id))
+            return
         if recorded < REFUSALS_RECORDED:
-            self.record("adjudication_refused", alert_id=msg["alert_id"][:64], console=console, reason=why,
+            won = self.outbox.decision_of(encounter_id) if encounter_id else None
+            extra = {"decided_by": str(won.get("operator", ""))[:64], "decided": str(won.get("decision", ""))[:16],
+                     "decided_at": str(won.get("time", ""))[:40]} if won else {}
+            people = msg.get("verifications")
+            self.record("adjudication_refused", alert_id=msg["alert_id"][:64], console=console, reason=why[:300],
                         decision=msg["decision"], operator=str(msg["operator"])[:64], encounter_id=encounter_id,
-                        suppressed=suppressed)
+                        action=str(msg.get("action") or ""), refused_reason=str(msg.get("reason") or ""),
+                        time_decided=str(msg.get("time") or "")[:40], suppressed=suppressed, **extra,
+                        **({"verifications": people} if people else {}))
             recorded, suppressed = recorded + 1, 0
         else:
             suppressed += 1
+        if decision_id:
+            self._reported = {*list(self._reported)[-999:], decision_id}
         self._refusals = (start, recorded, suppressed)
-        self._send(rid, protocol.ack(alert_id=msg["alert_id"], refused=why))
+        self._send(rid, protocol.ack(alert_id=msg["alert_id"], refused=why,
+                                     **({"decision_id": decision_id} if decision_id else {})))
 
     def _pruned(self, rid: bytes, msg: dict, console: str) -> None:
         """A console deleted its copies of these alerts: recorded (once per prune_id while running), acked."""

@@ -148,7 +148,7 @@ def build(records: list[dict], start: datetime, end: datetime, verification: str
     recs = sorted(_with_times(records), key=lambda x: x[0])
     in_period = [(t, r) for t, r in recs if start <= t < end]
     sights = matches.sightings(recs, start, end)
-    encs = matches.encounters(sights, matches.decisions(recs, end))
+    encs = matches.encounters(sights, matches.decisions(recs, end), matches.refusals(recs, start, end))
     summary = matches.decision_summary(encs)
     wls = lists_.watchlists(recs, start, end, check_receipt, issuer_names)
     faces: Counter = Counter()

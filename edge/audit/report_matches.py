@@ -60,7 +60,22 @@ def decisions(recs, hi) -> dict[str, tuple]:
     return out
 
 
-def encounters(sights, decided: dict) -> list[dict]:
+def refusals(recs, lo, hi) -> dict[str, list[dict]]:
+    """encounter id -> the decisions on it that were not counted (lost a race, refused by the box): who, what,
+    when, why, and who had decided it."""
+    out: dict[str, list[dict]] = defaultdict(list)
+    for t, r in recs:
+        d = r["data"]
+        if r["kind"] == "adjudication_refused" and lo <= t < hi and d.get("encounter_id"):
+            out[str(d["encounter_id"])].append({
+                "operator": d.get("operator", ""), "decision": d.get("decision", ""),
+                "choice": d.get("action") or d.get("refused_reason") or "", "time": d.get("time_decided") or iso(t),
+                "why": d.get("reason", ""), "decided_by": d.get("decided_by", ""),
+                "verifications": d.get("verifications") or []})
+    return out
+
+
+def encounters(sights, decided: dict, refused: dict | None = None) -> list[dict]:
     by: dict[str, dict] = {}
     for t, d in sights:
         enc = encounter_of(d)
@@ -91,6 +106,8 @@ def encounters(sights, decided: dict) -> list[dict]:
                      reason=None if conf else dec.get("reason") or "", operator=dec.get("operator", ""),
                      note=dec.get("note") or "", seconds_to_decision=float(dec.get("seconds_to_decision") or 0),
                      decided=iso(t))
+        e["verifications"] = list((dec or {}).get("verifications") or [])
+        e["refused"] = (refused or {}).get(e["encounter_id"], [])
         out.append(e)
     return out
 

@@ -107,10 +107,23 @@ def _decided(e: dict) -> str:
             + (f"; note: {e['note']}" if e.get("note") else ""))
 
 
+def _people(e: dict) -> list[str]:
+    """Who verified the decision (two-person rule), and every decision on the encounter that was not counted."""
+    words = {"confirm": "confirmed", "dismiss": "dismissed"}
+    out = [f"verified ({v.get('role', '')}): {v.get('operator', '')} {words.get(v.get('decision', ''), '?')}"
+           f" ({v.get('action') or v.get('reason') or '-'}) at {v.get('time', '')}"
+           for v in e.get("verifications") or []]
+    out += [f"NOT COUNTED: {r['operator']} {words.get(r['decision'], r['decision'])} ({r['choice'] or '-'}) at "
+            f"{r['time']}: {r['why']}"
+            + (f" (the decision that counts is {r['decided_by']}'s)" if r["decided_by"] else "")
+            for r in e.get("refused") or []]
+    return out
+
+
 def _action(rep: dict) -> list:
     d = rep["decisions"]
-    out: list = [f"encounter {e['encounter_id']} ({e['ref']}, {e['sightings']} sighting(s) on "
-                 f"{', '.join(e['cameras'])}, {e['first_seen']} to {e['last_seen']}): {_decided(e)}"
+    out: list = [(f"encounter {e['encounter_id']} ({e['ref']}, {e['sightings']} sighting(s) on "
+                  f"{', '.join(e['cameras'])}, {e['first_seen']} to {e['last_seen']}): {_decided(e)}", _people(e))
                  for e in rep["encounters"]]
     far, ttd = d["false_alert_rate"], d["time_to_decision_s"]
     out += [f"decisions (one per encounter): confirmed {d['confirmed']}, dismissed {d['dismissed']}, "

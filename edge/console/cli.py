@@ -23,9 +23,11 @@ data_option = click.option("--data", default=DEFAULT_DATA, show_default=True, en
 @click.option("--retention-days", type=click.FloatRange(min=0.01), default=DEFAULT_DAYS, show_default=True,
               help="Alerts (with their crops) older than this are deleted from the console's database; "
                    "sooner for a box that keeps its own for less (its retention policy, which it says).")
+@click.option("--timezone", "timezone", default="UTC", show_default=True, envvar="EDGE_CONSOLE_TIMEZONE",
+              help="The site's time zone (console.timezone): every time on the page is shown in it, with its offset.")
 @click.pass_context
 @user_errors
-def console_group(ctx, listen, boxes, data, retention_days):
+def console_group(ctx, listen, boxes, data, retention_days, timezone):
     """Serve the operator console: alerts from one or more boxes, live, with Confirm / Dismiss.
 
     Set up once: `edge console keygen` (then register console.pub on each box with
@@ -36,10 +38,11 @@ def console_group(ctx, listen, boxes, data, retention_days):
     from edge.console import keys
     from edge.console.link import BoxLink
     from edge.console.store import Store
-    from edge.console.web import Console, serve
+    from edge.console.web import Console, serve, zone
 
     if not boxes:
         raise EdgeError("give at least one --box ENDPOINT=KEY")
+    zone(timezone)
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise EdgeError(f"--listen {listen!r}: expected HOST:PORT")
@@ -50,7 +53,7 @@ def console_group(ctx, listen, boxes, data, retention_days):
         raise EdgeError("no operator accounts yet: add one with 'edge console adduser NAME'")
     links = [BoxLink(ep, key, key_pair, store) for ep, key in parsed]
     click.echo(f"edge console on http://{listen}/ for {len(links)} box(es)")
-    serve(Console(store, links, retention_days), host, int(port))
+    serve(Console(store, links, retention_days, timezone), host, int(port))
 
 
 @console_group.command()
@@ -69,8 +72,9 @@ def keygen(data, force):
 @click.argument("name")
 @data_option
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--supervisor", is_flag=True, help="A supervisor decides when two verifications disagree.")
 @user_errors
-def adduser(name, data, password_stdin):
+def adduser(name, data, password_stdin, supervisor):
     """Add an operator (or set a new password); the password is stored argon2-hashed."""
     from edge.console import keys
     from edge.console.store import Store
@@ -81,10 +85,10 @@ def adduser(name, data, password_stdin):
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     store = Store(keys.data_dir(data) / "console.db")
     try:
-        store.add_user(name, password)
+        store.add_user(name, password, "supervisor" if supervisor else "operator")
     finally:
         store.close()
-    click.echo(f"operator {name} can log in")
+    click.echo(f"{'supervisor' if supervisor else 'operator'} {name} can log in")
 
 
 @console_group.command()

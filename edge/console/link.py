@@ -20,6 +20,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from edge.alerts import messages, protocol
+from edge.console import decisions
 from edge.console.store import Store
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,12 @@ class BoxLink:
     def info(self) -> dict:
         return {"endpoint": self.endpoint, "box_id": self.box_id, "state": self.state, "problem": self.problem,
                 "cameras": self.box_status.get("cameras", {}), "accuracy": _accuracy(self.box_status),
-                "matching": _matching(self.box_status), "since": self.since,
+                "matching": _matching(self.box_status), "since": self.since, "verification": self.verification(),
                 **self.counts}
+
+    def verification(self) -> str:
+        """The box's two-person rule as its hello says ("one" until it says otherwise)."""
+        return "two" if self.box_status.get("verification") == "two" else "one"
 
     # -- the link thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -95,7 +100,8 @@ class BoxLink:
                 if self.box_id and self.state == "connected" and (self.wake.is_set() or now - last_adj > RESEND_ADJ_S):
                     self.wake.clear()
                     last_adj = now
-                    for adj in self.store.undelivered(self.box_id):
+                    reports = decisions.undelivered_reports(self.store, self.box_id)  # decisions not counted here
+                    for adj in self.store.undelivered(self.box_id) + reports:
                         self._send(messages.dumps(adj))
                     for pruned in self.store.undelivered_prunes(self.box_id):  # copies this console deleted
                         self._send(messages.dumps(pruned))
@@ -159,7 +165,7 @@ class BoxLink:
                 self.store.prune_delivered(msg["prune_id"])
             if msg.get("alert_id"):
                 refused = str(msg.get("refused") or "")
-                self.store.delivered(msg["alert_id"], refused)
+                self.store.delivered(msg["alert_id"], refused, str(msg.get("decision_id") or ""))
                 if refused:
                     log.warning("box %s did not count the decision on alert %s: %s", self.box_id, msg["alert_id"],
                                 refused)
@@ -174,7 +180,8 @@ class BoxLink:
         if msg["outbox"] != outbox:  # a box (or outbox) this console has not heard from: start over
             self.store.set_position(self.endpoint, msg["box_id"], msg["outbox"], 0)
         changed = (msg.get("cameras") != self.box_status.get("cameras") or self.box_id != msg["box_id"]
-                   or _accuracy(msg) != _accuracy(self.box_status) or _matching(msg) != _matching(self.box_status))
+                   or _accuracy(msg) != _accuracy(self.box_status) or _matching(msg) != _matching(self.box_status)
+                   or msg.get("verification") != self.box_status.get("verification"))
         if msg["v"] >= 2 and msg.get("retention_days") != self.box_status.get("retention_days"):
             self.store.set_box_retention(msg["box_id"], msg["retention_days"])  # its alerts go no later here
         if not self.box_id:  # the link's own event lines name the box once it has said who it is

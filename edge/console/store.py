@@ -24,6 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from edge import walstore
 from edge.alerts import messages, protocol
 from edge.codec import parse_time
+from edge.console import decisions
 from edge.errors import EdgeError
 
 SCHEMA = """
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS events (
     event_id TEXT PRIMARY KEY, box_id TEXT NOT NULL, time TEXT NOT NULL, received REAL NOT NULL,
     event TEXT NOT NULL, camera_id TEXT, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS links (endpoint TEXT PRIMARY KEY, box_id TEXT, outbox TEXT, last_seq INTEGER);
-CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, hash TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, hash TEXT NOT NULL, created REAL NOT NULL,
+    role TEXT NOT NULL DEFAULT 'operator');
 CREATE TABLE IF NOT EXISTS witness (
     endpoint TEXT PRIMARY KEY, box_id TEXT NOT NULL, seq INTEGER NOT NULL, checkpoint TEXT NOT NULL,
     received REAL NOT NULL);
@@ -67,9 +69,11 @@ class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = walstore.connect(self.path, SCHEMA)
+        self._db = walstore.connect(self.path, SCHEMA + decisions.SCHEMA)
         if "refused" not in {r[1] for r in self._db.execute("PRAGMA table_info(alerts)")}:  # a store from before
             self._db.execute("ALTER TABLE alerts ADD COLUMN refused TEXT")
+        if "role" not in {r[1] for r in self._db.execute("PRAGMA table_info(users)")}:  # before supervisors
+            self._db.execute("ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'operator'")
 
     @contextlib.contextmanager
     def _tx(self):
@@ -168,6 +172,16 @@ class Store:
         return self._query(f"SELECT {','.join(SUMMARY)} FROM alerts WHERE box_id=? AND group_id=? "
                            "ORDER BY received, time", (box_id, encounter_id))
 
+    def earlier_decision(self, box_id: str, ref: str, alert_id: str) -> dict | None:
+        """The newest decided encounter of ``ref`` on this box under the same watch list (a list lives for one
+        deployment) as the alert ``alert_id``: the person's earlier decision this deployment, however long ago."""
+        rows = self._query(
+            "SELECT group_id AS encounter_id, alert_id, outcome, action, reason, operator, decided FROM alerts WHERE "
+            "box_id=? AND ref=? AND outcome!='open' AND decided IS NOT NULL AND json_extract(body, '$.list_id') IS "
+            "(SELECT json_extract(body, '$.list_id') FROM alerts WHERE alert_id=?) ORDER BY decided DESC LIMIT 1",
+            (box_id, ref, alert_id))
+        return rows[0] if rows else None
+
     def seen_after_decision(self, since: float) -> list[tuple[str, str]]:
         """(box_id, encounter_id) of decided encounters with a sighting received after the decision, since then."""
         rows = self._query("SELECT DISTINCT box_id, group_id FROM alerts WHERE outcome!='open' AND decided IS NOT NULL "
@@ -209,24 +223,28 @@ class Store:
         return [json.loads(r["body"]) for r in
                 self._query("SELECT body FROM events ORDER BY received DESC LIMIT ?", (limit,))]
 
-    def decide(self, alert_ids: list[str], adjudications: list[dict]) -> None:
-        """Record the operator's decision on these alerts (one encounter's sightings) in one transaction.
+    def decide(self, alert_ids: list[str], adjudications: list[dict], db=None) -> None:
+        """Record the operator's decision on these alerts (one encounter's sightings) in one transaction
+        (``db``: the caller's, edge/console/decisions.py).
 
         ``adjudications`` are sent to the box; an alert of ``alert_ids`` with none is decided here only
         (the box takes one decision per encounter)."""
+        if db is None:
+            with self._tx() as tx:
+                return self.decide(alert_ids, adjudications, tx)
         by_alert = {a["alert_id"]: a for a in adjudications}
         first = adjudications[0]
-        with self._tx() as db:
-            for alert_id in alert_ids:
-                adj = by_alert.get(alert_id)
-                cur = db.execute(
-                    "UPDATE alerts SET outcome=?, action=?, reason=?, note=?, operator=?, decided=?, "
-                    "adjudication=? WHERE alert_id=? AND outcome='open'",
-                    ("confirmed" if first["decision"] == "confirm" else "dismissed", first["action"],
-                     first["reason"], first["note"], first["operator"], time.time(),
-                     json.dumps(adj) if adj else None, alert_id))
-                if cur.rowcount != 1:
-                    raise EdgeError(f"alert {alert_id} is not open (already decided?)")
+        for alert_id in alert_ids:
+            adj = by_alert.get(alert_id)
+            cur = db.execute(
+                "UPDATE alerts SET outcome=?, action=?, reason=?, note=?, operator=?, decided=?, "
+                "adjudication=? WHERE alert_id=? AND outcome='open'",
+                ("confirmed" if first["decision"] == "confirm" else "dismissed", first["action"],
+                 first["reason"], first["note"], first["operator"], time.time(),
+                 json.dumps(adj) if adj else None, alert_id))
+            if cur.rowcount != 1:
+                raise EdgeError(f"alert {alert_id} is not open (already decided?)")
+        return None
 
     def undelivered(self, box_id: str) -> list[dict]:
         """Decisions the box has not acknowledged yet."""
@@ -234,21 +252,27 @@ class Store:
                            "AND delivered=0 ORDER BY decided", (box_id,))
         return [json.loads(r["adjudication"]) for r in rows]
 
-    def delivered(self, alert_id: str, refused: str = "") -> None:
-        """The box acknowledged this alert's decision; ``refused``: it did not count it, and why."""
+    def delivered(self, alert_id: str, refused: str = "", decision_id: str = "") -> None:
+        """The box acknowledged this alert's decision (``decision_id``: which one); ``refused``: it did not
+        count it, and why (its people are told: edge/console/decisions.py)."""
+        if decision_id and decisions.acked(self, decision_id, refused):
+            return  # the report of a decision the console did not count
         with self._tx() as db:
             db.execute("UPDATE alerts SET delivered=1, refused=? WHERE alert_id=? AND adjudication IS NOT NULL",
                        (refused[:200] or None, alert_id))
 
     # -- operators ------------------------------------------------------------------------------
-    def add_user(self, name: str, password: str) -> None:
+    def add_user(self, name: str, password: str, role: str = "operator") -> None:
         if not name.strip() or len(name) > 64:
             raise EdgeError("the operator name must be 1 to 64 characters")
         if len(password) < 8:
             raise EdgeError("the password must be at least 8 characters")
         with self._tx() as db:
-            db.execute("INSERT INTO users VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET hash=excluded.hash",
-                       (name.strip(), _hasher.hash(password), time.time()))
+            db.execute("INSERT INTO users VALUES (?,?,?,?) ON CONFLICT(name) DO UPDATE SET hash=excluded.hash, "
+                       "role=excluded.role", (name.strip(), _hasher.hash(password), time.time(), role))
+
+    def is_supervisor(self, name: str) -> bool:
+        return bool(self._query("SELECT 1 FROM users WHERE name=? AND role='supervisor'", (name,)))
 
     def check_user(self, name: str, password: str) -> bool:
         """Constant work whether or not the name exists: an unknown name is checked against a dummy hash."""

@@ -32,8 +32,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from edge.alerts import messages, protocol, retention
-from edge.console import alarms, cards, shift
+from edge.alerts import retention
+from edge.console import alarms, cards, decisions, shift
 from edge.console.link import BoxLink
 from edge.console.store import Store
 from edge.errors import EdgeError
@@ -116,8 +116,10 @@ class Hub:
 
 
 class Console:
-    def __init__(self, store: Store, links: list[BoxLink], retention_days: float = retention.DEFAULT_DAYS):
+    def __init__(self, store: Store, links: list[BoxLink], retention_days: float = retention.DEFAULT_DAYS,
+                 timezone: str = "UTC"):
         self.store, self.links, self.hub = store, links, Hub()
+        self.timezone, self.tz = timezone, zone(timezone)
         self.retention = retention.Policy(retention_days, "console --retention-days")
         self.sessions: dict[str, tuple[str, float, str]] = {}  # token -> (operator, expires, csrf token)
         self.guard = LoginGuard()
@@ -141,18 +143,27 @@ class Console:
         want, got = self.csrf(request), request.headers.get(CSRF_HEADER, "")
         return bool(want) and hmac.compare_digest(want.encode(), got.encode())
 
-    def state(self) -> dict:
-        """Open encounters (one card each, oldest first) with their sightings, and decided encounters seen
-        again after their decision (shown decided, with who and when; never reopened)."""
+    def policy(self, box_id: str) -> str:
+        """The box's two-person rule, as its hello said."""
+        return next((ln.verification() for ln in self.links if ln.box_id == box_id), "one")
+
+    def state(self, user: str = "") -> dict:
+        """Open encounters (one card each), grouped by person: groups by category priority, then by how long
+        their oldest card has waited; each with its sightings, what ``user`` may see of its verification and
+        the person's earlier decision this deployment. Decided encounters seen again after their decision
+        (shown decided, with who and when; never reopened), and ``user``'s decisions that were not counted."""
         now = time.time()
         cards: dict[tuple, dict] = {}
+        supervisor = bool(user) and self.store.is_supervisor(user)
         for a in self.store.open_alerts():  # oldest first
             key = (a["box_id"], a["group_id"])
             if key not in cards:
                 cards[key] = {**a, "encounter_id": a["group_id"], "sightings": []}
             cards[key]["sightings"].append(_sighting(a))
-        for card in cards.values():
+        for (box_id, enc), card in cards.items():
             card["sightings"] = _strip(card["sightings"])
+            card["verification"] = decisions.stage(self.store, box_id, enc, user, self.policy(box_id), supervisor)
+            card["earlier"] = self.store.earlier_decision(box_id, card["ref"], card["alert_id"])
         seen_again = []
         for box_id, encounter_id in self.store.seen_after_decision(now - SEEN_AGAIN_S):
             rows = self.store.encounter(box_id, encounter_id)
@@ -162,37 +173,52 @@ class Console:
                                "after_decision": sum(r["received"] > decided for r in rows),
                                "last_received": max(r["received"] for r in rows)})
         seen_again.sort(key=lambda e: e["last_received"], reverse=True)
-        return {"open": list(cards.values()), "seen_again": seen_again, "links": [ln.info() for ln in self.links],
-                "cameras": self.store.cameras(), "events": self.store.events(20), "now": now}
+        return {"open": by_person(list(cards.values())), "seen_again": seen_again,
+                "links": [ln.info() for ln in self.links], "cameras": self.store.cameras(),
+                "events": self.store.events(20), "now": now, "timezone": self.timezone,
+                "notices": decisions.notices(self.store, user) if user else [], "supervisor": supervisor}
 
     def decide(self, alert_id: str, operator: str, body: dict) -> dict:
-        """The operator's decision on the encounter of ``alert_id``: one adjudication, sent to the box once."""
+        """The operator's decision on the encounter of ``alert_id`` (edge/console/decisions.py): counted and sent
+        to the box once, a verification under the two-person rule, or refused (told, and reported to the box)."""
         alert = self.store.alert(alert_id)
         if alert is None:
             raise EdgeError("no such alert")
-        rows = self.store.encounter(alert["box_id"], alert["group_id"])
-        group = [a for a in rows if a["outcome"] == "open"]
-        if not group or len(group) < len(rows):
-            raise EdgeError("this encounter has been decided already")
-        first = rows[0]  # the encounter's first sighting: the alert the box opened it with
         try:
-            adj = protocol.adjudication(
-                alert_id=first["alert_id"], box_id=first["box_id"], decision=_text(body.get("decision")),
-                operator=operator, action=body.get("action") or "", reason=body.get("reason") or "",
-                note=str(body.get("note") or "")[:500], seconds_to_decision=time.time() - first["received"])
-        except messages.MessageError as exc:
-            raise EdgeError(str(exc)) from None
-        self.store.decide([a["alert_id"] for a in group], [adj])
-        for link in self.links:
-            if link.box_id == alert["box_id"]:
-                link.wake.set()
-        self.hub.publish("decision", {"alert_id": alert_id})
-        return {"decided": [a["alert_id"] for a in group], "encounter_id": alert["group_id"]}
+            return decisions.decide(self.store, alert_id, operator, body, policy=self.policy(alert["box_id"]),
+                                    supervisor=self.store.is_supervisor(operator), tz=self.tz)
+        finally:
+            for link in self.links:
+                if link.box_id == alert["box_id"]:
+                    link.wake.set()
+            self.hub.publish("decision", {"alert_id": alert_id})
 
 
-def _text(value: object) -> str:
-    """A field of a browser's JSON that must be text: anything else is "" (and refused as such)."""
-    return value if isinstance(value, str) else ""
+CATEGORY_ORDER = ("wanted", "missing person", "known offender", "other")  # queue priority, first is first
+
+
+def by_person(cards: list[dict]) -> list[dict]:
+    """The queue grouped by person (box and ref): groups by category priority, then by their oldest card's
+    waiting time; within a group, oldest first."""
+    groups: dict[tuple, list[dict]] = {}
+    for c in sorted(cards, key=lambda c: c["received"]):
+        groups.setdefault((c["box_id"], c["ref"]), []).append(c)
+    rank = {c: i for i, c in enumerate(CATEGORY_ORDER)}
+    ordered = sorted(groups.values(), key=lambda g: (rank.get(g[0]["category"], len(rank)), g[0]["received"]))
+    return [c for g in ordered for c in g]
+
+
+def zone(name: str):
+    """The console's time zone (``--timezone``, an IANA name such as Europe/London); EdgeError if unknown."""
+    from datetime import UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise EdgeError(f"unknown time zone {name!r}: give an IANA name such as Europe/London") from None
 
 
 def _sighting(a: dict) -> dict:
@@ -254,7 +280,7 @@ def create_app(console: Console) -> ASGIApp:
         return FileResponse(STATIC / "index.html")
 
     async def state(request: Request):
-        return JSONResponse(alarms.dress(cards.enrich({**console.state(), "user": request.state.user,
+        return JSONResponse(alarms.dress(cards.enrich({**console.state(request.state.user), "user": request.state.user,
                                                        "csrf": console.csrf(request)}, console.store), console.links))
 
     async def history(request: Request):
@@ -305,8 +331,17 @@ def create_app(console: Console) -> ASGIApp:
             return JSONResponse({"error": "malformed decision"}, 400)
         try:
             return JSONResponse(console.decide(request.path_params["alert_id"], request.state.user, body))
+        except decisions.Refused as exc:
+            return JSONResponse({"error": str(exc), "refused": True}, 409)
         except EdgeError as exc:
             return JSONResponse({"error": str(exc)}, 409)
+
+    async def notice_read(request: Request):
+        decisions.read(console.store, request.state.user, request.path_params["decision_id"])
+        return JSONResponse({"ok": True})
+
+    async def history_page(request: Request):
+        return FileResponse(STATIC / "history.html")
 
     async def stream(request: Request):
         q: asyncio.Queue = asyncio.Queue()
@@ -402,6 +437,7 @@ def create_app(console: Console) -> ASGIApp:
         Route("/api/events", stream),
         Route("/api/alerts/{alert_id}/{which}.jpg", image),
         Route("/api/alerts/{alert_id}/decision", decision, methods=["POST"]),
+        Route("/api/notices/{decision_id}/read", notice_read, methods=["POST"]), Route("/history", history_page),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     inner = Starlette(routes=routes, lifespan=lifespan)

@@ -257,7 +257,8 @@ class Daemon(Lifecycle):
         self.record("adjudication", alert_id=msg["alert_id"], encounter_id=encounter_id, operator=msg["operator"],
                     decision=msg["decision"], action=action, reason=reason, note=str(msg.get("note", "")),
                     console=console, sightings=enc.sightings if enc else int(alert.get("sighting") or 1),
-                    seconds_to_decision=float(seconds) if isinstance(seconds, int | float) else 0.0)
+                    seconds_to_decision=float(seconds) if isinstance(seconds, int | float) else 0.0,
+                    **({"verifications": msg["verifications"]} if msg.get("verifications") else {}))
         self.counts.adjudications += 1
         self.counts.decide(msg["decision"], reason)
         detail = self.decisions[msg["decision"]]
@@ -292,7 +293,13 @@ class Daemon(Lifecycle):
 
     def hello(self) -> dict:
         """What the channel tells each console that connects (its hello ``status``, docs/alerts.md)."""
-        return {"cameras": self.camera_states(), "accuracy": self.accuracy(), "matching": self.matching_status()}
+        return {"cameras": self.camera_states(), "accuracy": self.accuracy(), "matching": self.matching_status(),
+                "verification": self.verification()}
+
+    def verification(self) -> str:
+        """The box's two-person rule now: "two" if the config or an open deployment window requires it
+        (edge/alerts/verification.py)."""
+        return "two" if self.cfg.alerts.verification == "two" or self.duties.requires_two() else "one"
 
     def camera_states(self) -> dict[str, str]:
         """What the console's health bar shows per camera, including "not authorised" (no matching)."""

@@ -116,6 +116,11 @@ class Duties:
                             not_authorised=delta["not_authorised"], interval_s=round(now - self._last["faces"], 1))
         self._last["faces"] = now
 
+    def requires_two(self) -> bool:
+        """Does an open deployment window require two people to verify a confirmation (its signed
+        ``verification``, docs/deployment-format.md)?"""
+        return any(d.doc.get("verification") == "two" for d in self.gate.current.values())
+
     def status(self) -> dict:
         return {"deployment_required": self.require,
                 "authorised": {c: self.gate.allowed.get(c) if self.require else "not required"

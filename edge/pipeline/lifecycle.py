@@ -81,6 +81,9 @@ class Lifecycle:
     def hello(self) -> dict:
         raise NotImplementedError
 
+    def verification(self) -> str:
+        raise NotImplementedError
+
     def end_encounter(self, enc: Encounter, reason: str) -> None:
         raise NotImplementedError
 
@@ -248,7 +251,7 @@ class Lifecycle:
             channel = Channel(self.cfg.alerts.endpoint, self.cfg.state_dir, ident.curve_public,
                               ident.curve_secret, self.box_id,
                               on_adjudication=self.on_adjudication, record=self.record,
-                              policy=self.retention, status=self.hello)
+                              policy=self.retention, status=self.hello, verification=self.verification)
             channel.start()
         except (OSError, sqlite3.Error) as exc:
             why = getattr(exc, "strerror", None) or str(exc)
