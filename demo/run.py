@@ -73,14 +73,15 @@ def main() -> None:
        "--issuer-key", STATE / "spoc" / "issuer.key", "--expires", utc(now + timedelta(days=7)),
        "--deployment", "demo", "-o", STATE / "usb" / "list.wlb")
     sh("enrol", "authorise", "--issuer-key", STATE / "spoc" / "issuer.key", "--box-key", box_pub,
-       "--deployment", "demo", "--location", "Demo concourse, north entrance", "--camera", "cam-a",
+       "--deployment", "demo", "--list", STATE / "usb" / "list.wlb",
+       "--location", "Demo concourse, north entrance", "--camera", "cam-a",
        "--camera", "cam-b", "--start", utc(now - timedelta(minutes=5)), "--end", utc(now + timedelta(hours=8)),
        "--purpose", "Demonstration on public sample media", "-o", STATE / "usb" / "deployment.auth")
     sh("edge", "trust", "add-issuer", STATE / "spoc" / "issuer.pub", *box)
 
-    say("3. Box: load the list and the window from the USB stick")
-    sh("edge", "watchlist", "load", STATE / "usb" / "list.wlb", *box)
+    say("3. Box: load the window, then the list it names, from the USB stick")
     sh("edge", "deployment", "load", STATE / "usb" / "deployment.auth", *box)
+    sh("edge", "watchlist", "load", STATE / "usb" / "list.wlb", *box)
 
     say(f"4. Box runs both cameras for {RUN_SECONDS:.0f} s; a terminal console prints alerts")
     log = open(STATE / "daemon.log", "w")

@@ -98,6 +98,8 @@ class WatchlistConfig:
 @dataclass
 class DeploymentConfig:
     required: bool = True  # match only inside a deployment window an issuer signed (`edge deployment load`)
+    # a window without an authority_ref (prior authorisation) runs at most 24 h as emergency use, then stops
+    require_authority_ref: bool = False
 
 
 @dataclass

@@ -1,12 +1,13 @@
-"""`edge deployment`: load a signed deployment authorisation onto the box; show which are in force."""
+"""`edge deployment`: load a signed deployment authorisation onto the box, end one early, show which are in force."""
 
 from __future__ import annotations
 
+import getpass
 import json
 
 import click
 
-from edge.cli_options import config_option, on_box, resolve_state_dir, state_dir_option, user_errors
+from edge.cli_options import config_option, load_config, on_box, resolve_state_dir, state_dir_option, user_errors
 
 
 @click.group()
@@ -33,6 +34,28 @@ def load_command(path, config_path, state_dir):
                f"{dep.issuer_name or dep.issuer}")
 
 
+@deployment.command("end")
+@click.argument("deployment_id")
+@click.option("--reason", required=True, help="Why it ends early (recorded in the audit log).")
+@click.option("--by", default=None, help="Who ends it (recorded; default: your login name).")
+@on_box
+def end_command(deployment_id, reason, by, config_path, state_dir):
+    """End a deployment now: no window issued before now revives it; its lists are purged with receipts."""
+    from edge.errors import EdgeError
+    from edge.pipeline.stopping import stop_deployments
+
+    if not reason.strip():
+        raise EdgeError("say why the deployment ends (--reason)")
+    cfg = load_config(config_path, state_dir)
+    by = (by or getpass.getuser()).strip()
+    receipts = stop_deployments(cfg, [deployment_id], by=by, reason=reason.strip(), ending="command")
+    click.echo(f"deployment {deployment_id} ended by {by}: {reason.strip()}")
+    for rc in receipts:
+        click.echo(f"list {rc['list_id']} purged ({rc['entries']} entries): receipt signed at {rc['time']}")
+    if not receipts:
+        click.echo("no watch list of this deployment was on the box")
+
+
 @deployment.command("status")
 @config_option
 @state_dir_option
@@ -53,4 +76,8 @@ def status_command(config_path, state_dir, as_json):
         click.echo("not authorised: no deployment window is active now (no face is encoded or matched)")
     for d in deps:
         click.echo(f"{d['state']:8} {d['deployment_id']}: {d['location']}, cameras {', '.join(d['cameras'])}, "
-                   f"{d['start']} to {d['end']}, purpose: {d['purpose']}, authorised by {d['issuer']}")
+                   f"{d['start']} to {d['end']}, purpose: {d['purpose']}, authorised by {d['issuer']}, lists "
+                   f"{', '.join(x['list_id'] for x in d['lists'])}"
+                   + (f"; {d['stop_reason']} at {d['stopped']}" if d.get("stopped") else "")
+                   + ("; EMERGENCY USE: no authority reference, stops 24 h after its start" if d["emergency"]
+                      else ""))

@@ -118,6 +118,13 @@ def _save(state_dir: StrPath, ident: Identity) -> None:
     write_atomic(kdir / PUB_FILE, pub.encode(), 0o644)
 
 
+def publish_cameras(state_dir: StrPath, camera_ids: list[str]) -> None:
+    """``box.pub.json`` also names the box's cameras (``enrol authorise`` checks a window's camera ids against
+    them; not signed: a wrong list only weakens that check, never what the box enforces)."""
+    pub = dict(load(state_dir).public(), cameras=sorted(camera_ids))
+    write_atomic(_keys_dir(state_dir) / PUB_FILE, (json.dumps(pub, indent=1, sort_keys=True) + "\n").encode(), 0o644)
+
+
 def create(state_dir: StrPath, box_id: str, rotate: bool = False) -> Identity:
     """Make the box's keys if absent (or replace them when ``rotate``); return the identity.
 
@@ -277,6 +284,54 @@ def consoles(state_dir: StrPath) -> dict[str, bytes]:
         return key_id(z85.decode(pub)), pub
 
     return _trusted(state_dir, "consoles", parse)
+
+
+CONSOLE_NAMES = "names.json"  # trust/consoles/names.json: {key_id: name} given to `edge trust add-console --name`
+
+
+def name_console(state_dir: StrPath, kid: str, name: str) -> None:
+    path = _trust_dir(state_dir, "consoles") / CONSOLE_NAMES
+    names = _console_names(state_dir)
+    names[kid] = name
+    write_atomic(path, json.dumps(names, indent=1, sort_keys=True).encode() + b"\n")
+
+
+def _console_names(state_dir: StrPath) -> dict[str, str]:
+    try:
+        doc = json.loads((Path(state_dir) / "trust" / "consoles" / CONSOLE_NAMES).read_text())
+        return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
+    except (OSError, ValueError, RecursionError):
+        return {}
+
+
+def trusted(state_dir: StrPath) -> list[tuple[str, str, str]]:
+    """Every trusted key as (kind ``issuer``/``console``, key id, name or "")."""
+    out = []
+    for kid in issuers(state_dir):
+        try:
+            name = str(json.loads((Path(state_dir) / "trust" / "issuers" / f"{kid}.pub").read_text()).get("name", ""))
+        except (OSError, ValueError, AttributeError):
+            name = ""
+        out.append(("issuer", kid, name))
+    names = _console_names(state_dir)
+    out += [("console", kid, names.get(kid, "")) for kid in consoles(state_dir)]
+    return out
+
+
+def find_trusted(state_dir: StrPath, who: str) -> tuple[str, str, str]:
+    """The one trusted key a user means by a key id or a name; EdgeError in one sentence otherwise."""
+    keys = trusted(state_dir)
+    hits = [k for k in keys if who == k[1]] or [k for k in keys if who and who == k[2]]
+    if not hits:
+        raise EdgeError(f"no trusted issuer or console has the key id or name {who[:80]!r} ('edge trust list')")
+    if len(hits) > 1:
+        raise EdgeError(f"{len(hits)} trusted keys are named {who[:80]!r}: give the key id")
+    return hits[0]
+
+
+def remove_trusted(state_dir: StrPath, kind: str, kid: str) -> None:
+    """Stop trusting a key: its file goes (everything re-reads the trust store, so it takes effect at once)."""
+    (Path(state_dir) / "trust" / f"{kind}s" / f"{kid}.pub").unlink(missing_ok=True)
 
 
 def _trusted(state_dir: StrPath, kind: str, parse: Callable[[str, str], tuple[str, bytes]],

@@ -118,6 +118,7 @@ def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alert
     make_layout(state_dir)
     old = previous_keys(state_dir, rotate)
     ident = identity.create(state_dir, box_id, rotate=rotate)
+    identity.publish_cameras(state_dir, [c["id"] for c in cameras])
     signing = {"signing_public": codec.b64(ident.signing_public),
                "fingerprint": ident.fingerprint()}
     if old is None:

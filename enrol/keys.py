@@ -17,12 +17,17 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 PASSPHRASE_ENV = "ENROL_PASSPHRASE"
+MIN_PASSPHRASE = 12  # characters of a new issuer key's passphrase
 
 
 def ask_passphrase(confirm: bool = False) -> bytes:
+    """The passphrase ($ENROL_PASSPHRASE or a prompt); ``confirm``: a new one, asked twice, 12+ characters."""
     text = os.environ.get(PASSPHRASE_ENV)
     if text is None:
         text = click.prompt("Issuer key passphrase", hide_input=True, confirmation_prompt=confirm)
+    if confirm and len(text) < MIN_PASSPHRASE:
+        raise EdgeError(f"the passphrase must be at least {MIN_PASSPHRASE} characters (it protects the key that "
+                        "authorises watch lists)")
     return text.encode()
 
 

@@ -170,3 +170,32 @@ def reconcile(register: list[dict], rep: dict) -> tuple[list[str], dict]:
             else:
                 counts["receipts"] += 1
     return out, counts
+
+
+def deployment_names(folder: Path) -> set[str]:
+    """The deployment names already used in the registers next to the issuer key (bundles and windows)."""
+    names: set[str] = set()
+    for name in (BUNDLES, "authorisations.jsonl"):
+        path = Path(folder) / name
+        if not path.exists():
+            continue
+        for ln in files.read_text(path, "register", MAX_READ).splitlines():
+            try:
+                rec = json.loads(ln)
+            except ValueError:
+                continue
+            got = rec.get("deployment") or rec.get("deployment_id") if isinstance(rec, dict) else None
+            if isinstance(got, str):
+                names.add(got)
+    return names
+
+
+def check_deployment_name(folder: Path, name: str) -> None:
+    """Refuse a deployment name that reads like one already in the registers but is not it ("OpLantern" after
+    "Op Lantern"): a list and its window are tied by the exact name, so a typo would never match."""
+    from edge.deployment import same_name
+
+    alike = sorted(n for n in deployment_names(folder) if n != name and same_name(n, name))
+    if alike:
+        raise EdgeError(f"deployment {name!r} looks like {alike[0]!r} in your register but is not the same name: "
+                        "a list matches only under a window of exactly its deployment name; use that spelling")

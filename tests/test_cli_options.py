@@ -74,9 +74,16 @@ def test_old_names_still_work(tmp_path):
     assert r.exit_code == 0 and (tmp_path / "k2" / "issuer.key").exists(), r.output
     identity.create(tmp_path / "box", "box-a")
     pub = str(tmp_path / "box" / "keys" / "box.pub.json")
+    from wlhelpers import make_bundle
+
+    from enrol.keys import load_issuer_private
+
+    (tmp_path / "l.wlb").write_bytes(make_bundle(load_issuer_private(tmp_path / "k" / "issuer.key"),
+                                                 identity.load(tmp_path / "box").wl_public,
+                                                 header={"deployment": "Op UX", "box_id": "box-a"}))
     common = ["authorise", "--issuer-key", str(tmp_path / "k" / "issuer.key"), "--deployment", "Op UX",
-              "--location", "High St", "--camera", "cam1", "--start", "2026-12-01T08:00:00+00:00",
-              "--end", "2026-12-01T20:00Z", "--purpose", "test"]
+              "--location", "High St", "--camera", "cam1", "--start", "2036-12-01T08:00:00+00:00",
+              "--end", "2036-12-01T20:00Z", "--purpose", "test", "--list", str(tmp_path / "l.wlb")]
     for flag, out in (("--for", "a.dep"), ("--box", "c.dep"), ("--box-key", "b.dep")):
         r = runner.invoke(enrol_cli, [*common, flag, pub, "-o", str(tmp_path / out)])
         assert r.exit_code == 0, r.output

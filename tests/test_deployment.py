@@ -28,17 +28,37 @@ def setup(tmp_path):
     assert r.exit_code == 0, r.output
     state = tmp_path / "state"
     identity.create(state, "box-a")
+    identity.publish_cameras(state, ["cam1", "cam2", "cam3"])
     identity.add_issuer(state, keys / "issuer.pub")
+    make_list(keys, state)
     return runner, keys, state
 
 
-def authorise(runner, keys, state, out, *extra, box=("--for",)):
-    args = ["authorise", "--issuer-key", str(keys / "issuer.key"), "--deployment", "op-lantern",
+def make_list(keys, state, deployment_id="op-lantern", list_id="L-1", sequence=1, box_id="box-a", **kw):
+    """A real bundle signed by the SPOC key in ``keys``, for box-a (``keys/<list_id>.wlb``)."""
+    from wlhelpers import make_bundle
+
+    from enrol.keys import load_issuer_private
+
+    path = keys / f"{list_id}.wlb"
+    path.write_bytes(make_bundle(load_issuer_private(keys / "issuer.key"), identity.load(state).wl_public,
+                                 list_id=list_id, sequence=sequence,
+                                 header={"deployment": deployment_id, "box_id": box_id}, **kw))
+    return path
+
+
+def authorise(runner, keys, state, out, *extra, box=("--for",), lists=("L-1",), ok=True,
+              deployment_id="op-lantern", start=START, end=END, extra_cameras=()):
+    args = ["authorise", "--issuer-key", str(keys / "issuer.key"), "--deployment", deployment_id,
             "--location", "King's Cross, north exit", "--camera", "cam1", "--camera", "cam2",
-            "--start", START, "--end", END, "--purpose", "locate wanted persons", "-o", str(out), *extra]
+            "--start", start, "--end", end, "--purpose", "locate wanted persons", "-o", str(out), *extra]
+    args += [a for c in extra_cameras for a in ("--camera", c)]
+    args += [a for lid in lists for a in ("--list", str(keys.parent / "spoc" / f"{lid}.wlb"))]
     if box == ("--for",):
         args += ["--for", str(state / "keys" / "box.pub.json")]
     r = runner.invoke(enrol_cli, args)
+    if not ok:
+        return r
     assert r.exit_code == 0, r.output
     return out
 
@@ -70,7 +90,9 @@ def test_authorise_load_and_status(setup, tmp_path, monkeypatch):
     (lambda d: d.update(end="2036-12-09T20:00:00Z"), "signature does not verify"),
     (lambda d: d["cameras"].append("cam9"), "signature does not verify"),
     (lambda d: d.update(box_id="box-b"), "signature does not verify"),
-    (lambda d: d.update(type="something-else"), "not a version 1 deployment"),
+    (lambda d: d.update(type="something-else"), "not a deployment authorisation"),
+    (lambda d: d.update(v=1), "version 1 deployment window, which names no watch list"),
+    (lambda d: d["lists"][0].update(sha256="0" * 64), "signature does not verify"),
 ])
 def test_altered_documents_are_refused_and_logged(setup, tmp_path, tamper, message):
     runner, keys, state = setup
@@ -89,10 +111,15 @@ def test_untrusted_issuer_and_other_box_are_refused(setup, tmp_path):
     runner, keys, state = setup
     other = tmp_path / "other"
     runner.invoke(enrol_cli, ["keygen", "--out", str(other), "--no-passphrase"])
-    path = authorise(runner, other, state, tmp_path / "rogue.json")
+    r = authorise(runner, other, state, tmp_path / "rogue.json", ok=False)  # keys/L-1.wlb is not its list
+    assert r.exit_code == 1 and "--list L-1.wlb" in r.output and "Traceback" not in r.output
+    make_list(other, state, list_id="L-9")
+    (other / "L-9.wlb").replace(keys / "L-9.wlb")
+    path = authorise(runner, other, state, tmp_path / "rogue.json", lists=("L-9",))
     r = load(runner, state, path)
     assert r.exit_code == 1 and "does not trust" in r.output
-    path = authorise(runner, keys, state, tmp_path / "b.json", "--box-id", "box-b", box=())
+    make_list(keys, state, list_id="L-b", box_id="box-b")
+    path = authorise(runner, keys, state, tmp_path / "b.json", "--box-id", "box-b", box=(), lists=("L-b",))
     r = load(runner, state, path)
     assert r.exit_code == 1 and "for box 'box-b', not this box" in r.output
 
@@ -123,10 +150,7 @@ def test_expired_or_overlong_windows_are_refused(setup, tmp_path):
     with pytest.raises(EdgeError, match="ended"):
         deployment.load(state, authorise(runner, keys, state, tmp_path / "d.json"),
                         now=datetime(2036, 12, 2, tzinfo=UTC))
-    r = runner.invoke(enrol_cli, ["authorise", "--issuer-key", str(keys / "issuer.key"), "--box-id", "box-a",
-                                  "--deployment", "x", "--location", "l", "--camera", "cam1",
-                                  "--start", START, "--end", "2037-02-01T00:00Z", "--purpose", "p", "-o",
-                                  str(tmp_path / "long.json")])
+    r = authorise(runner, keys, state, tmp_path / "long.json", end="2037-02-01T00:00Z", ok=False)
     assert r.exit_code == 1 and "at most 31 days" in r.output
 
 
@@ -137,12 +161,18 @@ def test_spec_vector():
     from pathlib import Path
 
     text = (Path(__file__).parent.parent / "docs" / "deployment-format.md").read_text()
-    doc = json.loads(re.search(r"```json\n(.*?)```", text, re.S).group(1))
+    v2, v1 = (json.loads(m) for m in re.findall(r"```json\n(.*?)```", text, re.S))
     pub = base64.b64decode("Kay64UG8yvCyLhqU000LxzYeUm0L/hLIl5S8kyKWbdc=")
-    dep = deployment.verify(doc, {identity.key_id(pub): pub}, "box-test")
-    assert dep.is_active(datetime(2026, 12, 1, 19, 59, tzinfo=UTC), "cam2")
+    issuers = {identity.key_id(pub): pub}
+    dep = deployment.verify(v2, issuers, "box-test")
+    assert dep.is_active(datetime(2026, 12, 1, 19, 59, tzinfo=UTC), "cam2") and dep.authorises("3f2a9c1b77d0e4a5")
+    assert dep.authority_ref == "MPS-LFR-2026-0412"
     with pytest.raises(EdgeError, match="signature"):
-        deployment.verify(dict(doc, purpose="anything"), {identity.key_id(pub): pub})
+        deployment.verify(dict(v2, purpose="anything"), issuers)
+    with pytest.raises(EdgeError, match="^this is a version 1 deployment window, which names no watch list"):
+        deployment.verify(v1, issuers)  # the old version: refused in one sentence, never misread
+    with pytest.raises(EdgeError, match="signature"):  # relabelled: v1 fields plus lists, claiming v2
+        deployment.verify(dict(v1, v=2, lists=v2["lists"], authority_ref=""), issuers)
 
 
 def test_daemon_duties_switch_encoding_with_the_window_and_count_faces(setup, tmp_path):
@@ -220,12 +250,10 @@ def test_the_daemon_matches_only_inside_a_window_and_logs_it(setup, tmp_path):
         seen("t1")
         assert daemon.counts.alerts == 0 and daemon.counts.not_authorised == 1
         now = datetime.now(UTC)
-        r = runner.invoke(enrol_cli, ["authorise", "--issuer-key", str(keys / "issuer.key"), "--box-id", "box-a",
-                                      "--deployment", "op-now", "--location", "here", "--camera", "cam1",
-                                      "--start", deployment.fmt_time(now - timedelta(hours=1)),
-                                      "--end", deployment.fmt_time(now + timedelta(hours=1)),
-                                      "--purpose", "test", "-o", str(tmp_path / "now.json")])
-        assert r.exit_code == 0, r.output
+        make_list(keys, state, deployment_id="op-now", list_id="L-1")  # the list in force names its deployment
+        authorise(runner, keys, state, tmp_path / "now.json", deployment_id="op-now",
+                  start=deployment.fmt_time(now - timedelta(hours=1)),
+                  end=deployment.fmt_time(now + timedelta(hours=1)))
         assert load(runner, state, tmp_path / "now.json").exit_code == 0
         daemon.duties.tick({}, reload=True)
         seen("t2")

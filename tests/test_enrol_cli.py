@@ -130,6 +130,9 @@ def test_box_loads_the_list_purges_it_and_the_receipt_verifies(spoc, tmp_path):
     assert "unknown issuer" in res.output
     assert "trusted issuer" in run(edge_cli, ["trust", "add-issuer", d / "keys" / "issuer.pub", *box]).output
     assert "issuer " in run(edge_cli, ["trust", "list", *box]).output
+    res = run(edge_cli, ["watchlist", "load", d / "list.wlb", *box], ok=False)
+    assert "no deployment window on this box is for deployment 'Op Test' of list" in res.output
+    authorise_and_load(d, state, box, tmp_path / "dep.json")
     out = run(edge_cli, ["watchlist", "load", d / "list.wlb", *box]).output
     assert "loaded list" in out and "2 entries" in out and "sequence 10" in out
     st = json.loads(run(edge_cli, ["watchlist", "status", "--json", *box]).output)
@@ -149,6 +152,22 @@ def test_box_loads_the_list_purges_it_and_the_receipt_verifies(spoc, tmp_path):
     assert "forged or was altered" in res.output
     res = run(edge_cli, ["watchlist", "load", d / "list.wlb", *box], ok=False)
     assert "was purged from this box" in res.output
+
+
+def authorise_and_load(d, state, box, out, lists=("list.wlb",), deployment="Op Test", ok=True):
+    """`enrol authorise` a window open now for the lists, then `edge deployment load` it on the box."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    fmt = lambda t: t.strftime("%Y-%m-%dT%H:%MZ")
+    res = run(enrol_cli, ["authorise", "--issuer-key", d / "keys" / "issuer.key",
+                          "--for", state / "keys" / "box.pub.json", "--deployment", deployment,
+                          *[a for x in lists for a in ("--list", d / x)],
+                          "--location", "Concourse", "--camera", "cam1", "--start", fmt(now - timedelta(hours=1)),
+                          "--end", fmt(now + timedelta(hours=2)), "--purpose", "test", "-o", out], ok=ok)
+    if ok:
+        run(edge_cli, ["deployment", "load", out, *box])
+    return res
 
 
 def test_trust_refuses_garbage_key_files(spoc, tmp_path):

@@ -379,7 +379,8 @@ def deployment_doc():
     key = Ed25519PrivateKey.generate()
     start = datetime(2026, 11, 22, 8, tzinfo=UTC)
     doc = deployment.make(key, box_id="box-1", deployment_id="dep-1", location="High St", cameras=["a", "b"],
-                          start=start, end=start + timedelta(hours=8), purpose="wanted persons")
+                          start=start, end=start + timedelta(hours=8), purpose="wanted persons",
+                          lists=[("list-1", "ab" * 32)], authority_ref="REF-1")
     pub = identity.raw_public(key)
     t = Tally("deployment.parse+verify")
     yield doc, {identity.key_id(pub): pub}, t

@@ -194,7 +194,8 @@ def test_a_deployment_reported_exactly_and_reconciled_with_the_register(world, t
     cfg, state, usb = w["cfg"], w["state"], w["usb"]
     signed = datetime.now(UTC)
     ok(runner.invoke(enrol_cli, ["authorise", "--issuer-key", str(w["spoc"] / "issuer.key"), "--for", str(w["box_pub"]),
-                                 "--deployment", "op-scn", "--location", "Scenario station, east gate",
+                                 "--deployment", "op-scn", "--list", str(w["bundles"][1]),
+                                 "--list", str(w["bundles"][2]), "--location", "Scenario station, east gate",
                                  "--camera", "cam1", "--camera", "cam2", "--start", utc(signed - timedelta(minutes=5)),
                                  "--end", utc(signed + timedelta(seconds=WINDOW_S)),
                                  "--purpose", "Scripted oversight scenario", "-o", str(tmp_path / "dep.json")]))

@@ -148,7 +148,11 @@ def test_usb_stick_loads_its_watch_list_then_doctor_is_happy(tmp_path):
     _, _, cfg, state = provision(tmp_path, (tmp_path / "issuer.pub", tmp_path / "console.pub"))
     stick = tmp_path / "stick"
     stick.mkdir()
-    (stick / "a-list.wlb").write_bytes(make_bundle(issuer, identity.load(state).wl_public))
+    (stick / "a-list.wlb").write_bytes(make_bundle(issuer, identity.load(state).wl_public,
+                                                   header={"deployment": "op-1", "box_id": "ldn-kx-01"}))
+    code, out = edge("doctor", "--config", cfg)
+    assert code == 1 and re.search(r"FAIL +deployment +no deployment window is open or coming", out)  # no match
+    authorise(tmp_path, issuer, state, hours=(1, 2), bundle=stick / "a-list.wlb")  # the list needs its window
     (stick / "b-junk.wlb").write_bytes(b"EDGEWL but not really")
     (stick / "c-link.wlb").symlink_to(stick / "a-list.wlb")
     (stick / "notes.txt").write_text("not a list")
@@ -162,25 +166,24 @@ def test_usb_stick_loads_its_watch_list_then_doctor_is_happy(tmp_path):
     assert (state / "watchlist" / "current.wlb").read_bytes() == (stick / "a-list.wlb").read_bytes()
 
     code, out = edge("doctor", "--config", cfg)
-    assert code == 1 and re.search(r"FAIL +deployment +no deployment window is open or coming", out)  # no match
-    authorise(tmp_path, issuer, state, hours=(1, 2))
-    code, out = edge("doctor", "--config", cfg)
     assert code == 0 and re.search(r"WARN +deployment +no window open now: op-1 opens at", out)
-    authorise(tmp_path, issuer, state, hours=(-1, 1))
+    authorise(tmp_path, issuer, state, hours=(-1, 1), bundle=stick / "a-list.wlb")  # supersedes: issued later
     code, out = edge("doctor", "--config", cfg)
     assert code == 0, out
     assert re.search(r"OK +watch list", out) and re.search(r"SKIP +service", out)
     assert re.search(r"OK +deployment +op-1 open until", out)
 
 
-def authorise(tmp_path, issuer, state, hours):
+def authorise(tmp_path, issuer, state, hours, bundle):
+    import hashlib
     from datetime import UTC, datetime, timedelta
 
     from edge import deployment
 
     now = datetime.now(UTC)
     doc = deployment.make(issuer, box_id="ldn-kx-01", deployment_id="op-1", location="High St", cameras=["entrance"],
-                          start=now + timedelta(hours=hours[0]), end=now + timedelta(hours=hours[1]), purpose="test")
+                          start=now + timedelta(hours=hours[0]), end=now + timedelta(hours=hours[1]), purpose="test",
+                          lists=[("list-1", hashlib.sha256(bundle.read_bytes()).hexdigest())])
     (tmp_path / "op.dep").write_text(json.dumps(doc))
     assert edge("deployment", "load", tmp_path / "op.dep", "--state-dir", state)[0] == 0
 

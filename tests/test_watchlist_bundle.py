@@ -22,10 +22,10 @@ from wlhelpers import box_config, face, make_bundle, t, trust_issuer
 from edge import identity
 from edge.errors import EdgeError
 from edge.watchlist import bundle, receipt
-from edge.watchlist.service import state as service_state
 from edge.watchlist.base import Matcher
 from edge.watchlist.bundle import BundleError
 from edge.watchlist.service import WatchlistService
+from edge.watchlist.service import state as service_state
 
 ISSUER = Ed25519PrivateKey.generate()
 

@@ -78,6 +78,8 @@ KINDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "deployment_refused": {"reason": S},
     "deployment_start": {"deployment_id": S, "location": S, "cameras": L},
     "deployment_end": {"deployment_id": S, "reason": S},
+    "deployment_stopped": {"deployment_id": S, "by": S, "reason": S, "ending": S},  # before it takes effect
+    "trust_removed": {"what": S, "key_id": S, "by": S, "reason": S},
     "faces_processed": {"camera_id": S, "faces": INT},
     "retention_deleted": {"alert_id": S, "alert_time": S, "files": INT},
     "audit_exported": {"from": S, "to": S, "records": INT, "sha256": S},

@@ -47,9 +47,11 @@ class Daemon(Lifecycle):
         self.matcher = Matcher(cfg.match.threshold)
         self.duties = Duties(cfg, publish=self.publish)  # audit log, deployment windows, face counts
         self.duties.gate.record = self.record  # a deployment's end reaches the watch-list service (record())
+        self.duties.gate.list_id = lambda: self.matcher.current.list_id if self.matcher.current else None
         self.control = ControlServer(cfg.control_endpoint)
         self.commands = self.control.commands
-        self.commands.update(status=self.status_command, adjudications=self.adjudications_command)
+        self.commands.update(status=self.status_command, adjudications=self.adjudications_command,
+                             deployment_stop=self.deployment_stop_command)
         self.latency = Latency()
         # "alerts": encounters opened (each one alert to decide); "sightings": every alert message published
         self.counts = live.Counts()
@@ -312,8 +314,22 @@ class Daemon(Lifecycle):
     def record(self, kind: str, **fields) -> None:
         """Audit hook: every load, alert, decision and purge goes through here (docs/audit-format.md)."""
         self.duties.record(kind, **fields)
-        if kind == "deployment_end" and fields.get("reason") == "window closed" and self.watchlist is not None:
-            self.watchlist.deployment_ended(str(fields["deployment_id"]))  # lists live for one deployment
+        if kind == "deployment_end" and fields.get("reason") != "service stopped" and self.watchlist is not None:
+            # lists live for one deployment: its time up, ended by command, its issuer removed, emergency lapsed
+            self.watchlist.deployment_ended(str(fields["deployment_id"]),
+                                            force=fields.get("reason") != "window closed")
+
+    def deployment_stop_command(self, req: dict) -> dict:
+        """``edge deployment end`` / ``edge trust remove`` on a running box: stop the deployments now (recorded
+        first), then the gate closes their runs and their lists are purged with receipts, all before replying."""
+        from edge import deployment
+
+        ids, by, reason, ending = list(req.get("ids") or []), str(req.get("by") or ""), str(req.get("reason") or ""), \
+            str(req.get("ending") or "command")
+        for dep_id in ids:
+            deployment.stop(self.cfg.state_dir, str(dep_id), by=by, reason=reason, ending=ending, record=self.record)
+        self.duties.tick(self.cameras, reload=True)  # deployment_end -> record() -> the lists purged with receipts
+        return {"stopped": ids, "receipts": self.watchlist.take_receipts() if self.watchlist else []}
 
     def accuracy(self) -> dict:
         """Live false-alert figures beside the expected ones of the list in force (status, consoles)."""

@@ -26,11 +26,12 @@ from edge.deployment import Gate
 from edge.errors import EdgeError
 
 COUNTED = ("faces", "encodes", "not_authorised")  # camera counters summed into faces_processed
+FACES_EVERY_S = 60.0  # faces_processed is recorded this often: a kill -9 loses at most this much of the counts
 
 
 class Duties:
     def __init__(self, cfg, *, publish=None, clock=time.time, require_deployment: bool | None = None,
-                 faces_every: float = 300.0, gate_every: float = 1.0):
+                 faces_every: float = FACES_EVERY_S, gate_every: float = 1.0):
         self.cfg = cfg
         self.publish = publish or (lambda msg: None)
         self.clock = clock
@@ -38,7 +39,7 @@ class Duties:
         self.faces_every, self.gate_every = faces_every, gate_every
         self.log: AuditLog | None = None
         self.gate = Gate(cfg.state_dir, [c.id for c in cfg.cameras if c.enabled], record=self.record,
-                         clock=clock)
+                         clock=clock, require_ref=cfg.deployment.require_authority_ref)
         self._allowed: dict[str, bool] = {}
         self._counted: dict[str, dict] = {}  # camera -> counters at the last faces_processed
         self._last = {"faces": clock(), "gate": 0.0}
@@ -101,7 +102,8 @@ class Duties:
             if self._allowed.get(cam_id) != ok:
                 self._allowed[cam_id] = ok
                 self.publish(messages.event(box_id=self.cfg.box_id, event="authorised" if ok else "not_authorised",
-                                            camera_id=cam_id, deployment=self.gate.allowed.get(cam_id) or ""))
+                                            camera_id=cam_id, deployment=self.gate.allowed.get(cam_id) or "",
+                                            emergency=self.gate.allowed.get(cam_id) in self.gate.emergency()))
 
     def count_faces(self, cameras: dict) -> None:
         """faces_processed per camera: counts since the last record (a restarted camera starts at 0)."""
@@ -122,6 +124,6 @@ class Duties:
         return any(d.doc.get("verification") == "two" for d in self.gate.current.values())
 
     def status(self) -> dict:
-        return {"deployment_required": self.require,
+        return {"deployment_required": self.require, "emergency": self.gate.emergency(),
                 "authorised": {c: self.gate.allowed.get(c) if self.require else "not required"
                                for c in self.gate.camera_ids}}

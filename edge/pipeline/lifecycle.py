@@ -232,9 +232,10 @@ class Lifecycle:
         h = service.header if service else None
         if service is None or h is None:
             return
-        deps = [d for d in deployment.stored(self.cfg.state_dir) if d.deployment_id == h["deployment"]]
-        if deps and all(datetime.now(UTC) >= d.end for d in deps):
-            service.deployment_ended(h["deployment"])
+        deps = [d for d in deployment.stored(self.cfg.state_dir, self.cfg.deployment.require_authority_ref)
+                if d.deployment_id == h["deployment"]]
+        if deps and all(datetime.now(UTC) >= d.until for d in deps):
+            service.deployment_ended(h["deployment"], force=any(d.until < d.end for d in deps))
 
     def retention(self) -> Policy:
         """How long alerts are kept now (edge/alerts/retention.py): the stricter of the config and the signed

@@ -7,6 +7,7 @@ process that matches); without one, they act on the stored state, used at the ne
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -18,16 +19,9 @@ from edge.errors import EdgeError
 
 
 def _daemon_up(cfg) -> bool:
-    from edge.pipeline.control import request
+    from edge.pipeline.stopping import daemon_up
 
-    ep = cfg.control_endpoint
-    if ep.startswith("ipc://") and not Path(ep[len("ipc://"):]).exists():
-        return False
-    try:
-        request(ep, {"cmd": "status"}, 1.0)
-        return True
-    except EdgeError:
-        return False
+    return daemon_up(cfg)
 
 
 def _run(cfg, cmd: str, **args) -> dict:
@@ -45,10 +39,9 @@ def _run(cfg, cmd: str, **args) -> dict:
 
 
 def _audit(cfg):
-    """Without a daemon, this command writes its own audit records (the daemon's log, same chain)."""
-    from edge.audit.log import record
+    from edge.pipeline.stopping import audit
 
-    return lambda kind, **fields: record(cfg.state_dir, kind, **fields)
+    return audit(cfg)
 
 
 def _describe(st: dict) -> str:
@@ -115,9 +108,10 @@ def trust():
 def _add_command(what: str, add, help: str):
     @trust.command(f"add-{what}", help=help)
     @click.argument("keyfile", type=click.Path(dir_okay=False))
+    @click.option("--name", default="", help="A name for a console (shown by 'edge trust list'; issuers carry theirs).")
     @on_box
-    def command(keyfile, config_path, state_dir):
-        _trust(what, add, keyfile, config_path, state_dir)
+    def command(keyfile, name, config_path, state_dir):
+        _trust(what, add, keyfile, name, config_path, state_dir)
 
     return command
 
@@ -127,15 +121,48 @@ add_issuer = _add_command("issuer", identity.add_issuer,
 add_console = _add_command("console", identity.add_console, "Trust an operator console's CURVE public key (z85).")
 
 
-def _trust(what: str, add, keyfile, config_path, state_dir) -> None:
+def _trust(what: str, add, keyfile, name: str, config_path, state_dir) -> None:
     cfg = load_config(config_path, state_dir)
     key_id = add(cfg.state_dir, keyfile)
-    name = {}
-    if what == "issuer":  # the name oversight reports show for this issuer's lists
-        name = {"name": str(json.loads((Path(cfg.state_dir) / "trust" / "issuers" / f"{key_id}.pub").read_text())
-                            .get("name", ""))}
-    _audit(cfg)("trust_added", what=what, key_id=key_id, **name)
-    click.echo(f"trusted {what} {key_id}")
+    if what == "console" and name.strip():
+        identity.name_console(cfg.state_dir, key_id, name.strip())
+    name = next((n for k, kid, n in identity.trusted(cfg.state_dir) if kid == key_id and k == what), "")
+    _audit(cfg)("trust_added", what=what, key_id=key_id, **({"name": name} if name or what == "issuer" else {}))
+    click.echo(f"trusted {what} {key_id}" + (f" ({name})" if name else ""))
+
+
+@trust.command("remove")
+@click.argument("who")
+@click.option("--reason", required=True, help="Why (recorded): a lost key, a retired console, ...")
+@click.option("--by", default=None, help="Who removes it (recorded; default: your login name).")
+@on_box
+def remove(who, reason, by, config_path, state_dir):
+    """Stop trusting an issuer or a console (by key id or name), at once. An issuer's deployments stop and
+    their lists are purged with receipts; a console gets nothing more."""
+    import getpass
+
+    from edge import deployment
+    from edge.pipeline.stopping import stop_deployments
+
+    if not reason.strip():
+        raise EdgeError("say why the key is removed (--reason)")
+    cfg = load_config(config_path, state_dir)
+    by = (by or getpass.getuser()).strip()
+    kind, kid, name = identity.find_trusted(cfg.state_dir, who)
+    _audit(cfg)("trust_removed", what=kind, key_id=kid, name=name, by=by, reason=reason.strip())
+    receipts: list[dict] = []
+    if kind == "issuer":
+        now = datetime.now(UTC)
+        ids = [d.deployment_id for d in deployment.stored(cfg.state_dir) if d.issuer == kid and now < d.until]
+        receipts = stop_deployments(cfg, ids, by=by, reason=f"issuer {name or kid} removed: {reason.strip()}",
+                                    ending="trust removed") if ids else []
+        st = _run(cfg, "watchlist_status")
+        if st.get("list_id") and st.get("issuer") == kid:  # a list of that issuer outside any window
+            receipts.append(_run(cfg, "watchlist_purge", reason=f"issuer {name or kid} removed")["receipt"])
+    identity.remove_trusted(cfg.state_dir, kind, kid)
+    click.echo(f"removed {kind} {kid}" + (f" ({name})" if name else "") + f": {reason.strip()}")
+    for rc in receipts:
+        click.echo(f"list {rc['list_id']} purged ({rc['entries']} entries): receipt signed at {rc['time']}")
 
 
 @trust.command("list")
@@ -143,10 +170,8 @@ def _trust(what: str, add, keyfile, config_path, state_dir) -> None:
 def list_(config_path, state_dir):
     """Show the trusted issuer and console key ids (and any damaged trust file: exit 1)."""
     cfg = load_config(config_path, state_dir)
-    for kid in identity.issuers(cfg.state_dir):
-        click.echo(f"issuer  {kid}")
-    for kid in identity.consoles(cfg.state_dir):
-        click.echo(f"console {kid}")
+    for kind, kid, name in identity.trusted(cfg.state_dir):
+        click.echo(f"{kind:7} {kid}  {name}".rstrip())
     problems = identity.trust_problems(cfg.state_dir)
     for why in problems:
         click.echo(f"DAMAGED {why}")

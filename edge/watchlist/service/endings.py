@@ -80,16 +80,26 @@ class Endings(ListState):
         self._store_receipt(rc, name, reason)
         return rc
 
-    def deployment_ended(self, deployment_id: str) -> dict | None:
+    def deployment_ended(self, deployment_id: str, force: bool = False) -> dict | None:
         """A deployment window closed: a list that lives for that deployment is purged with a receipt, and
-        its file on a writable USB mount is deleted (the deletion, or why not, recorded)."""
+        its file on a writable USB mount is deleted (the deletion, or why not, recorded). ``force``: the
+        deployment was stopped early (by command, a trust removal, a lapsed emergency use): even a list
+        that outlives its deployment's time goes."""
         with self._lock:
             h = self.header or self._stored_header()
-            if not h or h.get("deployment") != deployment_id or not ends_with_deployment(h):
+            if not h or h.get("deployment") != deployment_id or not (force or ends_with_deployment(h)):
                 return None
-            rc = self.purge(f"deployment {short(deployment_id, 80)} ended", ending="deployment ended")
+            rc = self.purge(f"deployment {short(deployment_id, 80)} ended" + (" early" if force else ""),
+                            ending="deployment ended")
             self._delete_usb_copy(h)
+            self.ended_receipts.append(rc)
             return rc
+
+    def take_receipts(self) -> list[dict]:
+        """The receipts of lists ended with their deployment since the last call (for the command that
+        ended it)."""
+        out, self.ended_receipts = self.ended_receipts, []
+        return out
 
     def _remember_source(self, path: Path | None, digest: str) -> None:
         """Where the list in force came from on USB (to delete that file when its deployment ends)."""

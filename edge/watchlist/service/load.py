@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edge import deployment
 from edge import identity as identity_mod
 from edge.alerts import messages
 from edge.errors import EdgeError
@@ -139,6 +140,11 @@ class Loading(Endings):
         with self._lock:
             wl = self.open(staged, known=known)
             h = wl.meta["header"]
+            try:
+                self.authorised(h, digest)
+            except EdgeError:
+                wl.wipe()
+                raise
             summary = self._summary(h)
             old = self.header
             old_id = old["list_id"] if old else None
@@ -168,6 +174,13 @@ class Loading(Endings):
             log.info("watch list %s loaded: %d entries from issuer %s", short(wl.list_id, 80), len(wl),
                      wl.issuer)
             return summary
+
+    def authorised(self, h: dict, digest: str) -> None:
+        """Where matching needs a deployment window (``[deployment] required``): the list is put in force only
+        under a window on this box for its own deployment, by its issuer, naming its id and SHA-256."""
+        if self.cfg.deployment.required:
+            deployment.authorising(self.cfg.state_dir, h, digest, state.now(),
+                                   self.cfg.deployment.require_authority_ref)
 
     def _refused(self, arrival: dict, exc: Exception, data: bytes | Path = b"") -> None:
         """Audit and announce a refusal; a refusal that cannot be recorded is still refused."""

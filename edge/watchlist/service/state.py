@@ -64,6 +64,7 @@ class ListState:
         self._thread: threading.Thread | None = None
         self._expiry_thread: threading.Thread | None = None
         self._seen: dict[Path, tuple[int, int, int]] = {}
+        self.ended_receipts: list[dict] = []  # receipts of lists ended with their deployment (take_receipts)
 
     def _sequences(self) -> dict:
         """{issuer: {sequence, list_id, purged}}; a damaged record stops loading (no silent rollback)."""
