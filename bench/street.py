@@ -31,7 +31,7 @@ PORTRAITS = {"obama": ("obama.jpg", "obama2.jpg", "obama3.jpg"), "biden": ("bide
              "kit_harington": ("kit_harington_john1.jpeg", "kit_harington_john2.jpeg"),
              "rose_leslie": ("rose_leslie_img1.jpg", "rose_leslie_img2.jpg"),
              "alex_lacamoire": ("alex-lacamoire.png", "alex_lacamoire1.jpg")}
-BUCKETS = ((40, 60), (60, 80), (80, 120), (120, 161))
+BUCKETS = ((32, 40), (40, 60), (60, 80), (80, 120), (120, 161))
 YAW_BUCKETS = ((0.0, 0.15), (0.15, 0.3), (0.3, 0.45), (0.45, 9.0))
 SIZE = (1920, 1080)
 FPS = 25.0

@@ -31,18 +31,18 @@ class CameraConfig:
 
 @dataclass
 class DetectConfig:
-    max_width: int = 640  # HOG runs on a copy downscaled to this width
-    upsample: int = 1  # dlib upsampling passes (0: faces from ~80 px at max_width; 1: from ~40 px, 4x cost)
+    max_width: int = 640  # whole-frame scans run on a copy downscaled to this width (YuNet: faces from ~3 % of it)
+    upsample: int = 1  # 1: whole-frame scans also look for detect.min_face_px faces, a band at a time; 0: not
     every_n_frames: int = 2  # a detection pass on every n-th frame handed to the pipeline
     full_every: int = 4  # every k-th pass scans the whole frame; the others only look around live tracks
-    fine_every: int = 4  # every k-th whole-frame scan uses `upsample` (small faces); the others upsample 0
+    fine_every: int = 4  # ... in this many bands, on every other whole-frame scan (at that scale 1080p is 1.3 Mpx)
     track_iou: float = 0.3  # a detection joins a track when it overlaps its predicted box this much
     track_gate: float = 3.0  # ... or when its centre is within this many standard deviations of the predicted
     #                          centre (a fast mover; the deviation is in face heights and grows with time unseen)
     track_lost_s: float = 1.0  # seconds a track without detections is kept as lost, to be re-joined (same id)
     track_reid_distance: float = 0.5  # a re-join needs descriptors this close when both have one (memory only)
     track_max_speed: float = 10.0  # face heights per second a new track may move (its first search region)
-    min_face_px: int = 40  # smallest face (frame px) looked for where the picture changes
+    min_face_px: int = 40  # smallest face (frame px, YuNet box: forehead to chin) looked for where the picture moved
     motion: bool = True  # fixed camera: look for small faces where the picture changed (background model)
     motion_every: int = 2  # every k-th pass looks for new faces where the picture changed
     scan_budget_px: int = 250_000  # scaled pixels scanned for new faces per such pass, at most

@@ -150,8 +150,8 @@ def face_check(cfg, width: int, height: int) -> tuple[bool, str]:
     at = f"at {width}x{height}"
     if got <= want:
         return True, f"{at} detection finds faces from {got} px (quality.min_face_px = {want})"
-    how = ("set detect.min_face_px to at most " + str(want) if cfg.detect.motion
-           else "set detect.motion = true (fixed camera) or raise detect.max_width")
+    how = ("set detect.min_face_px to at most " + str(want) if cfg.detect.motion or cfg.detect.upsample
+           else "set detect.motion = true (fixed camera), detect.upsample = 1 or raise detect.max_width")
     return False, (f"{at} detection finds faces from {got} px only, smaller than quality.min_face_px = {want} "
                    f"are missed: {how}")
 

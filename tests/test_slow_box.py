@@ -96,11 +96,11 @@ def test_a_slow_box_bounds_the_pixels_it_scans_around_tracks_and_still_encodes_e
         looks[-1][1] += 1
         return scan(*a)
 
-    def counted_around(grey, tracks, boxes):
+    def counted_around(image, tracks):
         looks.append([strategy.scanned_px, 0])
         strategy._scan = counted_scan
         try:
-            return around(grey, tracks, boxes)
+            return around(image, tracks)
         finally:
             strategy._scan = scan
             looks[-1][0] = strategy.scanned_px - looks[-1][0]

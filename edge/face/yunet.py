@@ -4,7 +4,7 @@ Plain tuples and arrays out, in the manner of :mod:`edge.face.api`: a :class:`Fa
 ``(top, right, bottom, left)`` in the pixels of the image passed in, its five landmarks as a (5, 2)
 float32 array (the person's right eye, left eye, nose tip, right and left mouth corners: the order of the
 ArcFace alignment template, :mod:`edge.face.mobilefacenet`) and YuNet's score. The weights are checked at
-load (:mod:`edge.face.weights`). One detector per process and input size; the net is small (230 kB).
+load (:mod:`edge.face.weights`). One detector per process and score threshold; the net is small (230 kB).
 """
 
 from __future__ import annotations
@@ -30,20 +30,20 @@ class Face(NamedTuple):
     score: float
 
 
-_detectors: dict[tuple[int, int, float], cv2.FaceDetectorYN] = {}
+_detectors: dict[float, cv2.FaceDetectorYN] = {}
 
 
 def _detector(width: int, height: int, score: float) -> cv2.FaceDetectorYN:
-    key = (width, height, score)
-    det = _detectors.get(key)
+    """One detector per process and score threshold, set to each input size in turn (the live pipeline
+    scans regions of every size: a resize costs nothing measurable, a new detector ~3 ms)."""
+    det = _detectors.get(score)
     if det is None:
         # OpenCV's DNN warns about targets on every create; errors still show
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         model = np.frombuffer(weights.load(WEIGHTS), dtype=np.uint8)
         det = cv2.FaceDetectorYN.create("onnx", model, np.zeros(0, np.uint8), (width, height), score, NMS, TOP_K)
-        if len(_detectors) > 16:  # sizes vary (regions around tracks): keep a few
-            _detectors.clear()
-        _detectors[key] = det
+        _detectors[score] = det
+    det.setInputSize((width, height))
     return det
 
 
