@@ -12,7 +12,9 @@ refs.csv (UTF-8, header row required)::
 ``images`` (or ``image``) lists file names relative to ``--images``, separated by ``;``. The optional
 ``source`` (or ``sources``: the system each image came from, at most 100 characters) and ``taken``
 (the date each was taken, YYYY-MM-DD) give one value per image in the same order, or one value for all
-of the row's images; they travel in the bundle as each image's provenance.
+of the row's images; they travel in the bundle as each image's provenance. Any other column is an error
+(a typo such as ``sorce`` would silently lose the provenance), and every row needs a reason. Problems name
+the file as given (``people.csv line 7: ...``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from edge.watchlist.base import CATEGORIES, Entry
 from edge.watchlist.bundle_v2 import Item, RefImage
 from edge.watchlist.fields import MAX_SOURCE, REF_RE, valid_date
 
+COLUMNS = ("ref", "category", "reason", "images", "image", "source", "sources", "taken")  # refs.csv's header
 DETECT_MAX_WIDTH = 1024
 CROP_MAX_PX = 320
 
@@ -75,6 +78,10 @@ def read_refs(path) -> tuple[list[Row], list[str]]:
     missing = [c for c in ("ref", "category", "reason") if c not in cols] + ([] if img_col else ["images"])
     if missing:
         raise EdgeError(f"{path} needs the columns ref,category,reason,images (missing: {', '.join(missing)})")
+    unknown = [c for c in cols if c not in COLUMNS]
+    if unknown:
+        raise EdgeError(f"{Path(path).name} has an unknown column {cols[unknown[0]]!r} (the columns are "
+                        f"{', '.join(COLUMNS)}): fix its header, or the values under it would be lost")
     src_col, taken_col = cols.get("source") or cols.get("sources"), cols.get("taken")
     rows, problems, seen = [], [], set()
     for n, rec in enumerate(reader, start=2):
@@ -87,6 +94,7 @@ def read_refs(path) -> tuple[list[Row], list[str]]:
         why = ("reference must be 1-64 letters, digits or / _ . : -" if not REF_RE.fullmatch(ref)
                else f"reference {ref} appears twice" if ref in seen
                else f"category must be one of {', '.join(CATEGORIES)}" if cat is None
+               else "a reason is required (why this person is on the list)" if not reason
                else "reason must be at most 500 characters" if len(reason) > 500
                else "no image listed" if not images
                else "source needs one value per image (separated by ;) or one for all" if sources is None
@@ -95,7 +103,7 @@ def read_refs(path) -> tuple[list[Row], list[str]]:
                else "taken must be dates like 2026-03-01" if any(x and not valid_date(x) for x in taken)
                else "")
         if why or cat is None or sources is None or taken is None:  # each of those has its why
-            problems.append(f"refs.csv line {n}: {why}")
+            problems.append(f"{Path(path).name} line {n}: {why}")
             continue
         seen.add(ref)
         rows.append(Row(n, ref, cat, reason, images, sources, taken))

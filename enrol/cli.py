@@ -90,9 +90,10 @@ def keygen(out_dir, name, passphrase):
 @click.option("--min-face-px", type=click.IntRange(20), default=QualityConfig.min_face_px, show_default=True)
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Encode images in this many processes (thousands of images: one per core).")
-@click.option("--strict", is_flag=True,
-              help="Fail, writing nothing, if any image or row is unusable or any warning is given (one "
-                   "reference holding different people; one image or face under two references).")
+@click.option("--strict/--allow-problems", default=True, show_default=True,
+              help="Strict (the default): fail, writing nothing, if any image or row is unusable or any warning is "
+                   "given (one reference holding different people; one image or face under two references). "
+                   "--allow-problems: build without them, each listed.")
 @click.option("--outlives-deployment", is_flag=True,
               help="Keep the list after its deployment window ends (default: the box purges it then, with a receipt).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .wlb file to write.")
@@ -108,18 +109,32 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
     """
     from tqdm import tqdm
 
-    from edge.deployment import check_name
+    from edge.deployment import MAX_WINDOW, check_name
     from edge.watchlist import bundle_v2
     from enrol.build import build_entries, items, list_warnings, read_refs
+    from enrol.register import check_deployment_name
 
     check_name(deployment, "--deployment")
+    check_deployment_name(Path(issuer_key).resolve().parent, deployment)
+    out_dir = Path(output).resolve().parent
+    if not out_dir.is_dir() or Path(output).is_dir():
+        raise EdgeError(f"cannot write -o {output}: " + ("it is a folder" if Path(output).is_dir()
+                                                         else f"the folder {out_dir} does not exist"))
     box = identity.load_box_public(box_file)
     key = load_issuer_private(issuer_key)
     now = datetime.now(UTC).replace(microsecond=0)
     nb, na = (bundle.parse_time(not_before) if not_before else now), bundle.parse_time(expires)
     if na <= max(nb, now):
         raise EdgeError(f"--expires {expires} is not in the future (and after --not-before)")
+    if na - max(nb, now) > MAX_WINDOW and not outlives_deployment:
+        raise EdgeError(f"--expires {expires} is more than {MAX_WINDOW.days} days away: a list lives for one "
+                        "deployment (a window lasts at most 31 days); check the date, or --outlives-deployment")
     rows, problems = read_refs(refs)
+    if strict and problems:
+        for p in problems:
+            click.echo(f"problem: {p}", err=True)
+        raise EdgeError(f"{len(problems)} problem(s) in {Path(refs).name} and --strict (the default): no face "
+                        "encoded, no list written; fix them, or --allow-problems to leave those rows out")
     q = QualityConfig(min_face_px=min_face_px)
     bar = lambda it, total: tqdm(it, total=total, desc="faces", unit="img", file=sys.stderr)
     res = build_entries(rows, images_dir, q, bar, jobs)
@@ -127,12 +142,14 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
     for p in problems:
         click.echo(f"left out: {p}", err=True)
     if strict and problems:
-        raise EdgeError(f"{len(problems)} problem(s) and --strict: no list written")
+        raise EdgeError(f"{len(problems)} problem(s) and --strict (the default): no list written; fix them, or "
+                        "--allow-problems to leave them out")
     warnings = list_warnings(res, images_dir)
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     if strict and warnings:
-        raise EdgeError(f"{len(warnings)} warning(s) and --strict: no list written")
+        raise EdgeError(f"{len(warnings)} warning(s) and --strict (the default): no list written; fix them, or "
+                        "--allow-problems to build anyway")
     if not res.entries:
         raise EdgeError("no usable entries: no list written")
     if len(res.entries) > max_entries:
@@ -245,6 +262,25 @@ def reconcile(register_file, report_file):
                + (f"{len(problems)} discrepancy(ies)" if problems else "both sides agree"))
     if problems:
         sys.exit(1)
+
+
+@cli.command("register")
+@click.option("--issuer-key", required=True, type=click.Path(dir_okay=False),
+              help="Your issuer.key (or issuer.pub): the registers are kept next to it.")
+@user_errors
+def register_command(issuer_key):
+    """List what you issued: every watch list built and every deployment window signed, oldest first."""
+    from edge.codec import printable
+    from enrol import register
+
+    rows = register.table(Path(issuer_key).resolve().parent)
+    cols = ["when", "what", "deployment", "id", "box", "entries", "valid", "file"]
+    width = {c: max([len(c)] + [len(printable(r[c])) for r in rows]) for c in cols[:-1]}
+    click.echo("  ".join(c.ljust(width.get(c, 0)) for c in cols).rstrip())
+    for r in rows:
+        click.echo("  ".join(printable(r[c]).ljust(width.get(c, 0)) for c in cols).rstrip())
+    if not rows:
+        click.echo("(nothing issued yet)")
 
 
 @cli.command("verify-receipt")

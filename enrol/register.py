@@ -199,3 +199,35 @@ def check_deployment_name(folder: Path, name: str) -> None:
     if alike:
         raise EdgeError(f"deployment {name!r} looks like {alike[0]!r} in your register but is not the same name: "
                         "a list matches only under a window of exactly its deployment name; use that spelling")
+
+
+def table(folder: Path) -> list[dict[str, str]]:
+    """The SPOC's registers (bundles.jsonl and authorisations.jsonl next to the issuer key) as rows, oldest
+    first: each list built and each window signed, with its deployment, box, size and validity."""
+    rows = []
+    for name, what in ((BUNDLES, "list"), ("authorisations.jsonl", "window")):
+        path = Path(folder) / name
+        if not path.exists():
+            continue
+        for n, ln in enumerate(files.read_text(path, "register", MAX_READ).splitlines(), start=1):
+            try:
+                r = json.loads(ln)
+            except ValueError:
+                raise EdgeError(f"{path} line {n} is not JSON: the register is damaged") from None
+            if not isinstance(r, dict):
+                raise EdgeError(f"{path} line {n} is not a register entry")
+            if what == "list":
+                rows.append({"when": str(r.get("created", "")), "what": what, "deployment": str(r.get("deployment")),
+                             "id": str(r.get("list_id")), "box": str(r.get("box_id")),
+                             "entries": str(r.get("entries", "")),
+                             "valid": f"{r.get('not_before', '')} .. {r.get('not_after', '')}",
+                             "file": str(r.get("file", ""))})
+            else:
+                got = r.get("lists")
+                lists = got if isinstance(got, list) else []
+                rows.append({"when": str(r.get("issued", "")), "what": what,
+                             "deployment": str(r.get("deployment_id")),
+                             "id": ",".join(str(x.get("list_id")) for x in lists if isinstance(x, dict)) or "-",
+                             "box": str(r.get("box_id")), "entries": "-",
+                             "valid": f"{r.get('start', '')} .. {r.get('end', '')}", "file": str(r.get("file", ""))})
+    return sorted(rows, key=lambda x: x["when"])

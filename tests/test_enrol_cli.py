@@ -4,6 +4,7 @@ then the box's `edge trust` / `edge watchlist` commands and `enrol verify-receip
 import json
 import shutil
 import stat
+from datetime import UTC, datetime, timedelta
 
 import cv2
 import pytest
@@ -23,6 +24,9 @@ PN-0004,other,Court order,tiny.png;missing.jpg
 PN-0005,villain,Not a category,lin.png
 bad ref!,wanted,Not a reference,lin.png
 """
+
+
+EXPIRES = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:00Z")
 
 
 def run(cli, args, ok=True, **kw):
@@ -50,9 +54,9 @@ def spoc(tmp_path_factory):
                                  '[[cameras]]\nid = "cam1"\nsource = "clip.mp4"\n')
     identity.create(state, "box-a")
     args = ["build", "--images", images, "--refs", d / "refs.csv", "--for", state / "keys" / "box.pub.json",
-            "--issuer-key", d / "keys" / "issuer.key", "--expires", "2099-01-01T00:00Z",
+            "--issuer-key", d / "keys" / "issuer.key", "--expires", EXPIRES,
             "--deployment", "Op Test", "--sequence", "10", "-o", d / "list.wlb"]
-    res = run(enrol_cli, args)
+    res = run(enrol_cli, [*args, "--allow-problems"])
     return {"dir": d, "state": state, "args": args, "build": res}
 
 
@@ -84,13 +88,20 @@ def test_build_reports_every_unusable_file_and_row(spoc):
                  "refs.csv line 6: category must be one of",
                  "refs.csv line 7: reference must be"]:
         assert line in out
-    assert "2 entries from 2 of 6 images, sequence 10, expires 2099-01-01T00:00:00Z; 8 problem(s)" in out
+    assert f"2 entries from 2 of 6 images, sequence 10, expires {EXPIRES}; 8 problem(s)" in out
 
 
 def test_strict_build_fails_and_writes_nothing(spoc, tmp_path):
     args = [tmp_path / "strict.wlb" if a == spoc["dir"] / "list.wlb" else a for a in spoc["args"]]
-    res = run(enrol_cli, args + ["--strict", "--jobs", "2"], ok=False)
-    assert "8 problem(s) and --strict: no list written" in res.output
+    res = run(enrol_cli, args + ["--jobs", "2"], ok=False)  # strict is the default: refs.csv's rows first
+    assert "problem: refs.csv line 6: category must be one of" in res.output
+    assert "2 problem(s) in refs.csv and --strict (the default): no face encoded" in res.output
+    assert not (tmp_path / "strict.wlb").exists()
+    rows = REFS.splitlines()
+    (tmp_path / "people.csv").write_text("\n".join(rows[:5]) + "\n")  # only image problems left
+    args = [tmp_path / "people.csv" if a == spoc["dir"] / "refs.csv" else a for a in args]
+    res = run(enrol_cli, args + ["--strict"], ok=False)
+    assert "6 problem(s) and --strict (the default): no list written" in res.output
     assert not (tmp_path / "strict.wlb").exists()
 
 
@@ -114,7 +125,7 @@ def test_build_refuses_bad_arguments(spoc, change, reason):
 def test_inspect_shows_the_signed_header_without_decrypting(spoc, tmp_path):
     d = spoc["dir"]
     out = run(enrol_cli, ["inspect", d / "list.wlb", "--issuer-key", d / "keys" / "issuer.pub"]).output
-    assert "signature: valid" in out and "box-a" in out and "entries: 2" in out and "2099-01-01" in out
+    assert "signature: valid" in out and "box-a" in out and "entries: 2" in out and EXPIRES[:10] in out
     h = json.loads(run(enrol_cli, ["inspect", d / "list.wlb", "--issuer-key", d / "keys" / "issuer.key",
                                    "--json"]).output)
     assert h["deployment"] == "Op Test" and h["policy"]["max_entries"] == 10000
@@ -175,3 +186,36 @@ def test_trust_refuses_garbage_key_files(spoc, tmp_path):
     box = ["--config", spoc["dir"] / "edge.toml"]
     assert "not JSON" in run(edge_cli, ["trust", "add-issuer", tmp_path / "bad.pub", *box], ok=False).output
     assert "z85" in run(edge_cli, ["trust", "add-console", tmp_path / "bad.pub", *box], ok=False).output
+
+
+def test_build_refuses_mistakes_before_encoding_a_face(spoc, tmp_path):
+    """Issue 25: a typo in a column, an empty reason, a missing output folder, a list that outlives every
+    window, a look-alike deployment name: each refused in one sentence naming the real file, nothing written."""
+    d, args = spoc["dir"], spoc["args"]
+    swap = lambda old, new: [new if a == old else a for a in args]  # noqa: E731
+    (tmp_path / "people.csv").write_text("ref,category,reason,images,sorce\nPN-1,wanted,Warrant,lin.png,PNC\n")
+    res = run(enrol_cli, swap(d / "refs.csv", tmp_path / "people.csv"), ok=False)
+    assert "people.csv has an unknown column 'sorce'" in res.output
+    (tmp_path / "people.csv").write_text("ref,category,reason,images\nPN-1,wanted,,lin.png\n")
+    res = run(enrol_cli, swap(d / "refs.csv", tmp_path / "people.csv"), ok=False)
+    assert "problem: people.csv line 2: a reason is required" in res.output
+    res = run(enrol_cli, swap(d / "list.wlb", tmp_path / "no" / "such" / "list.wlb"), ok=False)
+    assert "does not exist" in res.output and "faces" not in res.output  # before any face is encoded
+    res = run(enrol_cli, swap(EXPIRES, "2036-01-01T00:00Z"), ok=False)
+    assert "is more than 31 days away: a list lives for one deployment" in res.output
+    res = run(enrol_cli, swap("Op Test", "OpTest"), ok=False)
+    assert "deployment 'OpTest' looks like 'Op Test' in your register" in res.output
+    assert not any(p.suffix == ".wlb" for p in tmp_path.rglob("*"))
+
+
+def test_a_short_passphrase_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENROL_PASSPHRASE", "hunter2")
+    res = run(enrol_cli, ["keygen", "--out", tmp_path], ok=False)
+    assert "at least 12 characters" in res.output and not (tmp_path / "issuer.key").exists()
+
+
+def test_the_register_reads_as_a_table(spoc):
+    out = run(enrol_cli, ["register", "--issuer-key", spoc["dir"] / "keys" / "issuer.key"]).output
+    lines = out.splitlines()
+    assert lines[0].split() == ["when", "what", "deployment", "id", "box", "entries", "valid", "file"]
+    assert any(ln.split()[1:3] == ["list", "Op"] and "box-a" in ln for ln in lines[1:])
