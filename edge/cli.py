@@ -24,6 +24,7 @@ from edge.console.cli import console_group
 from edge.deployment_cli import deployment
 from edge.doctor import doctor_command
 from edge.eval.cli import eval_command
+from edge.oversight.cli import oversight
 from edge.provision import provision_command
 from edge.watchlist.cli import trust, watchlist
 from firmware.cli import firmware
@@ -100,7 +101,7 @@ def watch(box, data, count, timeout):
 
 # --- the command groups of the other concerns, registered here from the top (one line each) ---
 for group in (audit, deployment, eval_command, watchlist, trust, console_group, provision_command, doctor_command,
-              firmware):
+              firmware, oversight):
     cli.add_command(group)
 
 

@@ -110,6 +110,12 @@ class HealthConfig:
 
 
 @dataclass
+class OversightConfig:
+    endpoint: str = ""  # the oversight service (docs/oversight-service.md); "" = this box sends its log nowhere
+    service_key: str = ""  # the service's oversight.pub.json (its CURVE key and its witness-signing key)
+
+
+@dataclass
 class Config:
     box_id: str
     cameras: list[CameraConfig]
@@ -123,6 +129,7 @@ class Config:
     watchlist: WatchlistConfig = field(default_factory=WatchlistConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
+    oversight: OversightConfig = field(default_factory=OversightConfig)
     path: str = ""  # where it was read from (not a config key)
 
     @property
@@ -226,6 +233,10 @@ def _check(cfg: Config) -> None:
     need(0 < cfg.alerts.retention_days <= 3650, "alerts.retention_days", "must be between 0 and 3650")
     need(cfg.alerts.verification in ("one", "two"), "alerts.verification", 'must be "one" or "two"')
     need(0 < cfg.alerts.encounter_gap_s <= 3600, "alerts.encounter_gap_s", "must be more than 0 and at most 3600")
+    need(cfg.oversight.endpoint == "" or cfg.oversight.endpoint.startswith(("tcp://", "ipc://")),
+         "oversight.endpoint", "must be a ZeroMQ endpoint (tcp://host:port or ipc://path)")
+    need(cfg.oversight.endpoint == "" or bool(cfg.oversight.service_key), "oversight.service_key",
+         "is needed with oversight.endpoint: the service's oversight.pub.json")
     need(cfg.health.log_interval > 0, "health.log_interval", "must be positive")
     need(cfg.health.max_restarts >= 0, "health.max_restarts", "must not be negative")
 
@@ -264,6 +275,8 @@ def load(path: str | Path, state_dir: str | None = None) -> Config:
         cfg.watchlist.folder = str((base / cfg.watchlist.folder).resolve())
     if cfg.match.calibration:
         cfg.match.calibration = str((base / cfg.match.calibration).resolve())
+    if cfg.oversight.service_key:
+        cfg.oversight.service_key = str((base / cfg.oversight.service_key).resolve())
     cfg.state_dir = str((base / cfg.state_dir).resolve()) if not state_dir else str(Path(state_dir).resolve())
     return cfg
 

@@ -22,6 +22,7 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,6 +110,7 @@ class Lifecycle:
             self.duties.start(first=("service_start", {"cameras": [c.id for c in self.cfg.cameras],
                                                        "config": self.cfg.path, "retention_days": keep.days,
                                                        "retention_source": keep.source}))
+            stops.callback(self.open_uplink())  # stops after the books close: the signed stop goes out first
             stops.push(lambda _type, exc, _tb: self.close_books(exc))
             stops.callback(self.open_channel().stop_serving)
             self.duties.witness()  # the consoles hear the newest checkpoint at once (a witness of the log's head)
@@ -259,6 +261,18 @@ class Lifecycle:
             raise EdgeError(f"the state dir {self.cfg.state_dir} is not writable: {why}") from None
         self.publisher = channel
         return channel
+
+    def open_uplink(self) -> Callable[[], None]:
+        """The audit log to the oversight service, as written (edge/audit/uplink.py); its stop, or a no-op."""
+        if not self.cfg.oversight.endpoint:
+            return lambda: None
+        from edge.audit.uplink import Uplink
+
+        ident = identity.create(self.cfg.state_dir, self.box_id)
+        up = Uplink(self.cfg.oversight.endpoint, self.cfg.state_dir, ident.curve_public, ident.curve_secret,
+                    self.cfg.oversight.service_key, self.box_id)
+        up.start()
+        return up.stop
 
     def start_cameras(self) -> None:
         threads = str(self.cfg.encode.threads)

@@ -1,0 +1,116 @@
+"""The issuers' registers in the oversight store, and reconciling them with what every box recorded.
+
+``ingest(db, register, issuer_pub)``: a SPOC's ``bundles.jsonl`` (``enrol build`` writes one line per list
+it issues), under the issuer key beside it (``issuer.pub``): ingesting it again adds only new lines.
+``reconcile(db)``: across the fleet, every list any issuer issued to any box was loaded or refused by that
+box, and every loaded list ended with a deletion receipt the box's registered key verifies; every list
+a box loaded is in an issuer's register. Each discrepancy is one line naming the box and the issuer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from edge import files, identity
+from edge.errors import EdgeError
+from edge.oversight.db import Database
+
+MAX_READ = 256 << 20
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for n, ln in enumerate(files.read_text(path, "register", MAX_READ).splitlines(), start=1):
+        if not ln.strip():
+            continue
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            raise EdgeError(f"{path} line {n} is not JSON: is this a bundles.jsonl register?") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("list_id"), str) or not isinstance(rec.get("box_id"),
+                                                                                                    str):
+            raise EdgeError(f"{path} line {n} is not a bundle register entry (no list_id/box_id)")
+        out.append(rec)
+    return out
+
+
+def ingest(db: Database, register: str | Path, issuer_pub: str | Path | None, now: str) -> tuple[str, int, int]:
+    """(issuer key id, lines new, lines already held)."""
+    register = Path(register)
+    pub_path = Path(issuer_pub) if issuer_pub else register.parent / "issuer.pub"
+    if not pub_path.is_file():
+        raise EdgeError(f"no issuer key beside the register ({pub_path}): name it with --issuer-key")
+    text = files.read_text(pub_path, "issuer key file", 64 * 1024)
+    issuer = identity.key_id(identity.parse_issuer_key(text, str(pub_path)))
+    name = str(json.loads(text).get("name", ""))
+    rows = []
+    for r in _lines(register):
+        images: dict[str, Any] = r["images"] if isinstance(r.get("images"), dict) else {}
+        rows.append((issuer, name, r["list_id"], r["box_id"], str(r.get("deployment") or ""), r.get("sequence"),
+                     str(r.get("created") or ""), str(r.get("not_after") or ""), int(r.get("entries") or 0),
+                     sum(len(v) for v in images.values() if isinstance(v, list)), json.dumps(r.get("refs") or []),
+                     str(r.get("box_signing_public") or ""), str(register.resolve()), now))
+    with db.tx():
+        before = db.one("SELECT COUNT(*) FROM registers WHERE issuer = ?", (issuer,))
+        db.many("INSERT INTO registers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+        after = db.one("SELECT COUNT(*) FROM registers WHERE issuer = ?", (issuer,))
+    new = int(after[0] if after else 0) - int(before[0] if before else 0)
+    return issuer, new, len(rows) - new
+
+
+def reconcile(db: Database, issuer: str = "") -> tuple[list[str], list[dict[str, Any]]]:
+    """(discrepancies, one summary per issuer) across every registered box."""
+    problems: list[str] = []
+    boxes = {b for (b,) in db.q("SELECT box_id FROM boxes")}
+    issued = db.q("SELECT g.issuer, g.issuer_name, g.list_id, g.box_id, g.created, g.deployment, g.refs, "
+                  "l.list_id, l.refs, l.ended, l.ended_how, l.receipt_valid, l.issuer, "
+                  "(SELECT COUNT(*) FROM refusals r WHERE r.box_id = g.box_id AND r.claimed_list_id = g.list_id), "
+                  "(SELECT COUNT(*) FROM alerts a WHERE a.box_id = g.box_id AND a.list_id = g.list_id) "
+                  "FROM registers g LEFT JOIN lists l ON l.box_id = g.box_id AND l.list_id = g.list_id "
+                  "WHERE (? = '' OR g.issuer = ? OR g.issuer_name = ?) ORDER BY g.issuer, g.created, g.list_id",
+                  (issuer, issuer, issuer))
+    summary: dict[str, dict[str, Any]] = {}
+    for (iss, name, lid, box, created, dep, reg_refs, loaded, box_refs, ended, how, valid, box_issuer,
+         refused, matched) in issued:
+        who = f"issuer {name or iss} ({iss})"
+        s = summary.setdefault(iss, {"issuer": iss, "issuer_name": name, "issued": 0, "boxes": set(), "loaded": 0,
+                                     "refused": 0, "matched": 0, "receipts": 0})
+        s["issued"] += 1
+        s["boxes"].add(box)
+        if box not in boxes:
+            problems.append(f"box {box}, {who}: list {lid} was issued to a box not registered with the service")
+        elif loaded is None:
+            if refused:
+                s["refused"] += 1
+            else:
+                problems.append(f"box {box}, {who}: list {lid} (issued {created or '?'}, deployment {dep or '?'}) "
+                                "was neither loaded nor refused")
+            continue
+        if loaded is None:
+            continue
+        s["loaded"] += 1
+        s["matched"] += int(matched > 0)
+        if box_issuer != iss:
+            problems.append(f"box {box}, {who}: list {lid} was loaded as issued by {box_issuer}")
+        extra, missing = set(json.loads(box_refs)) - set(json.loads(reg_refs)), set()
+        if json.loads(box_refs):
+            missing = set(json.loads(reg_refs)) - set(json.loads(box_refs))
+        if extra:
+            problems.append(f"box {box}, {who}: list {lid} held reference(s) not issued: {', '.join(sorted(extra))}")
+        if missing:
+            problems.append(f"box {box}, {who}: list {lid} lacked issued reference(s): {', '.join(sorted(missing))}")
+        if ended is None:
+            problems.append(f"box {box}, {who}: list {lid} has not ended: no deletion receipt yet")
+        elif not valid:
+            problems.append(f"box {box}, {who}: list {lid} {how} at {ended} without a valid deletion receipt")
+        else:
+            s["receipts"] += 1
+    for box, lid, iss, name in db.q(
+            "SELECT l.box_id, l.list_id, l.issuer, l.issuer_name FROM lists l WHERE NOT EXISTS (SELECT 1 FROM "
+            "registers g WHERE g.box_id = l.box_id AND g.list_id = l.list_id) AND (? = '' OR l.issuer = ? OR "
+            "l.issuer_name = ?) ORDER BY l.loaded", (issuer, issuer, issuer)):
+        problems.append(f"box {box}, issuer {name or iss} ({iss}): list {lid} was loaded but is in no ingested "
+                        "register")
+    return problems, [dict(s, boxes=sorted(s["boxes"])) for s in summary.values()]
