@@ -19,7 +19,7 @@ LAYERS = [
                   "edge.doctor", "edge.provision", "edge.oversight.cli", "firmware.cli", "firmware.usb", "enrol.authorise"]),
     ("programs", ["edge.pipeline", "edge.console", "edge.eval", "edge.oversight",
                   ("edge.audit.report", "edge.audit.report_lists", "edge.audit.report_matches",
-                   "edge.audit.report_render"),
+                   "edge.audit.report_render"), "edge.audit.evidence",
                   "enrol.build", "enrol.register", "enrol.keys", ("firmware.update", "firmware.bundle")]),
     ("services", ["edge.watchlist.service", "edge.alerts", "edge.audit"]),
     ("deployments", ["edge.deployment"]),

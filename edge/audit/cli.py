@@ -255,3 +255,48 @@ def retention(config_path, state_dir, days):
     deleted = sweep(state, policy, record=log.append)
     log.close()
     click.echo(f"deleted {len(deleted)} alert(s) older than {policy.days:g} days ({policy.source})")
+
+
+@audit.command()
+@click.argument("encounter")
+@config_option
+@state_dir_option
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Package file to write.")
+@user_errors
+def evidence(encounter, config_path, state_dir, output):
+    """Write one encounter as a signed evidence package for a court: its crops, the matched reference, every
+    sighting, every decision record with its inclusion in the signed log (docs/evidence-format.md).
+
+    `edge audit verify-evidence FILE --box-key box.pub.json` checks it anywhere, offline."""
+    import hashlib
+
+    from edge import identity
+    from edge.audit import evidence as ev
+
+    state = resolve_state_dir(config_path, state_dir)
+    ident = identity.load(state)
+    log = open_log(state)
+    log.checkpoint()  # the encounter's last records are signed before they are taken out
+    data = ev.to_bytes(ev.build(state, encounter, ident.signing_key, ident.box_id, fmt_time(time.time(), ms=True)))
+    files.write_atomic(Path(output).resolve(), data, 0o600)
+    log.append("evidence_exported", encounter_id=encounter[:64], sha256=hashlib.sha256(data).hexdigest())
+    click.echo(f"wrote {output}: encounter {printable(encounter)}, {len(data)} bytes; check it with "
+               f"'edge audit verify-evidence {output} --box-key box.pub.json'")
+
+
+@audit.command("verify-evidence")
+@click.argument("package", type=click.Path(dir_okay=False))
+@box_key_option("box_key", help="The box's public identity (box.pub.json) the package must be signed by.")
+@user_errors
+def verify_evidence(package, box_key):
+    """Check an evidence package offline against the box's public key (box.pub.json): the images, records
+    and their inclusion in the box's signed log; any changed byte fails."""
+    from edge import identity
+    from edge.audit import evidence as ev
+
+    pub = identity.load_box_public(box_key)["signing_public"]
+    s = ev.check(files.read_text(package, "evidence package", ev.MAX_FILE).encode(), pub)
+    click.echo(f"OK: evidence of encounter {printable(s['encounter_id'])} ({printable(s['ref'])}) on box "
+               f"{printable(s['box_id'])}, signed by box key {s['key_id']}: {s['sightings']} sighting(s), "
+               f"{s['crops']} crop(s), {s['decisions']} decision(s) counted, {s['refused']} not counted; every "
+               f"record in the log signed through seq {s['signed_through']}")

@@ -85,6 +85,7 @@ KINDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "audit_exported": {"from": S, "to": S, "records": INT, "sha256": S},
     "log_recovered": {"torn_bytes": INT, "torn_sha256": S},
     "checkpoint": {"key_id": S, "signing_public": S, "sig": S},
+    "evidence_exported": {"encounter_id": S, "sha256": S},  # edge audit evidence (docs/evidence-format.md)
 }
 TIME_FIELDS = {"alert": ("time",), "sighting": ("time",), "deployment_loaded": ("start", "end")}  # in data
 DECISIONS = ("confirm", "dismiss")

@@ -10,6 +10,7 @@ as soon as they are matched.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import time
@@ -187,7 +188,8 @@ class Daemon(Lifecycle):
         # the audit record first: an alert is never delivered without being in the log
         fields = dict(alert_id=alert_id, camera_id=alert["camera_id"], time=alert["time"], ref=entry.ref,
                       distance=alert["distance"], track_id=alert["track_id"], encounter_id=enc.encounter_id,
-                      sighting=sighting)
+                      sighting=sighting, crop_sha256=hashlib.sha256(messages.unb64(alert["crop_jpeg"])).hexdigest(),
+                      reference_sha256=hashlib.sha256(messages.unb64(alert["reference_jpeg"])).hexdigest())
         where = [msg.get("frame_no"), *(msg.get("box") or [])]  # the frame in the stream, the face in it
         if len(where) == 5 and all(type(v) is int for v in where):
             fields.update(frame_no=where[0], box=where[1:])
