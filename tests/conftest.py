@@ -89,10 +89,11 @@ def hamilton_box(tmp: Path, people: dict[str, Path] | None = None,
 
 
 @contextlib.contextmanager
-def running_console(data: Path, boxes: dict[str, Path]):
-    """A real `edge console` (subprocess, a free port) receiving from ``boxes`` ({endpoint: box state dir}): its
-    key pair made in ``data`` and registered on each box (`edge console keygen`, `edge trust add-console`), the
-    operator OPERATOR added (`edge console adduser`); yields its URL; logs to console.log beside ``data``."""
+def running_console(data: Path, boxes: dict[str, Path], *extra: str, users: tuple = ()):
+    """A real `edge console` (subprocess, a free port, ``extra`` options) receiving from ``boxes`` ({endpoint: box
+    state dir}): its key pair made in ``data`` and registered on each box (`edge console keygen`, `edge trust
+    add-console`), the operator OPERATOR and ``users`` ((name, password, role)) added (`edge console adduser`);
+    yields its URL; logs to console.log beside ``data``."""
     from edge import identity
     from edge.console import keys
     from edge.console.store import Store
@@ -101,12 +102,13 @@ def running_console(data: Path, boxes: dict[str, Path]):
     for state in boxes.values():
         identity.add_console(state, pub)
     store = Store(data / "console.db")
-    store.add_user(*OPERATOR)
+    for user in (OPERATOR, *users):
+        store.add_user(*user)
     store.close()
     port = free_port()
     args = [a for ep, state in boxes.items() for a in ("--box", f"{ep}={state / 'keys' / 'box.pub.json'}")]
     log = open(data.parent / "console.log", "w")
-    proc = subprocess.Popen(edge_cmd("console", "--listen", f"127.0.0.1:{port}", "--data", str(data), *args),
+    proc = subprocess.Popen(edge_cmd("console", "--listen", f"127.0.0.1:{port}", "--data", str(data), *args, *extra),
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -3,13 +3,9 @@
 A real `edge run` plays the Hamilton clip (Lin-Manuel Miranda is on the list); a real `edge console`
 receives the alert over CURVE. The operator logs in, sees the alert card with the live crop beside
 the watch-list image, dismisses it, and the box records the adjudication.
-Set EDGE_CONSOLE_SCREENSHOT=docs/console.png to refresh the README's screenshot.
 """
 
 from __future__ import annotations
-
-import os
-import time
 
 import pytest
 from browserhelpers import LOGGED_IN_JS, chromium, log_in, needs_chromium, open_page, wait_js
@@ -65,15 +61,14 @@ def test_an_alert_from_the_real_pipeline_is_shown_and_dismissed_back_to_the_box(
     assert card.find_element("css selector", ".ref").text == LIN_REF
     assert "match" in card.find_element("css selector", ".confidence").text  # distance shown as confidence
     assert card.find_element("css selector", ".camera").text.startswith("cam-a")
+    card.find_element("css selector", ".ref").click()  # a mouse user opens the compact card
     crop, ref = card.find_element("css selector", "img.crop"), card.find_element("css selector", "img.reference")
     assert crop.location["x"] < ref.location["x"] and abs(crop.location["y"] - ref.location["y"]) < 5  # beside
     wait(d, "return document.querySelector('.chip.cam') && document.querySelector('.chip.cam').textContent",
          10, "camera health at the top")
-    if os.environ.get("EDGE_CONSOLE_SCREENSHOT"):
-        time.sleep(1.5)
-        d.save_screenshot(os.environ["EDGE_CONSOLE_SCREENSHOT"])
 
-    # dismiss: a reason is required; the decision goes to the box, which records it
+    # a mouse user clicks the compact card to open it; dismiss: a reason is required; the decision goes to the box
+    card.find_element("css selector", ".ref").click()
     card.find_element("css selector", ".dismiss-btn").click()
     assert "reason" in card.find_element("css selector", ".error").text.lower()
     from selenium.webdriver.support.ui import Select
@@ -83,6 +78,7 @@ def test_an_alert_from_the_real_pipeline_is_shown_and_dismissed_back_to_the_box(
     wait(d, f"return !document.querySelector(\".card[data-alert-id='{alert_id}']\")", 10, "the card to leave the queue")
     row_js = f"""const r = document.querySelector("#history tr[data-alert-id='{alert_id}']");
         return r && r.textContent.includes('dismissed') && r.textContent.includes('yes');"""
+    open_page(d, env["url"] + "/history")  # the history has its own page
     wait(d, row_js, 15, "the history row marked dismissed and delivered to the box")
 
     recorded = {a["alert_id"]: a for a in request(env["control"], {"cmd": "adjudications"})["adjudications"]}
@@ -119,6 +115,7 @@ def test_a_decided_encounters_new_sighting_shows_decided_with_who_and_when_and_d
                 return c.length === 1 && c[0].querySelectorAll('.sighting').length === 2 && c[0].dataset.alertId;""",
                             20, "one card with a strip of two sightings")
             card = d.find_element("css selector", f".card[data-alert-id='{alert_id}']")
+            card.find_element("css selector", ".ref").click()  # open the compact card
             assert "2 sightings" in card.find_element("css selector", ".sightings").text
             Select(card.find_element("css selector", "select.action")).select_by_visible_text("arrested")
             card.find_element("css selector", ".confirm-btn").click()
@@ -135,6 +132,7 @@ def test_a_decided_encounters_new_sighting_shows_decided_with_who_and_when_and_d
             assert "seen 1 time(s) since the decision" in text
             assert d.execute_script("return document.querySelectorAll('#queue .card').length") == 0  # not reopened
             assert d.find_element("id", "open-count").text == "0"
+            open_page(d, url + "/history")
             row = wait(d, f"""const r = document.querySelector("#history tr[data-alert-id='{alert_id}']");
                 return document.querySelectorAll('#history tbody tr').length === 1 && r && r.textContent.includes('3')
                     && r.textContent;""", 10, "one history row for the encounter, with its 3 sightings")

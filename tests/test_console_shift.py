@@ -137,6 +137,7 @@ def test_the_card_shows_why_listed_the_matched_reference_and_the_wider_view(d, e
             && c.dataset.alertId;"""
     alert_id = wait(d, card_js, 90, "the real box's alert card with crop, reference and wider view", env)
     card = d.find_element("css selector", f".card[data-alert-id='{alert_id}']")
+    card.find_element("css selector", ".ref").click()  # a mouse user opens the compact card
     assert card.find_element("css selector", ".listed-for").text == "Listed for: local list"  # the folder list's
     assert card.find_element("css selector", ".category").text == "Category: other"
     assert "matched" in card.find_element("css selector", "img.reference + figcaption").text
@@ -159,6 +160,7 @@ def test_the_card_shows_why_listed_the_matched_reference_and_the_wider_view(d, e
     wait(d, f"return document.querySelector(\"{sel} .others-btn\")", 15, "the other-references button")
     card = d.find_element("css selector", sel)
     assert card.find_element("css selector", ".listed-for").text == "Listed for: Warrant 44/2026 (robbery)"
+    card.find_element("css selector", ".ref").click()
     card.find_element("css selector", ".others-btn").click()
     wait(d, f"return [...document.querySelectorAll(\"{sel} .others img\")].filter(i => i.naturalWidth > 0).length"
             " === 2", 5, "two other reference images")
@@ -275,6 +277,7 @@ def test_history_filters_pages_and_exports_200_encounters(d, env):
     d.set_script_timeout(120)
     assert d.execute_async_script(DECIDE_ALL, ids) == "ok"
     wait(d, f"return !document.querySelector(\".card[data-alert-id='{ids[-1]}']\")", 30, "the queue to empty")
+    open_page(d, env["url"] + "/history")  # the history has its own full-width page
 
     rows = "return [...document.querySelectorAll('#history tbody tr')].map(r => r.dataset.alertId)"
     d.find_element("id", "f-ref").send_keys("R-0")
@@ -286,11 +289,6 @@ def test_history_filters_pages_and_exports_200_encounters(d, env):
     wait(d, "return document.getElementById('page-info').textContent.includes('Page 2 of 4')", 20, "page 2")
     wait(d, rows + ".length === 50 && " + rows[7:] + "[0] === arguments[0]".replace("arguments[0]", repr(ids[-51])),
          20, "page 2's rows")
-    if SHOTS:  # the history reads best on a wider screen
-        d.set_window_size(1920, 1080)
-        d.execute_script("document.getElementById('handover').scrollIntoView(); window.scrollBy(0, -60)")
-        shot(d, "console-history.png")
-        d.set_window_size(1366, 768)
     choose(d, "f-camera", "cam-x")  # filters: back to page 1
     wait(d, "return document.getElementById('page-info').textContent.includes('Page 1 of 2 · 100 encounters')", 20,
          "cam-x only")
@@ -326,7 +324,8 @@ def test_history_filters_pages_and_exports_200_encounters(d, env):
     assert (col["note"], col["operator"], col["sightings"]) == ("n42", "alice", "1")
     assert float(col["seconds_to_decision"]) >= 0 and col["decided_at"].endswith("Z")
 
-    # the shift panel: who is logged in, decisions per operator this shift
+    # the shift panel beside the queue: who is logged in, decisions per operator this shift
+    open_page(d, env["url"] + "/")
     wait(d, "return document.getElementById('logged-in').textContent === 'Logged in: alice'", 20, "who is logged in")
     text = wait(d, "return document.getElementById('decision-counts').textContent", 20, "decision counts")
     assert "alice 20" in text  # 200 here and the keyboard shift's 3 (and the box's, if decided)

@@ -43,7 +43,7 @@ def wait_for(pred, seconds: float = 15.0) -> bool:
 class Box:
     """A daemon started as `edge run` starts it (no camera processes), with a listed watch list."""
 
-    def __init__(self, tmp, gap: float = 60.0):
+    def __init__(self, tmp, gap: float = 60.0, images: list[bytes] | None = None):
         self.state, self.endpoint = tmp / "state", f"tcp://127.0.0.1:{free_port()}"
         self.config = tmp / "edge.toml"
         self.config.write_text(
@@ -60,17 +60,19 @@ class Box:
         rng = np.random.default_rng(3)
         self.templates = rng.normal(size=(len(REFS), 128)).astype(np.float32)
         self.templates /= np.linalg.norm(self.templates, axis=1, keepdims=True) * 2
-        wl = WatchList("L-1", [Entry(r, "wanted", image_jpeg=b"\xff\xd8ref") for r in REFS], self.templates,
+        images = images or [b"\xff\xd8ref"] * len(REFS)
+        wl = WatchList("L-1", [Entry(r, "wanted", image_jpeg=img) for r, img in zip(REFS, images, strict=True)],
+                       self.templates,
                        np.arange(len(REFS)), issuer="SPOC")
         d.matcher.swap(wl)
         d.record("watchlist_loaded", issuer="SPOC", list_id="L-1", entries=len(REFS), refs=REFS, categories=["wanted"])
         d.record("service_start", cameras=["cam-a", "cam-b"])
 
-    def seen(self, camera: str, track: str, who: int) -> None:
+    def seen(self, camera: str, track: str, who: int, crop: bytes = b"\xff\xd8crop") -> None:
         """A camera process's encoding message for a face of listed person ``who``."""
         raw = json.dumps(messages.stage(
             "encoding", camera_id=camera, track_id=track, frame_time=time.time(), quality=1.0,
-            descriptor=(self.templates[who] + 0.004).tolist(), crop_jpeg=messages.b64(b"\xff\xd8crop")))
+            descriptor=(self.templates[who] + 0.004).tolist(), crop_jpeg=messages.b64(crop)))
         self.daemon.on_encodings([messages.loads(raw, allowed={"encoding"})])  # as handle_batch passes it on
 
     def stop(self) -> None:

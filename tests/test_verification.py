@@ -107,3 +107,27 @@ def test_a_box_under_two_refuses_a_confirmation_one_person_made():
         verification.entry("bob", "dismiss", "", "not the person", "t", "second"),
         verification.entry("alice", "confirm", "arrested", "", "t", "supervisor")])
     assert "only a supervisor" in verification.refusal("two", sup)  # a verifier cannot settle her own dispute
+
+
+def test_the_queue_is_grouped_by_person_in_category_priority_then_waiting_time():
+    from edge.console.web import by_person
+
+    card = lambda ref, cat, t: {"box_id": "b", "ref": ref, "category": cat, "received": t}  # noqa: E731
+    cards = [card("A", "other", 1), card("B", "known offender", 2), card("C", "wanted", 5), card("A", "other", 3),
+             card("D", "wanted", 4), card("B", "known offender", 6), card("E", "missing person", 7)]
+    assert [(c["ref"], c["received"]) for c in by_person(cards)] == [
+        ("D", 4), ("C", 5), ("E", 7), ("B", 2), ("B", 6), ("A", 1), ("A", 3)]
+
+
+def test_the_page_uses_no_glyph_that_needs_an_emoji_font():
+    """Every character the console's pages write is ASCII or plain punctuation every text font has (an
+    OVERDUE alarm clock rendered as an empty box on the control room's screens)."""
+    from pathlib import Path
+
+    import edge.console
+
+    allowed = set("·—…–")
+    static = Path(edge.console.__file__).parent / "static"
+    found = {(f.name, c) for f in static.iterdir() for c in f.read_text(encoding="utf-8") if ord(c) > 127
+             and c not in allowed}
+    assert not found, sorted(found)

@@ -1,30 +1,7 @@
-// The operator console page: live queue, history, health. Plain JS, no external assets.
+// The operator console page: the live queue (grouped by person), health, events. Plain JS, no external
+// assets; common.js holds what the history page shares.
 "use strict";
-const $ = (sel, root = document) => root.querySelector(sel);
 let known = new Set(), first = true, audio = null;
-let csrf = "";  // the session's CSRF token, from /api/state: sent with every state-changing request
-
-function post(url, body = {}) {
-  return fetch(url, {method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
-    body: JSON.stringify(body)});
-}
-
-function confidence(d, t) {  // distance -> words: how far inside the match threshold the face is
-  const r = d / t;
-  const label = r <= 0.75 ? "Strong match" : r <= 0.9 ? "Moderate match" : "Weak match (near the threshold)";
-  const colour = r <= 0.75 ? "#1f7a3f" : r <= 0.9 ? "#a86b00" : "#b3261e";
-  const fill = Math.max(5, Math.min(100, (1 - r) * 250));
-  return {label, colour, fill, text: `${label} · distance ${d.toFixed(2)}, threshold ${t.toFixed(2)}`};
-}
-
-function ago(seconds) {
-  seconds = Math.max(0, Math.round(seconds));
-  if (seconds < 60) return `${seconds} s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
-  return `${Math.floor(seconds / 3600)} h ${Math.floor(seconds % 3600 / 60)} min`;
-}
-
-function localTime(iso) { return new Date(iso).toLocaleString(); }
 
 function cue() {  // a short two-tone beep (WebAudio, no sound file) and a blinking title
   try {
@@ -36,7 +13,7 @@ function cue() {  // a short two-tone beep (WebAudio, no sound file) and a blink
     });
   } catch (e) { /* no audio device: the visual cue remains */ }
   let n = 0; const t = setInterval(() => {
-    document.title = n % 2 ? "Edge console" : "● NEW ALERT"; if (++n > 7) { clearInterval(t); document.title = "Edge console"; }
+    document.title = n % 2 ? "Edge console" : "*** NEW ALERT ***"; if (++n > 7) { clearInterval(t); document.title = "Edge console"; }
   }, 500);
 }
 
@@ -76,7 +53,7 @@ function renderStrip(el, sightings, now) {
     const f = document.createElement("figure");
     f.className = "sighting"; f.dataset.alertId = s.alert_id; f.dataset.camera = s.camera_id;
     const img = document.createElement("img"); img.src = `/api/alerts/${s.alert_id}/crop.jpg`; img.alt = "sighting";
-    const cap = document.createElement("figcaption"); cap.textContent = `${s.camera_id} · ${new Date(s.time).toLocaleTimeString()}`;
+    const cap = document.createElement("figcaption"); cap.textContent = `${s.camera_id} · ${siteTime(s.time, true)}`;
     f.append(img, cap); return f;
   };
   const head = document.createElement("div"); head.className = "strip-count";
@@ -88,8 +65,8 @@ function renderStrip(el, sightings, now) {
   }
 }
 
-function decidedText(e, now) {  // "confirmed · arrested · by alice 1 min ago"
-  const when = e.decided ? ` ${ago(now - e.decided)} ago` : "";
+function decidedText(e, now) {  // "confirmed · arrested · by alice at 2026-12-06 08:12:03 +00:00 (1 min ago)"
+  const when = e.decided ? ` at ${siteTime(e.decided)} (${ago(now - e.decided)} ago)` : "";
   return `${e.outcome} · ${e.action || e.reason || ""} · by ${e.operator || "?"}${when}`;
 }
 
@@ -120,27 +97,83 @@ function makeCard(a) {
   $(".confidence .label", card).textContent = c.text;
   Object.assign($(".bar span", card).style, {width: `${c.fill}%`, background: c.colour});
   $(".camera", card).textContent = a.camera_id + (a.box_id ? ` (box ${a.box_id})` : "");
-  $(".time", card).textContent = localTime(a.time);
+  $(".time", card).textContent = siteTime(a.time);
+  card.addEventListener("click", ev => { if (!ev.target.closest("button, select, input, img, a") && window.edgeKeys) window.edgeKeys.select(card); });
   $(".confirm-btn", card).onclick = () => decide(card, a.alert_id, {decision: "confirm", action: $(".action", card).value});
   $(".dismiss-btn", card).onclick = () => decide(card, a.alert_id, {decision: "dismiss", reason: $(".reason", card).value});
   return card;
+}
+
+const WORDS = {confirm: "confirmed", dismiss: "dismissed"};
+
+function renderEarlier(el, e) {  // the person's earlier decision this deployment, however long ago
+  const key = e ? `${e.encounter_id}/${e.outcome}` : "";
+  if (el.dataset.key === key) return;
+  el.dataset.key = key; el.replaceChildren(); el.hidden = !e;
+  if (!e) return;
+  const a = document.createElement("a");
+  a.href = `/history#enc-${e.encounter_id}`; a.textContent = "see it in the history";
+  el.append(`KNOWN: decided before: ${e.outcome} · ${e.action || e.reason || ""} · by ${e.operator || "?"} at `
+    + `${siteTime(e.decided)} · `, a);
+}
+
+function renderStage(card, v) {  // two-person verification: blind to the first choice until both have verified
+  const el = $(".verify-stage", card);
+  card.dataset.stage = v && v.policy === "two" ? v.stage : "";
+  card.classList.toggle("verified-by-me", !!(v && v.mine));
+  if (!v || v.policy !== "two") { el.hidden = true; return; }
+  el.hidden = false;
+  const mine = v.mine ? `Your verification: ${WORDS[v.mine.decision]} (${v.mine.action || v.mine.reason}). ` : "";
+  el.textContent = v.stage === "first" ? "Two-person rule: verification 1 of 2. Your confirmation is a first verification."
+    : v.stage === "second" ? (v.mine ? `${mine}Waiting for a second, different operator to verify.`
+      : `Verification 2 of 2: ${v.by.join(", ")} verified; their choice is hidden. Decide on your own.`)
+    : "The two verifications DISAGREE: " + (v.people || []).map(p => `${p.operator} ${WORDS[p.decision]} (${p.action || p.reason})`).join(" vs ")
+      + (v.may_decide ? ". You are the supervisor: your decision counts." : ". A supervisor decides.");
 }
 
 function renderQueue(state) {
   const q = $("#queue");
   $("#open-count").textContent = state.open.length;
   const open = new Set(state.open.map(a => a.alert_id));
-  for (const [id, card] of cards) if (!open.has(id)) { card.remove(); cards.delete(id); }
+  const held = window.edgeKeys ? window.edgeKeys.held : new Map();
+  for (const [id, card] of cards) if (!open.has(id) && !held.has(id)) { card.remove(); cards.delete(id); }
   const offset = Date.now() / 1000 - state.now;
-  state.open.forEach((a, i) => {
+  const want = [], count = {}, nth = {};
+  state.open.forEach(a => { const k = `${a.box_id}/${a.ref}`; count[k] = (count[k] || 0) + 1; });
+  state.open.forEach(a => {  // grouped by person (the server orders them): each card says which of how many
+    const key = `${a.box_id}/${a.ref}`;
+    nth[key] = (nth[key] || 0) + 1;
     let card = cards.get(a.alert_id);
     if (!card) { card = makeCard(a); cards.set(a.alert_id, card); }
+    card.dataset.person = key;
+    card.classList.toggle("group-start", nth[key] === 1);
+    card.classList.toggle("group-more", nth[key] > 1);
+    $(".person", card).textContent = count[key] > 1 ? `${a.ref}: ${nth[key]} of ${count[key]} open encounters` : "";
     $(".waiting", card).dataset.received = a.received + offset;
     renderStrip($(".sightings", card), a.sightings, state.now);
-    if (q.children[i] !== card) q.insertBefore(card, q.children[i] || null);
+    renderEarlier($(".earlier", card), a.earlier);
+    renderStage(card, a.verification);
+    want.push(card);
   });
+  for (const [id, card] of cards) if (!open.has(id)) want.push(card);  // a held decision finishes its countdown
+  want.forEach((el, i) => { if (q.children[i] !== el) q.insertBefore(el, q.children[i] || null); });
+  while (q.children.length > want.length) q.lastElementChild.remove();
   $("#empty").hidden = state.open.length > 0;
   tick();
+}
+
+function renderNotices(state) {  // this operator's decisions that were not counted: told until read
+  const box = $("#notices"), list = state.notices || [], key = list.map(n => n.decision_id).join(",");
+  if (box.dataset.key === key) return;
+  box.dataset.key = key; box.replaceChildren();
+  for (const n of list) {
+    const el = document.createElement("div");
+    el.className = "notice refused"; el.dataset.decisionId = n.decision_id; el.setAttribute("role", "alert");
+    const t = document.createElement("span"); t.textContent = `NOT COUNTED (${siteTime(n.time)}): ${n.text}`;
+    const ok = document.createElement("button"); ok.className = "notice-read"; ok.textContent = "Understood (x)";
+    ok.onclick = async () => { await post(`/api/notices/${n.decision_id}/read`); refresh(); };
+    el.append(t, ok); box.append(el);
+  }
 }
 
 async function decide(card, id, body) {
@@ -149,7 +182,9 @@ async function decide(card, id, body) {
   if (body.decision === "confirm" && !body.action) { err.textContent = "Choose the action taken."; return; }
   if (body.decision === "dismiss" && !body.reason) { err.textContent = "Choose a reason."; return; }
   const r = await post(`/api/alerts/${id}/decision`, body);
-  if (!r.ok) { err.textContent = (await r.json()).error; return; }
+  const j = await r.json();
+  if (!r.ok) { err.textContent = j.error; if (j.refused) refresh(); return; }
+  err.textContent = j.text || "";
   refresh();
 }
 
@@ -160,38 +195,11 @@ function tick() {
   }
 }
 
-async function loadHistory() {
-  const p = new URLSearchParams({camera: $("#f-camera").value, outcome: $("#f-outcome").value,
-    ...(window.historyParams ? window.historyParams() : {})});  // history.js: ref, operator, time, page
-  const r = await fetch(`/api/history?${p}`); if (!r.ok) return;
-  const tb = $("#history tbody"); tb.replaceChildren();
-  for (const a of (await r.json()).alerts) {
-    const tr = document.createElement("tr");
-    tr.dataset.alertId = a.alert_id; tr.dataset.encounterId = a.encounter_id || a.alert_id;
-    tr.className = `outcome-${a.outcome}`;  // one row per encounter
-    const sent = a.outcome === "open" ? "" : a.refused ? `refused: ${a.refused}` : a.delivered ? "yes" : "pending";
-    const ttd = a.seconds_to_decision === null || a.seconds_to_decision === undefined ? "" : ago(a.seconds_to_decision);
-    const cells = [localTime(a.time), (a.cameras || [a.camera_id]).join(", "), a.ref,
-      confidence(a.distance, a.threshold).label, a.outcome, a.action || a.reason || "", a.note || "", a.operator || "",
-      ttd, a.sightings, sent];
-    for (const v of cells) { const td = document.createElement("td"); td.textContent = v; tr.append(td); }
-    tb.append(tr);
-  }
-}
-
-function renderCameras(state) {
-  const sel = $("#f-camera"), cur = sel.value;
-  const cams = new Set(state.cameras);
-  state.links.forEach(l => Object.keys(l.cameras || {}).forEach(c => cams.add(c)));
-  sel.replaceChildren(new Option("all", ""), ...[...cams].sort().map(c => new Option(c, c)));
-  sel.value = cur;
-}
-
 function renderEvents(state) {
   const ul = $("#events"); ul.replaceChildren();
   for (const e of state.events) {
     const li = document.createElement("li");
-    li.textContent = `${localTime(e.time)} · ${e.box_id} · ${e.text || e.event}`;  // in words: alarms.py
+    li.textContent = `${siteTime(e.time)} · ${e.box_id} · ${e.text || e.event}`;  // in words: alarms.py
     li.dataset.event = e.event; li.classList.toggle("alarmish", /down|failed|refused|not_authorised|purged/.test(e.event));
     ul.append(li);
   }
@@ -201,14 +209,18 @@ async function refresh() {
   const r = await fetch("/api/state");
   if (r.status === 401) { location.href = "/login"; return; }
   const state = await r.json();
-  csrf = state.csrf || csrf;
-  $("#operator").textContent = state.user;
-  renderHealth(state); renderQueue(state); renderSeenAgain(state); renderCameras(state); renderEvents(state);
+  csrf = state.csrf || csrf; window.edgeTZ = state.timezone || "UTC";
+  $("#operator").textContent = state.user + (state.supervisor ? " (supervisor)" : "");
+  $("#tz-label").textContent = `Times: ${window.edgeTZ} (${siteTime(state.now).slice(20)})`;
+  const two = state.links.filter(l => l.verification === "two").map(l => l.box_id || l.endpoint);
+  $("#verification-policy").textContent = two.length ? `Two-person verification: ON (box ${two.join(", ")})`
+    : "Verification: one operator";
+  $("#verification-policy").className = two.length ? "policy two" : "policy one";
+  renderHealth(state); renderNotices(state); renderQueue(state); renderSeenAgain(state); renderEvents(state);
   document.dispatchEvent(new CustomEvent("edge-state", {detail: state}));  // banner.js, keys.js
   const ids = new Set(state.open.map(a => a.alert_id));
   if (!first && [...ids].some(id => !known.has(id))) cue();
   known = new Set([...known, ...ids]); first = false;
-  loadHistory();
 }
 
 let pending = null;
@@ -217,8 +229,6 @@ function soon() { clearTimeout(pending); pending = setTimeout(refresh, 100); }
 const events = new EventSource("/api/events");
 events.onmessage = soon;
 events.onopen = soon;
-$("#f-camera").onchange = loadHistory;
-$("#f-outcome").onchange = loadHistory;
 $("#logout").onclick = async () => { await post("/api/logout"); location.href = "/login"; };
 setInterval(tick, 1000);
 refresh();

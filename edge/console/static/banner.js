@@ -33,7 +33,7 @@
       const div = document.createElement("div");
       div.className = `banner ${b.level}`; div.dataset.key = b.key; div.setAttribute("role", "alert");
       const tag = document.createElement("b");
-      tag.textContent = b.level === "alarm" ? "⚠ ALARM" : "▲ WARNING";
+      tag.textContent = b.level === "alarm" ? "ALARM" : "WARNING";
       const text = document.createElement("span"); text.className = "text"; text.textContent = b.text;
       div.append(tag, text);
       if (b.level === "alarm") {

@@ -18,7 +18,7 @@
     const images = card.querySelector(".images");
     if (a.has_context) {
       const fig = document.createElement("figure"), img = document.createElement("img"), cap = document.createElement("figcaption");
-      fig.className = "context-fig"; img.className = "context"; img.loading = "lazy";
+      fig.className = "context-fig"; img.className = "context";  // loaded now: the compact card hides it
       img.alt = "wider view around the face (face outlined)"; img.title = "click to zoom";
       img.src = `/api/alerts/${a.alert_id}/context.jpg`; cap.textContent = "Wider view";
       fig.append(img, cap); images.append(fig);

@@ -1,12 +1,11 @@
-// The history a controller searches and hands over (issue 18): filters by reference, operator and time
-// (besides app.js's camera and outcome), pages of PER_PAGE encounters, CSV export of what is filtered,
-// and the shift panel: who is logged in, each operator's decisions this shift, and open alerts waiting
-// longer than N minutes marked OVERDUE on their cards. Server side: edge/console/shift.py.
+// The history a controller searches and hands over (issue 18), on its own page (historypage.js): filters by
+// reference, operator and time (besides camera and outcome), pages of PER_PAGE encounters, CSV export of
+// what is filtered. Server side: edge/console/shift.py.
 "use strict";
 (() => {
   const $ = s => document.querySelector(s);
   const PER_PAGE = 50;
-  let page = 1, pages = 1, overdueMin = Number(localStorage.getItem("edge-overdue-min") || 5);
+  let page = 1, pages = 1;
   const filters = $("#history-section .filters");
 
   function field(label, el) { const l = document.createElement("label"); l.append(label + " ", el); return l; }
@@ -15,17 +14,17 @@
   const from = Object.assign(document.createElement("input"), {id: "f-from", type: "datetime-local"});
   const to = Object.assign(document.createElement("input"), {id: "f-to", type: "datetime-local"});
   const csv = Object.assign(document.createElement("button"), {id: "export-csv", textContent: "Export CSV"});
-  filters.append(field("Ref", ref), field("Operator", op), field("From", from), field("To", to), csv);
+  filters.append(field("Ref", ref), field("Operator", op), field("From (site time)", from), field("To", to), csv);
 
   const pager = document.createElement("div"); pager.id = "pager";
-  const prev = Object.assign(document.createElement("button"), {id: "page-prev", textContent: "◀ Newer"});
+  const prev = Object.assign(document.createElement("button"), {id: "page-prev", textContent: "< Newer"});
   const info = Object.assign(document.createElement("span"), {id: "page-info"});
-  const next = Object.assign(document.createElement("button"), {id: "page-next", textContent: "Older ▶"});
+  const next = Object.assign(document.createElement("button"), {id: "page-next", textContent: "Older >"});
   pager.append(prev, info, next);
   const table = $("#history"), wrap = document.createElement("div");  // a wide table scrolls, never the page
   wrap.id = "history-wrap"; table.before(wrap); wrap.append(table); wrap.after(pager);
 
-  const epoch = v => v ? String(new Date(v).getTime() / 1000) : "";
+  const epoch = siteEpoch;  // the From/To fields are the site's time (common.js), like every time shown
   function params(withPage = true) {
     const p = {ref: ref.value.trim(), operator: op.value.trim(), since: epoch(from.value), until: epoch(to.value)};
     if (withPage) Object.assign(p, {page: String(page), per_page: String(PER_PAGE)});
@@ -64,43 +63,4 @@
     location.href = `/api/history.csv?${q}`;
   };
 
-  // -- the shift panel ---------------------------------------------------------------------------
-  const panel = document.createElement("div"); panel.id = "handover"; panel.setAttribute("aria-label", "shift handover");
-  const head = Object.assign(document.createElement("h2"), {textContent: "Shift"});
-  const who = Object.assign(document.createElement("div"), {id: "logged-in"});
-  const counts = Object.assign(document.createElement("div"), {id: "decision-counts"});
-  const od = Object.assign(document.createElement("input"), {id: "overdue-min", type: "number", min: 1, max: 240,
-    value: overdueMin, size: 4});
-  const odLine = document.createElement("div"); odLine.id = "overdue-line";
-  const odCount = Object.assign(document.createElement("b"), {id: "overdue-count"});
-  odLine.append("Open alerts waiting longer than ", od, " min: ", odCount);
-  panel.append(head, who, counts, odLine);
-  $("#history-section").prepend(panel);
-  const events = $("#events");  // the box events in words, up where they are seen (not below 50 rows)
-  if (events) { const h = events.previousElementSibling; panel.after(h, events); events.classList.add("near-top"); }
-  od.onchange = () => { overdueMin = Math.max(1, Number(od.value) || 5); localStorage.setItem("edge-overdue-min", overdueMin); mark(); };
-
-  async function loadShift() {
-    const r = await fetch("/api/shift"); if (!r.ok) return;
-    const s = await r.json();
-    who.textContent = `Logged in: ${s.logged_in.join(", ") || "nobody"}`;
-    const parts = Object.entries(s.decisions).map(([name, n]) => `${name} ${n}`);
-    counts.textContent = `Decisions this shift (last ${s.hours} h): ${parts.join(" · ") || "none yet"}`;
-  }
-
-  function mark() {  // OVERDUE in words and outline, not only colour
-    let n = 0;
-    for (const card of document.querySelectorAll("#queue .card")) {
-      const w = card.querySelector(".waiting");
-      const over = w && Date.now() / 1000 - Number(w.dataset.received) > overdueMin * 60;
-      card.classList.toggle("overdue", !!over);
-      let tag = card.querySelector(".overdue-tag");
-      if (over && !tag) { tag = document.createElement("div"); tag.className = "overdue-tag"; card.querySelector(".facts").prepend(tag); }
-      if (tag) { tag.hidden = !over; tag.textContent = `⏰ OVERDUE: waiting over ${overdueMin} min`; }
-      n += over ? 1 : 0;
-    }
-    odCount.textContent = String(n);
-  }
-  document.addEventListener("edge-state", () => { loadShift(); mark(); });
-  setInterval(mark, 5000);
 })();

@@ -1,8 +1,10 @@
 // Working the queue from the keyboard (issue 18), and the hold-then-send of every decision.
-//   j / ↓, k / ↑   move through the open alerts (the selected card is outlined and marked ▶)
+//   j or Down, k or Up move through the open alerts (the selected card is outlined, marked SELECTED and
+//                  expanded; nothing is selected until the first key press)
 //   c then 1-4     confirm with the action taken     d then 1-3   dismiss with the reason
 //   n              write a note on the selected card (Esc leaves the note)
 //   z              zoom the live crop beside the reference (also: click a crop)      u   undo
+//   o              the entry's other reference images h  the history page   x  "understood" on a notice
 //   ?              this help                          Esc          close / cancel
 // A decision (by key or button) is held here for HOLD_S seconds with an Undo button before it goes
 // to the console server; Undo (or u) takes it back, nothing has been sent. app.js's decide() sends it.
@@ -14,7 +16,8 @@
   const send = window.decide;  // app.js: validates and posts the decision
   const held = new Map();  // alert id -> {timer, card, body, until}
   let selectedId = "", mode = "";  // mode: "" | "confirm" | "dismiss"
-  window.edgeKeys = {held, holdSeconds: HOLD_S};
+  let started = false;  // nothing is selected until the operator presses a key (a wrong card was confirmed so)
+  window.edgeKeys = {held, holdSeconds: HOLD_S, select: c => { started = true; select(c); }};
 
   const cardsNow = () => [...document.querySelectorAll("#queue .card")];
   const selected = () => cardsNow().find(c => c.dataset.alertId === selectedId) || null;
@@ -34,12 +37,13 @@
       const on = c.dataset.alertId === selectedId;
       hint.textContent = !on ? "" : m === "confirm" ? "CONFIRM — action taken: " + ACTIONS.map((a, i) => `${i + 1} ${a}`).join(" · ") + " · Esc cancel"
         : m === "dismiss" ? "DISMISS — reason: " + REASONS.map((a, i) => `${i + 1} ${a}`).join(" · ") + " · Esc cancel"
-        : "▶ selected · c confirm · d dismiss · z zoom · n note · ? help";
+        : "SELECTED · c confirm · d dismiss · z zoom · o other references · n note · ? help";
       hint.hidden = !on;
     }
   }
 
   function move(step) {
+    started = true;
     const cs = cardsNow().filter(c => !held.has(c.dataset.alertId));
     if (!cs.length) { select(null); return; }
     const i = cs.findIndex(c => c.dataset.alertId === selectedId);
@@ -121,10 +125,12 @@
     overlay("help", () => {
       const h = document.createElement("h2"); h.textContent = "Keyboard";
       const dl = document.createElement("dl");
-      for (const [k, v] of [["j / ↓", "next open alert"], ["k / ↑", "previous open alert"],
+      for (const [k, v] of [["j or Down", "next open alert"], ["k or Up", "previous open alert"],
         ["c, then 1-4", "confirm: " + ACTIONS.map((a, i) => `${i + 1} ${a}`).join(", ")],
         ["d, then 1-3", "dismiss: " + REASONS.map((a, i) => `${i + 1} ${a}`).join(", ")],
         ["n", "write a note on the selected alert (Esc to leave it)"], ["z", "zoom the crop (or click it)"],
+        ["o", "the entry's other reference images (again to hide)"], ["h", "the history page (q comes back)"],
+        ["x", "understood: clear the first NOT COUNTED notice"],
         ["u", `undo the last decision (held ${HOLD_S} s before it is sent)`], ["?", "this help"], ["Esc", "close / cancel"]]) {
         const dt = document.createElement("dt"), dd = document.createElement("dd");
         const kbd = document.createElement("kbd"); kbd.textContent = k; dt.append(kbd); dd.textContent = v; dl.append(dt, dd);
@@ -156,6 +162,9 @@
       case "c": if (card && !held.has(card.dataset.alertId)) setMode("confirm"); break;
       case "d": if (card && !held.has(card.dataset.alertId)) setMode("dismiss"); break;
       case "n": if (card) { card.querySelector(".note").focus(); } break;
+      case "o": { started = true; const b = card && card.querySelector(".others-btn"); if (b) b.click(); break; }
+      case "h": location.href = "/history"; break;
+      case "x": { const b = document.querySelector("#notices .notice-read"); if (b) b.click(); break; }
       case "z": { const z = document.getElementById("zoom"); if (z && !z.hidden) z.hidden = true; else zoom(card); break; }
       case "u": undoLast(); break;
       case "?": { const h = document.getElementById("help"); if (h && !h.hidden) h.hidden = true; else help(); break; }
@@ -172,7 +181,7 @@
 
   document.addEventListener("edge-state", () => {  // keep a selection; drop holds whose card has gone
     for (const [id, h] of held) if (!h.card.isConnected) { clearTimeout(h.timer); clearInterval(h.ticker); held.delete(id); }
-    if (!selected()) move(0); else setMode(mode);
+    if (!selected()) { if (started) move(0); } else setMode(mode);
   });
 
   const tip = document.createElement("button");
