@@ -13,6 +13,8 @@ Sections (each also runs alone as `python -m bench.NAME`):
 - kill9:    the daemon killed with SIGKILL 20 times while alerts flow: nothing lost or duplicated
 - fuzz:     the long fuzz run over every parser that takes outside input
 - attacks:  the long variants of tests/attacks (floods, 2**64 acks, 1,000 refused keys, USB junk, guessing)
+- fleet:    the oversight service for 50 boxes' year of logs, SQLite vs PostgreSQL: ingest rate, the fleet report,
+            database size, catch-up after 72 h offline
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from pathlib import Path
 
 SECTIONS = ["pipeline", "walks", "encoder", "accuracy", "scale", "cameras", "smallfaces", "boxes", "kill9", "fuzz",
-            "attacks"]
+            "attacks", "fleet"]
 OUT = Path(__file__).resolve().parent / "out" / "results.md"
 
 

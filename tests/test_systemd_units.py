@@ -18,6 +18,7 @@ from edge import sdnotify
 REPO = Path(__file__).resolve().parent.parent
 UNITS = {"edge.service": REPO / "systemd" / "edge.service",
          "edge-console.service": REPO / "systemd" / "edge-console.service",
+         "edge-oversight.service": REPO / "systemd" / "edge-oversight.service",
          "edge-usb@.service": REPO / "firmware" / "edge-usb@.service"}
 MAX_EXPOSURE = 2.0
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")
@@ -49,7 +50,8 @@ def analyze(*args):
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit", ["edge.service", "edge-console.service", "edge-usb@sdb1.service"])
+@pytest.mark.parametrize("unit", ["edge.service", "edge-console.service", "edge-oversight.service",
+                                  "edge-usb@sdb1.service"])
 def test_units_verify_clean(root, unit):
     r = analyze("verify", "--man=no", f"--root={root}", unit)
     # verify exits 0 on unknown keys and bad values too; it only warns. So: no output at all.
@@ -62,6 +64,20 @@ def test_edge_service_exposure_is_at_most_2():
     m = re.search(r"Overall exposure level for edge\.service: (\d+\.\d+)", r.stdout)
     assert m, r.stdout + r.stderr
     assert float(m.group(1)) <= MAX_EXPOSURE, r.stdout
+
+
+@needs_analyze
+def test_oversight_service_is_as_hardened_as_the_box():
+    """The fleet's store holds every box's log: at most the box's exposure, no capabilities, its own state."""
+    r = analyze("security", "--offline=true", str(UNITS["edge-oversight.service"]))
+    m = re.search(r"Overall exposure level for edge-oversight\.service: (\d+\.\d+)", r.stdout)
+    assert m, r.stdout + r.stderr
+    assert float(m.group(1)) <= MAX_EXPOSURE, r.stdout
+    text = UNITS["edge-oversight.service"].read_text()
+    settings = dict(line.split("=", 1) for line in text.splitlines() if re.match(r"^[A-Za-z]+=", line))
+    assert settings["Type"] == "notify" and settings["User"] == "edge-oversight"
+    assert settings["ExecStart"].endswith("edge oversight serve -c /etc/edge-oversight/oversight.toml")
+    assert settings["ReadWritePaths"] == "/var/lib/edge-oversight" and settings["CapabilityBoundingSet"] == ""
 
 
 @needs_analyze

@@ -208,6 +208,14 @@ class Database:
                     sql.Identifier(reader_role)))
         return done
 
+    def size_bytes(self) -> int:
+        """What the database takes on disk (bench.fleet)."""
+        if self.postgres:
+            row = self.one("SELECT pg_database_size(current_database())")
+            return int(row[0]) if row else 0
+        path = Path(self.url)
+        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
 
 def open_db(url: str, readonly: bool = False, migrate: bool = False, reader_role: str = "") -> Database:
     """Open and check the schema (or bring it up to date when ``migrate``); EdgeError in one sentence."""

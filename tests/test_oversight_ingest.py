@@ -1,0 +1,134 @@
+"""The oversight store's checks on arrival, on real box logs (edge.audit.log, real keys): a key rotation is
+followed, a re-provisioned box is kept apart and named, an edited record is refused with nothing after it
+taken, and the database and config refuse in one sentence (edge/oversight/ingest.py, db.py, config.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+from conftest import REPO
+
+from edge import codec, identity
+from edge.audit.log import AuditLog, record
+from edge.cli import cli as edge_cli
+from edge.errors import EdgeError
+from edge.oversight import config
+from edge.oversight.db import open_db
+from edge.oversight.ingest import Ingest
+
+
+def provisioned(state, box_id="b1"):
+    ident = identity.create(state, box_id)
+    record(state, "provisioned", box_id=box_id, signing_key_id=identity.key_id(ident.signing_public),
+           signing_public=codec.b64(ident.signing_public))
+    return ident
+
+
+def alerts(state, n, start=0):
+    log = AuditLog(state)
+    for i in range(start, start + n):
+        log.append("alert", alert_id=f"a{i}", camera_id="cam1", time="2026-11-22T08:00:00.000Z", ref="WL-1",
+                   distance=0.4)
+    log.close()
+
+
+def lines(state):
+    return (state / "audit" / "audit.log").read_bytes().split(b"\n")[:-1]
+
+
+def service(tmp_path, pub):
+    (tmp_path / "o.toml").write_text(f'[database]\nurl = "o.db"\n[[boxes]]\nidentity = "{pub}"\nsite = "S"\n'
+                                     'site_kind = "public"\n')
+    cfg = config.load(tmp_path / "o.toml")
+    db = open_db(cfg.url, migrate=True)
+    config.register_boxes(db, cfg, "2026-12-01T00:00:00.000Z")
+    return db
+
+
+def test_rotation_followed_reprovisioned_box_kept_apart(tmp_path):
+    state = tmp_path / "box"
+    provisioned(state)
+    alerts(state, 3)
+    pub = tmp_path / "b1.pub.json"
+    shutil.copy(state / "keys" / "box.pub.json", pub)  # what the force registered at provisioning
+    old = identity.load(state)
+    new = identity.create(state, "b1", rotate=True)
+    record(state, "key_rotated", old_key_id=identity.key_id(old.signing_public),
+           new_key_id=identity.key_id(new.signing_public), signing_public=codec.b64(new.signing_public))
+    alerts(state, 3, 3)
+    db = service(tmp_path, pub)
+    ing = Ingest(db)
+    out = ing.accept("b1", lines(state), "link")
+    assert (out.accepted, out.refused, out.incidents) == (len(lines(state)), 0, [])
+    assert out.signed_through == out.last_seq  # the new key's checkpoints count: it was rotated to
+    assert len(db.q("SELECT key_id FROM box_keys WHERE box_id = 'b1'")) == 2
+    held = out.last_seq
+
+    shutil.rmtree(state)  # wiped and provisioned again: new keys, a new log from seq 1
+    provisioned(state)
+    alerts(state, 2)
+    out = ing.accept("b1", lines(state), "link")
+    kinds = {r[0]: r for r in db.q("SELECT kind, branch, from_seq, to_seq, detail FROM incidents")}
+    assert set(kinds) == {"replaced", "signature"}
+    assert kinds["replaced"][1:4] == (1, 1, held) and f"seqs 1..{held}" in kinds["replaced"][4]
+    assert "not registered" in kinds["signature"][4]
+    assert out.signed_through == 0  # held, shown, not vouched for
+    assert db.one("SELECT COUNT(*) FROM records WHERE box_id = 'b1' AND branch = 0")[0] == held  # nothing merged
+
+
+def test_an_edited_record_is_refused_and_nothing_after_it_taken(tmp_path):
+    state = tmp_path / "box"
+    provisioned(state)
+    alerts(state, 10)
+    ls = lines(state)
+    ls[5] = ls[5].replace(b'"ref":"WL-1"', b'"ref":"WL-9"')
+    db = service(tmp_path, state / "keys" / "box.pub.json")
+    out = Ingest(db).accept("b1", ls, "export")
+    assert (out.accepted, out.refused, out.last_seq) == (5, 1, 5)
+    assert "record seq 6 (alert) was edited" in out.incidents[0]
+    assert db.one("SELECT COUNT(*) FROM records")[0] == 5
+
+
+def test_database_and_config_refuse_in_one_sentence(tmp_path):
+    runner = CliRunner()
+    cfg = tmp_path / "o.toml"
+    cfg.write_text('[database]\nurl = "o.db"\n')
+    r = runner.invoke(edge_cli, ["oversight", "report", "-c", str(cfg)])
+    assert r.exit_code == 1 and "does not exist: run 'edge oversight migrate'" in r.output
+    assert "Traceback" not in r.output
+    assert "schema version 1" in runner.invoke(edge_cli, ["oversight", "migrate", "-c", str(cfg)]).output
+    with sqlite3.connect(tmp_path / "o.db") as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    for cmd in ("report", "migrate"):
+        r = runner.invoke(edge_cli, ["oversight", cmd, "-c", str(cfg)])
+        assert r.exit_code == 1 and "schema version 99, newer than this service knows (1): update the service" \
+            in r.output, r.output
+    cfg.write_text('[database]\nurl = "o.db"\nurll = "x"\n')
+    r = runner.invoke(edge_cli, ["oversight", "report", "-c", str(cfg)])
+    assert r.exit_code == 1 and "database.urll: unknown key" in r.output
+    cfg.write_text('[database]\nurl = "o.db"\n[[boxes]]\nidentity = "x.json"\nsite = "S"\nsite_kind = "secret"\n')
+    r = runner.invoke(edge_cli, ["oversight", "report", "-c", str(cfg)])
+    assert r.exit_code == 1 and "boxes[0].site_kind: must be one of private, public" in r.output
+    assert json.loads((tmp_path / "keys" / "oversight.pub.json").read_text())["type"] == "edge-oversight-identity"
+
+
+def test_witness_vector():
+    """docs/oversight-service.md's test vector: the audit-format vector's checkpoint, countersigned."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from edge.audit.uplink import check_witness, countersign
+
+    doc = (REPO / "docs" / "audit-format.md").read_text()
+    cp = json.loads(next(ln for ln in doc.splitlines() if ln.startswith('{"box_id":"box-test","data":{"key_id"')))
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32, 64)))
+    w = countersign(cp, "box-test", "2026-11-22T08:01:03.000Z", key)
+    spec = (REPO / "docs" / "oversight-service.md").read_text()
+    assert f"`{w['service_key_id']}`" in spec and f"`{w['sig']}`" in spec
+    assert check_witness(w, identity.raw_public(key), "box-test") == w
+    w["checkpoint"]["seq"] = 4
+    with pytest.raises(EdgeError, match="not signed by the registered service key"):
+        check_witness(w, identity.raw_public(key), "box-test")
