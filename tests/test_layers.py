@@ -20,7 +20,7 @@ LAYERS = [
                   "enrol.authorise"]),
     ("programs", ["edge.pipeline", "edge.console", "edge.eval", "edge.oversight",
                   ("edge.audit.report", "edge.audit.report_lists", "edge.audit.report_matches",
-                   "edge.audit.report_render"), "edge.audit.evidence",
+                   "edge.audit.report_render", "edge.audit.report_runs"), "edge.audit.evidence",
                   "enrol.build", "enrol.register", "enrol.keys", ("firmware.update", "firmware.bundle")]),
     ("services", ["edge.watchlist.service", "edge.alerts", "edge.audit"]),
     ("deployments", ["edge.deployment"]),

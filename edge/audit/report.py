@@ -19,6 +19,7 @@ from typing import Any
 
 from edge.audit import report_lists as lists_
 from edge.audit import report_matches as matches
+from edge.audit import report_runs
 from edge.audit.report_lists import iso  # noqa: F401  (the CLI shows period bounds with it)
 from edge.audit.report_lists import iso as _iso
 from edge.audit.report_matches import is_false_alert  # noqa: F401  (the definition other code uses)
@@ -162,7 +163,7 @@ def build(records: list[dict], start: datetime, end: datetime, verification: str
     unplanned = sum(g["seconds"] for g in gaps if g["cause"] != "stopped")
     refused = lists_.refused(recs, start, end, issuer_names)
     label = period_label or (_iso(start), _iso(end))
-    return {
+    rep = {
         "type": "edge-oversight-report", "v": VERSION,
         "box_id": next((r["box_id"] for r in records if r.get("box_id")), ""),
         "period": {"from": label[0], "to": label[1], "start": _iso(start), "end": _iso(end)},
@@ -193,4 +194,7 @@ def build(records: list[dict], start: datetime, end: datetime, verification: str
         "retention_deleted": kinds["retention_deleted"],
         "config_changes": kinds["config_changed"],
         "timeline": _timeline(sights, {e["encounter_id"]: e["outcome"] for e in encs}),
+        "runs": report_runs.runs(recs, start, end, sights, encs),
     }
+    rep["summary"] = report_runs.summary(rep)
+    return rep

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 
+from edge.audit.report_runs import SUMMARY_TITLES, run_lines
 from edge.codec import printable_tree
 
 QUESTIONS = ("1. What images were shared with the box, when and by whom",
@@ -165,8 +166,7 @@ def sections(rep: dict) -> list[tuple[str, list]]:
     """(title, items) shared by the text and HTML renderings; an item is a line or (line, sub-lines)."""
     deps = [f"{d['deployment_id']}: {d['location']}, cameras {', '.join(d['cameras'] or [])}, "
             f"{d['start']} to {d['end']}, purpose: {d['purpose']}, authorised by {d['issuer']}"
-            + (f"; active from {', '.join(d['activated'])}" if d["activated"] else "")
-            + "".join(f"; ended {e['time']} ({e['reason']})" for e in d["ended"]) for d in rep["deployments"]]
+            for d in rep["deployments"]] + run_lines(rep)
     up = [f"camera {c}: {_pct(u['uptime'])} up ({_dur(u['down_s'])} down of {_dur(u['running_s'])} in service, "
           f"{u['faults']} faults; box down {_dur(u['box_down_s'])})" for c, u in rep["camera_uptime"].items()]
     down = [f"box down {g['from']} to {g['to']} ({_dur(g['seconds'])}): {g['cause']}" for g in rep["downtime"]]
@@ -196,6 +196,8 @@ def _period(rep: dict) -> str:
 def render_text(rep: dict) -> str:
     rep = printable_tree(rep)  # names, notes, file names: shown, never run as a terminal's control codes
     out = [f"Oversight report for box {rep['box_id']}: {_period(rep)}", f"Audit log: {rep['verification']}", ""]
+    for key, title in SUMMARY_TITLES.items():
+        out += [f"Summary. {title}", *_text_table(rep["summary"][key]), ""]
     for title, items in sections(rep):
         out.append(title)
         for it in items:
@@ -204,6 +206,13 @@ def render_text(rep: dict) -> str:
             out += [f"    {s}" for s in sub]
         out.append("")
     return "\n".join(out)
+
+
+def _text_table(t: dict) -> list[str]:
+    cols, rows = t["columns"], t["rows"]
+    width = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    line = lambda cells: "  " + "  ".join(c.ljust(w) for c, w in zip(cells, width, strict=True)).rstrip()  # noqa: E731
+    return [line(cols), line(["-" * w for w in width]), *(line(r) for r in rows)]
 
 
 COLOURS = {"confirmed": "#c0392b", "dismissed": "#7f8c8d", "undecided": "#e2a400"}
@@ -253,10 +262,15 @@ def svg_chart(timeline: dict, width: int = 720, height: int = 260) -> str:
     return "".join(parts) + "</svg>"
 
 
-CSS = ("body{font-family:sans-serif;max-width:64em;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}"
-       "h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ccc;padding-bottom:.2em}"
-       "li{margin:.25em 0}ul ul{color:#444;font-size:.95em}.legend span{display:inline-block;width:.9em;"
-       "height:.9em;margin:0 .3em 0 1em;vertical-align:middle}")
+CSS = ("body{font-family:sans-serif;max-width:72em;margin:1.2em auto;padding:0 1em;color:#222;line-height:1.35;"
+       "font-size:14px}h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.1em;margin:1.2em 0 .3em;border-bottom:1px "
+       "solid #ccc;padding-bottom:.15em}h3{font-size:.95em;margin:.7em 0 .2em}"
+       "table{border-collapse:collapse;width:100%;margin:.2em 0 .5em}th,td{border:1px solid #ccc;padding:.15em "
+       ".4em;text-align:left;vertical-align:top}th{background:#f0f0f0}td.sub{color:#444;font-size:.93em;"
+       "padding-left:1.6em}.summary td,.summary th{font-size:.92em}.legend span{display:inline-block;width:.9em;"
+       "height:.9em;margin:0 .3em 0 1em;vertical-align:middle}"
+       "@media print{body{max-width:none;margin:0;font-size:10pt}h2,h3{break-after:avoid}tr{break-inside:avoid}"
+       "thead{display:table-header-group}}")
 
 
 def render_html(rep: dict) -> str:
@@ -264,15 +278,20 @@ def render_html(rep: dict) -> str:
     rep = printable_tree(rep)
     legend = "".join(f'<span style="background:{c}"></span>{k}' for k, c in COLOURS.items())
     body = [f"<h1>Oversight report: box {e(rep['box_id'])}</h1>",
-            f"<p>{e(_period(rep))}. Audit log: {e(rep['verification'])}</p>",
-            f"<h2>Sightings per {e(rep['timeline']['unit'])}, by the decision on their encounter</h2>",
-            svg_chart(rep["timeline"]), f'<p class="legend">{legend}</p>']
+            f"<p>{e(_period(rep))}. Audit log: {e(rep['verification'])}</p>", '<h2>Summary</h2>']
+    for key, title in SUMMARY_TITLES.items():
+        t = rep["summary"][key]
+        body.append(f'<h3>{e(title)}</h3><table class="summary" id="summary-{key}"><thead><tr>'
+                    + "".join(f"<th>{e(c)}</th>" for c in t["columns"]) + "</tr></thead><tbody>"
+                    + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in t["rows"])
+                    + "</tbody></table>")
+    body += [f"<h2>Sightings per {e(rep['timeline']['unit'])}, by the decision on their encounter</h2>",
+             svg_chart(rep["timeline"]), f'<p class="legend">{legend}</p>']
     for title, items in sections(rep):
-        lis = []
+        rows = []
         for it in items:
             line, sub = it if isinstance(it, tuple) else (it, [])
-            inner = ("<ul>" + "".join(f"<li>{e(s)}</li>" for s in sub) + "</ul>") if sub else ""
-            lis.append(f"<li>{e(line)}{inner}</li>")
-        body.append(f"<h2>{e(title)}</h2><ul>{''.join(lis)}</ul>")
+            rows.append(f"<tr><td>{e(line)}</td></tr>" + "".join(f'<tr><td class="sub">{e(x)}</td></tr>' for x in sub))
+        body.append(f"<h2>{e(title)}</h2><table>{''.join(rows)}</table>")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Oversight report '
             f"{e(rep['box_id'])}</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")

@@ -82,9 +82,11 @@ def load(state_dir: StatePath, path: StatePath, *, record: Record | None = None,
         data = Path(path).read_bytes()
     except OSError as exc:
         raise EdgeError(f"cannot read {path}: {exc.strerror}") from None
+    named: dict[str, str] = {}  # the deployment a refused window is for, once its signature is known good
     try:
         box_id = identity.load(state_dir).box_id
         dep = verify(parse(data), identity.issuers(state_dir), box_id)
+        named["deployment_id"] = dep.deployment_id
         book = ledger(state_dir)
         dep = _against_ledger(dep, book.get(dep.deployment_id))
         if dep.stopped:
@@ -93,7 +95,7 @@ def load(state_dir: StatePath, path: StatePath, *, record: Record | None = None,
         if dep.end <= now:
             raise EdgeError(f"the deployment ended at {fmt_time(dep.end)}")
     except EdgeError as exc:
-        record("deployment_refused", file=Path(path).name, reason=str(exc))
+        record("deployment_refused", file=Path(path).name, reason=str(exc), **named)
         raise
     d = deployments_dir(state_dir)
     d.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -328,6 +328,7 @@ class Daemon(Lifecycle):
 
         ids, by, reason, ending = list(req.get("ids") or []), str(req.get("by") or ""), str(req.get("reason") or ""), \
             str(req.get("ending") or "command")
+        self.duties.count_faces(self.cameras)  # the run's faces are recorded before it ends
         for dep_id in ids:
             deployment.stop(self.cfg.state_dir, str(dep_id), by=by, reason=reason, ending=ending, record=self.record)
         self.duties.tick(self.cameras, reload=True)  # deployment_end -> record() -> the lists purged with receipts
