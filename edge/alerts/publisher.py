@@ -17,13 +17,19 @@ The wire format is docs/alerts.md. One thread owns the socket; ``publish`` may b
 
 A registered console is still not trusted to behave: each one's messages are capped in size
 (``MAX_INBOUND``, also enforced by libzmq, which drops the connection) and in rate (a token bucket of
-``RATE`` per second, ``BURST`` at once); an ack is believed only for what was sent to that session; a
+``RATE`` per second, ``BURST`` at once: ``limits``); an ack is believed only for what was sent to that session; a
 message that cannot be handled is counted and dropped without a traceback or a pause; refusals go to
-the audit log, at most ``REFUSED_PER_HOUR`` records an hour for all keys together.
+the audit log, at most ``REFUSED_PER_HOUR`` records an hour for all keys together. What one registered console
+can make the box write is bounded too (``RECORDS_BURST``, ``RECORDS_PER_HOUR``), and a prune notice is recorded
+only with the ids of alerts the box holds and sent to that console.
+
+Trust is checked on every message and before every send, not only at the handshake: a console whose key is
+removed from the trust store (``edge trust remove``) gets nothing more on the connections it holds.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -36,7 +42,7 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from edge import identity
-from edge.alerts import messages, protocol, retention, verification
+from edge.alerts import limits, messages, protocol, retention, verification
 from edge.alerts.outbox import Outbox
 from edge.errors import EdgeError
 
@@ -46,27 +52,10 @@ RESEND_S = 2.0  # no ack progress for this long: send again from the last acknow
 SESSION_TIMEOUT_S = 15.0  # consoles say hello every few seconds; silent ones are forgotten
 PRUNE_EVERY_S = 3600.0
 MAX_INBOUND = 64 * 1024  # bytes of one console message (an adjudication is < 2 KiB)
-RATE, BURST = 50.0, 200.0  # console messages per second, sustained and at once, per console key
 MAX_SESSIONS_PER_CONSOLE = 8  # live connections one console key may hold
 REFUSED_PER_HOUR = 30  # console_refused audit records an hour, all keys together (the rest are counted)
 MAX_REMEMBERED_KEYS = 1024
 REFUSALS_RECORDED = 30  # adjudication_refused records per minute, box-wide; the rest are counted
-
-
-class Bucket:
-    """A token bucket: ``take()`` is False once a console sends faster than RATE (BURST at once)."""
-
-    def __init__(self, rate: float = RATE, burst: float = BURST):
-        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
 
 
 @dataclass
@@ -98,15 +87,18 @@ class Channel:
         self.prune = prune or (lambda: retention.sweep(self.state_dir, self.policy(), record=self.record))
         self.counts = {"sent": 0, "resent": 0, "bad_messages": 0, "refused_keys": 0, "adjudications": 0,
                        "rate_limited": 0, "bad_acks": 0, "refused_messages": 0, "adjudications_refused": 0,
-                       "bad_status": 0}
+                       "bad_status": 0, "records_suppressed": 0, "untrusted_dropped": 0}
         self._refusals = (0.0, 0, 0)  # (minute started, recorded in it, not recorded since the last record)
         self.sessions: dict[bytes, Session] = {}
         self._refused: dict[str, float] = {}  # console key id -> when its refusal was last recorded
         self._refused_window = [0.0, 0, 0]  # [start of the hour, records in it, suppressed since last record]
-        self._buckets: dict[str, Bucket] = {}
+        self._buckets: dict[str, limits.Bucket] = {}
         self._warned: dict[str, float] = {}
         self._prunes_seen: set[str] = set()
         self._reported: set[str] = set()  # decision ids of refusals recorded (a resend is not recorded again)
+        self._pruned_ids: dict[str, set[str]] = {}  # console -> alert ids whose deletion it reported (this run)
+        self._budget = limits.RecordBudget(self.record, MAX_REMEMBERED_KEYS)
+        self._trust = limits.Trust(self.state_dir)
         self._outbox: Outbox | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -210,6 +202,18 @@ class Channel:
         except EdgeError as exc:
             log.error("could not record a refused console: %s", exc)
 
+    def trusted(self, console: str) -> bool:
+        """Is this console key in the trust store now? (``limits.Trust``: a key removed while connected counts.)"""
+        return self._trust.has(console)
+
+    def _record_by(self, who: str, kind: str, **fields: Any) -> bool:
+        """Write a record console ``who`` caused, within its budget (False: counted, not written)."""
+        if self._budget.record(who, kind, **fields):
+            return True
+        self.counts["records_suppressed"] += 1
+        self._warn(who, "causes more audit records than its budget: counted, not written")
+        return False
+
     def info(self) -> dict:
         return {"consoles_connected": len(self.sessions), "outbox": self.outbox.counts(),
                 "outbox_last_seq": self._last_seq, "console_acks": self.outbox.acks(), **self.counts}
@@ -244,7 +248,7 @@ class Channel:
         if bucket is None:
             if len(self._buckets) >= MAX_REMEMBERED_KEYS:
                 self._buckets.clear()
-            bucket = self._buckets[console] = Bucket()
+            bucket = self._buckets[console] = limits.Bucket()
         if not bucket.take():
             self.counts["rate_limited"] += 1
             self._warn(console, "sends faster than the rate limit: messages dropped")
@@ -258,12 +262,28 @@ class Channel:
         except messages.MessageError as exc:
             self.counts["bad_messages"] += 1
             self._warn(console, f"sent a malformed message ({exc})")
+            self._refuse_malformed(rid, frame.bytes, console, exc)
             return
         try:
             self._handle(rid, console, msg)
         except (EdgeError, ValueError, TypeError, KeyError, OverflowError) as exc:  # bounded: no traceback, no pause
             self.counts["refused_messages"] += 1
             self._warn(console, f"sent a {msg['type']} that was refused ({str(exc)[:200]})")
+
+    def _refuse_malformed(self, rid: bytes, data: bytes, console: str, exc: Exception) -> None:
+        """A decision the box cannot read (an operator's text over its bound, a field of the wrong type) is
+        refused back in words, so its console stops sending it and shows why, instead of waiting for ever."""
+        try:
+            msg = json.loads(data)
+        except (ValueError, RecursionError):
+            return
+        if not (isinstance(msg, dict) and msg.get("type") == "adjudication" and isinstance(msg.get("alert_id"), str)
+                and 0 < len(msg["alert_id"]) <= 64 and self.trusted(console)):
+            return
+        safe = {"alert_id": msg["alert_id"], "decision": str(msg.get("decision"))[:16],
+                "operator": str(msg.get("operator"))[:64], "decision_id": str(msg.get("decision_id") or "")[:64]}
+        self._refuse_adjudication(rid, safe, console, f"not recorded, so not counted: {str(exc)[:200]}; decide again",
+                                  "")
 
     def _warn(self, console: str, what: str) -> None:
         """One warning a minute per console and kind of trouble, not one per message."""
@@ -276,6 +296,11 @@ class Channel:
             log.warning("console %s %s", console, what)
 
     def _handle(self, rid: bytes, console: str, msg: dict) -> None:
+        if not self.trusted(console):  # removed from trust since it connected: nothing it says counts
+            self._drop_untrusted(rid, console)
+            if msg["type"] == "adjudication":
+                self._refuse_adjudication(rid, msg, console, "unknown console", "")
+            return
         sess = self.sessions.get(rid)
         if sess is not None:
             sess.heard = time.monotonic()
@@ -288,7 +313,7 @@ class Channel:
                 start = min(msg["last_seq"], self._last_seq) if msg.get("outbox") == self.outbox.id else 0
                 self.sessions[rid] = Session(console, acked=start, next=start + 1)
                 log.info("console %s connected (has up to %d)", console, start)
-                self.record("console_connected", console=console, resume_from=start)
+                self._record_by(console, "console_connected", console=console, resume_from=start)
             self._send(rid, self._hello())
         elif msg["type"] == "ack" and sess is not None and msg.get("outbox") == self.outbox.id:
             if sess.acked < msg["seq"] < sess.next:  # only what was sent on this session can be acknowledged
@@ -334,11 +359,17 @@ class Channel:
             why = f"not counted by the console: {msg['not_counted']}"
         elif self.outbox.decided(encounter_id):
             why = "already decided"
+        elif taken := limits.implausible_time(msg, found[1]):
+            why = taken
         else:
             why = verification.refusal(self.verification(), msg)
             if not why:
-                if self.on_adjudication is not None:
-                    self.on_adjudication(dict(msg, encounter_id=encounter_id), console)  # recorded before the ack
+                try:
+                    if self.on_adjudication is not None:
+                        self.on_adjudication(dict(msg, encounter_id=encounter_id), console)  # recorded before the ack
+                except (EdgeError, ValueError, TypeError) as exc:  # not recorded: refused, and the operator told why
+                    why = limits.unrecorded(exc)
+            if not why:
                 self.outbox.add_adjudication(msg, console, encounter_id)
                 self.counts["adjudications"] += 1
                 self._send(rid, protocol.ack(alert_id=alert_id,
@@ -364,12 +395,19 @@ class Channel:
             extra = {"decided_by": str(won.get("operator", ""))[:64], "decided": str(won.get("decision", ""))[:16],
                      "decided_at": str(won.get("time", ""))[:40]} if won else {}
             people = msg.get("verifications")
-            self.record("adjudication_refused", alert_id=msg["alert_id"][:64], console=console, reason=why[:300],
-                        decision=msg["decision"], operator=str(msg["operator"])[:64], encounter_id=encounter_id,
-                        action=str(msg.get("action") or ""), refused_reason=str(msg.get("reason") or ""),
-                        time_decided=str(msg.get("time") or "")[:40], suppressed=suppressed, **extra,
-                        **({"verifications": people} if people else {}))
-            recorded, suppressed = recorded + 1, 0
+            fields = dict(alert_id=msg["alert_id"][:64], console=console, reason=why[:300], decision=msg["decision"],
+                          operator=str(msg["operator"])[:64], encounter_id=encounter_id,
+                          action=str(msg.get("action") or ""), refused_reason=str(msg.get("reason") or ""),
+                          time_decided=str(msg.get("time") or "")[:40], suppressed=suppressed, **extra,
+                          **({"verifications": people} if people else {}))
+            try:
+                written = self._record_by(console, "adjudication_refused", **fields)
+            except EdgeError as exc:  # its own text cannot be recorded: the refusal is, without that text
+                written = self._record_by(console, "adjudication_refused", **{
+                    k: fields[k] for k in ("alert_id", "console", "reason", "decision", "encounter_id", "suppressed")},
+                    unrecordable=str(exc)[:200])
+            if written:
+                recorded, suppressed = recorded + 1, 0
         else:
             suppressed += 1
         if decision_id:
@@ -383,10 +421,21 @@ class Channel:
         if msg["box_id"] != self.box_id:
             return
         if msg["prune_id"] not in self._prunes_seen:
-            self.record("console_pruned", console=console, prune_id=msg["prune_id"], alert_ids=msg["alert_ids"],
-                        count=len(msg["alert_ids"]), time=str(msg["time"]),
-                        retention_days=msg.get("retention_days") if isinstance(msg.get("retention_days"),
-                                                                               int | float) else None)
+            seen = self._pruned_ids.setdefault(console, set())
+            held = limits.held_ids(self.outbox, console, msg["alert_ids"], seen)  # no made-up id is recorded
+            not_held = len(msg["alert_ids"]) - len(held)
+            if held:
+                days = msg.get("retention_days")
+                self._record_by(console, "console_pruned", console=console, prune_id=msg["prune_id"], alert_ids=held,
+                                count=len(held), not_held=not_held, time=str(msg["time"])[:40],
+                                retention_days=days if isinstance(days, int | float) and not isinstance(days, bool)
+                                else None)
+                seen.update(held)
+            if not_held:
+                self._warn(console, f"reported deleting {not_held} alert(s) this box does not hold or never sent "
+                                    "it: not recorded")
+            if len(self._prunes_seen) > 100_000:
+                self._prunes_seen.clear()
             self._prunes_seen.add(msg["prune_id"])
         self._send(rid, protocol.ack(prune_id=msg["prune_id"]))
 
@@ -399,9 +448,18 @@ class Channel:
                 self.sessions.pop(rid, None)
                 self._warn(s.console, f"session dropped ({str(exc)[:200]})")
 
+    def _drop_untrusted(self, rid: bytes, console: str) -> None:
+        if self.sessions.pop(rid, None) is not None:
+            self.counts["untrusted_dropped"] += 1
+            log.warning("console %s was removed from the trust store: its connection gets nothing more", console)
+            self._refuse(console, "removed from the trust store while connected: sent nothing more")
+
     def _pump_one(self, rid: bytes, s: Session, now: float) -> None:
         if now - s.heard > SESSION_TIMEOUT_S:
             del self.sessions[rid]
+            return
+        if not self.trusted(s.console):
+            self._drop_untrusted(rid, s.console)
             return
         if s.acked != s.saved:
             self.outbox.ack(s.console, s.acked)

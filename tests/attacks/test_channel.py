@@ -196,3 +196,167 @@ def test_an_unregistered_console_still_gets_nothing(box):
 
 def test_a_plain_zeromq_client_without_curve_gets_nothing(box):
     assert gets_nothing(box, None)
+
+
+# --- issue 24: trust removed while connected, operator text, what one console can make the box write ----------
+
+def _alert_to(raw: Raw) -> dict:
+    """Read until an alert arrives on this raw console (after its hello)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if raw.sock.poll(500):
+            msg = json.loads(raw.sock.recv())
+            if msg["type"] == "alert":
+                return msg
+    raise AssertionError("no alert reached the raw console")
+
+
+def _answer(raw: Raw, alert_id: str) -> dict:
+    """The box's ack of a decision on ``alert_id``."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if raw.sock.poll(500):
+            msg = json.loads(raw.sock.recv())
+            if msg["type"] == "ack" and msg.get("alert_id") == alert_id:
+                return msg
+    raise AssertionError("the box never answered the decision: its console would show it pending for ever")
+
+
+def _untrust(state, name: str) -> None:
+    (kid,) = [k for k, v in identity.consoles(state).items() if v == keys.load(state.parent / name)[0]]
+    (state / "trust" / "consoles" / f"{kid}.pub").unlink()
+
+
+@pytest.mark.parametrize("how", ["its trust file deleted", "its trust file replaced by another console's key"])
+def test_a_console_removed_from_trust_stops_receiving_on_its_live_connection(box, tmp_path, how):
+    kept = box.operator()  # a console that stays trusted, to know when the alerts went out
+    data = tmp_path / "removed"
+    identity.add_console(box.state, keys.keygen(data))
+    store = Store(data / "console.db")
+    got: list[dict] = []
+    link = BoxLink(box.endpoint, box.ident.curve_public, keys.load(data), store,
+                   on_change=lambda kind, d: kind == "alert" and got.append(d))
+    box.links.append((link, store))
+    link.start()
+    box.publish(alert(0))
+    assert wait_for(lambda: len(got) == 1 and len(kept) == 1, 10)
+    (kid,) = [k for k, v in identity.consoles(box.state).items() if v == keys.load(data)[0]]
+    path = box.state / "trust" / "consoles" / f"{kid}.pub"
+    if how.startswith("its trust file deleted"):
+        path.unlink()
+    else:
+        other = keys.keygen(tmp_path / "other")
+        path.unlink()
+        identity.add_console(box.state, other)
+    for i in range(1, 8):
+        box.publish(alert(i))
+    assert wait_for(lambda: len(kept) == 8, 15), "the trusted console did not get the alerts"
+    time.sleep(1.0)
+    assert [a["ref"] for a in got] == ["R0000"], "a console removed from trust kept receiving alerts and crops"
+    assert any("removed from the trust store" in ln for ln in box.log.path.read_text().splitlines())
+
+
+def test_a_removed_consoles_new_hellos_on_its_old_connection_get_nothing(box):
+    attacker = box.raw()
+    attacker.box_hello()
+    _untrust(box.state, "attacker")
+    time.sleep(0.2)
+    box.publish(alert(0))
+    attacker.send(json.loads(protocol.hello("console", name="x", outbox="", last_seq=0)))
+    assert not attacker.sock.poll(2000), "a removed console was answered"
+
+
+def _decide(raw: Raw, a: dict, **fields) -> dict:
+    msg = dict(_adj(a["alert_id"]), **fields)
+    raw.send(msg)
+    return _answer(raw, a["alert_id"])
+
+
+NOTES = {
+    "a pasted 300-character base64 token": "QUJD" * 75,
+    "a 500-character hex key": "0123456789abcdef" * 31 + "0123",
+    "a 266-character URL-safe token": "eyJhbGciOiJIUzI1NiJ9_-" * 12 + "ab",
+    "a 501-character note": "word " * 100 + "x",
+}
+
+
+@pytest.mark.parametrize("case", list(NOTES))
+def test_operator_text_the_log_cannot_keep_is_refused_back_in_words(box, case):
+    box.publish(alert(0))
+    raw = box.raw()
+    raw.box_hello()
+    a = _alert_to(raw)
+    ack = _decide(raw, a, note=NOTES[case])
+    assert "not recorded" in ack.get("refused", "") and "decide again" in ack["refused"], ack
+    lines = box.log.path.read_text().splitlines()
+    assert any('"kind":"adjudication_refused"' in ln and a["alert_id"] in ln for ln in lines)
+    assert not any('"kind":"adjudication"' in ln for ln in lines)
+    ack = _decide(raw, a, note="pasted by mistake, retyped")  # the encounter is still open for a real decision
+    assert "refused" not in ack, ack
+
+
+@pytest.mark.parametrize("seconds", [-1e300, -1, 1e12, "12"])
+def test_an_impossible_time_to_decision_is_refused_not_recorded(box, seconds):
+    box.publish(alert(0))
+    raw = box.raw()
+    raw.box_hello()
+    a = _alert_to(raw)
+    ack = _decide(raw, a, seconds_to_decision=seconds)
+    assert "seconds_to_decision" in ack.get("refused", ""), ack
+    assert not any('"kind":"adjudication"' in ln for ln in box.log.path.read_text().splitlines())
+
+
+def _log_bytes(box) -> int:
+    box.log.checkpoint()
+    return box.log.path.stat().st_size
+
+
+def test_prune_notices_with_made_up_ids_are_not_recorded(box):
+    raw = box.raw()
+    raw.box_hello()
+    before = _log_bytes(box)
+    for i in range(300):
+        raw.send(protocol.pruned(box_id=BOX, alert_ids=[f"{i:04d}-{j:03d}-" + "f" * 55 for j in range(800)],
+                                 retention_days=1))
+        if i % 100 == 99:
+            time.sleep(2.5)  # under the rate limit: every notice is heard
+    time.sleep(1.0)
+    grew = _log_bytes(box) - before
+    text = box.log.path.read_text()
+    assert "ffffffffff" not in text, "ids the box never sent were recorded"
+    assert grew < 20_000, f"the log grew {grew} bytes"
+
+
+def test_prune_notices_repeating_real_ids_are_recorded_once(box):
+    raw = box.raw()
+    raw.box_hello()
+    box.publish(alert(0))
+    a = _alert_to(raw)
+    for _ in range(150):
+        raw.send(protocol.pruned(box_id=BOX, alert_ids=[a["alert_id"]] * 500, retention_days=1))
+    time.sleep(3.0)
+    pruned = [ln for ln in box.log.path.read_text().splitlines() if '"kind":"console_pruned"' in ln]
+    assert len(pruned) == 1 and pruned[0].count(a["alert_id"]) == 1, len(pruned)
+
+
+def test_connection_churn_makes_a_bounded_number_of_records(box, tmp_path):
+    from edge.alerts.limits import RECORDS_BURST
+
+    data = tmp_path / "churner"
+    identity.add_console(box.state, keys.keygen(data))
+    pub, sec = keys.load(data)
+    ctx = zmq.Context()
+    try:
+        for i in range(120):  # connect, hello, hang up: the box's next send finds the connection gone
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.curve_serverkey, s.curve_publickey, s.curve_secretkey = box.ident.curve_public, pub, sec
+            s.connect(box.endpoint)
+            s.send(protocol.hello("console", name="x", outbox="", last_seq=0))
+            s.poll(1000)
+            s.close(0)
+            box.publish(alert(i))
+    finally:
+        ctx.term()
+    connected = [ln for ln in box.log.path.read_text().splitlines() if '"kind":"console_connected"' in ln]
+    assert 1 <= len(connected) <= RECORDS_BURST + 2, len(connected)  # (+1 a minute after the burst)
