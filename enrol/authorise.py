@@ -97,10 +97,13 @@ def _check_cameras(box: dict | None, cameras: tuple[str, ...]) -> None:
 @click.option("--authority-ref", default="",
               help="The prior authorisation's reference (a box with require_authority_ref runs a window without "
                    "one for at most 24 h, as emergency use).")
+@click.option("--verification", type=click.Choice(["one", "two"]), default="one", show_default=True,
+              help="two: while this window is open, a confirmation counts only when two different operators "
+                   "verified it (EU AI Act Art. 14(5)), whatever the box's own alerts.verification.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The file to write.")
 @user_errors
 def authorise(issuer_key, box_file, box_id, deployment_id, lists, location, cameras, start, end, purpose,
-              authority_ref, output):
+              authority_ref, verification, output):
     """Sign a deployment window for a box: it will match the named lists only inside it."""
     from edge import deployment, identity
     from enrol.register import check_deployment_name
@@ -124,10 +127,12 @@ def authorise(issuer_key, box_file, box_id, deployment_id, lists, location, came
     named = [_list(p, identity.raw_public(key), deployment_id, box_id) for p in lists]
     doc = deployment.make(key, box_id=box_id, deployment_id=deployment_id, location=location,
                           cameras=list(cameras), start=t0, end=t1, purpose=purpose, lists=named,
-                          authority_ref=authority_ref.strip(), issuer_name=_issuer_name(folder / "issuer.pub"))
+                          authority_ref=authority_ref.strip(), issuer_name=_issuer_name(folder / "issuer.pub"),
+                          verification=verification)
     files.write_atomic(Path(output).resolve(), json.dumps(doc, indent=1).encode() + b"\n", 0o644)
     register = _register(folder, doc, output)
     click.echo(f"deployment {doc['deployment_id']} for box {box_id}: {location}, cameras "
                f"{', '.join(cameras)}, {doc['start']} to {doc['end']}, lists {', '.join(i for i, _ in named)}"
-               f"{', authority ' + doc['authority_ref'] if doc['authority_ref'] else ', no authority reference'}; "
+               f"{', authority ' + doc['authority_ref'] if doc['authority_ref'] else ', no authority reference'}"
+               f"{'; two people verify each confirmation' if verification == 'two' else ''}; "
                f"written to {output} (recorded in {register})")

@@ -296,3 +296,23 @@ def test_a_damaged_stored_deployment_is_reported_not_skipped_without_a_word(setu
         gate.update(reload=True)
     warned = [r.getMessage() for r in caplog.records if "does not count" in r.getMessage()]
     assert len(warned) == 2 and gate.allows("cam1")  # once per file, however often it is read
+
+
+def test_a_window_can_require_two_people_to_verify_each_confirmation(setup, tmp_path):
+    """Issue 26: `enrol authorise --verification two` signs the two-person rule into the window; while it is
+    open the box's rule is "two" whatever its own config (edge/pipeline/duties.py asks the gate), and the rule
+    cannot be taken out of a signed window."""
+    runner, keys, state = setup
+    path = authorise(runner, keys, state, tmp_path / "dep.json", "--verification", "two")
+    assert json.loads(path.read_text())["verification"] == "two"
+    assert load(runner, state, path).exit_code == 0
+    gate = deployment.Gate(state, ["cam1", "cam2"], clock=lambda: T_START + 60, reload_s=0)
+    gate.update()
+    assert [d.verification for d in gate.current.values()] == ["two"]
+    (rec,) = [r["data"] for r in verify_log(state).records if r["kind"] == "deployment_loaded"]
+    assert rec["verification"] == "two"
+    doc = json.loads(path.read_text())
+    del doc["verification"]  # the SPOC's rule cannot be dropped on the way
+    path.write_text(json.dumps(doc))
+    r = load(runner, state, path)
+    assert r.exit_code == 1 and "signature does not verify" in r.output

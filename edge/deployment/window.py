@@ -54,6 +54,7 @@ class Deployment:
     lists: tuple[tuple[str, str], ...]  # (list_id, bundle sha256) it authorises
     authority_ref: str
     doc: Doc
+    verification: str = "one"  # "two": two people must verify each confirmation (edge/alerts/verification.py)
     stopped: datetime | None = None  # ended early (edge deployment end, trust removed, emergency lapsed)
     stop_reason: str = ""
 
@@ -77,12 +78,13 @@ class Deployment:
                 "issuer_key_id": self.issuer, "location": self.location, "cameras": list(self.cameras),
                 "start": fmt_time(self.start), "end": fmt_time(self.end), "purpose": self.purpose,
                 "issued": fmt_time(self.issued), "authority_ref": self.authority_ref,
+                "verification": self.verification,
                 "lists": [{"list_id": lid, "sha256": sha} for lid, sha in self.lists]}
 
 
 def make(issuer_key: Ed25519PrivateKey, *, box_id: str, deployment_id: str, location: str, cameras: list[str],
          start: datetime, end: datetime, purpose: str, lists: list[tuple[str, str]], authority_ref: str = "",
-         issuer_name: str = "", now: datetime | None = None) -> Doc:
+         issuer_name: str = "", now: datetime | None = None, verification: str = "one") -> Doc:
     """A signed deployment document (``enrol authorise``) authorising ``lists`` [(list_id, sha256)]."""
     pub = identity.raw_public(issuer_key)
     doc = {"type": DOC_TYPE, "v": VERSION, "deployment_id": deployment_id or f"dep-{uuid.uuid4().hex[:12]}",
@@ -90,6 +92,8 @@ def make(issuer_key: Ed25519PrivateKey, *, box_id: str, deployment_id: str, loca
            "end": fmt_time(end), "purpose": purpose, "issuer": identity.key_id(pub), "issuer_name": issuer_name,
            "issued": fmt_time(now or datetime.now(UTC), ms=True), "authority_ref": authority_ref,
            "lists": [{"list_id": lid, "sha256": sha} for lid, sha in lists]}
+    if verification != "one":  # only when it asks for more than a box does anyway
+        doc["verification"] = verification
     check(doc)
     doc["signature"] = codec.sign(SIGN_DOMAIN, doc, issuer_key)
     return doc
@@ -136,6 +140,8 @@ def check(doc: Doc) -> Deployment:
     cams = doc["cameras"]
     if not cams or len(cams) > 64 or not all(isinstance(c, str) and CAMERA.match(c) for c in cams):
         raise EdgeError("deployment cameras must be a list of 1-64 camera ids")
+    if doc.get("verification", "one") not in ("one", "two"):
+        raise EdgeError('the deployment\'s verification must be "one" or "two"')
     start, end = parse_time(doc["start"], "start"), parse_time(doc["end"], "end")
     if end <= start:
         raise EdgeError("the deployment ends before it starts")
@@ -143,7 +149,7 @@ def check(doc: Doc) -> Deployment:
         raise EdgeError(f"a deployment window may last at most {MAX_WINDOW.days} days")
     return Deployment(doc["deployment_id"], doc["box_id"], doc["location"], tuple(cams), start, end,
                       doc["purpose"], doc["issuer"], doc["issuer_name"], parse_time(doc["issued"], "issued"),
-                      _lists(doc["lists"]), doc["authority_ref"], doc)
+                      _lists(doc["lists"]), doc["authority_ref"], doc, verification=doc.get("verification", "one"))
 
 
 def verify(doc: Doc, issuers: dict[str, bytes], box_id: str | None = None) -> Deployment:

@@ -121,7 +121,7 @@ class Duties:
     def requires_two(self) -> bool:
         """Does an open deployment window require two people to verify a confirmation (its signed
         ``verification``, docs/deployment-format.md)?"""
-        return any(d.doc.get("verification") == "two" for d in self.gate.current.values())
+        return any(d.verification == "two" for d in self.gate.current.values())
 
     def status(self) -> dict:
         return {"deployment_required": self.require, "emergency": self.gate.emergency(),
