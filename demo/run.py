@@ -189,6 +189,19 @@ def main() -> None:
     say("7. Oversight and SPOC: do the SPOC's register and the box's report agree?")
     sh("edge", "audit", "report", *box, "--format", "json", "-o", STATE / "report.json")
     sh("enrol", "reconcile", STATE / "spoc" / "bundles.jsonl", STATE / "report.json")
+
+    say("8. The force's data office (edge oversight, SQLite): the box's export carried by hand, the register")
+    office = STATE / "oversight"
+    office.mkdir(exist_ok=True)
+    (office / "oversight.toml").write_text(f'[database]\nurl = "oversight.db"\n[[boxes]]\nidentity = "{box_pub}"\n'
+                                           'site = "Demo control room"\nsite_kind = "public"\n')
+    sh("edge", "audit", "export", *box, "-o", office / "demo-box.export")
+    ov = ("-c", office / "oversight.toml")
+    sh("edge", "oversight", "migrate", *ov)
+    sh("edge", "oversight", "ingest", *ov, "--export", office / "demo-box.export",
+       "--register", STATE / "spoc" / "bundles.jsonl")
+    sh("edge", "oversight", "report", *ov, "--by", "issuer", check=False)
+    sh("edge", "oversight", "reconcile", *ov, check=False)
     print(f"\nDone. Everything the demo made is in {STATE}/ (the HTML report: {STATE / 'report.html'}).")
 
 

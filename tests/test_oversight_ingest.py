@@ -91,6 +91,15 @@ def test_an_edited_record_is_refused_and_nothing_after_it_taken(tmp_path):
     assert (out.accepted, out.refused, out.last_seq) == (5, 1, 5)
     assert "record seq 6 (alert) was edited" in out.incidents[0]
     assert db.one("SELECT COUNT(*) FROM records")[0] == 5
+    db.close()
+    # a console witnessed the box's checkpoint after seq 5; the service's copy lacks it: the service is caught
+    cp = next(json.loads(ln) for ln in lines(state) if b'"kind":"checkpoint"' in ln and json.loads(ln)["seq"] > 5)
+    w = tmp_path / "w.json"
+    w.write_text(json.dumps({"type": "edge-audit-witness", "v": 1, "console": "c1",
+                             "witnesses": [{"console": "c1", "box_id": "b1", "checkpoint": cp}]}))
+    r = CliRunner().invoke(edge_cli, ["oversight", "verify", "-c", str(tmp_path / "o.toml"), "--witness", str(w)])
+    assert r.exit_code == 1 and f"checkpoint seq {cp['seq']} witnessed by c1: the service's copy does not hold it" \
+        in r.output, r.output
 
 
 def test_database_and_config_refuse_in_one_sentence(tmp_path):

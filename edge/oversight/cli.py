@@ -204,13 +204,17 @@ def reconcile(config_path, issuer):
 @click.option("--box", default="", help="Only this box.")
 @click.option("--box-log", type=click.Path(dir_okay=False, exists=True),
               help="A box's audit.log to check against the service's copy (with --box).")
+@click.option("--witness", "witness_files", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="A console's witness file (`edge console witness`): the service's copy must hold each checkpoint.")
 @user_errors
-def verify(config_path, box, box_log):
+def verify(config_path, box, box_log, witness_files):
     """Check the service's stored copy again (every hash, link and signature), or a box's log against it."""
+    from edge.audit.verify import load_witnesses
     from edge.oversight import verify as v
 
     if box_log and not box:
         raise EdgeError("--box-log needs --box (the box whose log it is)")
+    witnesses = [w for f in witness_files for w in load_witnesses(f)]
     db = _reader(_cfg(config_path))
     try:
         if box_log:
@@ -218,6 +222,9 @@ def verify(config_path, box, box_log):
             lines = [f"box {box}: its log agrees with the service's copy"] if not problems else []
         else:
             problems, lines = v.stored(db, box)
+        if witnesses:
+            problems += v.witnessed(db, witnesses)
+            lines.append(f"{len(witnesses)} witnessed checkpoint(s) checked against the service's copy")
     finally:
         db.close()
     for ln in lines:

@@ -136,6 +136,22 @@ class Database:
         else:
             self._conn.executemany(sql, [tuple(r) for r in rows])
 
+    def append(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """New rows in bulk (PostgreSQL: COPY, several times faster than INSERTs; SQLite: executemany)."""
+        if not rows:
+            return
+        if self.postgres:
+            from psycopg import sql
+
+            stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table),
+                                                              sql.SQL(", ").join(map(sql.Identifier, columns)))
+            with self._conn.cursor() as cur, cur.copy(stmt) as copy:
+                for r in rows:
+                    copy.write_row(r)
+        else:
+            marks = ", ".join("?" * len(columns))
+            self._conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
     @contextlib.contextmanager
     def tx(self) -> Iterator[Database]:
         """One transaction: all of it or none of it (nested calls join the outer one)."""

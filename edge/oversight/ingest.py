@@ -88,6 +88,9 @@ def _hash_of_line(line: bytes, h: str) -> str:
     return hashlib.sha256(HASH_PREFIX + body).hexdigest() if len(body) < len(line) else ""
 
 
+RECORD_COLUMNS = ("box_id", "branch", "seq", "time", "kind", "hash", "line", "via", "received")
+
+
 class Ingest:
     def __init__(self, db: Database, now: str | None = None):
         self.db = db
@@ -172,7 +175,7 @@ class Ingest:
                 out.accepted += 1
             if signed_by_export and out.refused == 0 and rows:
                 st.signed_through = max(st.signed_through, st.last_seq)
-            self.db.many("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.append("records", RECORD_COLUMNS, rows)
             facts.flush(self.db)
             if box_last is not None and box_last < st.last_seq and self.hash_at(box_id, st, box_last) is not None:
                 self._incident(box_id, "truncated", st.branch, box_last + 1, st.last_seq,

@@ -86,3 +86,21 @@ def against(db: Database, box_id: str, log: bytes) -> list[str]:
                    f"its log as received ({gone} missing, {len(seqs) - gone} different): the log was cut back, "
                    "rolled back or rewritten")
     return out
+
+
+def witnessed(db: Database, witnesses: list[dict]) -> list[str]:
+    """The service's copy against checkpoints a box's consoles hold (``edge console witness`` files): a copy
+    that lacks a witnessed checkpoint, or holds another record at its seq, is named (the service is witnessed)."""
+    problems = []
+    for w in witnesses:
+        cp: dict = w["checkpoint"] if isinstance(w.get("checkpoint"), dict) else w
+        try:
+            box, seq, h = str(cp["box_id"]), int(cp["seq"]), str(cp["hash"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        who = str(w.get("console") or w.get("endpoint") or "a console")[:80]
+        rows = {r[0] for r in db.q("SELECT hash FROM records WHERE box_id = ? AND seq = ?", (box, seq))}
+        if h not in rows:
+            what = "holds another record there" if rows else "does not hold it"
+            problems.append(f"box {box}: checkpoint seq {seq} witnessed by {who}: the service's copy {what}")
+    return problems
