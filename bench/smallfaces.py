@@ -15,17 +15,23 @@ in view, faces 40-160 px, brisk walkers, sensor noise, MPEG-4 losses. Three thin
   same listed walks per camera, each hit placed exactly (its audit record names the frame's position
   in the stream and the face's box), false alerts, processed fps, dropped frames, CPU per processed
   frame of each camera process (decoding included) and decoding alone, and lag in the first and
-  last quarter of the run (frame age when processed; frames the reading is behind the feed).
+  last quarter of the run (frame age when processed; frames the reading is behind the feed); then
+  the same with ``BENCH_STREET_LOAD`` (4) processes spinning on the CPU beside it: a loaded box.
+- **CPU by step**: where a frame's CPU goes in the offline run (a profile taken with process time).
 
-Run alone: python -m bench.smallfaces
+Run alone: python -m bench.smallfaces  (about 15 minutes on a quiet box: the naive loop ~4, ours ~1,
+the turned heads ~5, each live run ~2; ``BENCH_STREET_PARTS=offline,live`` for fewer parts,
+``BENCH_STREET_SECONDS`` for a shorter street)
 """
 
 from __future__ import annotations
 
 import contextlib
+import cProfile
 import dataclasses
 import json
 import os
+import pstats
 import queue
 import tempfile
 import threading
@@ -153,9 +159,12 @@ def ours(scene: street.Scene, frames, refs: dict | None = None, daemon_match: bo
     track_walk: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     cpu = 0.0
     n = 0
+    prof = cProfile.Profile(time.process_time)  # CPU by step: process time, as the total
     for i, frame in enumerate(frames):
         t0 = time.process_time()
+        prof.enable()
         worker.process(Frame(frame, i + 1, i / street.FPS, i))
+        prof.disable()
         cpu += time.process_time() - t0
         n += 1
         for t in worker.tracker.tracks.values():
@@ -189,9 +198,42 @@ def ours(scene: street.Scene, frames, refs: dict | None = None, daemon_match: bo
             print("walk", w.id, w.person, w.listed, w.height, w.face.yaw, "seen" if w.id in tally.seen else "-",
                   "enc" if w.id in tally.encoded else "-", "REC" if w.id in tally.recalled else "")
     r = tally.rows()
-    r.update(name="edge pipeline", frames=n, cpu_ms_per_frame=1000 * cpu / max(1, n),
+    r.update(name="edge pipeline", frames=n, cpu_ms_per_frame=1000 * cpu / max(1, n), steps=steps(prof, n),
              encodes=worker.counters.encodes, tracks=worker.tracker.started)
     return r
+
+
+STEPS = (  # (step, [(module file, function)]): where a frame's CPU goes in the camera code path
+    ("looks around tracks (YuNet)", [("pipeline/detect.py", "around_tracks")]),
+    ("background model", [("pipeline/detect.py", "regions")]),
+    ("moving regions (YuNet)", [("pipeline/detect.py", "in_regions")]),
+    ("whole frame: 640 px, or a band at the fine scale (YuNet)", [("pipeline/detect.py", "whole")]),
+    ("tracker", [("pipeline/tracker.py", "update"), ("pipeline/tracker.py", "lookouts")]),
+    ("alignment and quality gate", [("face/model.py", "prepare"), ("face/quality.py", "gate")]),
+    ("encoder", [("face/model.py", "encode"), ("face/api.py", "encode_chips")]),
+    ("crops and messages", [("pipeline/camera.py", "send")]),
+)
+
+
+def steps(prof: cProfile.Profile, frames: int) -> dict[str, float]:
+    """CPU ms per frame by step (``STEPS``) from a profile taken with process time; the rest as "other"."""
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]  # (file, line, function) -> (.., .., tt, ct, ..)
+    out = {}
+    for name, funcs in STEPS:
+        cum = sum(v[3] for (file, _, fn), v in stats.items() if any(file.endswith(f) and fn == g for f, g in funcs))
+        out[name] = 1000 * cum / max(1, frames)
+    return out
+
+
+def steps_table(row: dict, decode_ms: float | None = None) -> str:
+    lines = ["| step | CPU ms per frame |", "|---|---:|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in row["steps"].items()]
+    other = row["cpu_ms_per_frame"] - sum(row["steps"].values())
+    lines.append(f"| other (colour conversion around faces, frame bookkeeping, the profiler) | {other:.1f} |")
+    lines.append(f"| all, decoding apart | {row['cpu_ms_per_frame']:.1f} |")
+    if decode_ms is not None:
+        lines.append(f"| decoding (MPEG-4 1080p, one thread) | {decode_ms:.1f} |")
+    return "\n".join(lines)
 
 
 def naive(scene: street.Scene, frames, step: int = NAIVE_STEP, refs: dict | None = None) -> dict:
@@ -298,11 +340,34 @@ def table(rows: list[dict], key: str, title: str) -> str:
     return "\n".join(out)
 
 
-def live(scene: street.Scene, video: Path, tmp: Path) -> dict:
+@contextlib.contextmanager
+def hogs(n: int):
+    """``n`` processes that spin on the CPU (other work on the box: a loaded box), ended afterwards."""
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def live(scene: street.Scene, video: Path, tmp: Path, load: int = 0) -> dict:
     """``edge run`` with camera A on the MPEG-4 file and camera B on the same street as H.264 from a
-    real RTSP server, until each has read the whole scene once. Each hit (alert or sighting) is placed
-    exactly: its audit record carries the frame's position in the camera's stream (``frame_no``; both
-    feeds start the scene at 0) and the face's box in it, matched to the ground truth of that frame."""
+    real RTSP server, until each has read the whole scene once; with ``load`` processes spinning on
+    the CPU beside it (a loaded box). Each hit (alert or sighting) is placed exactly: its audit
+    record carries the frame's position in the camera's stream (``frame_no``; both feeds start the
+    scene at 0) and the face's box in it, matched to the ground truth of that frame."""
+    with hogs(load):
+        out = _live(scene, video, tmp / f"live-{load}")
+    out["load"] = load
+    return out
+
+
+def _live(scene: street.Scene, video: Path, tmp: Path) -> dict:
     import subprocess
 
     import psutil
@@ -314,8 +379,10 @@ def live(scene: street.Scene, video: Path, tmp: Path) -> dict:
     from edge.pipeline.control import request
 
     server = REPO / "tests" / "rtsp_camera.py"
-    h264 = tmp / "street-h264.mp4"
-    subprocess.run(["/usr/bin/python3", str(server), "--transcode", str(video), str(h264)], check=True)
+    tmp.mkdir()
+    h264 = video.with_name(video.stem + "-h264.mp4")
+    if not h264.exists():
+        subprocess.run(["/usr/bin/python3", str(server), "--transcode", str(video), str(h264)], check=True)
     port = _free_port()
     rtsp = subprocess.Popen(["/usr/bin/python3", str(server), "--port", str(port), "--file", str(h264)],
                             stdout=subprocess.PIPE, text=True)
@@ -425,8 +492,13 @@ def live_table(res: dict) -> str:
                     f"({r['read_fps']}) | {r['dropped_pct']} % | {r['cpu_ms_per_frame']} ({r['cores']}) | "
                     f"{r['decode_ms']:.1f} | {a1}, {b1} → {a2}, {b2} | {r['unplaced']} | {r['reconnects']} |")
     rows.append(f"\nwhole box, both cameras: {res['cores_busy']} cores busy (the daemon and both camera processes); "
-                f"1-minute load average {res['load_avg']:.1f} (other work on the box shares the two cores)")
+                f"1-minute load average {res['load_avg']:.1f} (other work on the box shares the two cores"
+                + (f"; {res['load']} of it processes this bench started, each spinning on a core)" if res.get("load")
+                   else ")"))
     return "\n".join(rows)
+
+
+LOAD = int(os.environ.get("BENCH_STREET_LOAD", 4))  # the loaded run: this many processes spinning beside the box
 
 
 def main() -> None:
@@ -434,12 +506,15 @@ def main() -> None:
     print(f"busy street: {scene.summary()}\n")
     with tempfile.TemporaryDirectory(prefix="bench-street-") as tmp_name:
         video = scene.write(Path(tmp_name) / "street.mp4")  # through the codec, as a camera's stream is
-        parts = os.environ.get("BENCH_STREET_PARTS", "offline,turned,live").split(",")
+        parts = os.environ.get("BENCH_STREET_PARTS", "offline,turned,live,loaded").split(",")
         rows = [naive(scene, decoded(video)), ours(scene, decoded(video), daemon_match=True)] \
             if "offline" in parts else []  # matched as the daemon matches: like for like with the live rows
         res = live(scene, video, Path(tmp_name)) if "live" in parts else None
+        loaded = live(scene, video, Path(tmp_name), LOAD) if "loaded" in parts else None
         heads = turned_heads(Path(tmp_name))[2] if "turned" in parts else None
-    rows += list(res["cameras"].values()) if res else []
+    for r in (res, loaded):
+        rows += [dict(c, name=c["name"] + (f", box loaded by {LOAD} spinning processes" if r is loaded else ""))
+                 for c in r["cameras"].values()] if r else []
     if rows:
         print(table(rows, "recall_by_size", "listed walks recalled, by face height (px)"))
         print()
@@ -447,15 +522,21 @@ def main() -> None:
         print()
         print(table([r for r in rows if "seen_by_size" in r and "processed_fps" not in r], "seen_by_size",
                     "all walks detected, by face height (px)"))
+    ours_row = next((r for r in rows if "steps" in r), None)
+    if ours_row:
+        decode = res["cameras"]["file"]["decode_ms"] if res else None
+        print("\nwhere a frame's CPU goes (ours, offline, every frame fed; process time):\n")
+        print(steps_table(ours_row, decode))
     if heads:
         print("\nturned and partly hidden heads (bench.turned: real lfw-dev photos at their own pose, faces "
               "80-140 px; yaw as the quality gate measures it):\n")
         print(heads)
-    if res is None:
-        return
-    print("\nlive: `edge run`, both cameras reading the street at 25 fps once through (figures after the first "
-          "tenth):\n")
-    print(live_table(res))
+    for r, what in ((res, "as the box is"), (loaded, f"with {LOAD} processes spinning beside it: a loaded box")):
+        if r is None:
+            continue
+        print(f"\nlive, {what}: `edge run`, both cameras reading the street at 25 fps once through (figures after "
+              "the first tenth):\n")
+        print(live_table(r))
 
 
 if __name__ == "__main__":
