@@ -181,9 +181,8 @@ class Uplink:
                         log.warning("ignored a message from the oversight service: %s", exc)
                         continue
                     if msg["type"] == "uplink_want":
-                        pos, inflight = self._start_from(msg["have"]), None
-                        self._send(sock, pos, force=True)
-                        inflight = self._inflight
+                        pos = self._start_from(msg["have"])
+                        inflight = self._send(sock, pos, force=True)
                     elif inflight is not None:
                         pos, inflight = self._acked(msg, inflight)
                 now = time.monotonic()
@@ -195,8 +194,8 @@ class Uplink:
                         last_hello = now
                         seq, h = self._last()
                         sock.send(dumps("uplink_hello", box_id=self.box_id, last_seq=seq, last_hash=h))
-                elif inflight is None and self._send(sock, pos, force=False):
-                    inflight = self._inflight
+                elif inflight is None:
+                    inflight = self._send(sock, pos, force=False)
         except Exception:  # noqa: BLE001 - a bug here must not stop the box; the log waits for the next start
             log.exception("the oversight uplink stopped")
         finally:
@@ -216,10 +215,9 @@ class Uplink:
                 return mine[(item[0], item[1])]
         return 0
 
-    _inflight: tuple[int, float, int] | None = None
-
-    def _send(self, sock: zmq.Socket, pos: int, force: bool) -> bool:
-        """Send the complete lines after ``pos`` (a batch); with ``force`` also an empty one (says the last seq)."""
+    def _send(self, sock: zmq.Socket, pos: int, force: bool) -> tuple[int, float, int] | None:
+        """Send the complete lines after ``pos`` (a batch; with ``force`` also an empty one, which says the box's
+        last seq); what is now in flight: (last seq sent, when, the offset after it), or None."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(pos)
@@ -229,15 +227,14 @@ class Uplink:
         end = data.rfind(b"\n") + 1
         lines = data[:end].split(b"\n")[:-1][:BATCH_RECORDS]
         if not lines and not force:
-            return False
+            return None
         size = sum(len(ln) + 1 for ln in lines)
         last_seq = self._last()[0]
         sent_seq = json.loads(lines[-1]).get("seq", -1) if lines else -1
         sock.send(dumps("uplink_records", box_id=self.box_id, records=[ln.decode() for ln in lines],
                         box_last_seq=last_seq))
         self.counts["sent"] += len(lines)
-        self._inflight = (sent_seq, time.monotonic(), pos + size)
-        return True
+        return sent_seq, time.monotonic(), pos + size
 
     def _acked(self, msg: dict[str, Any], inflight: tuple[int, float, int]) -> tuple[int | None, None]:
         witness = msg.get("witness")

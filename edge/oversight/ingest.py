@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,7 +98,7 @@ class Ingest:
         self._now = now
 
     def now(self) -> str:
-        return self._now or codec.fmt_time(__import__("time").time(), ms=True)
+        return self._now or codec.fmt_time(time.time(), ms=True)
 
     # -- the box's state as stored ------------------------------------------------------------------
     def state(self, box_id: str) -> State:

@@ -81,22 +81,21 @@ def reconcile(db: Database, issuer: str = "") -> tuple[list[str], list[dict[str,
         s["boxes"].add(box)
         if box not in boxes:
             problems.append(f"box {box}, {who}: list {lid} was issued to a box not registered with the service")
-        elif loaded is None:
+            continue
+        if loaded is None:
             if refused:
                 s["refused"] += 1
             else:
                 problems.append(f"box {box}, {who}: list {lid} (issued {created or '?'}, deployment {dep or '?'}) "
                                 "was neither loaded nor refused")
             continue
-        if loaded is None:
-            continue
         s["loaded"] += 1
         s["matched"] += int(matched > 0)
         if box_issuer != iss:
             problems.append(f"box {box}, {who}: list {lid} was loaded as issued by {box_issuer}")
-        extra, missing = set(json.loads(box_refs)) - set(json.loads(reg_refs)), set()
-        if json.loads(box_refs):
-            missing = set(json.loads(reg_refs)) - set(json.loads(box_refs))
+        held, issued_refs = set(json.loads(box_refs)), set(json.loads(reg_refs))
+        extra = held - issued_refs
+        missing = issued_refs - held if held else set()  # a big list's refs are not in its load record
         if extra:
             problems.append(f"box {box}, {who}: list {lid} held reference(s) not issued: {', '.join(sorted(extra))}")
         if missing:

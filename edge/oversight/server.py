@@ -8,6 +8,7 @@ registered with). One thread owns the socket and the database connection. The ex
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -106,8 +107,6 @@ class Server:
             return None
         cp = out.checkpoints[-1]
         doc = uplink.countersign(cp, out.box_id, now(), self.keys.signing_key)
-        import json
-
         with self.db.tx():
             self.db.x("INSERT INTO witnesses VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                       (out.box_id, out.branch, cp["seq"], cp["hash"], json.dumps(doc, sort_keys=True)))
