@@ -141,3 +141,24 @@ def test_witness_vector():
     w["checkpoint"]["seq"] = 4
     with pytest.raises(EdgeError, match="not signed by the registered service key"):
         check_witness(w, identity.raw_public(key), "box-test")
+
+
+def test_a_box_speaks_only_for_itself(tmp_path):
+    """The link: a registered box's CURVE key may send only its own records; other keys are not let in."""
+    from edge.audit import uplink
+    from edge.oversight.server import Server
+
+    state, other = tmp_path / "box", tmp_path / "other"
+    ident = provisioned(state)
+    provisioned(other, "b2")
+    alerts(other, 2)
+    db = service(tmp_path, state / "keys" / "box.pub.json")
+    server = Server(config.load(tmp_path / "o.toml"), db, config.keys(tmp_path / "keys", create=True))
+    assert server.callback("oversight", ident.curve_public)
+    assert not server.callback("oversight", identity.load(other).curve_public)
+    spoof = uplink.dumps("uplink_records", box_id="b2", records=[ln.decode() for ln in lines(other)], box_last_seq=4)
+    assert server.handle(ident.curve_public, spoof) is None and server.counts["bad_messages"] == 1
+    own = uplink.dumps("uplink_records", box_id="b1", records=[ln.decode() for ln in lines(state)], box_last_seq=2)
+    ack = uplink.loads(server.handle(ident.curve_public, own), {"uplink_ack"})
+    assert ack["seq"] == 2 and ack["witness"]["checkpoint"]["seq"] == 2
+    assert db.one("SELECT COUNT(*) FROM records")[0] == 2
