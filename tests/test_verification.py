@@ -41,6 +41,8 @@ def test_a_decision_that_loses_a_race_is_told_recorded_with_both_operators_and_r
         told = op.console.state("bob")["notices"]
         assert len(told) == 1 and "Your dismissal (not the person) of WL-1 was not counted: alice" in told[0]["text"]
         assert op.console.state("alice")["notices"] == []
+        (row,) = op.store.history()
+        assert (row["operator"], row["not_counted"]) == ("alice", 1)  # the history says a decision lost
         decisions.read(op.store, "bob", told[0]["decision_id"])
         assert op.console.state("bob")["notices"] == []
         assert wait_for(lambda: len(records(box, "adjudication_refused")) == 1)
@@ -81,6 +83,8 @@ def test_two_people_verify_a_confirmation_blind_and_a_disagreement_goes_to_a_sup
                 op.decide(alert_id, "carol", decision="dismiss", reason="not the person")
             op.decide(alert_id, "sam", decision="dismiss", reason="not the person")
         assert wait_for(lambda: box.daemon.counts.adjudications == 1)
+        assert op.store.history()[0]["verified_by"] == "alice (first), bob (second)" + (
+            ", sam (supervisor)" if second == "dismiss" else "")
     finally:
         op.stop()
         box.stop()

@@ -82,7 +82,7 @@ def decide(store, alert_id: str, operator: str, body: dict, *, policy: str = "on
             "action": action if decision == "confirm" else "", "reason": reason if decision == "dismiss" else "",
             "note": str(body.get("note") or "")[:500], "time": now, "stamp": messages.utcnow()}
     with store._tx() as db:  # one decision at a time: the race is settled here, in order
-        out = _settle(db, store, rows, first, mine, policy, supervisor, tz)
+        out = _settle(db, store, first, mine, policy, supervisor, tz)
     if isinstance(out, str):
         raise Refused(out)
     return out
@@ -94,7 +94,7 @@ def _select(db, sql: str, args) -> list[dict]:
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
-def _settle(db, store, rows, first, mine, policy, supervisor, tz) -> dict | str:
+def _settle(db, store, first, mine, policy, supervisor, tz) -> dict | str:
     """The outcome of ``mine`` (in the store's transaction): a result, or the sentence of its refusal."""
     key = (first["box_id"], first["group_id"])
     won = _select(db, "SELECT operator, outcome, action, reason, decided FROM alerts WHERE box_id=? AND group_id=? "
@@ -109,10 +109,10 @@ def _settle(db, store, rows, first, mine, policy, supervisor, tz) -> dict | str:
                           "('first','disagreed') ORDER BY time", key)
     operator, decision = mine["operator"], mine["decision"]
     if policy != "two":
-        return _count(db, store, rows, first, [], mine, "single")
+        return _count(db, store, first, [], mine, "single")
     if not waiting:
         if decision == "dismiss":  # not the person: no action is taken, one operator suffices
-            return _count(db, store, rows, first, [], mine, "first")
+            return _count(db, store, first, [], mine, "first")
         _insert(db, mine, "first", "first")
         return {"verification": "first", "encounter_id": first["group_id"],
                 "text": "Your verification is recorded: a second operator must now verify this encounter."}
@@ -121,14 +121,14 @@ def _settle(db, store, rows, first, mine, policy, supervisor, tz) -> dict | str:
         if operator in names:
             raise EdgeError("You verified this encounter already: a second, different operator must verify it.")
         if waiting[0]["decision"] == decision:
-            return _count(db, store, rows, first, waiting, mine, "second")
+            return _count(db, store, first, waiting, mine, "second")
         _insert(db, mine, "second", "disagreed")
         db.execute("UPDATE decisions SET status='disagreed' WHERE decision_id=?", (waiting[0]["decision_id"],))
         return {"verification": "disagreed", "encounter_id": first["group_id"],
                 "text": "The two verifications disagree: a supervisor decides this encounter."}
     if not supervisor or operator in names:
         raise EdgeError("The two verifications disagree: only a supervisor who was neither of them can decide.")
-    return _count(db, store, rows, first, waiting, mine, "supervisor")
+    return _count(db, store, first, waiting, mine, "supervisor")
 
 
 def _insert(db, d: dict, role: str, status: str, why: str = "", adj_id: str = "", report: str | None = None) -> None:
@@ -148,9 +148,11 @@ def _refuse(db, d: dict, first: dict, why: str, role: str) -> None:
     _insert(db, d, role, "refused", why, report=json.dumps(report))
 
 
-def _count(db, store, rows: list[dict], first: dict, waiting: list[dict], mine: dict, role: str) -> dict:
-    """The decision that counts: the adjudication (with who verified it) kept to send to the box."""
-    group = [a["alert_id"] for a in rows if a["outcome"] == "open"]
+def _count(db, store, first: dict, waiting: list[dict], mine: dict, role: str) -> dict:
+    """The decision that counts: the adjudication (with who verified it) kept to send to the box. It decides
+    every sighting of the encounter still open, read in this transaction (one that arrived a moment ago too)."""
+    group = [r["alert_id"] for r in _select(db, "SELECT alert_id FROM alerts WHERE box_id=? AND group_id=? AND "
+                                                "outcome='open'", (first["box_id"], first["group_id"]))]
     _insert(db, mine, role, "counted", adj_id=mine["decision_id"])
     people = _people(waiting) + ([verification.entry(mine["operator"], mine["decision"], mine["action"],
                                                      mine["reason"], mine["stamp"], role)] if role != "single" else [])
@@ -164,6 +166,18 @@ def _count(db, store, rows: list[dict], first: dict, waiting: list[dict], mine: 
         verifications=people or None)
     store.decide(group, [adj], db=db)
     return {"decided": group, "encounter_id": first["group_id"], "verifications": people}
+
+
+def people_by_encounter(store) -> dict[tuple[str, str], tuple[str, int]]:
+    """(box, encounter) -> (who verified the decision that counts, "alice (first), bob (second)"; how many
+    decisions on it were not counted): the history's columns."""
+    out: dict[tuple[str, str], tuple[str, int]] = {}
+    for r in _rows(store, "SELECT box_id, encounter_id, operator, role, status FROM decisions ORDER BY time"):
+        who, refused = out.get((r["box_id"], r["encounter_id"]), ("", 0))
+        if r["status"] == "counted" and r["role"] != "single":
+            who = f"{who}, {r['operator']} ({r['role']})" if who else f"{r['operator']} ({r['role']})"
+        out[(r["box_id"], r["encounter_id"])] = (who, refused + (r["status"] == "refused"))
+    return out
 
 
 def undelivered_reports(store, box_id: str) -> list[dict]:

@@ -19,7 +19,7 @@ PER_PAGE, MAX_PER_PAGE, MAX_ROWS = 50, 500, 100_000
 SHIFT_H = 12.0
 CSV_COLUMNS = ("first_seen", "last_seen", "box_id", "cameras", "ref", "category", "best_distance", "threshold",
                "outcome", "action", "reason", "note", "operator", "decided_at", "seconds_to_decision", "sightings",
-               "sent_to_box", "encounter_id")
+               "sent_to_box", "encounter_id", "verified_by", "not_counted")
 
 
 class BadQuery(EdgeError):
@@ -82,7 +82,7 @@ def to_csv(rows: list[dict]) -> str:
             r["ref"], r.get("category", ""), r["distance"], r["threshold"], r["outcome"], r.get("action") or "",
             r.get("reason") or "", r.get("note") or "", r.get("operator") or "", _when(r.get("decided")),
             "" if r.get("seconds_to_decision") is None else r["seconds_to_decision"], r.get("sightings", 1), sent,
-            r.get("encounter_id", r["alert_id"]))])
+            r.get("encounter_id", r["alert_id"]), r.get("verified_by") or "", r.get("not_counted") or 0)])
     return out.getvalue()
 
 

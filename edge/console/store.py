@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     outcome TEXT NOT NULL DEFAULT 'open', action TEXT, reason TEXT, note TEXT, operator TEXT,
     decided REAL, adjudication TEXT, delivered INTEGER NOT NULL DEFAULT 0, refused TEXT);
 CREATE INDEX IF NOT EXISTS alerts_group ON alerts (group_id);
+CREATE INDEX IF NOT EXISTS alerts_ref ON alerts (box_id, ref);
 CREATE TABLE IF NOT EXISTS events (
     event_id TEXT PRIMARY KEY, box_id TEXT NOT NULL, time TEXT NOT NULL, received REAL NOT NULL,
     event TEXT NOT NULL, camera_id TEXT, body TEXT NOT NULL);
@@ -203,8 +204,10 @@ class Store:
             e["distance"] = min(e["distance"], r["distance"])
             if r["camera_id"] not in e["cameras"]:
                 e["cameras"].append(r["camera_id"])
+        people = decisions.people_by_encounter(self)
         out = []
         for e in encounters.values():
+            e["verified_by"], e["not_counted"] = people.get((e["box_id"], e["group_id"]), ("", 0))
             if camera and camera not in e["cameras"]:
                 continue
             if outcome and e["outcome"] != outcome:

@@ -15,7 +15,7 @@ async function loadHistory() {
     const ttd = a.seconds_to_decision === null || a.seconds_to_decision === undefined ? "" : ago(a.seconds_to_decision);
     const cells = [siteTime(a.time), (a.cameras || [a.camera_id]).join(", "), a.ref,
       confidence(a.distance, a.threshold).label, a.outcome, a.action || a.reason || "", a.note || "", a.operator || "",
-      ttd, a.sightings, sent];
+      ttd, a.sightings, a.verified_by || "", a.not_counted ? `${a.not_counted} decision(s)` : "", sent];
     for (const v of cells) { const td = document.createElement("td"); td.textContent = v; tr.append(td); }
     tb.append(tr);
   }
