@@ -66,6 +66,7 @@ def naive(frames: list[np.ndarray]) -> dict:
 
 def ours(frames: list[np.ndarray], backend: str = "auto", **detect) -> dict:
     from edge import config
+    from edge.face import model as face_model
     from edge.pipeline.camera import CameraWorker
     from edge.pipeline.capture import Frame
     from edge.watchlist.base import Matcher
@@ -75,8 +76,8 @@ def ours(frames: list[np.ndarray], backend: str = "auto", **detect) -> dict:
     cfg.encode.backend = backend
     for key, value in detect.items():
         setattr(cfg.detect, key, value)
-    matcher = Matcher(cfg.match.threshold)
-    matcher.swap(load_folder(REPO / "demo" / "watchlist", backend))
+    matcher = Matcher(face_model.cap(cfg))
+    matcher.swap(load_folder(REPO / "demo" / "watchlist"))
     out: queue.Queue = queue.Queue()
     allowed = threading.Event()
     allowed.set()

@@ -131,6 +131,7 @@ def ours(scene: street.Scene, frames, refs: dict | None = None, daemon_match: bo
     size, a track's views fused); else each encoding alone at the plain distance cap."""
     from edge import config
     from edge.face import api
+    from edge.face import model as face_model
     from edge.pipeline.camera import CameraWorker
     from edge.pipeline.capture import Frame
     from edge.pipeline.fusion import TrackFusion
@@ -140,7 +141,7 @@ def ours(scene: street.Scene, frames, refs: dict | None = None, daemon_match: bo
     cfg = config.parse('box_id = "bench"\n[[cameras]]\nid = "a"\nsource = "street"\n')
     for key, value in detect.items():
         setattr(cfg.detect, key, value)
-    matcher = Matcher(cfg.match.threshold)
+    matcher = Matcher(face_model.cap(cfg))
     wl = watchlist(refs)
     if daemon_match:
         m = cfg.match

@@ -67,8 +67,9 @@ class EncodeConfig:
 
 @dataclass
 class MatchConfig:
-    threshold: float = 0.6  # distance cap: no hit is farther than this, whatever the list's operating point
-    threshold_floor: float = 0.6  # the daemon refuses a more lenient threshold than this
+    # not set: the face model's cap (dlib-resnet 0.6, yunet-mobilefacenet 1.2: docs/models.md)
+    threshold: float | None = None  # distance cap: no hit is farther than this, whatever the list's operating point
+    threshold_floor: float | None = None  # the daemon refuses a more lenient threshold than this
     target_fpir: float = 0.001  # share of passers-by who may alert (1 in 1,000); the list's policy can be stricter
     rule: str = "ratio"  # decision rule for lists that do not sign one: "ratio" (nearest/second-nearest) or "distance"
     fuse_views: bool = True  # match a track's encodes as one mean descriptor (fewer misses, same FPIR)
@@ -137,7 +138,9 @@ class Config:
         return self.alerts.control_endpoint or f"ipc://{Path(self.state_dir) / 'control.sock'}"
 
 
-MODELS = ("yunet-mobilefacenet", "dlib-resnet")  # edge.face.model's ids (a lower layer cannot import it)
+# edge.face.model's ids and each one's default distance cap (match.threshold and its floor when not set): here,
+# where the config is validated (a lower layer than the models); docs/models.md
+MODELS = {"yunet-mobilefacenet": 1.2, "dlib-resnet": 0.6}
 RENAMED = {"detect.track_max_missed": "no longer used: set detect.track_lost_s (seconds) instead"}
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
@@ -217,9 +220,12 @@ def _check(cfg: Config) -> None:
     need(cfg.encode.improve_ratio >= 1.0, "encode.improve_ratio", "must be at least 1.0")
     need(0.0 <= cfg.encode.hold_s <= 5.0, "encode.hold_s", "must be between 0 and 5")
     need(1 <= cfg.encode.threads <= 64, "encode.threads", "must be between 1 and 64")
-    need(0.0 < cfg.match.threshold < 2.0, "match.threshold", "must be between 0 and 2")
-    need(cfg.match.threshold <= cfg.match.threshold_floor, "match.threshold",
-         f"{cfg.match.threshold} is more lenient than the threshold floor {cfg.match.threshold_floor}")
+    m = cfg.match
+    need(m.threshold is None or 0.0 < m.threshold < 2.0, "match.threshold", "must be between 0 and 2")
+    need(m.threshold_floor is None or 0.0 < m.threshold_floor < 2.0, "match.threshold_floor", "must be between 0 and 2")
+    floor = MODELS.get(cfg.model, 2.0) if m.threshold_floor is None else m.threshold_floor
+    need(m.threshold is None or m.threshold <= floor, "match.threshold",
+         f"{m.threshold} is more lenient than the threshold floor {floor}")
     need(cfg.alerts.endpoint.startswith(("tcp://", "ipc://")), "alerts.endpoint",
          "must be a ZeroMQ endpoint (tcp://host:port or ipc://path)")
     # the control socket has no authentication of its own (it can purge the list): only a Unix socket,

@@ -109,26 +109,43 @@ def _keys_dir(state_dir: StrPath) -> Path:
     return Path(state_dir) / "keys"
 
 
-def _save(state_dir: StrPath, ident: Identity) -> None:
+DECLARED = ("cameras", "model")  # what box.pub.json declares besides the keys (kept when the keys are re-saved)
+
+
+def _declared(state_dir: StrPath) -> dict[str, Any]:
+    """What the box's ``box.pub.json`` declares besides its keys: its cameras and face model ({} if none)."""
+    try:
+        pub = json.loads((_keys_dir(state_dir) / PUB_FILE).read_text())
+        return {k: pub[k] for k in DECLARED if k in pub}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def _publish(state_dir: StrPath, ident: Identity, **declared: Any) -> None:
+    pub = dict(ident.public(), **_declared(state_dir), **{k: v for k, v in declared.items() if v is not None})
+    write_atomic(_keys_dir(state_dir) / PUB_FILE, (json.dumps(pub, indent=1, sort_keys=True) + "\n").encode(), 0o644)
+
+
+def _save(state_dir: StrPath, ident: Identity, model: dict[str, Any] | None = None) -> None:
     kdir = _keys_dir(state_dir)
     kdir.mkdir(parents=True, exist_ok=True)
     os.chmod(kdir, 0o700)
     write_atomic(kdir / KEY_FILE, json.dumps(ident._private(), indent=1).encode(), 0o600)
-    pub = json.dumps(ident.public(), indent=1, sort_keys=True) + "\n"
-    write_atomic(kdir / PUB_FILE, pub.encode(), 0o644)
+    _publish(state_dir, ident, model=model)
 
 
 def publish_cameras(state_dir: StrPath, camera_ids: list[str]) -> None:
     """``box.pub.json`` also names the box's cameras (``enrol authorise`` checks a window's camera ids against
     them; not signed: a wrong list only weakens that check, never what the box enforces)."""
-    pub = dict(load(state_dir).public(), cameras=sorted(camera_ids))
-    write_atomic(_keys_dir(state_dir) / PUB_FILE, (json.dumps(pub, indent=1, sort_keys=True) + "\n").encode(), 0o644)
+    _publish(state_dir, load(state_dir), cameras=sorted(camera_ids))
 
 
-def create(state_dir: StrPath, box_id: str, rotate: bool = False) -> Identity:
+def create(state_dir: StrPath, box_id: str, rotate: bool = False, model: dict[str, Any] | None = None) -> Identity:
     """Make the box's keys if absent (or replace them when ``rotate``); return the identity.
 
-    Existing keys are never overwritten without ``rotate``; a changed ``box_id`` is only relabelled.
+    Existing keys are never overwritten without ``rotate``; a changed ``box_id`` is only relabelled. ``model``:
+    the face model the box runs (``FaceModel.ref()``), declared in ``box.pub.json`` so that ``enrol build``
+    makes templates for it.
     """
     if not box_id or not box_id.strip():
         raise EdgeError("box id must not be empty")
@@ -136,13 +153,13 @@ def create(state_dir: StrPath, box_id: str, rotate: bool = False) -> Identity:
         load(state_dir)  # refuses: the private key was provisioned and is gone; new keys only on purpose
     if (_keys_dir(state_dir) / KEY_FILE).exists() and not rotate:
         ident = load(state_dir)
-        if ident.box_id != box_id:
+        if ident.box_id != box_id or (model and model != _declared(state_dir).get("model")):
             ident.box_id = box_id
-            _save(state_dir, ident)
+            _save(state_dir, ident, model)
         return ident
     cpub, csec = zmq.curve_keypair()
     ident = Identity(box_id, Ed25519PrivateKey.generate(), X25519PrivateKey.generate(), cpub, csec)
-    _save(state_dir, ident)
+    _save(state_dir, ident, model)
     return ident
 
 

@@ -25,6 +25,7 @@ from edge import config as config_mod
 from edge.audit.log import record as audit_record
 from edge.config import toml_dumps
 from edge.errors import EdgeError
+from edge.face import model as face_model
 from edge.files import write_atomic
 
 DEFAULT_ENDPOINT = "tcp://0.0.0.0:5599"  # consoles connect here; CURVE keeps unregistered ones out
@@ -113,11 +114,11 @@ def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alert
     data.update(box_id=box_id, state_dir=str(state_dir), cameras=cameras)
     data["alerts"] = {**data.get("alerts", {}), "endpoint": alerts_endpoint}
     text = toml_dumps(data)
-    config_mod.parse(text, str(config_path))  # what `edge run` will check, before anything is touched
+    cfg = config_mod.parse(text, str(config_path))  # what `edge run` will check, before anything is touched
     check_key_files(issuer_keys, console_keys)
     make_layout(state_dir)
     old = previous_keys(state_dir, rotate)
-    ident = identity.create(state_dir, box_id, rotate=rotate)
+    ident = identity.create(state_dir, box_id, rotate=rotate, model=face_model.get(cfg.model).ref())
     identity.publish_cameras(state_dir, [c["id"] for c in cameras])
     signing = {"signing_public": codec.b64(ident.signing_public),
                "fingerprint": ident.fingerprint()}

@@ -1,7 +1,8 @@
 """Turn a refs.csv and a folder of reference images into watch-list entries, the box's way.
 
-Detection, the quality gate and encoding are the box's own (``edge.face.api``, ``edge.face.quality``):
-a template made here is the same as one the box makes from a camera frame. Every image that cannot
+Detection, the quality gate and encoding are the box's own face model's (``edge.face.model``, the one the
+box declares in its ``box.pub.json``): a template made here is the same as one the box makes from a camera
+frame. Every image that cannot
 serve (unreadable, no face, several faces, too small, blurred, turned) is reported and left out.
 
 refs.csv (UTF-8, header row required)::
@@ -31,14 +32,13 @@ import cv2
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.face import api, model, quality
+from edge.face import api, model
 from edge.files import read_text
 from edge.watchlist.base import CATEGORIES, Entry
 from edge.watchlist.bundle_v2 import Item, RefImage
 from edge.watchlist.fields import MAX_SOURCE, REF_RE, valid_date
 
 COLUMNS = ("ref", "category", "reason", "images", "image", "source", "sources", "taken")  # refs.csv's header
-DETECT_MAX_WIDTH = 1024
 CROP_MAX_PX = 320
 
 
@@ -62,6 +62,7 @@ class Result:
     problems: list[str] = field(default_factory=list)  # one line each: "<file or row>: <why>"
     images_used: int = 0
     images_total: int = 0
+    model: str = model.DLIB  # the face model that made the templates
 
 
 def normalise_category(text: str) -> str | None:
@@ -120,21 +121,22 @@ def _per_image(cell: str | None, n: int) -> list[str] | None:
     return vals if len(vals) == n else None
 
 
-def encode_image(path: Path, q) -> tuple[np.ndarray, bytes]:
-    """One reference image -> (128-d template, JPEG face crop); EdgeError naming the problem."""
+def encode_image(path: Path, q, model_id: str = model.DLIB) -> tuple[np.ndarray, bytes]:
+    """One reference image -> (template of the model, JPEG face crop); EdgeError naming the problem."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise EdgeError(f"cannot read the file ({exc.strerror})") from None
     rgb = api.decode_image(data, "the file")
-    boxes = api.detect(rgb, max_width=DETECT_MAX_WIDTH, upsample=1)
-    if not boxes:
+    m = model.get(model_id)
+    faces = m.find(rgb)
+    if not faces:
         raise EdgeError("no face found")
-    if len(boxes) > 1:
-        raise EdgeError(f"{len(boxes)} faces found, expected one")
-    box = boxes[0]
-    g = model.get(model.DLIB).gate(q.min_face_px, q.min_sharpness, q.max_yaw)
-    chip, qual = quality.gate(rgb, box, g.min_face_px, g.min_sharpness, g.max_yaw)
+    if len(faces) > 1:
+        raise EdgeError(f"{len(faces)} faces found, expected one")
+    box = faces[0].box
+    g = m.gate(q.min_face_px, q.min_sharpness, q.max_yaw)
+    chip, qual = m.prepare(rgb, faces[0], g)
     if not qual.ok:
         why = {"small": f"face too small ({qual.height} px, need {g.min_face_px})",
                "blurred": f"face too blurred (sharpness {qual.sharpness:.0f}, need {g.min_sharpness:.0f})",
@@ -144,7 +146,7 @@ def encode_image(path: Path, q) -> tuple[np.ndarray, bytes]:
     if face.shape[0] > CROP_MAX_PX:  # the operator's reference picture: enough to compare, not more
         scale = CROP_MAX_PX / face.shape[0]
         face = cv2.resize(face, (max(1, round(face.shape[1] * scale)), CROP_MAX_PX), interpolation=cv2.INTER_AREA)
-    return api.encode_chips([chip])[0], api.jpeg(face)
+    return m.encode([chip])[0], api.jpeg(face)
 
 
 def _encode_job(args) -> tuple[tuple[np.ndarray, bytes] | None, str]:
@@ -155,13 +157,13 @@ def _encode_job(args) -> tuple[tuple[np.ndarray, bytes] | None, str]:
 
 
 def build_entries(rows: list[Row], images_dir, q, progress: Callable[..., Iterable] = lambda it, total: it,
-                  jobs: int = 1) -> Result:
-    """Detect and encode every listed image (in ``jobs`` processes); an entry keeps the images that
-    passed (at least one)."""
+                  jobs: int = 1, model_id: str = model.DLIB) -> Result:
+    """Detect and encode every listed image by the face model (in ``jobs`` processes); an entry keeps the
+    images that passed (at least one)."""
     images_dir = Path(images_dir)
-    res = Result(images_total=sum(len(r.images) for r in rows))
+    res = Result(images_total=sum(len(r.images) for r in rows), model=model_id)
     work = [(r, name, k) for r in rows for k, name in enumerate(r.images)]
-    args = [(images_dir / name, q) for _, name, _ in work]
+    args = [(images_dir / name, q, model_id) for _, name, _ in work]
     good: dict[str, list[tuple[np.ndarray, bytes, int]]] = {}
     with contextlib.ExitStack() as stack:
         if jobs > 1 and len(work) > 1:
@@ -197,14 +199,6 @@ def items(res: Result) -> list[Item]:
             for e, t, imgs in zip(res.entries, res.templates, res.images, strict=True)]
 
 
-# A list that could put the wrong face beside an alert: descriptors of one person's photos lie well
-# under 0.6 apart (the bundled samples: 0.35-0.52); two photos of different people over it (0.7-0.96);
-# the same photo re-saved or resized under 0.1. 0.3 marks "the same face" without flagging two
-# different photos of one person listed twice (0.33-0.44).
-MIXED_PEOPLE = 0.6
-SAME_FACE = 0.3
-
-
 def list_warnings(res: Result, images_dir) -> list[str]:
     """The warnings of a build (see ``check_list``), each image by the SHA-256 of its file."""
     import hashlib
@@ -217,25 +211,28 @@ def list_warnings(res: Result, images_dir) -> list[str]:
         except OSError:
             return name
     return check_list([(e.ref, [(n, sha(n), t) for n, t in zip(names, tmpl, strict=True)])
-                       for e, names, tmpl in zip(res.entries, res.names, res.templates, strict=True)])
+                       for e, names, tmpl in zip(res.entries, res.names, res.templates, strict=True)], res.model)
 
 
-def check_list(refs: list[tuple[str, list[tuple[str, str, np.ndarray]]]]) -> list[str]:
+def check_list(refs: list[tuple[str, list[tuple[str, str, np.ndarray]]]], model_id: str = model.DLIB) -> list[str]:
     """[(ref, [(file name, sha256, descriptor)])] -> one line per problem: a reference whose images look
-    like different people (distance > MIXED_PEOPLE), and an image under two references that is the same
-    file (same SHA-256) or the same face (distance < SAME_FACE). Matrix products in blocks: 10,000
-    images check in seconds."""
+    like different people (farther than the model's ``same_person``), and an image under two references that
+    is the same file (same SHA-256) or the same face (nearer than ``same_face``). Matrix products in blocks:
+    10,000 images check in seconds. (dlib: one person's photos lie well under 0.6 apart, the bundled samples
+    0.35-0.52, two people's over it, 0.7-0.96, the same photo re-saved under 0.1.)"""
+    m = model.get(model_id)
+    mixed, same = m.same_person, m.same_face
     out = []
     for ref, imgs in refs:
         for i, (n1, _, d1) in enumerate(imgs):
             for n2, _, d2 in imgs[i + 1:]:
                 dist = float(np.linalg.norm(np.asarray(d1) - np.asarray(d2)))
-                if dist > MIXED_PEOPLE:
+                if dist > mixed:
                     out.append(f"{ref}: {n1} and {n2} look like different people (distance {dist:.2f})")
     flat = [(r, ref, n, h) for r, (ref, imgs) in enumerate(refs) for n, h, _ in imgs]
     if not flat:
         return out
-    desc = np.stack([np.asarray(d, np.float32).reshape(128) for _, imgs in refs for _, _, d in imgs])
+    desc = np.stack([np.asarray(d, np.float32).reshape(m.dim) for _, imgs in refs for _, _, d in imgs])
     owner = np.array([r for r, *_ in flat])
     sq = (desc * desc).sum(1)
     pairs: dict[tuple[int, int], str] = {}
@@ -247,7 +244,7 @@ def check_list(refs: list[tuple[str, list[tuple[str, str, np.ndarray]]]]) -> lis
     for start in range(0, len(flat), 1024):
         block = desc[start:start + 1024]
         d2 = np.maximum(sq[start:start + 1024, None] + sq[None, :] - 2 * block @ desc.T, 0)
-        for a, b in zip(*np.nonzero(d2 < SAME_FACE ** 2), strict=True):
+        for a, b in zip(*np.nonzero(d2 < same ** 2), strict=True):
             i, j = start + int(a), int(b)
             if i < j and owner[i] != owner[j]:
                 pairs.setdefault((i, j), "face")

@@ -75,8 +75,9 @@ def keygen(out_dir, name, passphrase):
               help="List sequence number; must grow from list to list (default: the time in seconds).")
 @click.option("--max-entries", type=click.IntRange(1, bundle.HARD_MAX_ENTRIES), default=bundle.DEFAULT_MAX_ENTRIES,
               show_default=True, help="Policy: the most entries this list may hold.")
-@click.option("--threshold-floor", type=click.FloatRange(0.1, 1.0), default=0.6, show_default=True,
-              help="Policy: boxes must not match more leniently than this distance.")
+@click.option("--threshold-floor", type=click.FloatRange(0.1, 1.9), default=None,
+              help="Policy: boxes must not match more leniently than this distance (default: the face model's "
+                   "cap, 0.6 for dlib-resnet, 1.2 for yunet-mobilefacenet).")
 @click.option("--retention-days", type=click.IntRange(0, 3650), default=31, show_default=True,
               help="Policy: how long alerts raised on this list may be kept.")
 @click.option("--target-fpir", type=click.FloatRange(0, operating.MAX_TARGET, min_open=True),
@@ -110,6 +111,7 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
     from tqdm import tqdm
 
     from edge.deployment import MAX_WINDOW, check_name
+    from edge.face import model
     from edge.watchlist import bundle_v2
     from enrol.build import build_entries, items, list_warnings, read_refs
     from enrol.register import check_deployment_name
@@ -121,6 +123,9 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
         raise EdgeError(f"cannot write -o {output}: " + ("it is a folder" if Path(output).is_dir()
                                                          else f"the folder {out_dir} does not exist"))
     box = identity.load_box_public(box_file)
+    # the templates are made by the model the box declares (a box.pub.json from before models: dlib)
+    m = model.of(box.get("model"), f"box {box['box_id']}'s identity")
+    threshold_floor = m.cap if threshold_floor is None else threshold_floor
     key = load_issuer_private(issuer_key)
     now = datetime.now(UTC).replace(microsecond=0)
     nb, na = (bundle.parse_time(not_before) if not_before else now), bundle.parse_time(expires)
@@ -137,7 +142,8 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
                         "encoded, no list written; fix them, or --allow-problems to leave those rows out")
     q = QualityConfig(min_face_px=min_face_px)
     bar = lambda it, total: tqdm(it, total=total, desc="faces", unit="img", file=sys.stderr)
-    res = build_entries(rows, images_dir, q, bar, jobs)
+    click.echo(f"face model: {m.describe()} (the one box {box['box_id']} declares)", err=True)
+    res = build_entries(rows, images_dir, q, bar, jobs, m.id)
     problems += res.problems
     for p in problems:
         click.echo(f"left out: {p}", err=True)
@@ -154,7 +160,7 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
         raise EdgeError("no usable entries: no list written")
     if len(res.entries) > max_entries:
         raise EdgeError(f"{len(res.entries)} entries is over --max-entries {max_entries}: no list written")
-    op = _operating_point(res.templates, calibration_path, target_fpir, threshold_floor, rule)
+    op = _operating_point(res.templates, calibration_path, target_fpir, threshold_floor, rule, m.id)
     click.echo(f"operating point: {op.describe()}")
     header = {
         "list_id": secrets.token_hex(8), "deployment": deployment, "box_id": box["box_id"],
@@ -163,6 +169,7 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
         "policy": {"max_entries": max_entries, "threshold_floor": threshold_floor,
                    "retention_days": retention_days, "target_fpir": target_fpir},
         "operating": op.to_json(), "ends_with_deployment": not outlives_deployment,
+        **({"model": m.ref()} if m.id != model.DLIB else {}),  # absent: dlib (what every older box reads)
     }
     # whole or not at all, streamed: big lists never sit in memory twice
     write_atomic(Path(output), lambda f: bundle_v2.write(header, items(res), key, box["wl_public"], f))
@@ -172,15 +179,18 @@ def build(images_dir, refs, box_file, issuer_key, expires, not_before, deploymen
                f"expires {header['not_after']}; {len(problems)} problem(s), {len(warnings)} warning(s) reported")
 
 
-def _operating_point(templates, calibration_path, target_fpir, cap, rule):
-    """The list's operating point: derived for its size, pooled with its own N searches of itself."""
+def _operating_point(templates, calibration_path, target_fpir, cap, rule, model_id):
+    """The list's operating point: derived for its size, pooled with its own N searches of itself, from the
+    calibration of the face model that made the templates."""
     import numpy as np
 
+    from edge.face import model
     from edge.watchlist import operating
 
-    owners = np.concatenate([np.full(len(np.asarray(t).reshape(-1, 128)), i) for i, t in enumerate(templates)])
-    rows = np.concatenate([np.asarray(t, np.float32).reshape(-1, 128) for t in templates])
-    cal = operating.load_calibration(calibration_path)
+    dim = model.get(model_id).dim
+    owners = np.concatenate([np.full(len(np.asarray(t).reshape(-1, dim)), i) for i, t in enumerate(templates)])
+    rows = np.concatenate([np.asarray(t, np.float32).reshape(-1, dim) for t in templates])
+    cal = operating.load_calibration(calibration_path, model_id)
     return operating.derive(cal, len(templates), target_fpir, cap, rule, own=operating.own_searches(rows, owners))
 
 

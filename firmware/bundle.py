@@ -138,6 +138,7 @@ def build(version: str, key: Ed25519PrivateKey, files: dict[str, bytes],
     for p in files:
         if not PATH_RE.match(p):
             raise FirmwareError(f"{p!r} cannot go in a bundle (wheels/*.whl, units/*.service, udev/*.rules)")
+    check_model_weights(files)
     names = sorted(files)
     header = {
         "format": 1,
@@ -202,7 +203,38 @@ def verify(data: bytes, trusted: dict[str, bytes]) -> Bundle:
     except InvalidSignature:
         raise FirmwareError("the firmware bundle signature is not valid (tampered or truncated): refused") \
             from None
-    return Bundle(header, _files(header, body, start + hlen))
+    files = _files(header, body, start + hlen)
+    check_model_weights(files)
+    return Bundle(header, files)
+
+
+WEIGHTS_IN_WHEEL = "edge/face/weights/"
+
+
+def check_model_weights(files: dict[str, bytes]) -> None:
+    """The box's own wheel (``edge_lfr-*.whl``) carries every face model weights file this version pins, each
+    with its pinned SHA-256 (edge/face/weights.py): a bundle that would install other or missing weights is
+    refused in one sentence, at build and on the box, before anything is installed."""
+    import io
+    import zipfile
+
+    from edge.face import weights
+
+    for path, data in files.items():
+        if not path.startswith("wheels/edge_lfr-"):
+            continue
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as whl:
+                inside = {n[len(WEIGHTS_IN_WHEEL):]: n for n in whl.namelist() if n.startswith(WEIGHTS_IN_WHEEL)}
+                for name in weights.PINNED:
+                    if name not in inside:
+                        raise FirmwareError(f"{path} does not carry the face model weights {name}: refused")
+                    found = hashlib.sha256(whl.read(inside[name])).hexdigest()
+                    if found != weights.sha256(name):
+                        raise FirmwareError(f"{path} carries face model weights {name} that fail their checksum "
+                                            f"(SHA-256 {found[:16]}…): refused")
+        except (zipfile.BadZipFile, OSError, EOFError):
+            raise FirmwareError(f"{path} is not a readable wheel: refused") from None
 
 
 def _files(header: dict[str, Any], body: bytes, offset: int) -> dict[str, bytes]:

@@ -23,14 +23,14 @@ source = "0"
 def test_good_config_defaults():
     cfg = config.parse(GOOD)
     assert [c.id for c in cfg.cameras] == ["a", "b"]
-    assert cfg.match.threshold == 0.6 and cfg.detect.max_width == 640
+    assert cfg.match.threshold is None and cfg.detect.max_width == 640  # None: the face model's own cap
     assert cfg.control_endpoint.startswith("ipc://")
 
 
 @pytest.mark.parametrize("extra, message", [
     ("[detect]\nmax_width = 'wide'", "detect.max_width: expected an integer"),
     ("[detect]\nmax_widht = 640", "detect.max_widht: unknown key"),
-    ("[match]\nthreshold = 0.7", "match.threshold: 0.7 is more lenient than the threshold floor 0.6"),
+    ("[match]\nthreshold = 1.5", "match.threshold: 1.5 is more lenient than the threshold floor 1.2"),
     ("[[cameras]]\nid = 'a'\nsource = 'x'", "cameras[2].id: duplicate camera id 'a'"),
     ("[[cameras]]\nid = 'c'", "cameras[2].source: required key is missing"),
     ("[quality]\nmin_face_px = 5", "quality.min_face_px: must be at least 20"),

@@ -44,8 +44,8 @@ def run(*args):
 
 def test_cli_runs_end_to_end_writes_a_png_and_matches_the_library(data, tmp_path):
     plot = tmp_path / "det.png"
-    res = run(IDENTITIES, "--groups", GROUPS, "--splits", 5, "--seed", 3, "--recommend", "--max-fpir", 0.05,
-              "--plot", plot, "--json", "--no-progress")
+    res = run(IDENTITIES, "--model", "dlib-resnet", "--groups", GROUPS, "--splits", 5, "--seed", 3, "--recommend",
+              "--max-fpir", 0.05, "--plot", plot, "--json", "--no-progress")
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     assert rep["format"] == "edge-eval/1"
@@ -174,7 +174,7 @@ def test_text_report_marks_the_threshold_shows_groups_and_lists_unusable_images(
 def test_the_configs_quality_gate_and_threshold_are_used(tmp_path):
     root = two_person_set(tmp_path / "set", per_person=4)  # faces 108 or 129 px high
     config = tmp_path / "edge.toml"
-    config.write_text('box_id = "t"\n[[cameras]]\nid = "a"\nsource = "a.mp4"\n'
+    config.write_text('box_id = "t"\nmodel = "dlib-resnet"\n[[cameras]]\nid = "a"\nsource = "a.mp4"\n'
                       '[quality]\nmin_face_px = 120\n[match]\nthreshold = 0.55\n')
     res = run(root, "--config", config, "--plot", tmp_path / "p.png", "--no-progress")
     assert res.exit_code == 0, res.output

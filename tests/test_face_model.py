@@ -63,9 +63,11 @@ def test_the_gate_is_the_models_own_unless_the_config_sets_it():
 
 
 def test_config_names_only_models_the_box_has():
-    assert tuple(model.ids()) == config.MODELS
+    assert {i: model.get(i).cap for i in model.ids()} == config.MODELS
     base = 'box_id = "b"\n[[cameras]]\nid = "c"\nsource = "x.mp4"\n'
     assert config.parse(base).model == model.DEFAULT
+    with pytest.raises(config.ConfigError, match="more lenient than the threshold floor 0.6"):
+        config.parse('model = "dlib-resnet"\n' + base + "[match]\nthreshold = 0.7\n")
     with pytest.raises(config.ConfigError, match="^model: must be one of"):
         config.parse('model = "facenet"\n' + base)
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from edge import config as config_mod
 from edge.cli import cli
+from edge.identity import key_id, raw_public
 from firmware import bundle, update
 from firmware.bundle import FirmwareError
 
@@ -208,3 +209,38 @@ def test_mutated_bundles_never_crash(data):
     except FirmwareError:
         return
     assert bytes(blob[:cut]) == good and out.version == "2.0.0"  # only the untouched bundle verifies
+
+
+def _edge_wheel(weights_changed: str = "", left_out: str = "") -> bytes:
+    """The box's own wheel as far as the face models go: the shipped weights at their place in the package."""
+    import io
+    import zipfile
+
+    from edge.face import weights
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as whl:
+        whl.writestr("edge/__init__.py", "")
+        for name in weights.PINNED:
+            if name == left_out:
+                continue
+            data = bytearray((weights.FOLDER / name).read_bytes())
+            if name == weights_changed:
+                data[len(data) // 2] ^= 1
+            whl.writestr(f"edge/face/weights/{name}", bytes(data))
+    return buf.getvalue()
+
+
+def test_the_firmware_carries_the_face_model_weights_and_wrong_ones_are_refused():
+    from edge.face import weights
+
+    key = Ed25519PrivateKey.generate()
+    trusted = {key_id(raw_public(key)): raw_public(key)}
+    good = bundle.build("2.0.0", key, {"wheels/edge_lfr-2.0.0-py3-none-any.whl": _edge_wheel()})
+    assert bundle.verify(good, trusted).header["version"] == "2.0.0"
+    name = next(iter(weights.PINNED))
+    for changed, left_out, words in ((name, "", "fail their checksum"), ("", name, "does not carry")):
+        bad = {"wheels/edge_lfr-2.0.0-py3-none-any.whl": _edge_wheel(changed, left_out)}
+        with pytest.raises(FirmwareError, match=words) as err:
+            bundle.build("2.0.0", key, bad)
+        assert name in str(err.value) and "\n" not in str(err.value)

@@ -167,7 +167,10 @@ def test_a_damaged_or_newer_calibration_is_refused_in_one_sentence(tmp_path):
     from edge.errors import EdgeError
 
     doc = json.loads(VECTOR.read_text())
-    for change, words in (({"version": 2}, "unsupported calibration version 2"),
+    for change, words in (({"version": 3}, "unsupported calibration version 3"),
+                          ({"version": 2}, "does not name its face model"),
+                          ({"version": 2, "model": {"id": "yunet-mobilefacenet", "dim": 192, "sha256": "0" * 64}},
+                           "other weights of face model"),
                           ({"format": "x"}, "not an edge calibration file"),
                           ({"samples": None}, "the calibration file is damaged")):
         p = tmp_path / "cal.json"
@@ -177,6 +180,17 @@ def test_a_damaged_or_newer_calibration_is_refused_in_one_sentence(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(EdgeError, match="not valid JSON"):
         operating.load_calibration(tmp_path / "bad.json")
+
+
+def test_a_calibration_applies_only_to_the_face_model_that_made_it():
+    from edge.errors import EdgeError
+    from edge.face import model
+
+    assert operating.load_calibration(None, model.DEFAULT).model_id == model.DEFAULT  # each model ships its own
+    assert operating.load_calibration(None, model.DLIB).model_id == model.DLIB
+    with pytest.raises(EdgeError, match="made with face model dlib-resnet, not yunet-mobilefacenet") as err:
+        operating.load_calibration(VECTOR, model.DEFAULT)  # a version 1 file: dlib's distances
+    assert "\n" not in str(err.value)
 
 
 def test_a_list_load_derives_its_operating_point_once(tmp_path, monkeypatch):

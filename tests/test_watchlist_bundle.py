@@ -21,6 +21,7 @@ from wlhelpers import box_config, face, make_bundle, t, trust_issuer
 
 from edge import identity
 from edge.errors import EdgeError
+from edge.face import model as face_model
 from edge.watchlist import bundle, receipt
 from edge.watchlist.base import Matcher
 from edge.watchlist.bundle import BundleError
@@ -38,7 +39,7 @@ class Box:
         self.cfg = box_config(self.state, box_id, **cfg)
         self.ident = identity.create(self.state, box_id)
         trust_issuer(self.state, ISSUER)
-        self.matcher = Matcher(self.cfg.match.threshold)
+        self.matcher = Matcher(face_model.cap(self.cfg))
         self.events, self.audit = [], []
         self.svc = WatchlistService(self.cfg, self.ident, self.matcher, self.events.append,
                                     lambda kind, **f: self.audit.append((kind, f)))
@@ -143,7 +144,7 @@ def test_newer_list_replaces_and_wipes_the_old_one(box):
 def test_stored_bundle_reloads_at_start_and_rollback_stays_refused(box):
     again = Box.__new__(Box)
     again.__dict__.update(box.__dict__)
-    again.matcher = Matcher(box.cfg.match.threshold)
+    again.matcher = Matcher(face_model.cap(box.cfg))
     again.svc = WatchlistService(box.cfg, identity.load(box.state), again.matcher)
     again.svc.start()
     try:

@@ -18,6 +18,7 @@ from wlhelpers import box_config, face, make_bundle, t, trust_issuer
 
 from edge import config, identity
 from edge.alerts import messages
+from edge.face import model as face_model
 from edge.watchlist import bundle, bundle_v2, reader, stream
 from edge.watchlist.base import Entry, Matcher
 from edge.watchlist.bundle import BundleError
@@ -181,7 +182,7 @@ class Box:
         self.cfg = box_config(self.state, box_id)
         self.ident = identity.create(self.state, box_id)
         trust_issuer(self.state, ISSUER)
-        self.matcher = Matcher(self.cfg.match.threshold)
+        self.matcher = Matcher(face_model.cap(self.cfg))
         self.svc = WatchlistService(self.cfg, self.ident, self.matcher)
 
     def load(self, data: bytes, name="list.wlb"):
@@ -323,8 +324,8 @@ def test_the_alert_carries_the_reference_image_of_the_matched_row(tmp_path):
     from edge.pipeline.daemon import Daemon
 
     state = tmp_path / "state"
-    cfg = config.parse(f'box_id = "box-a"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "x.mp4"\n'
-                       '[deployment]\nrequired = false\n')
+    cfg = config.parse(f'box_id = "box-a"\nmodel = "dlib-resnet"\nstate_dir = "{state}"\n'
+                       '[[cameras]]\nid = "cam1"\nsource = "x.mp4"\n[deployment]\nrequired = false\n')
     daemon = Daemon(cfg)
     daemon.prepare_state_dir()
     published = []

@@ -57,8 +57,11 @@ def make_bundle(issuer_key: Ed25519PrivateKey, box_wl_public: bytes, faces=("ale
                         version=version, **kw)
 
 
-def box_config(state_dir: Path, box_id: str = "box-a", usb: list[str] | None = None, **extra) -> config.Config:
-    text = f'box_id = "{box_id}"\n'
+def box_config(state_dir: Path, box_id: str = "box-a", usb: list[str] | None = None, model: str = "dlib-resnet",
+               **extra) -> config.Config:
+    """A box's config; its face model dlib's, the model of the sample lists (``face``): these tests are about
+    lists, not models (tests/test_face_model_lists.py: lists across models)."""
+    text = f'box_id = "{box_id}"\nmodel = "{model}"\n'
     if usb is not None:
         text += f"[watchlist]\nusb_mounts = {json.dumps([str(u) for u in usb])}\n"
     text += '[[cameras]]\nid = "cam1"\nsource = "clip.mp4"\n'

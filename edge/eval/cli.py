@@ -17,6 +17,9 @@ from edge.watchlist import operating
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
               help="The box's TOML config: its detector, quality gate, encoder and threshold are used "
                    "(default: the built-in defaults).")
+@click.option("--model", "model_id", default=None,
+              help="The face model to evaluate (default: the config's model, else the box's default; "
+                   "yunet-mobilefacenet or dlib-resnet).")
 @click.option("--groups", "groups_csv", default=None, type=click.Path(dir_okay=False),
               help="CSV of identity,group rows (default: DATASET/groups.csv if present).")
 @click.option("--threshold", type=float, default=None,
@@ -47,7 +50,7 @@ from edge.watchlist import operating
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress bar while encoding (default: when stderr is a terminal).")
 @user_errors
-def eval_command(dataset, config_path, groups_csv, threshold, splits, enrol_share, refs, seed, recommend,
+def eval_command(dataset, config_path, model_id, groups_csv, threshold, splits, enrol_share, refs, seed, recommend,
                  max_fpir, list_sizes, target_fpir, fuse, calibrate_path, plot_path, as_json, progress):
     """Measure accuracy on DATASET, a folder of identity subfolders (person/*.jpg).
 
@@ -62,27 +65,31 @@ def eval_command(dataset, config_path, groups_csv, threshold, splits, enrol_shar
     from edge.eval import dataset as dataset_mod
     from edge.eval import encode, plot, report
     from edge.face import encoder as encoders
+    from edge.face import model
 
     if config_path:
         cfg = config_mod.load(config_path)
         det, qual, match, backend = cfg.detect, cfg.quality, cfg.match, cfg.encode.backend
+        model_id = model_id or cfg.model
     else:
         det, qual = config_mod.DetectConfig(), config_mod.QualityConfig()
         match, backend = config_mod.MatchConfig(), config_mod.EncodeConfig().backend
-    threshold = match.threshold if threshold is None else threshold
+    m = model.get(model_id)
+    threshold = (match.threshold or m.cap) if threshold is None else threshold
     if not 0.0 < threshold < 2.0:
         raise EdgeError("--threshold must be between 0 and 2")
     ds = dataset_mod.load(dataset, groups_csv)
     bar = dict(desc="encoding", unit="img", file=sys.stderr, disable=None if progress is None else not progress)
-    enc = encode.encode_dataset(ds, det, qual, backend, progress=lambda it: tqdm(it, **bar))
+    enc = encode.encode_dataset(ds, qual, m.id, backend, progress=lambda it: tqdm(it, **bar))
     if calibrate_path or list_sizes:
         _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, seed, refs, fuse, as_json,
                   plot_path)
         return
     settings = report.Settings(
-        threshold=round(threshold, 4), threshold_floor=match.threshold_floor, splits=splits, seed=seed,
+        threshold=round(threshold, 4), threshold_floor=match.threshold_floor or m.cap, splits=splits, seed=seed,
         enrol_share=enrol_share, refs=refs, max_fpir=max_fpir if recommend else None,
-        encoder=getattr(encoders.get(backend), "name", backend),  # what "auto" resolved to
+        encoder=(f"{m.id} ({getattr(encoders.get(backend), 'name', backend)})" if m.id == model.DLIB
+                 else m.describe()),  # what "auto" resolved to
         detect={"max_width": det.max_width, "upsample": det.upsample},
         quality={"min_face_px": qual.min_face_px, "min_sharpness": qual.min_sharpness, "max_yaw": qual.max_yaw},
     )
@@ -101,12 +108,14 @@ def _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, s
     from pathlib import Path
 
     from edge.eval import plot, scale
+    from edge.face import model
     from edge.files import write_atomic
     from edge.watchlist import operating
 
     if calibrate_path:
-        cal = operating.calibrate(enc.descriptors, enc.labels, name=Path(ds.root).name,
-                                  source=f"{ds.root} ({len(set(enc.labels.tolist()))} people)", seed=seed)
+        cal = operating.calibrate(enc.descriptors, enc.labels, name=f"{Path(ds.root).name}-{enc.model}",
+                                  source=f"{ds.root} ({len(set(enc.labels.tolist()))} people, face model "
+                                         f"{enc.model})", seed=seed, model_id=enc.model)
         write_atomic(Path(calibrate_path), (json.dumps(cal.to_json(), separators=(",", ":")) + "\n").encode())
         click.echo(f"calibration of {cal.identities} people, list sizes up to {cal.sizes[-1]}, written to "
                    f"{calibrate_path}", err=as_json)
@@ -120,7 +129,8 @@ def _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, s
         raise EdgeError(f"--list-sizes {list_sizes!r} is not a comma-separated list of sizes "
                         "like 10,100,1000") from None
     target = target_fpir or match.target_fpir
-    rep = scale.evaluate(enc.descriptors, enc.labels, sizes, splits, seed, target, match.threshold, refs, fuse)
+    cap = match.threshold or model.get(enc.model).cap
+    rep = scale.evaluate(enc.descriptors, enc.labels, sizes, splits, seed, target, cap, refs, fuse)
     plot.scale_plot(rep, plot_path)
     click.echo(json.dumps(rep, indent=1, sort_keys=True) if as_json else scale.format_table(rep))
     if not as_json:

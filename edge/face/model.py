@@ -24,10 +24,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from edge.config import MODELS, Config
 from edge.errors import EdgeError
 from edge.face import api, quality
 
 Box = tuple[int, int, int, int]  # top, right, bottom, left
+STILL_WIDTH = 1024
+
+
+class OtherModel(EdgeError):
+    """Templates or descriptors of one face model offered for comparison with another's."""
 
 
 class Face(NamedTuple):
@@ -47,6 +53,9 @@ class FaceModel:
     chip_size: int = 0
     gate_defaults: quality.Gate = quality.DLIB_GATE
     cap: float = 0.6  # the default distance cap (config ``match.threshold`` when not set)
+    # enrol's warnings: one person's photos lie under ``same_person`` apart, the same face re-saved under ``same_face``
+    same_person: float = 0.6
+    same_face: float = 0.3
     calibration: str = ""  # the file in edge/watchlist/ of the calibration shipped for this model
 
     def ref(self) -> dict[str, Any]:
@@ -66,6 +75,11 @@ class FaceModel:
 
     def detect(self, bgr: np.ndarray, scale: float = 1.0) -> list[Face]:
         raise NotImplementedError
+
+    def find(self, rgb: np.ndarray) -> list[Face]:
+        """Faces in a still (a reference image, an evaluation photo): small ones too, at most 1024 px wide."""
+        scale = min(1.0, STILL_WIDTH / rgb.shape[1])
+        return self.detect(np.ascontiguousarray(rgb[..., ::-1]), scale)
 
     def prepare(self, rgb: np.ndarray, face: Face, gate: quality.Gate) -> tuple[np.ndarray, quality.Quality]:
         """(the aligned chip to encode, its Quality): the one way a face is prepared and judged."""
@@ -111,7 +125,8 @@ class MobileFaceNet(FaceModel):
     # re-tuned on lfw-dev (docs/models.md): the dlib gate's bars carried to this chip and these landmarks by
     # quantile on 652 faces (sharpness on the 112 px chip reads ~3.2x the 150 px one; the nose tip ~1.1x the base)
     gate_defaults = quality.Gate(40, 45.0, 0.5, good_yaw=0.16, good_sharpness=320.0, yaw_unit=1.1)
-    cap = 1.3  # cosine -0.845: no cap in practice; the operating point decides
+    cap = MODELS["yunet-mobilefacenet"]  # 1.2, cosine 0.28: farther is not the same person; the point decides within
+    same_person, same_face = 1.2, 0.45  # cosine 0.28 and 0.9
     calibration = "calibration-yunet-mobilefacenet.json"
 
     def detect(self, bgr: np.ndarray, scale: float = 1.0) -> list[Face]:
@@ -161,7 +176,7 @@ class DlibResNet(FaceModel):
                         "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")
     chip_size = api.CHIP_SIZE
     gate_defaults = quality.DLIB_GATE
-    cap = 0.6
+    cap = MODELS["dlib-resnet"]  # 0.6: dlib's own
     calibration = "calibration.json"
 
     def __init__(self, backend: str | None = None) -> None:
@@ -171,6 +186,9 @@ class DlibResNet(FaceModel):
         rgb = api.to_rgb(bgr)
         width = round(rgb.shape[1] * scale) if scale < 1.0 else 0
         return [Face(b, None, 1.0) for b in api.detect(rgb, width, 1 if scale >= 2.0 else 0)]
+
+    def find(self, rgb: np.ndarray) -> list[Face]:
+        return [Face(b, None, 1.0) for b in api.detect(rgb, STILL_WIDTH, 1)]
 
     def prepare(self, rgb: np.ndarray, face: Face, gate: quality.Gate) -> tuple[np.ndarray, quality.Quality]:
         chip, pts = api.align(rgb, face.box)
@@ -219,7 +237,22 @@ def of(ref: Any, what: str = "the list") -> FaceModel:
     return m
 
 
+def for_config(cfg: Config) -> FaceModel:
+    """The model a box's config names (``model``), dlib's on the config's encoder backend."""
+    if cfg.model == DLIB and cfg.encode.backend not in ("auto", ""):
+        key = f"{DLIB}/{cfg.encode.backend}"
+        if key not in _instances:
+            _instances[key] = DlibResNet(cfg.encode.backend)
+        return _instances[key]
+    return get(cfg.model)
+
+
+def cap(cfg: Config) -> float:
+    """The box's distance cap: ``match.threshold`` if the config sets it, else its model's."""
+    return cfg.match.threshold if cfg.match.threshold is not None else get(cfg.model).cap
+
+
 def check_same(have: FaceModel, got: FaceModel, what: str = "a template") -> None:
     """Refuse, in one sentence, to compare ``got``'s templates with ``have``'s."""
     if have.id != got.id:
-        raise EdgeError(f"{what} of face model {got.id} is never compared with {have.id} templates")
+        raise OtherModel(f"{what} of face model {got.id} is never compared with {have.id} templates")

@@ -25,6 +25,7 @@ import numpy as np
 from edge.alerts import messages
 from edge.config import CameraConfig, Config
 from edge.face import api, encoder, quality
+from edge.face import model as face_model
 from edge.pipeline.capture import Capture
 from edge.pipeline.detect import Strategy
 from edge.pipeline.tracker import Track, Tracker
@@ -41,6 +42,7 @@ class Counters:
     rejected_blurred: int = 0
     rejected_turned: int = 0
     rejected_cut: int = 0  # faces cut by the frame's edge (judged once wholly in view)
+    rejected_undetected: int = 0  # a box in which the face model finds no face (its landmarks): not encoded
     not_authorised: int = 0  # faces seen while matching is off (outside a deployment window)
     messages_dropped: int = 0
     detect_ms: float = 0.0  # moving averages
@@ -74,6 +76,7 @@ class CameraWorker:
         self.stop_event = stop_event
         self.encode_allowed = encode_allowed  # multiprocessing.Event: inside an authorised window
         self.counters = Counters()
+        self.model = face_model.for_config(cfg)  # prepares and encodes each face (edge/face/model.py)
         self.epoch = int(time.time()) % 1_000_000  # keeps track ids unique across restarts
         det = cfg.detect
         self.tracker = Tracker(det.track_iou, det.track_lost_s, det.track_gate, det.track_reid_distance,
@@ -125,6 +128,7 @@ class CameraWorker:
     def start(self) -> Capture:
         encoder.set_threads(self.cfg.encode.threads)  # one camera process, one core
         api.warm_up(self.cfg.encode.backend)  # load models here, in this process
+        self.model.warm_up()
         self.capture = Capture(self.cam.source, self.cam.loop, self.cam.realtime,
                                self.cfg.health.reconnect_max_backoff, self.on_state)
         self.capture.start()
@@ -160,6 +164,7 @@ class CameraWorker:
             live = []
             self.held.clear()  # nothing is encoded outside an authorised window, later either
         chosen: list[Held] = []
+        gate = self.model.gate(q.min_face_px, q.min_sharpness, q.max_yaw)
         for track in live:
             if track.encodes >= enc.max_per_track or track.encodes and frame.time - track.judged < REJUDGE_S:
                 continue
@@ -169,7 +174,9 @@ class CameraWorker:
                 continue
             track.judged = frame.time
             rgb, box = _around(frame.image, track.box)  # the face and its context, in RGB; box in that region
-            chip, qual = quality.gate(rgb, _dlib_box(box), q.min_face_px, q.min_sharpness, q.max_yaw)
+            # dlib's landmark model reads a HOG-like box; the new model finds its landmarks around YuNet's
+            found = _dlib_box(box) if self.model.id == face_model.DLIB else box
+            chip, qual = self.model.prepare(rgb, face_model.Face(found, None, 1.0), gate)
             if not qual.ok:
                 setattr(c, f"rejected_{qual.reason}", getattr(c, f"rejected_{qual.reason}") + 1)
                 self.tracker.settle(track, None)
@@ -192,7 +199,7 @@ class CameraWorker:
                 chosen.append(held)
         if chosen:
             t1 = time.perf_counter()
-            descs = api.encode_chips([v.chip for v in chosen], enc.backend)
+            descs = self.model.encode([v.chip for v in chosen])
             c.encode_ms = _ema(c.encode_ms, (time.perf_counter() - t1) * 1000 / len(chosen))
             for view, desc in zip(chosen, descs, strict=True):
                 track, qual = view.track, view.qual
@@ -211,7 +218,7 @@ class CameraWorker:
                           descriptor=[round(float(x), 6) for x in desc],
                           crop_jpeg=messages.b64(api.jpeg(view.crop)),
                           context_jpeg=messages.b64(api.jpeg(view.context, 80)),
-                          quality=round(qual.score, 4), encode_no=track.encodes)
+                          quality=round(qual.score, 4), encode_no=track.encodes, model=self.model.id)
         c.lag_ms = _ema(c.lag_ms, (time.time() - frame.time) * 1000)
 
 

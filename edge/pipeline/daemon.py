@@ -22,6 +22,7 @@ from edge.alerts import messages
 from edge.alerts.publisher import Channel
 from edge.config import Config
 from edge.errors import EdgeError
+from edge.face import model as face_model
 from edge.pipeline import cards, live
 from edge.pipeline.alerting import Encounter, EncounterPolicy
 from edge.pipeline.control import ControlServer
@@ -45,7 +46,7 @@ class Daemon(Lifecycle):
         super().__init__()
         self.cfg = cfg
         self.box_id = cfg.box_id
-        self.matcher = Matcher(cfg.match.threshold)
+        self.matcher = Matcher(face_model.cap(cfg))
         self.duties = Duties(cfg, publish=self.publish)  # audit log, deployment windows, face counts
         self.duties.gate.record = self.record  # a deployment's end reaches the watch-list service (record())
         self.duties.gate.list_id = lambda: self.matcher.current.list_id if self.matcher.current else None
@@ -150,15 +151,23 @@ class Daemon(Lifecycle):
                 self.counts.not_authorised += 1
                 continue
             probe = np.asarray(msg["descriptor"], dtype=np.float32)
-            if probe.shape != (128,) or not np.isfinite(probe).all():
+            if not np.isfinite(probe).all() or probe.ndim != 1:
                 self.counts.bad_stage_messages += 1
+                continue
+            wl = self.matcher.current
+            if wl is not None and (msg.get("model", face_model.DLIB) != wl.model or probe.shape != (wl.dim,)):
+                self.counts.other_model += 1  # never compared: another model's descriptor means nothing here
                 continue
             usable.append(msg)
             probes.append(self.fusion.add(msg["track_id"], probe, time.monotonic()) if self.cfg.match.fuse_views
                           else probe)
         if not usable:
             return
-        hits = self.matcher.match_batch(np.stack(probes))
+        try:
+            hits = self.matcher.match_batch(np.stack(probes), usable[0].get("model", face_model.DLIB))
+        except face_model.OtherModel:  # the list was swapped for one of another model meanwhile
+            self.counts.other_model += len(usable)
+            return
         for msg, probe, hit in zip(usable, probes, hits, strict=True):
             if hit is not None:
                 self.raise_alert(msg, *hit, probe=probe)
@@ -185,11 +194,13 @@ class Daemon(Lifecycle):
             alert_id=alert_id, encounter_id=enc.encounter_id, sighting=sighting, state=enc.state,
             decision=decision)
         alert.update(cards.extras(msg, wl, entry, probe))
+        alert["model"] = wl.model if wl else msg.get("model", face_model.DLIB)  # the face model that matched
         # the audit record first: an alert is never delivered without being in the log
         fields = dict(alert_id=alert_id, camera_id=alert["camera_id"], time=alert["time"], ref=entry.ref,
                       distance=alert["distance"], track_id=alert["track_id"], encounter_id=enc.encounter_id,
                       sighting=sighting, crop_sha256=hashlib.sha256(messages.unb64(alert["crop_jpeg"])).hexdigest(),
-                      reference_sha256=hashlib.sha256(messages.unb64(alert["reference_jpeg"])).hexdigest())
+                      reference_sha256=hashlib.sha256(messages.unb64(alert["reference_jpeg"])).hexdigest(),
+                      model=alert["model"])
         where = [msg.get("frame_no"), *(msg.get("box") or [])]  # the frame in the stream, the face in it
         if len(where) == 5 and all(type(v) is int for v in where):
             fields.update(frame_no=where[0], box=where[1:])
@@ -345,9 +356,11 @@ class Daemon(Lifecycle):
         return {
             "box_id": self.box_id,
             "uptime_s": round(time.time() - self._started, 1),
+            "model": dict(face_model.for_config(self.cfg).ref(), name=face_model.for_config(self.cfg).describe()),
             "watchlist": None if wl is None else {
                 "list_id": wl.list_id, "entries": len(wl), "issuer": wl.issuer, "sequence": wl.sequence,
-                "not_after": wl.not_after.isoformat() if wl.not_after else None},
+                "not_after": wl.not_after.isoformat() if wl.not_after else None, "model": wl.model,
+                "templates_from": wl.meta.get("templates_from", wl.model)},
             "threshold": self.matcher.threshold,
             "alerts_sent": self.counts.alerts,  # encounters: each one alert to decide
             "encounters": self.counts.alerts,

@@ -23,8 +23,11 @@ class TrackFusion:
     def add(self, track_id: str, descriptor: np.ndarray, now: float) -> np.ndarray:
         """Add one view of ``track_id``; returns the descriptor to match: the mean of its views."""
         self._expire(now)
-        total, n, _ = self._views.pop(track_id, (np.zeros(128, np.float64), 0, now))
-        total = total + np.asarray(descriptor, np.float64)
+        d = np.asarray(descriptor, np.float64)
+        total, n, _ = self._views.pop(track_id, (np.zeros(d.shape, np.float64), 0, now))
+        if total.shape != d.shape:  # views of another model are not averaged in
+            total, n = np.zeros(d.shape, np.float64), 0
+        total = total + d
         self._views[track_id] = (total, n + 1, now)
         while len(self._views) > self.max_tracks:
             self._forget(next(iter(self._views)))

@@ -52,8 +52,11 @@ def format_status(st: dict) -> str:
     wl = st.get("watchlist") or {}
     lines = [
         f"box {st.get('box_id')}  up {duration(st.get('uptime_s', 0))}",
+        f"face model: {(st.get('model') or {}).get('name', 'unknown')}",
         "watch list: " + (f"{wl.get('entries', 0)} entries, id {wl.get('list_id')}, issuer {wl.get('issuer')}"
                           + (f", expires {wl['not_after']}" if wl.get("not_after") else "")
+                          + (f", templates made here from its images (it was built for {wl['templates_from']})"
+                             if wl.get("templates_from", wl.get("model")) != wl.get("model") else "")
                           if wl else "none loaded (no matching)"),
         f"alerts: {st.get('alerts_sent', 0):,} encounters ({st.get('sightings', 0):,} sightings), "
         f"{(st.get('decisions') or {}).get('total', 0):,} decided; frame->alert latency "

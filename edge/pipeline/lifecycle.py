@@ -33,6 +33,7 @@ from edge.alerts.publisher import Channel
 from edge.alerts.retention import Policy
 from edge.config import Config
 from edge.errors import EdgeError
+from edge.face import model as face_model
 from edge.pipeline.alerting import Encounter, EncounterPolicy
 from edge.pipeline.control import ControlServer
 from edge.pipeline.duties import Duties
@@ -101,7 +102,8 @@ class Lifecycle:
         stops. Inputs start last, so they stop first (cameras, control, the watch-list service, the
         channel's thread); the books close last: final records, then the signed ``service_stop``."""
         self.prepare_state_dir()
-        operating.load_calibration(self.cfg.match.calibration or None)  # a bad file: one sentence, before anything runs
+        # a bad file, or one of another face model: one sentence, before anything runs
+        operating.load_calibration(self.cfg.match.calibration or None, self.cfg.model)
         with contextlib.ExitStack() as stops:
             stops.callback(self.forget)  # the very last: the list in memory wiped, track views dropped
             # service_start is the run's first record: what a restart records (reloads, refusals) is not
@@ -203,14 +205,15 @@ class Lifecycle:
         if self.cfg.watchlist.folder:
             from edge.watchlist.folder import load_folder
 
-            wl = load_folder(self.cfg.watchlist.folder, self.cfg.encode.backend)
+            wl = load_folder(self.cfg.watchlist.folder, face_model.for_config(self.cfg))
             m = self.cfg.match
-            wl.operating, _ = operating.for_list(operating.load_calibration(m.calibration or None), len(wl),
-                                                 m.threshold, m.target_fpir, m.rule)
+            wl.operating, _ = operating.for_list(operating.load_calibration(m.calibration or None, self.cfg.model),
+                                                 len(wl), face_model.cap(self.cfg), m.target_fpir, m.rule)
             self.matcher.swap(wl)
             self.record("watchlist_loaded", issuer=wl.issuer, list_id=wl.list_id, entries=len(wl), arrived="folder",
                         file=str(self.cfg.watchlist.folder), refs=[e.ref for e in wl.entries],
-                        categories=sorted({e.category for e in wl.entries}))
+                        categories=sorted({e.category for e in wl.entries}),
+                        model=face_model.get(wl.model).ref())
             self.publish(messages.event(box_id=self.box_id, event="watchlist_loaded", list_id=wl.list_id,
                                         entries=len(wl), issuer=wl.issuer))
 
@@ -250,7 +253,8 @@ class Lifecycle:
     def open_channel(self) -> Channel:
         """The CURVE-authenticated, durable alert channel (edge/alerts/publisher.py)."""
         try:
-            ident = identity.create(self.cfg.state_dir, self.box_id)  # keys are made once, never replaced here
+            # keys are made once, never replaced here; box.pub.json declares the face model the box runs
+            ident = identity.create(self.cfg.state_dir, self.box_id, model=face_model.get(self.cfg.model).ref())
             channel = Channel(self.cfg.alerts.endpoint, self.cfg.state_dir, ident.curve_public,
                               ident.curve_secret, self.box_id,
                               on_adjudication=self.on_adjudication, record=self.record,

@@ -31,6 +31,7 @@ class Counts:
     sightings: int = 0  # every alert message published
     matches_suppressed: int = 0
     bad_stage_messages: int = 0
+    other_model: int = 0  # descriptors of another face model than the list's: never compared
     not_authorised: int = 0  # encodings outside every deployment window
     adjudications: int = 0
     decisions_confirmed: int = 0

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from edge.face import model as face_model
 from edge.watchlist.operating import OperatingPoint
 
 CATEGORIES = ("wanted", "missing person", "known offender", "other")
@@ -49,7 +50,7 @@ class Entry:
 class WatchList:
     list_id: str
     entries: list[Entry]
-    templates: np.ndarray  # (n, 128) float32; several rows may belong to one entry
+    templates: np.ndarray  # (n, dim) float32 of ``model``; several rows may belong to one entry
     owners: np.ndarray  # (n,) int: index into entries for each template row
     issuer: str = "local"
     sequence: int = 0
@@ -59,10 +60,12 @@ class WatchList:
     row_images: np.ndarray | None = None  # (n,) int: image number of each template row (v2 bundles)
     image_store: ImageStore | None = None  # reads image i from the stored bundle
     operating: OperatingPoint | None = None  # how hits are decided for this list (edge/watchlist/operating.py)
+    model: str = face_model.DLIB  # the face model whose templates these are (edge/face/model.py)
 
     def __post_init__(self) -> None:
         self._by_ref: dict[str, int] | None = None  # ref -> entry index, built on first use
-        self.templates = np.ascontiguousarray(self.templates, dtype=np.float32).reshape(-1, 128)
+        self.dim = face_model.get(self.model).dim
+        self.templates = np.ascontiguousarray(self.templates, dtype=np.float32).reshape(-1, self.dim)
         self.owners = np.asarray(self.owners, dtype=np.int64)
         self._sq = np.einsum("ij,ij->i", self.templates, self.templates)
         # rows of one entry are contiguous (every loader writes them so): per-entry minima by segment
@@ -75,11 +78,11 @@ class WatchList:
 
     def nearest(self, probe: np.ndarray) -> tuple[int, float]:
         """(entry index, Euclidean distance) of the closest template; (-1, inf) for an empty list."""
-        idx, dist = self.nearest_batch(np.asarray(probe, dtype=np.float32).reshape(1, 128))
+        idx, dist = self.nearest_batch(np.asarray(probe, dtype=np.float32).reshape(1, self.dim))
         return int(idx[0]), float(dist[0])
 
     def nearest_batch(self, probes: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """Exact nearest entry and its distance for each of (k, 128) probes: the matcher's own search
+        """Exact nearest entry and its distance for each of (k, dim) probes: the matcher's own search
         (:meth:`nearest2_batch`) without the second-nearest."""
         idx, d1, _ = self.nearest2_batch(probes, chunk)
         return idx, d1.astype(np.float32)
@@ -95,7 +98,7 @@ class WatchList:
         rows = self.rows_of(index) if index >= 0 else np.zeros(0, np.int64)
         if not len(rows):
             return -1
-        d = self.templates[rows] - np.asarray(probe, dtype=np.float32).reshape(1, 128)
+        d = self.templates[rows] - np.asarray(probe, dtype=np.float32).reshape(1, self.dim)
         return int(rows[int(np.argmin(np.einsum("ij,ij->i", d, d)))])
 
     def _index_of(self, entry: Entry) -> int:
@@ -114,14 +117,17 @@ class WatchList:
         return self.image_store.read(int(self.row_images[row]))
 
     def nearest2_batch(self, probes: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(nearest entry, its distance, the second-nearest *entry*'s distance) for each of (k, 128) probes.
+        """(nearest entry, its distance, the second-nearest *entry*'s distance) for each of (k, dim) probes.
 
         One matrix product per block of whole entries: |t|^2 - 2 p.t ranks templates like the distance
         does, and batching probes turns k matrix-vector products (memory-bound: the whole list is read k
         times) into one. The second-nearest is another entry's best template (the list as its own cohort,
         edge/watchlist/operating.py); inf when the list has one entry.
         """
-        probes = np.ascontiguousarray(probes, dtype=np.float32).reshape(-1, 128)
+        probes = np.ascontiguousarray(probes, dtype=np.float32)
+        if probes.ndim != 2 or probes.shape[1] != self.dim:
+            raise face_model.OtherModel(f"a probe of {probes.shape[-1]} numbers is not a {self.model} descriptor "
+                                        f"({self.dim}): it is never compared with this list")
         k = len(probes)
         inf = np.full(k, np.inf, dtype=np.float64)
         if len(self.templates) == 0:
@@ -180,18 +186,23 @@ class Matcher:
             old, self._list = self._list, new
         return old
 
-    def match(self, probe: np.ndarray) -> tuple[Entry, float] | None:
-        return self.match_batch(np.asarray(probe, dtype=np.float32).reshape(1, 128))[0]
+    def match(self, probe: np.ndarray, model: str | None = None) -> tuple[Entry, float] | None:
+        return self.match_batch(np.asarray(probe, dtype=np.float32).reshape(1, -1), model)[0]
 
-    def match_batch(self, probes: np.ndarray) -> list[tuple[Entry, float] | None]:
+    def match_batch(self, probes: np.ndarray, model: str | None = None) -> list[tuple[Entry, float] | None]:
         """For each probe, (entry, distance) when it is a hit under the list's operating point, else None.
 
         A list without an operating point (tests, tools) is matched on the plain distance threshold.
-        Either way the box's own ``threshold`` caps the distance.
+        Either way the box's own ``threshold`` caps the distance. ``model``: the face model that made the
+        probes (None: the list's); probes of another model than the list's are refused (``OtherModel``,
+        one sentence), never compared.
         """
         wl = self._list
         if wl is None or (wl.not_after is not None and datetime.now(wl.not_after.tzinfo) >= wl.not_after):
             return [None] * len(probes)  # past its signed end a list never matches, whatever purges it
+        if model is not None and model != wl.model:
+            raise face_model.OtherModel(f"descriptors of face model {model} are never compared with the list in "
+                                        f"force ({wl.model} templates)")
         idx, d1, d2 = wl.nearest2_batch(probes)
         hit = d1 <= self.threshold
         if wl.operating is not None:

@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.codec import b64 as _b64
 from edge.codec import canonical
+from edge.errors import EdgeError
+from edge.face import model as face_model
 from edge.identity import key_id, raw_public
 from edge.watchlist import stream
 from edge.watchlist.base import CATEGORIES, Entry, Image
@@ -65,7 +67,7 @@ from edge.watchlist.fields import (
 VERSION = 2
 STREAM_ALG = "AES-256-GCM-STREAM-64K"
 SIG_CONTEXT = b"edge-watchlist/v2 signature\x00"
-ROW = 128 * 4  # one template: 128 little-endian float32
+ROW = 128 * 4  # one dlib template: 128 little-endian float32 (a model's: its ``dim``, header ``model``)
 INDEX_ROW = 8  # entry number, image number: two little-endian u32
 MAX_ROWS = 400_000  # template rows in one list (200 MB of templates)
 MAX_IMAGES = 400_000  # reference images in one list
@@ -86,7 +88,7 @@ class RefImage:
 
 @dataclass
 class Item:
-    """One entry to write: its fields, its (k, 128) templates and images; ``row_image[r]`` is the image
+    """One entry to write: its fields, its (k, dim) templates and images; ``row_image[r]`` is the image
     (0-based, of this entry) template row r was made from (default: row r from image r, or all rows
     from image 0 when there is one image)."""
 
@@ -111,6 +113,15 @@ class Verified:
     layout: dict[str, Any] = dc_field(default_factory=dict)
 
 
+def model_of(h: dict[str, Any]) -> face_model.FaceModel:
+    """The face model a header names (``model``; absent: dlib, as every list before models were named); a
+    model this box does not have, or other weights, is refused in one sentence."""
+    try:
+        return face_model.of(h.get("model"), "the list")
+    except EdgeError as exc:
+        raise BundleError(str(exc)) from None
+
+
 # --- writing ------------------------------------------------------------------------------------
 
 def _rows_of(it: Item) -> list[int]:
@@ -120,9 +131,9 @@ def _rows_of(it: Item) -> list[int]:
     return list(range(k)) if k == len(it.images) else [0] * k
 
 
-def layout(rows: int, meta_length: int, images_length: int) -> dict[str, Any]:
+def layout(rows: int, meta_length: int, images_length: int, dim: int = 128) -> dict[str, Any]:
     """Plaintext offsets of the four sections, and the stream's sizes."""
-    t_end = rows * ROW
+    t_end = rows * dim * 4
     i_end = t_end + rows * INDEX_ROW
     m_end = i_end + meta_length
     plain = m_end + images_length
@@ -138,10 +149,11 @@ def write(header: dict[str, Any], items: list[Item], issuer_key: Ed25519PrivateK
     returns the bytes. ``header`` holds the list fields; the crypto and payload fields are added here.
     ``file_key``, ``ephemeral`` and ``nonce`` exist for test vectors only."""
     file_key, nonce = file_key or os.urandom(32), nonce or os.urandom(16)
+    dim = int((header.get("model") or {}).get("dim", 128))  # the template length of the model it names
     metas, index, blocks, images = [], [], [], []
     n_img = 0
     for e, it in enumerate(items):
-        t = np.asarray(it.templates, dtype="<f4").reshape(-1, 128)
+        t = np.asarray(it.templates, dtype="<f4").reshape(-1, dim)
         rows = _rows_of(it)
         if len(rows) != len(t) or any(not 0 <= r < len(it.images) for r in rows):
             raise ValueError(f"{it.ref}: row_image does not match its templates and images")
@@ -155,7 +167,7 @@ def write(header: dict[str, Any], items: list[Item], issuer_key: Ed25519PrivateK
         n_img += len(it.images)
     meta = canonical({"entries": metas})
     index_b = np.asarray(index, dtype="<u4").reshape(-1, 2).tobytes()
-    lay = layout(len(index), len(meta), sum(map(len, images)))
+    lay = layout(len(index), len(meta), sum(map(len, images)), dim)
     issuer_pub = raw_public(issuer_key)
     h = dict(header, format="edge-watchlist", version=VERSION, issuer=key_id(issuer_pub),
              box=key_id(box_wl_public), entries=len(items),
@@ -220,7 +232,7 @@ def verify(src: stream.Source, issuers: dict[str, bytes]) -> Verified:
         raise BundleError(f"bad signature: the file was altered or not signed by issuer {issuer}") from None
     hb = src.pread(hlen, PREFIX.size)
     h = check_header(hb, issuer)
-    lay = layout(h["payload"]["rows"], h["payload"]["meta_length"], h["payload"]["images_length"])
+    lay = layout(h["payload"]["rows"], h["payload"]["meta_length"], h["payload"]["images_length"], model_of(h).dim)
     if lay["sealed"] != clen:
         raise BundleError(f"the payload stream is {clen} bytes but the header's sizes make {lay['sealed']}")
     return Verified(issuer, h, hb, src, pos + 8, layout=lay)
@@ -252,6 +264,7 @@ def check_header(hb: bytes, issuer: str) -> dict[str, Any]:
         raise BundleError("policy.retention_days is out of range (0..3650)")
     field(pol, "threshold_floor", (int, float), "policy")
     check_operating(h)
+    model_of(h)
     if "ends_with_deployment" in h and not isinstance(h["ends_with_deployment"], bool):
         raise BundleError("header.ends_with_deployment must be true or false")
     wrap = field(h, "wrap", dict)
@@ -279,7 +292,7 @@ def check_header(hb: bytes, issuer: str) -> dict[str, Any]:
 @dataclass
 class Opened:
     entries: list[Entry]
-    templates: np.ndarray  # (rows, 128) float32
+    templates: np.ndarray  # (rows, dim) float32
     owners: np.ndarray  # (rows,) entry of each row
     row_images: np.ndarray  # (rows,) image of each row
     images: ImageStore
@@ -293,7 +306,7 @@ def open_list(v: Verified, wl_key: X25519PrivateKey) -> Opened:
     key = stream.payload_key(unwrap_file_key(h, wl_key, VERSION), _unb64(pay["nonce"], "payload.nonce"))
     aad = hashlib.sha256(v.header_bytes).digest()
     rows = pay["rows"]
-    templates = np.empty((rows, 128), dtype="<f4")
+    templates = np.empty((rows, model_of(h).dim), dtype="<f4")
     index = np.empty((rows, 2), dtype="<u4")
     meta = bytearray(pay["meta_length"])
     sinks = [(lay["templates"][0], templates.data.cast("B")), (lay["index"][0], index.data.cast("B")),

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import EdgeError
+from edge.face import model as face_model
 
 RULES = ("ratio", "distance")
 DEFAULT_RULE = "ratio"
@@ -41,7 +42,7 @@ MAX_TARGET = 0.02  # a calibration keeps the lowest 2 % of scores: targets above
 RATIO_D2_CAP = 0.8  # a second-nearest entry farther than this counts as this far (tiny lists)
 TAIL_FIT = 30  # below this many calibration samples, FPIR comes from a power-law fit of the tail
 CAL_FORMAT = "edge-calibration"
-CAL_VERSION = 1
+CAL_VERSION = 2  # version 2 names its face model (``model``); a version 1 file is dlib's
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -114,6 +115,11 @@ class Calibration:
     samples: dict[int, int]  # searches simulated per size
     low: dict[str, dict[int, list[list[float]]]] = field(default_factory=dict)  # rule -> size -> [[score, d1]]
     nearest_q90: dict[int, float] = field(default_factory=dict)  # 90th percentile of passers-by's nearest distance
+    model: dict[str, Any] | None = None  # the face model whose distances these are (FaceModel.ref(); None: dlib)
+
+    @property
+    def model_id(self) -> str:
+        return face_model.of(self.model, f"calibration {self.name}").id
 
     def ratio_cap(self, n: int) -> float:
         """The ratio rule's own distance cap for a list of ``n``: nearer than 90 % of passers-by's nearest
@@ -179,6 +185,7 @@ class Calibration:
 
     def to_json(self) -> dict[str, Any]:
         return {"format": CAL_FORMAT, "version": CAL_VERSION, "name": self.name, "source": self.source,
+                "model": self.model or face_model.get(face_model.DLIB).ref(),
                 "identities": self.identities, "sizes": self.sizes,
                 "nearest_q90": {str(k): round(v, 4) for k, v in self.nearest_q90.items()},
                 "samples": {str(k): v for k, v in self.samples.items()},
@@ -189,27 +196,40 @@ class Calibration:
     def from_json(cls, d: object) -> Calibration:
         if not isinstance(d, dict) or d.get("format") != CAL_FORMAT:
             raise EdgeError("not an edge calibration file (make one with 'edge eval --calibrate')")
-        if d.get("version") != CAL_VERSION:
-            raise EdgeError(f"unsupported calibration version {d.get('version')} (this box reads {CAL_VERSION})")
+        if d.get("version") not in (1, CAL_VERSION):
+            raise EdgeError(f"unsupported calibration version {d.get('version')} (this box reads versions 1, 2)")
+        if d["version"] == CAL_VERSION and not isinstance(d.get("model"), dict):
+            raise EdgeError("the calibration file does not name its face model (version 2 must)")
+        model = d.get("model") if d["version"] == CAL_VERSION else None
+        face_model.of(model, "the calibration file")  # a model this box has, with these weights
         try:
             sizes = sorted(int(s) for s in d["sizes"])
             return cls(name=str(d["name"]), source=str(d["source"]), identities=int(d["identities"]),
                        sizes=sizes, samples={int(k): int(v) for k, v in d["samples"].items()},
                        low={r: {int(k): v for k, v in by.items()} for r, by in d["low"].items()},
-                       nearest_q90={int(k): float(v) for k, v in d.get("nearest_q90", {}).items()})
+                       nearest_q90={int(k): float(v) for k, v in d.get("nearest_q90", {}).items()}, model=model)
         except (KeyError, TypeError, ValueError, AttributeError):
             raise EdgeError("the calibration file is damaged (a field is missing or of the wrong type)") from None
 
 
-def load_calibration(path: str | Path | None = None) -> Calibration:
-    """A calibration file, or the one that ships with the box when ``path`` is empty (read once per
-    file version: every list load asks for it)."""
+def load_calibration(path: str | Path | None = None, model_id: str = face_model.DLIB) -> Calibration:
+    """A calibration file, or the one that ships with the box for face model ``model_id`` when ``path`` is
+    empty (read once per file version: every list load asks for it). A calibration of another model than
+    the one matching is refused in one sentence: its distances mean nothing to it."""
+    m = face_model.get(model_id)
+    where = Path(path) if path else Path(str(resources.files("edge.watchlist").joinpath(m.calibration)))
     try:
-        where = Path(path) if path else Path(str(resources.files("edge.watchlist").joinpath("calibration.json")))
         st = where.stat()
-        return _read_calibration(str(where), st.st_mtime_ns, st.st_size)
     except OSError as exc:
+        if not path:
+            raise EdgeError(f"no calibration ships for face model {m.id}: name one (match.calibration, "
+                            "--calibration) made with 'edge eval --calibrate'") from None
         raise EdgeError(f"cannot read calibration file {path}: {exc.strerror}") from None
+    cal = _read_calibration(str(where), st.st_mtime_ns, st.st_size)
+    if cal.model_id != m.id:
+        raise EdgeError(f"calibration {cal.name} was made with face model {cal.model_id}, not {m.id} (the model "
+                        "matching): its distances do not apply")
+    return cal
 
 
 @functools.lru_cache(maxsize=4)
@@ -261,7 +281,7 @@ KEEP_SHARE = MAX_TARGET  # the lowest 2 % of each size's scores are kept
 
 
 def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed: int = 0,
-              reps: int = 20, sizes: Sequence[int] = CAL_SIZES) -> Calibration:
+              reps: int = 20, sizes: Sequence[int] = CAL_SIZES, model_id: str = face_model.DLIB) -> Calibration:
     """Simulate non-mated searches: each identity's face against ``reps`` random lists of others."""
     rng = np.random.default_rng(seed)
     idents = np.unique(labels)
@@ -300,7 +320,7 @@ def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed
             s = scores(d1, d2, rule)
             order = np.argsort(s)[:keep]
             low[rule][size] = [[round(float(s[i]), 4), round(float(d1[i]), 4)] for i in order]
-    return Calibration(name, source, m, usable, samples, low, q90)
+    return Calibration(name, source, m, usable, samples, low, q90, face_model.get(model_id).ref())
 
 
 def own_searches(templates: np.ndarray, owners: np.ndarray, limit: int = 5000,
@@ -309,7 +329,8 @@ def own_searches(templates: np.ndarray, owners: np.ndarray, limit: int = 5000,
 
     At most ``limit`` entries are searched (a seeded sample), so a 100,000-entry list stays quick.
     """
-    t = np.asarray(templates, np.float64).reshape(-1, 128)
+    t = np.asarray(templates, np.float64)
+    t = t.reshape(len(t), -1)
     owners = np.asarray(owners, dtype=np.int64)
     firsts = np.unique(owners, return_index=True)[1]
     if len(firsts) < 3:

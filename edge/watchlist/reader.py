@@ -12,6 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from edge.face import model as face_model
 from edge.watchlist import bundle, bundle_v2
 from edge.watchlist.base import WatchList
 from edge.watchlist.bundle import BundleError
@@ -43,6 +44,12 @@ def verify(src: Source | bytes, issuers: dict[str, bytes]) -> Checked:
     return Checked(2, v.header, v2=v)
 
 
+def model_of(c: Checked) -> face_model.FaceModel:
+    """The face model that made a checked bundle's templates (version 1: dlib, as every list before models were
+    named)."""
+    return bundle_v2.model_of(c.header) if c.version == 2 else face_model.get(face_model.DLIB)
+
+
 def open_list(c: Checked, wl_key: X25519PrivateKey) -> WatchList:
     """Decrypt and validate the entries of a checked bundle -> the list (not yet in force)."""
     h = c.header
@@ -58,7 +65,7 @@ def open_list(c: Checked, wl_key: X25519PrivateKey) -> WatchList:
         raise BundleError("the bundle must be verified before it is opened")
     o = bundle_v2.open_list(c.v2, wl_key)
     return WatchList(entries=o.entries, templates=o.templates, owners=o.owners, row_images=o.row_images,
-                     image_store=o.images, **common)
+                     image_store=o.images, model=model_of(c).id, **common)
 
 
 def close(c: Checked) -> None:

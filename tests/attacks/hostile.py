@@ -14,6 +14,7 @@ from wlhelpers import box_config, face, make_bundle, t, trust_issuer
 from edge import identity
 from edge.audit.log import AuditLog
 from edge.audit.verify import verify_log
+from edge.face import model as face_model
 from edge.watchlist import bundle
 from edge.watchlist.base import Entry, Matcher
 from edge.watchlist.service import WatchlistService
@@ -31,7 +32,7 @@ class Box:
         self.ident = identity.create(self.state, box_id)
         trust_issuer(self.state, ISSUER)
         self.log = AuditLog(self.state, box_id=box_id)
-        self.matcher = Matcher(self.cfg.match.threshold)
+        self.matcher = Matcher(face_model.cap(self.cfg))
         self.events: list[dict] = []
         self.svc = WatchlistService(self.cfg, self.ident, self.matcher, self.events.append, self.log.append)
 

@@ -16,8 +16,9 @@ from edge import deployment
 from edge import identity as identity_mod
 from edge.alerts import messages
 from edge.errors import EdgeError
+from edge.face import model as face_model
 from edge.files import write_atomic
-from edge.watchlist import bundle, operating, reader
+from edge.watchlist import bundle, operating, reader, reencode
 from edge.watchlist.base import WatchList
 from edge.watchlist.bundle import BundleError
 from edge.watchlist.fields import parse_time
@@ -48,22 +49,34 @@ class Loading(Endings):
             raise BundleError(f"the list expired at {h['not_after']}")
         self._check_sequence(h, reload)
         bundle.check_policy(h)
-        threshold = self.matcher.threshold if self.matcher else self.cfg.match.threshold
-        if threshold > h["policy"]["threshold_floor"]:
+        # a list of the box's own model is held to its signed floor and operating point; one of another model
+        # is matched on templates the box makes from its images (reencode.py), at a point derived for them
+        same = reader.model_of(c).id == self.face_model.id
+        threshold = self.matcher.threshold if self.matcher else face_model.cap(self.cfg)
+        if same and threshold > h["policy"]["threshold_floor"]:
             raise BundleError(f"this box matches at distance {threshold}, more lenient than the list's "
                               f"threshold floor {h['policy']['threshold_floor']}: lower match.threshold")
-        op = self.operating_point(h)  # refused here, before decrypting, if it breaks the list's own policy
+        op = self.operating_point(h, same)  # refused here, before decrypting, if it breaks the list's own policy
         return c, op
 
-    def operating_point(self, h: dict) -> operating.OperatingPoint:
-        """How this list will be matched: its signed operating point re-checked, or one derived for it."""
+    @property
+    def face_model(self) -> face_model.FaceModel:
+        """The face model this box runs (config ``model``): the one every list in force is matched by."""
+        return face_model.get(self.cfg.model)
+
+    def operating_point(self, h: dict, same_model: bool = True) -> operating.OperatingPoint:
+        """How this list will be matched: its signed operating point re-checked, or one derived for it (and
+        always derived, for the model matching, when the list was made by another model)."""
         m = self.cfg.match
-        cap = min(self.matcher.threshold if self.matcher else m.threshold, float(h["policy"]["threshold_floor"]))
+        cap = self.matcher.threshold if self.matcher else face_model.cap(self.cfg)
+        if same_model:
+            cap = min(cap, float(h["policy"]["threshold_floor"]))
         signed = h["policy"].get("target_fpir")
         ok = isinstance(signed, int | float) and not isinstance(signed, bool) and 0.0 < signed < 1.0
         target = min(m.target_fpir, float(signed)) if ok else m.target_fpir
-        op, problem = operating.for_list(operating.load_calibration(m.calibration or None), int(h["entries"]),
-                                         cap, target, m.rule, h.get("operating"))
+        cal = operating.load_calibration(m.calibration or None, self.face_model.id)
+        op, problem = operating.for_list(cal, int(h["entries"]), cap, target, m.rule,
+                                         h.get("operating") if same_model else None)
         if problem:
             raise BundleError(problem)
         return op
@@ -78,7 +91,7 @@ class Loading(Endings):
         src.known = known or src.known  # the digest stage_bundle_file took of the copy it made
         try:
             c, op = self.check(src, reload=reload)
-            wl = reader.open_list(c, self.identity.wl_key)
+            wl = reencode.for_model(reader.open_list(c, self.identity.wl_key), self.face_model)
             wl.operating = op
         except MALFORMED as exc:
             src.close()
@@ -151,7 +164,8 @@ class Loading(Endings):
             try:
                 try:
                     self.record("watchlist_loaded", replaced=old_id, **arrival, bundle_sha256=digest,
-                                issuer_name=self._issuer_name(wl.issuer), **summary, **self._contents(wl))
+                                issuer_name=self._issuer_name(wl.issuer), **summary, **self._contents(wl),
+                                **self._models(wl))
                 except EdgeError as exc:
                     raise BundleError(f"the list cannot be recorded in the audit log ({exc}), "
                                       "so it is not put in force") from None
@@ -181,6 +195,15 @@ class Loading(Endings):
         if self.cfg.deployment.required:
             deployment.authorising(self.cfg.state_dir, h, digest, state.now(),
                                    self.cfg.deployment.require_authority_ref)
+
+    @staticmethod
+    def _models(wl: WatchList) -> dict:
+        """The face model matching the list (``model``: id, weights), and the one that made its signed templates
+        when the box made its own from the reference images (``templates_from``)."""
+        out: dict[str, Any] = {"model": face_model.get(wl.model).ref()}
+        if wl.meta.get("templates_from"):
+            out["templates_from"] = wl.meta["templates_from"]
+        return out
 
     def _refused(self, arrival: dict, exc: Exception, data: bytes | Path = b"") -> None:
         """Audit and announce a refusal; a refusal that cannot be recorded is still refused."""
