@@ -122,7 +122,7 @@ def _declared(state_dir: StrPath) -> dict[str, Any]:
 
 
 def _publish(state_dir: StrPath, ident: Identity, **declared: Any) -> None:
-    pub = dict(ident.public(), **_declared(state_dir), **{k: v for k, v in declared.items() if v is not None})
+    pub = {**ident.public(), **_declared(state_dir), **{k: v for k, v in declared.items() if v is not None}}
     write_atomic(_keys_dir(state_dir) / PUB_FILE, (json.dumps(pub, indent=1, sort_keys=True) + "\n").encode(), 0o644)
 
 

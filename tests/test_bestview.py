@@ -75,7 +75,8 @@ def _run(frames: list[np.ndarray], extra: str = ""):
     from edge.pipeline.camera import CameraWorker
     from edge.pipeline.capture import Frame
 
-    cfg = config.parse('box_id = "t"\n[[cameras]]\nid = "c"\nsource = "x.mp4"\n' + extra)
+    # dlib's gate and encoder: the yaw and sharpness bars here are its measures (docs/models.md)
+    cfg = config.parse('box_id = "t"\nmodel = "dlib-resnet"\n[[cameras]]\nid = "c"\nsource = "x.mp4"\n' + extra)
     allowed = threading.Event()
     allowed.set()
     out: queue.Queue = queue.Queue()

@@ -7,6 +7,7 @@ the CLI test encodes it again end to end and must give the very same report.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -44,8 +45,8 @@ def run(*args):
 
 def test_cli_runs_end_to_end_writes_a_png_and_matches_the_library(data, tmp_path):
     plot = tmp_path / "det.png"
-    res = run(IDENTITIES, "--model", "dlib-resnet", "--groups", GROUPS, "--splits", 5, "--seed", 3, "--recommend",
-              "--max-fpir", 0.05, "--plot", plot, "--json", "--no-progress")
+    res = run(IDENTITIES, "--model", "dlib-resnet", "--threshold", 0.6, "--groups", GROUPS, "--splits", 5, "--seed", 3,
+              "--recommend", "--max-fpir", 0.05, "--plot", plot, "--json", "--no-progress")
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     assert rep["format"] == "edge-eval/1"
@@ -180,7 +181,11 @@ def test_the_configs_quality_gate_and_threshold_are_used(tmp_path):
     assert res.exit_code == 0, res.output
     assert "8 images of 2 identities, 3 usable, 5 with no usable face" in res.output
     assert res.output.count(": quality gate: small") == 5
-    assert "*     0.55" in res.output
+    # what the box would do, not the raw cap: the model, its rule and the threshold derived for 1,000 entries
+    assert "face model: dlib-resnet" in res.output and "for a list of 1,000 at 1 per 1,000 passers-by" in res.output
+    assert "ratio rule at" in res.output and "(distance cap 0.55)" in res.output  # the config's cap holds
+    derived = float(re.search(r"distance rule at that rate: (\d\.\d+)", res.output).group(1))
+    assert derived < 0.55 and f"*     {derived:.2f}" in res.output
 
 
 def test_a_single_identity_is_refused_in_one_sentence(tmp_path):

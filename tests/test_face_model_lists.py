@@ -166,7 +166,8 @@ def test_enrol_build_makes_templates_for_the_model_the_box_declares(tmp_path):
     state = tmp_path / "box"
     ident = identity.create(state, "box-a", model=face_model.get(NEW).ref())
     run("build", "--images", images, "--refs", tmp_path / "refs.csv", "--for", state / "keys" / "box.pub.json",
-        "--issuer-key", tmp_path / "keys" / "issuer.key", "--expires", "2099-01-01T00:00Z", "--deployment", "Op T",
+        "--issuer-key", tmp_path / "keys" / "issuer.key", "--expires", "2099-01-01T00:00Z",
+        "--outlives-deployment", "--deployment", "Op T",
         "-o", tmp_path / "list.wlb")
     h = json.loads(run("inspect", tmp_path / "list.wlb", "--issuer-key", tmp_path / "keys" / "issuer.pub", "--json"))
     h = h.get("header", h)

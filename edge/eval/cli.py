@@ -23,7 +23,8 @@ from edge.watchlist import operating
 @click.option("--groups", "groups_csv", default=None, type=click.Path(dir_okay=False),
               help="CSV of identity,group rows (default: DATASET/groups.csv if present).")
 @click.option("--threshold", type=float, default=None,
-              help="The threshold to report at and mark (default: match.threshold of the config).")
+              help="The distance threshold to report at and mark (default: the one the box derives for a list of the "
+                   "first --list-sizes, 1,000 if not given, at the target false-alert rate).")
 @click.option("--splits", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="Random enrolled/unlisted splits to repeat the identification test over.")
 @click.option("--enrol-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
@@ -75,7 +76,8 @@ def eval_command(dataset, config_path, model_id, groups_csv, threshold, splits, 
         det, qual = config_mod.DetectConfig(), config_mod.QualityConfig()
         match, backend = config_mod.MatchConfig(), config_mod.EncodeConfig().backend
     m = model.get(model_id)
-    threshold = (match.threshold or m.cap) if threshold is None else threshold
+    box = _what_the_box_does(m, match, _sizes(list_sizes)[0] if list_sizes else DEFAULT_LIST_SIZE, target_fpir)
+    threshold = box["distance_threshold"] if threshold is None else threshold
     if not 0.0 < threshold < 2.0:
         raise EdgeError("--threshold must be between 0 and 2")
     ds = dataset_mod.load(dataset, groups_csv)
@@ -94,12 +96,47 @@ def eval_command(dataset, config_path, model_id, groups_csv, threshold, splits, 
         quality={"min_face_px": qual.min_face_px, "min_sharpness": qual.min_sharpness, "max_yaw": qual.max_yaw},
     )
     rep = report.build(ds, enc, settings)
+    text = box.pop("text")
+    rep["box"] = box  # what the box would do (docs/eval.md)
     plot.det_plot(rep, plot_path)
     if as_json:
         click.echo(json.dumps(rep, indent=1, sort_keys=True))
     else:
+        click.echo(text)
         click.echo(report.format_text(rep))
         click.echo(f"\nDET plot written to {plot_path}")
+
+
+DEFAULT_LIST_SIZE = 1000
+
+
+def _what_the_box_does(m, match, n: int, target_fpir: float | None) -> dict:
+    """The face model, decision rule and threshold the box derives for a list of ``n`` (its calibration for the
+    model, the target false-alert rate, its distance cap): what a list of that size is matched at."""
+    from edge.watchlist import operating
+
+    target = target_fpir or match.target_fpir
+    cap = match.threshold or m.cap
+    cal = operating.load_calibration(match.calibration or None, m.id)
+    op = operating.derive(cal, n, target, cap, match.rule)
+    plain = op if match.rule == "distance" else operating.derive(cal, n, target, cap, "distance")
+    text = (f"face model: {m.describe()}\n"
+            f"the box, for a list of {n:,} at {operating.one_in(target)} passers-by (calibration {cal.name}): "
+            f"{op.describe()}\n"
+            f"distance rule at that rate: {plain.threshold:.3f} (marked below)")
+    return {"model": m.ref(), "list_size": n, "operating": op.to_json(),
+            "distance_threshold": round(plain.threshold, 4), "text": text}
+
+
+def _sizes(list_sizes: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in str(list_sizes).split(",") if x.strip()]
+        if not sizes or min(sizes) < 1:
+            raise ValueError
+    except ValueError:
+        raise EdgeError(f"--list-sizes {list_sizes!r} is not a comma-separated list of sizes "
+                        "like 10,100,1000") from None
+    return sizes
 
 
 def _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, seed, refs, fuse, as_json,
@@ -121,13 +158,7 @@ def _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, s
                    f"{calibrate_path}", err=as_json)
     if not list_sizes:
         return
-    try:
-        sizes = [int(x) for x in str(list_sizes).split(",") if x.strip()]
-        if not sizes or min(sizes) < 1:
-            raise ValueError
-    except ValueError:
-        raise EdgeError(f"--list-sizes {list_sizes!r} is not a comma-separated list of sizes "
-                        "like 10,100,1000") from None
+    sizes = _sizes(list_sizes)
     target = target_fpir or match.target_fpir
     cap = match.threshold or model.get(enc.model).cap
     rep = scale.evaluate(enc.descriptors, enc.labels, sizes, splits, seed, target, cap, refs, fuse)
