@@ -12,11 +12,17 @@ QUESTIONS = ("1. What images were shared, when and by whom", "2. Was there ever 
 
 def _scope_line(rep: dict[str, Any]) -> str:
     s = rep["scope"]
-    parts = [f"issuer {s['issuer']}" if s["issuer"] else "every issuer",
+    who = f"{s['issuer_name']} ({s['issuer']})" if s.get("issuer_name") else s["issuer"]
+    parts = [f"issuer {who}" if s["issuer"] else "every issuer",
              f"{s['site_kind']} sites" if s["site_kind"] else "every site" if not s["site"] else f"site {s['site']}",
              f"box {s['box']}" if s["box"] else "", f"deployment {s['deployment']}" if s["deployment"] else "",
              f"from {s['start'] or 'the first record'} to {s['end'] or 'now'}"]
     return ", ".join(p for p in parts if p)
+
+
+def _group(rep: dict[str, Any], key: str) -> str:
+    name = rep.get("issuer_names", {}).get(key)
+    return f"{name} ({key})" if name else key or "(none)"
 
 
 def _counts(n: dict[str, int]) -> str:
@@ -52,7 +58,7 @@ def render_text(rep: dict[str, Any]) -> str:
     if rep.get("groups"):
         out.append(f"By {rep['by']}:")
         for k, a in sorted(rep["groups"].items()):
-            out.append(f"  {k or '(none)'}: " + " | ".join(lines[0] for _, lines in answers(a)))
+            out.append(f"  {_group(rep, k)}: " + " | ".join(lines[0] for _, lines in answers(a)))
         out.append("")
     out.append("Boxes (what the service holds of each log):")
     for b in rep["fleet"]:
@@ -82,7 +88,7 @@ def render_html(rep: dict[str, Any]) -> str:
     for q, lines in answers(rep["total"]):
         body.append(f"<h2>{e(q)}</h2>" + "".join(f"<p>{e(ln)}</p>" for ln in lines))
     if rep.get("groups"):
-        rows = "".join(f"<tr><td>{e(k or '(none)')}</td>" + "".join(f"<td>{e(lines[0])}</td>"
+        rows = "".join(f"<tr><td>{e(_group(rep, k))}</td>" + "".join(f"<td>{e(lines[0])}</td>"
                                                                     for _, lines in answers(a)) + "</tr>"
                        for k, a in sorted(rep["groups"].items()))
         body.append(f"<h2>By {e(rep['by'])}</h2><table><tr><th>{e(rep['by'])}</th>"

@@ -55,20 +55,24 @@ class Scope:
         return " AND ".join(conds), args
 
 
-def _issuer_key(db: Database, issuer: str) -> str:
-    """An issuer's key id from a key id or a name (as the lists or the registers spell it)."""
-    row = db.one("SELECT issuer FROM lists WHERE issuer = ? OR issuer_name = ? LIMIT 1", (issuer, issuer)) or \
-        db.one("SELECT issuer FROM registers WHERE issuer = ? OR issuer_name = ? LIMIT 1", (issuer, issuer))
-    return row[0] if row else issuer
+def _issuer(db: Database, issuer: str) -> tuple[str, str]:
+    """(key id, name) of an issuer given by key id or name (as the lists or the registers spell it)."""
+    q = "SELECT issuer, issuer_name FROM {} WHERE issuer = ? OR issuer_name = ? LIMIT 1"
+    row = db.one(q.format("lists"), (issuer, issuer)) or db.one(q.format("registers"), (issuer, issuer))
+    return (row[0], row[1]) if row else (issuer, "")
 
 
 def build(db: Database, scope: Scope, by: str = "", detail: bool = False) -> dict[str, Any]:
+    name = ""
     if scope.issuer:
-        scope.issuer = _issuer_key(db, scope.issuer)
-    rep: dict[str, Any] = {"type": "edge-fleet-report", "v": 1, "scope": vars(scope).copy(), "by": by}
+        scope.issuer, name = _issuer(db, scope.issuer)
+    rep: dict[str, Any] = {"type": "edge-fleet-report", "v": 1, "scope": dict(vars(scope), issuer_name=name),
+                           "by": by}
     rep["total"] = _grouped(db, scope, "").get("", _empty())
     if by:
         rep["groups"] = _grouped(db, scope, by)
+    if by == "issuer":
+        rep["issuer_names"] = {k: n for k, n in db.q("SELECT DISTINCT issuer, issuer_name FROM lists") if n}
     rep["fleet"] = _fleet(db, scope)
     rep["incidents"] = [dict(zip(("box_id", "kind", "branch", "from_seq", "to_seq", "detected", "detail"), r,
                                  strict=True)) for r in db.q(
