@@ -135,3 +135,19 @@ def test_the_page_uses_no_glyph_that_needs_an_emoji_font():
     found = {(f.name, c) for f in static.iterdir() for c in f.read_text(encoding="utf-8") if ord(c) > 127
              and c not in allowed}
     assert not found, sorted(found)
+
+
+def test_a_verification_policy_other_than_one_or_two_is_refused_in_one_sentence():
+    from edge import config
+    from edge.errors import EdgeError
+
+    base = 'box_id = "b"\nstate_dir = "/tmp/x"\n[[cameras]]\nid = "c"\nsource = "a.mp4"\n[alerts]\n'
+    assert config.parse(base + 'verification = "two"\n').alerts.verification == "two"
+    with pytest.raises(EdgeError, match='alerts.verification.*"one" or "two"'):
+        config.parse(base + 'verification = "2"\n')
+
+
+def test_an_unknown_console_time_zone_is_refused_in_one_sentence(tmp_path):
+    r = CliRunner().invoke(cli, ["console", "--box", "tcp://127.0.0.1:1=box.pub.json", "--timezone", "Mars/Phobos",
+                                 "--data", str(tmp_path)])
+    assert r.exit_code != 0 and "unknown time zone 'Mars/Phobos'" in r.output and "Traceback" not in r.output
