@@ -103,6 +103,14 @@ class DeploymentConfig:
     require_authority_ref: bool = False
 
 
+MIN_AUDIT_RETENTION_DAYS = 183  # logs of every use are kept at least 6 months (UK APP on LFR; EU AI Act Art. 26)
+
+
+@dataclass
+class AuditConfig:
+    retention_days: int = MIN_AUDIT_RETENTION_DAYS  # the audit log is kept at least this long; never less than 183
+
+
 @dataclass
 class HealthConfig:
     log_interval: float = 10.0  # seconds between health log lines
@@ -130,6 +138,7 @@ class Config:
     watchlist: WatchlistConfig = field(default_factory=WatchlistConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     oversight: OversightConfig = field(default_factory=OversightConfig)
     path: str = ""  # where it was read from (not a config key)
 
@@ -237,6 +246,8 @@ def _check(cfg: Config) -> None:
     need(cfg.match.rule in ("ratio", "distance"), "match.rule", 'must be "ratio" or "distance"')
     need(0.0 < cfg.match.max_false_alert_rate <= 1.0, "match.max_false_alert_rate", "must be between 0 and 1")
     need(0 < cfg.alerts.retention_days <= 3650, "alerts.retention_days", "must be between 0 and 3650")
+    need(MIN_AUDIT_RETENTION_DAYS <= cfg.audit.retention_days <= 36500, "audit.retention_days",
+         f"must be at least {MIN_AUDIT_RETENTION_DAYS} (the log of every use is kept at least 6 months)")
     need(cfg.alerts.verification in ("one", "two"), "alerts.verification", 'must be "one" or "two"')
     need(0 < cfg.alerts.encounter_gap_s <= 3600, "alerts.encounter_gap_s", "must be more than 0 and at most 3600")
     need(cfg.oversight.endpoint == "" or cfg.oversight.endpoint.startswith(("tcp://", "ipc://")),

@@ -167,3 +167,29 @@ def test_without_an_authority_reference_a_window_is_emergency_use_for_24_hours(b
     assert load(runner, state, with_ref).exit_code == 0
     (dep,) = deployment.stored(state, require_ref=True)
     assert dep.live(datetime.now(UTC)) and dep.authority_ref == "MPS-2026-0412"
+
+
+def test_emergency_use_is_an_alarm_on_the_console(box, tmp_path):
+    from edge.console import alarms
+    from edge.console.link import _matching
+
+    runner, keys, state, cfg = box
+    now = datetime.now(UTC)
+    assert load(runner, state, now_window(runner, keys, state, tmp_path / "e.json", hours=30)).exit_code == 0
+    gate = deployment.Gate(state, ["cam1"], require_ref=True)
+    assert gate.update() == {"cam1": "Op Lantern"}  # runs, for now: emergency use
+    (note,) = gate.emergency_notes()
+    assert note == f"Op Lantern stops at {fmt(now + timedelta(hours=23))}"  # 24 h after its start
+    status = {"matching": {"on": True, "list_id": "L-1", "entries": 1, "emergency": gate.emergency_notes()}}
+    link = {"box_id": "box-a", "state": "connected", "cameras": {}, "matching": _matching(status)}
+    (alarm,) = [b for b in alarms.banners([link]) if "EMERGENCY" in b["text"]]
+    assert alarm["level"] == "alarm" and "without a prior authorisation reference" in alarm["text"]
+
+
+def test_the_log_is_kept_at_least_six_months(box, tmp_path):
+    runner, keys, state, cfg = box
+    cfg.write_text(cfg.read_text() + "[audit]\nretention_days = 30\n")
+    r = edge(runner, cfg, "audit", "retention")
+    assert r.exit_code == 1 and "audit.retention_days: must be at least 183" in r.output
+    cfg.write_text(cfg.read_text().replace("retention_days = 30", "retention_days = 400"))
+    assert edge(runner, cfg, "audit", "retention").exit_code == 0

@@ -66,6 +66,11 @@ def banners(links: list[dict], now: float | None = None) -> list[dict]:
             out.append(_b("warn", f"authorised:{box}:{cams}",
                           f"Box {box} is NOT matching on {cams}: no deployment window is open for "
                           f"{'it' if len(m['not_authorised']) == 1 else 'them'}."))
+        for note in m.get("emergency") or []:
+            out.append(_b("alarm", f"emergency:{box}:{note}",
+                          f"Box {box} matches under EMERGENCY USE, without a prior authorisation reference: "
+                          f"deployment {note}, and its lists are deleted, unless a window with the reference "
+                          "arrives."))
         left = _seconds_left(m.get("not_after"), now) if m.get("on") else None
         if left is not None and left <= EXPIRY_WARN_S:
             out.append(_b("warn", f"expiry:{box}:{m.get('list_id')}",

@@ -235,5 +235,9 @@ def _matching(status: dict) -> dict:
     cams = m.get("not_authorised")
     if not isinstance(cams, list):
         cams = []
+    urgent = m.get("emergency")
+    if not isinstance(urgent, list):
+        urgent = []
     return {"on": m["on"], "why": text("why"), "list_id": text("list_id"), "entries": entries,
-            "not_after": text("not_after") or None, "not_authorised": [str(c)[:64] for c in cams[:64]]}
+            "not_after": text("not_after") or None, "not_authorised": [str(c)[:64] for c in cams[:64]],
+            "emergency": [str(x)[:200] for x in urgent[:16]]}

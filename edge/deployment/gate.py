@@ -79,6 +79,10 @@ class Gate:
         """The deployments running now as emergency use (no authority reference where one is required)."""
         return [d for d, dep in self.current.items() if self.require_ref and not dep.authority_ref]
 
+    def emergency_notes(self) -> list[str]:
+        """What the consoles show loudly about each emergency use: which deployment, and when it stops."""
+        return [f"{d} stops at {fmt_time(self.current[d].until)}" for d in self.emergency()]
+
     def close(self) -> None:
         for dep_id, d in self.current.items():
             self.record("deployment_end", deployment_id=dep_id, location=d.location, reason="service stopped")
