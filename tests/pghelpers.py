@@ -13,7 +13,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+def _newest_bin() -> Path:
+    """Debian installs each major version under /usr/lib/postgresql/N/bin (15 on bookworm)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
+                   if p.parent.parent.name.isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _newest_bin()
 
 
 def available() -> bool:

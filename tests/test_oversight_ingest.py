@@ -162,3 +162,15 @@ def test_a_box_speaks_only_for_itself(tmp_path):
     ack = uplink.loads(server.handle(ident.curve_public, own), {"uplink_ack"})
     assert ack["seq"] == 2 and ack["witness"]["checkpoint"]["seq"] == 2
     assert db.one("SELECT COUNT(*) FROM records")[0] == 2
+
+
+def test_deleted_records_are_a_gap_named_by_their_seqs(tmp_path):
+    state = tmp_path / "box"
+    provisioned(state)
+    alerts(state, 10)
+    ls = lines(state)
+    db = service(tmp_path, state / "keys" / "box.pub.json")
+    out = Ingest(db).accept("b1", ls[:5] + ls[8:], "link")  # seqs 6..8 deleted on the way
+    assert out.incidents and out.accepted == len(ls) - 3
+    assert db.q("SELECT kind, branch, from_seq, to_seq FROM incidents") == [("gap", 1, 6, 8)]
+    assert "seqs 6..8 were never received" in out.incidents[0]

@@ -213,27 +213,28 @@ class Ingest:
                         else f"goes on differently from seq {s}")
                 self._branch(box_id, st, s - 1, rec["prev"], kind,
                              f"box {box_id}'s log no longer holds seqs {s}..{st.last_seq} that the service "
-                             f"received; it {what}: kept apart as branch {st.branch + 1}", out)
+                             f"received; it {what}: kept apart as branch {st.branch + 1}", out, (s, st.last_seq))
                 return True
             self._branch(box_id, st, s - 1, rec["prev"], "fork",
                          f"box {box_id}'s record seq {s} links to no record the service holds: kept apart as "
-                         f"branch {st.branch + 1}", out)
+                         f"branch {st.branch + 1}", out, (s, st.last_seq))
             return True
         if s > st.last_seq + 1:
             self._branch(box_id, st, s - 1, rec["prev"], "gap",
                          f"box {box_id}: seqs {st.last_seq + 1}..{s - 1} were never received; the records from "
-                         f"seq {s} are kept apart as branch {st.branch + 1}", out, from_seq=st.last_seq + 1)
+                         f"seq {s} are kept apart as branch {st.branch + 1}", out, (st.last_seq + 1, s - 1))
         elif rec["prev"] != st.last_hash:
             self._branch(box_id, st, s - 1, rec["prev"], "fork",
                          f"box {box_id}'s record seq {s} does not link to the seq {s - 1} the service holds: "
-                         f"kept apart as branch {st.branch + 1}", out)
+                         f"kept apart as branch {st.branch + 1}", out, (s, s))
         return True
 
     def _branch(self, box_id: str, st: State, base: int, base_hash: str, kind: str, detail: str, out: Outcome,
-                from_seq: int | None = None) -> None:
+                seqs: tuple[int, int]) -> None:
+        """A new branch from ``base``; the incident names ``seqs`` (the records lost, missing or unlinked)."""
         new = self.db.one("SELECT MAX(branch) FROM branches WHERE box_id = ?", (box_id,))
         b = int(new[0]) + 1 if new and new[0] is not None else 0
-        self._incident(box_id, kind, b, base + 1 if from_seq is None else from_seq, st.last_seq, detail, out)
+        self._incident(box_id, kind, b, *seqs, detail, out)
         self.db.x("UPDATE branches SET last_seq = ?, last_hash = ?, signed_through = ? WHERE box_id = ? "
                   "AND branch = ?", (st.last_seq, st.last_hash, st.signed_through, box_id, st.branch))
         self.db.x("INSERT INTO branches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
