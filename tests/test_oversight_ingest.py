@@ -174,3 +174,16 @@ def test_deleted_records_are_a_gap_named_by_their_seqs(tmp_path):
     assert out.incidents and out.accepted == len(ls) - 3
     assert db.q("SELECT kind, branch, from_seq, to_seq FROM incidents") == [("gap", 1, 6, 8)]
     assert "seqs 6..8 were never received" in out.incidents[0]
+
+
+def test_a_log_cut_back_is_truncated_at_the_next_contact(tmp_path):
+    state = tmp_path / "box"
+    provisioned(state)
+    alerts(state, 10)
+    ls = lines(state)
+    db = service(tmp_path, state / "keys" / "box.pub.json")
+    ing = Ingest(db)
+    ing.accept("b1", ls, "link")
+    out = ing.accept("b1", [], "link", box_last=7)  # the box now says its log ends at seq 7
+    assert db.q("SELECT kind, from_seq, to_seq FROM incidents") == [("truncated", 8, len(ls))]
+    assert f"holds seqs 8..{len(ls)}" in out.incidents[0]
