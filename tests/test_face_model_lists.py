@@ -174,3 +174,22 @@ def test_enrol_build_makes_templates_for_the_model_the_box_declares(tmp_path):
     assert h["model"] == face_model.get(NEW).ref() and h["policy"]["threshold_floor"] == face_model.get(NEW).cap
     assert h["operating"]["calibration"] == "lfw-dev-yunet-mobilefacenet"
     del ident
+
+
+def test_the_console_names_the_model_that_matched(tmp_path):
+    from edge.console import watch
+    from edge.console.store import Store
+
+    daemon, svc, ident, published = daemon_box(tmp_path)
+    (tmp_path / "old.wlb").write_bytes(make_bundle(ISSUER, ident.wl_public, PEOPLE))
+    svc.load(tmp_path / "old.wlb")
+    daemon.on_encodings([encoding(new_face("biden2.jpg")[0], NEW)])
+    (alert,) = [m for m in published if m.get("type") == "alert"]
+    store = Store(tmp_path / "console.db")
+    try:
+        store.receive("tcp://box", alert)
+        (card,) = store.open_alerts()  # what the console page's card is made from
+        assert card["model"] == NEW and card["ref"] == "PN-0001"
+    finally:
+        store.close()
+    assert f"model {NEW}" in watch.describe(alert)  # edge watch, the terminal console

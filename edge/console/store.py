@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS box_retention (box_id TEXT PRIMARY KEY, days REAL NOT
 PRUNE_CHUNK = 500  # alert ids per `pruned` message (docs/alerts.md)
 SUMMARY = ("alert_id", "box_id", "group_id", "camera_id", "time", "received", "ref", "category", "distance",
            "threshold", "outcome", "action", "reason", "note", "operator", "decided", "delivered", "refused")
+# what the page shows of an alert: its columns, and the face model that matched it (its distances' units)
+COLUMNS = ",".join(SUMMARY) + ", json_extract(body, '$.model') AS model"
 DECIDED = ("outcome", "action", "reason", "note", "operator", "decided")
 _hasher = PasswordHasher()
 _dummy: list[str] = []
@@ -161,16 +163,16 @@ class Store:
 
     # -- alerts -------------------------------------------------------------------------------
     def alert(self, alert_id: str) -> dict | None:
-        rows = self._query(f"SELECT {','.join(SUMMARY)}, body FROM alerts WHERE alert_id=?", (alert_id,))
+        rows = self._query(f"SELECT {COLUMNS}, body FROM alerts WHERE alert_id=?", (alert_id,))
         return rows[0] if rows else None
 
     def open_alerts(self) -> list[dict]:
         """Open alerts, oldest first."""
-        return self._query(f"SELECT {','.join(SUMMARY)} FROM alerts WHERE outcome='open' ORDER BY received, time")
+        return self._query(f"SELECT {COLUMNS} FROM alerts WHERE outcome='open' ORDER BY received, time")
 
     def encounter(self, box_id: str, encounter_id: str) -> list[dict]:
         """The sightings of one encounter, first received first."""
-        return self._query(f"SELECT {','.join(SUMMARY)} FROM alerts WHERE box_id=? AND group_id=? "
+        return self._query(f"SELECT {COLUMNS} FROM alerts WHERE box_id=? AND group_id=? "
                            "ORDER BY received, time", (box_id, encounter_id))
 
     def earlier_decision(self, box_id: str, ref: str, alert_id: str) -> dict | None:
@@ -192,7 +194,7 @@ class Store:
     def history(self, camera: str = "", outcome: str = "", limit: int = 200) -> list[dict]:
         """One row per encounter, newest first: its first sighting's fields, the decision (operator, action or
         reason, note, time to decision), its sightings count and cameras."""
-        rows = self._query(f"SELECT {','.join(SUMMARY)} FROM alerts ORDER BY received LIMIT 20000")
+        rows = self._query(f"SELECT {COLUMNS} FROM alerts ORDER BY received LIMIT 20000")
         encounters: dict[tuple, dict] = {}
         for r in rows:
             e = encounters.get((r["box_id"], r["group_id"]))

@@ -25,7 +25,8 @@ def describe(msg: dict) -> str:
             group += f" ({msg['state']} · {d.get('action') or d.get('reason')} · by {d.get('operator')})"
         return (f"ALERT  {msg['time']}  camera {msg['camera_id']}  ref {msg['ref']}"
                 f"{' (' + msg['category'] + ')' if msg.get('category') else ''}  "
-                f"distance {msg['distance']:.3f} (threshold {msg['threshold']})  track {msg['track_id']}{group}  "
+                f"distance {msg['distance']:.3f} (threshold {msg['threshold']}"
+                f"{', model ' + str(msg['model']) if msg.get('model') else ''})  track {msg['track_id']}{group}  "
                 f"crop {len(messages.unb64(msg['crop_jpeg']))} B")
     if msg["event"] == "audit_checkpoint" and isinstance(msg.get("checkpoint"), dict):
         return f"EVENT  {msg['time']}  {msg['box_id']}  audit_checkpoint  seq {msg['checkpoint'].get('seq')}"

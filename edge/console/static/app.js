@@ -94,7 +94,7 @@ function makeCard(a) {
   $(".ref", card).textContent = a.ref;
   $(".category", card).textContent = a.category || "";
   const c = confidence(a.distance, a.threshold);
-  $(".confidence .label", card).textContent = c.text;
+  $(".confidence .label", card).textContent = c.text + (a.model ? ` · ${a.model}` : "");  // the model that matched
   Object.assign($(".bar span", card).style, {width: `${c.fill}%`, background: c.colour});
   $(".camera", card).textContent = a.camera_id + (a.box_id ? ` (box ${a.box_id})` : "");
   $(".time", card).textContent = siteTime(a.time);
