@@ -65,13 +65,15 @@ class State:
     new: bool = False  # nothing held from this box yet (branch 0 is made with its first record)
 
 
+_KEYS, _TYPES = tuple(FIELDS), tuple(FIELDS.values())
+
+
 def parse(raw: bytes | str, box_id: str) -> Record:
     """One record line, checked on its own: JSON, fields, canonical form, hash, box. EdgeError if not."""
     line = raw.encode() if isinstance(raw, str) else raw
     try:
         rec = json.loads(line)
-        if not isinstance(rec, dict) or any(not isinstance(rec.get(k), t) or isinstance(rec.get(k), bool)
-                                            for k, t in FIELDS.items()):
+        if not isinstance(rec, dict) or tuple(map(type, map(rec.get, _KEYS))) != _TYPES:  # exact types: no bools
             raise ValueError
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise EdgeError("a record is not a valid audit record (edited or damaged)") from None
