@@ -239,8 +239,16 @@ def inspect(path, issuer_key, as_json):
                  ("valid", f"{h['not_before']} .. {h['not_after']}"),
                  ("policy", f"max {pol['max_entries']} entries, threshold floor {pol['threshold_floor']}, "
                             f"alerts kept {pol['retention_days']} days"),
-                 ("format", fmt)] + _operating_rows(h):
+                 ("format", fmt), ("face model", _model_row(h))] + _operating_rows(h):
         click.echo(f"{k:>11}: {printable(v)}")
+
+
+def _model_row(h: dict) -> str:
+    """The face model of the list's templates as its header names it (none: dlib, as every list before)."""
+    m = h.get("model")
+    if not isinstance(m, dict):
+        return "dlib-resnet (not named: made before face models were named)"
+    return f"{m.get('id')} ({m.get('dim')} numbers a template, weights SHA-256 {str(m.get('sha256'))[:16]}…)"
 
 
 def _operating_rows(h: dict) -> list[tuple[str, str]]:

@@ -74,6 +74,11 @@ def test_a_list_built_before_models_loads_on_the_new_model_and_matches(tmp_path)
     assert len([m for m in published if m.get("type") == "alert"]) == 1
     st = daemon.status_command({})
     assert st["model"]["id"] == NEW and st["watchlist"]["templates_from"] == face_model.DLIB
+    from edge.watchlist.cli import _describe  # edge watchlist status
+
+    wst = svc.status()
+    assert wst["model"] == NEW and wst["templates_from"] == face_model.DLIB
+    assert f"face model: {NEW} (its templates made here from its reference images" in _describe(wst)
     text = format_status(st)
     assert f"face model: {NEW}" in text and "built for dlib-resnet" in text
 
@@ -173,6 +178,8 @@ def test_enrol_build_makes_templates_for_the_model_the_box_declares(tmp_path):
     h = h.get("header", h)
     assert h["model"] == face_model.get(NEW).ref() and h["policy"]["threshold_floor"] == face_model.get(NEW).cap
     assert h["operating"]["calibration"] == "lfw-dev-yunet-mobilefacenet"
+    shown = run("inspect", tmp_path / "list.wlb", "--issuer-key", tmp_path / "keys" / "issuer.pub")
+    assert f"face model: {NEW} (192 numbers a template" in shown
     del ident
 
 

@@ -54,6 +54,10 @@ def _describe(st: dict) -> str:
             "purged with a receipt when the box next runs")
     text = (f"list {st['list_id']} ({st['deployment']}) from issuer {st['issuer']}: {st['entries']} entries, "
             f"sequence {st['sequence']}, {when}")
+    if st.get("model"):
+        text += f"\nface model: {st['model']}" + (
+            f" (its templates made here from its reference images: it was built for {st['templates_from']})"
+            if st.get("templates_from") not in (None, st["model"]) else "")
     if st.get("operating"):
         from edge.watchlist.operating import OperatingPoint
 

@@ -153,6 +153,8 @@ class ListState:
     def status(self) -> dict:
         wl = self.matcher.current if self.matcher else None
         in_memory = wl is not None and wl.list_id == (self.header or {}).get("list_id")
-        return dict(self.summary(), in_memory=in_memory, stored=self.stored.exists(),
+        models = {"model": wl.model, "templates_from": wl.meta.get("templates_from", wl.model)} \
+            if wl is not None and in_memory else {}
+        return dict(self.summary(), in_memory=in_memory, stored=self.stored.exists(), **models,
                     operating=wl.operating.to_json() if wl is not None and in_memory and wl.operating is not None
                     else None)
