@@ -82,8 +82,8 @@ def test_the_gate_matches_a_list_only_under_a_window_that_names_it(box, tmp_path
     in_force = ["L-1"]
     gate = deployment.Gate(state, ["cam1", "cam2"], list_id=lambda: in_force[0])
     assert gate.update() == {"cam1": "Op Lantern", "cam2": "Op Lantern"}
-    in_force[0] = "L-other"  # a list the window does not name matches nowhere
-    assert gate.update() == {"cam1": None, "cam2": None}
+    in_force[0] = "L-other"  # a list the window does not name matches nowhere, from the moment it is in force
+    assert not gate.allows("cam1") and gate.allowed == {"cam1": None, "cam2": None}
 
 
 def test_authorise_refuses_a_list_of_another_deployment_an_ended_window_and_an_unknown_camera(box, tmp_path):

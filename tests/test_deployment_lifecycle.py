@@ -33,7 +33,8 @@ def test_build_authorise_load_match_end_early_no_revival_report(tmp_path):
     identity.publish_cameras(state, ["cam1", "cam2"])
     cfg = tmp_path / "edge.toml"
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    cfg.write_text(f'box_id = "scn-box"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "fed:1"\n'
+    cfg.write_text(f'box_id = "scn-box"\nstate_dir = "{state}"\nmodel = "dlib-resnet"\n'  # the feeder's descriptors
+                   '[[cameras]]\nid = "cam1"\nsource = "fed:1"\n'
                    f'[[cameras]]\nid = "cam2"\nsource = "fed:2"\n[alerts]\nendpoint = "{endpoint}"\n')
     ok(runner.invoke(enrol_cli, ["keygen", "--out", str(spoc), "--name", "SPOC Lifecycle", "--no-passphrase"]))
     ok(runner.invoke(edge_cli, ["trust", "add-issuer", str(spoc / "issuer.pub"), "--config", str(cfg)]))
@@ -97,6 +98,7 @@ def test_build_authorise_load_match_end_early_no_revival_report(tmp_path):
     assert row[:2] == ["Op Lantern", "2"] and row[5] == "1" and row[7] == "MPS-LFR-0412"
     text = ok(runner.invoke(edge_cli, ["audit", "report", *box_]))
     assert "run 1: " in text and "run 2: " in text and wl["ended"]["receipt_file"] in text
+    assert f"{wl['list_id']} (bundle sha256 {wl['bundle_sha256']})" in text  # the list the window named, by hash
     assert text.index("Summary. Deployments") < text.index("1. What images were shared")
     agree = ok(runner.invoke(enrol_cli, ["reconcile", str(spoc / "bundles.jsonl"), str(out)]))
     assert "both sides agree" in agree

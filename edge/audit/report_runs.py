@@ -60,7 +60,9 @@ def runs(recs, lo: datetime, hi: datetime, sights: list[tuple], encs: list[dict]
                                         "end": d.get("end"), "issuer": d.get("issuer", ""),
                                         "authority_ref": d.get("authority_ref", ""),
                                         "lists": [x.get("list_id") for x in d.get("lists") or []
-                                                  if isinstance(x, dict)]})
+                                                  if isinstance(x, dict)],
+                                        "sha256": {str(x.get("list_id")): str(x.get("sha256", ""))
+                                                   for x in d.get("lists") or [] if isinstance(x, dict)}})
         elif kind == "deployment_refused" and d.get("deployment_id"):
             out[dep]["refused"].append({"time": iso(t), "reason": d.get("reason", "")})
         elif kind == "deployment_stopped":
@@ -168,8 +170,8 @@ def run_lines(rep: dict) -> list:
     for dep_id, v in sorted(rep["runs"]["deployments"].items()):
         head = f"{dep_id}: {len(v['runs'])} run(s), {len(v['windows'])} window(s) loaded"
         sub = [f"window issued {w['issued'] or '?'} by {w['issuer']}, {w['start']} to {w['end']}, lists "
-               f"{', '.join(w['lists']) or '-'}, authority {w['authority_ref'] or 'none'}; loaded {w['loaded']}"
-               for w in v["windows"]]
+               + (", ".join(f"{x} (bundle sha256 {w.get('sha256', {}).get(x, '?')})" for x in w["lists"]) or "-")
+               + f", authority {w['authority_ref'] or 'none'}; loaded {w['loaded']}" for w in v["windows"]]
         sub += [f"REFUSED window at {x['time']}: {x['reason']}" for x in v["refused"]]
         sub += [f"ended by {x['by']} at {x['time']} ({x['ending']}): {x['reason']}" for x in v["stopped"]]
         for i, r in enumerate(v["runs"], start=1):

@@ -46,6 +46,7 @@ class Gate:
         self.current: dict[str, Deployment] = {}  # deployment_id -> active deployment
         self.allowed: dict[str, str | None] = dict.fromkeys(self.camera_ids)
         self._loaded_at: float | None = None
+        self._for_list: str | None = None  # the list in force when ``allowed`` was worked out
 
     def update(self, reload: bool = False) -> dict[str, str | None]:
         """Recompute (re-reading the stored deployments when due or asked); {camera_id: deployment or None}."""
@@ -66,13 +67,15 @@ class Gate:
                             lists=[lid for lid, _ in d.lists], authority_ref=d.authority_ref,
                             emergency=self.require_ref and not d.authority_ref)
         self.current = live
-        list_id = self.list_id()
+        list_id = self._for_list = self.list_id()
         for c in self.camera_ids:
             on = active(list(live.values()), now, c, list_id)
             self.allowed[c] = on.deployment_id if on else None
         return dict(self.allowed)
 
     def allows(self, camera_id: str) -> bool:
+        if self.list_id() != self._for_list:  # another list was put in force since: judge it now, not next tick
+            self.update()
         return bool(self.allowed.get(camera_id))
 
     def emergency(self) -> list[str]:
