@@ -4,10 +4,11 @@
 2. SPOC      - makes an issuer key, builds a signed, encrypted watch list for this box only,
                signs a deployment window; the engineer registers the issuer key
 3. box       - loads the list and the window (as if from USB), runs both cameras
-4. controller- the web console: its URL and a demo login are printed; the box keeps running until the
-               demo is stopped (Ctrl-C). With --quick (`make demo-ci`, for the tests) a scripted
-               controller logs in, confirms the first alert through the console's own API, and the
-               demo carries on by itself after DEMO_SECONDS
+4. controller- the web console: its URL and two demo logins are printed (the window requires two
+               people to verify each confirmation); the box keeps running until the demo is stopped
+               (Ctrl-C). With --quick (`make demo-ci`, for the tests) two scripted controllers log in,
+               alice confirms the first alert and bob, blind to her choice, verifies it, through the
+               console's own API, and the demo carries on by itself after DEMO_SECONDS
 5. oversight - verifies the tamper-evident log and prints the report
 6. SPOC      - purges the list and verifies the box's signed deletion receipt
 7. both      - `enrol reconcile`: the SPOC's register of issued lists against the box's report
@@ -75,34 +76,49 @@ def start(name: str, *args) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)  # Ctrl-C: the demo stops it
 
 
-def controller(url: str, seconds: float) -> None:
-    """--quick: a controller at the web console, by its own API: log in, wait for an alert, confirm it."""
+def logged_in(url: str, name: str, password: str, deadline: float):
+    """One controller's session at the web console (its own cookie jar): fn(path, body=None) -> JSON."""
     web = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    csrf = [""]
 
-    def call(path: str, body: dict | None = None, csrf: str = "") -> dict:
+    def call(path: str, body: dict | None = None) -> dict:
         req = urllib.request.Request(url.rstrip("/") + path, data=None if body is None else json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json", "X-CSRF-Token": csrf})
+                                     headers={"Content-Type": "application/json", "X-CSRF-Token": csrf[0]})
         with web.open(req, timeout=10) as r:
             return json.loads(r.read())
 
-    deadline = time.monotonic() + seconds
     while True:
         try:
-            call("/api/login", {"name": LOGINS[0][0], "password": LOGINS[0][1]})
+            csrf[0] = call("/api/login", {"name": name, "password": password})["csrf"]
             break
         except OSError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-    print(f"  {LOGINS[0][0]} logged in to the web console", flush=True)
+    print(f"  {name} logged in to the web console", flush=True)
+    return call
+
+
+def controller(url: str, seconds: float) -> None:
+    """--quick: two controllers at the web console, by its own API. The window requires two people: alice
+    confirms the first alert (a first verification), bob, who is not shown her choice, confirms it too."""
+    deadline = time.monotonic() + seconds
+    (alice, pw_a), (bob, pw_b) = LOGINS
+    first = logged_in(url, alice, pw_a, deadline)
+    second = logged_in(url, bob, pw_b, deadline)
     while time.monotonic() < deadline:
-        state = call("/api/state")
+        state = first("/api/state")
         if state["open"]:
             a = state["open"][0]
-            call(f"/api/alerts/{a['alert_id']}/decision", {"decision": "confirm", "action": "approached",
-                                                          "note": "demo"}, state["csrf"])
-            print(f"  {LOGINS[0][0]} confirmed the alert for {a['ref']} (camera {a['camera_id']}): approached",
-                  flush=True)
+            body = {"decision": "confirm", "action": "approached", "note": "demo"}
+            said = first(f"/api/alerts/{a['alert_id']}/decision", body)
+            print(f"  {alice} confirmed the alert for {a['ref']} (camera {a['camera_id']}): "
+                  f"{said.get('text') or 'counted'}", flush=True)
+            seen = next(c for c in second("/api/state")["open"] if c["alert_id"] == a["alert_id"])["verification"]
+            print(f"  {bob} sees: {seen['stage']} verification, verified by {', '.join(seen.get('by') or [])}; "
+                  f"her choice {'shown' if 'people' in seen else 'hidden'}", flush=True)
+            second(f"/api/alerts/{a['alert_id']}/decision", body)
+            print(f"  {bob} confirmed it too: the decision counts, with both names", flush=True)
             break
         time.sleep(1.0)
     time.sleep(max(0.0, min(5.0, deadline - time.monotonic())))  # the decision reaches the box
@@ -146,7 +162,8 @@ def main() -> None:
        "--deployment", "demo", "--list", STATE / "usb" / "list.wlb",
        "--location", "Demo concourse, north entrance", "--camera", "cam-a",
        "--camera", "cam-b", "--start", utc(now - timedelta(minutes=5)), "--end", utc(now + timedelta(hours=8)),
-       "--purpose", "Demonstration on public sample media", "-o", STATE / "usb" / "deployment.auth")
+       "--purpose", "Demonstration on public sample media", "--verification", "two",
+       "-o", STATE / "usb" / "deployment.auth")
     sh("edge", "trust", "add-issuer", STATE / "spoc" / "issuer.pub", *box)
 
     say("3. Box: load the window, then the list it names, from the USB stick")
