@@ -79,7 +79,7 @@ def make_box(tmp: Path, box_id: str, endpoint: str, service_pub: Path | None) ->
     state = tmp / box_id
     identity.create(state, box_id)
     cfg = tmp / f"{box_id}.toml"
-    text = (f'box_id = "{box_id}"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "fed:1"\n'
+    text = (f'box_id = "{box_id}"\nstate_dir = "{state}"\nmodel = "dlib-resnet"\n[[cameras]]\nid = "cam1"\nsource = "fed:1"\n'
             f'[alerts]\nendpoint = "tcp://127.0.0.1:{free_port()}"\n[health]\nlog_interval = 1.0\n'
             '[deployment]\nrequired = false\n')
     if service_pub:
