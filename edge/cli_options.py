@@ -12,6 +12,7 @@ One name per meaning:
 | the box's config / state dir | ``--config``, ``--state-dir`` | |
 | a box to connect to (consoles) | ``--box ENDPOINT=KEY`` | |
 | reference images per listed identity (``edge eval``) | ``--refs-per-entry K`` | ``--refs`` (enrol: the CSV) |
+| who does what is recorded (``edge deployment end``, ``edge trust remove``) | ``--who NAME`` | |
 """
 
 from __future__ import annotations
@@ -88,6 +89,21 @@ state_dir_option = click.option(
     "--state-dir", default=None, envvar="EDGE_STATE_DIR", type=click.Path(file_okay=False),
     help="Where the box keeps its state (overrides state_dir in the config; default /var/lib/edge).",
 )
+
+
+def who_option(help: str = "Who does it (recorded in the audit log; default: your login name)."):
+    """``--who NAME``: the person a recorded action is attributed to (``who(value)`` gives the default)."""
+    return click.option("--who", "who", default=None, help=help)
+
+
+def who(value: str | None) -> str:
+    """The name given with ``--who``, else the login name; EdgeError if that is empty."""
+    import getpass
+
+    name = (value if value is not None else getpass.getuser()).strip()
+    if not name:
+        raise EdgeError("say who does it (--who NAME)")
+    return printable(name)[:200]
 
 
 def on_box(fn):

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 
 import click
 
-from edge.cli_options import config_option, load_config, on_box, resolve_state_dir, state_dir_option, user_errors
+from edge.cli_options import (
+    config_option,
+    load_config,
+    on_box,
+    resolve_state_dir,
+    state_dir_option,
+    user_errors,
+    who_option,
+)
+from edge.cli_options import who as who_is
 
 
 @click.group()
@@ -37,9 +45,9 @@ def load_command(path, config_path, state_dir):
 @deployment.command("end")
 @click.argument("deployment_id")
 @click.option("--reason", required=True, help="Why it ends early (recorded in the audit log).")
-@click.option("--by", default=None, help="Who ends it (recorded; default: your login name).")
+@who_option("Who ends it (recorded; default: your login name).")
 @on_box
-def end_command(deployment_id, reason, by, config_path, state_dir):
+def end_command(deployment_id, reason, who, config_path, state_dir):
     """End a deployment now: no window issued before now revives it; its lists are purged with receipts."""
     from edge.errors import EdgeError
     from edge.pipeline.stopping import stop_deployments
@@ -47,7 +55,7 @@ def end_command(deployment_id, reason, by, config_path, state_dir):
     if not reason.strip():
         raise EdgeError("say why the deployment ends (--reason)")
     cfg = load_config(config_path, state_dir)
-    by = (by or getpass.getuser()).strip()
+    by = who_is(who)
     receipts = stop_deployments(cfg, [deployment_id], by=by, reason=reason.strip(), ending="command")
     click.echo(f"deployment {deployment_id} ended by {by}: {reason.strip()}")
     for rc in receipts:

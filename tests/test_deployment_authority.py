@@ -114,7 +114,7 @@ def test_an_ended_deployment_is_purged_with_a_receipt_and_never_revived(box, tmp
     assert r.exit_code == 1 and "is superseded by one issued" in r.output
     r = edge(runner, cfg, "deployment", "end", "Op Lantern", "--reason", " ")
     assert r.exit_code == 1 and "say why" in r.output
-    r = edge(runner, cfg, "deployment", "end", "Op Lantern", "--reason", "operation stood down", "--by", "Insp Wood")
+    r = edge(runner, cfg, "deployment", "end", "Op Lantern", "--reason", "operation stood down", "--who", "Insp Wood")
     assert r.exit_code == 0, r.output
     assert "ended by Insp Wood" in r.output and "list L-1 purged (1 entries): receipt signed" in r.output
     assert not (state / "watchlist" / "current.wlb").exists()

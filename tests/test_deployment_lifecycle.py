@@ -70,7 +70,7 @@ def test_build_authorise_load_match_end_early_no_revival_report(tmp_path):
         console.decide(console.alerts[1], "confirm", "approached", "")
         wait_for(lambda: any(r["kind"] == "adjudication" for r in records(state)), 30, "the decision")
         r = runner.invoke(edge_cli, ["deployment", "end", "Op Lantern", "--reason", "suspect found",
-                                     "--by", "Insp Wood", *box_])
+                                     "--who", "Insp Wood", *box_])
         assert r.exit_code == 0, r.output
         assert "list " in r.output and "purged (2 entries): receipt signed at" in r.output  # by the running daemon
         st = json.loads(ok(runner.invoke(edge_cli, ["status", "--json", *box_])))

@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from edge import files, identity
-from edge.cli_options import load_config, on_box, output_option
+from edge.cli_options import load_config, on_box, output_option, who_option
+from edge.cli_options import who as who_is
 from edge.codec import printable_tree
 from edge.errors import EdgeError
 
@@ -136,23 +137,21 @@ def _trust(what: str, add, keyfile, name: str, config_path, state_dir) -> None:
 
 
 @trust.command("remove")
-@click.argument("who")
+@click.argument("key")
 @click.option("--reason", required=True, help="Why (recorded): a lost key, a retired console, ...")
-@click.option("--by", default=None, help="Who removes it (recorded; default: your login name).")
+@who_option("Who removes it (recorded; default: your login name).")
 @on_box
-def remove(who, reason, by, config_path, state_dir):
+def remove(key, reason, who, config_path, state_dir):
     """Stop trusting an issuer or a console (by key id or name), at once. An issuer's deployments stop and
     their lists are purged with receipts; a console gets nothing more."""
-    import getpass
-
     from edge import deployment
     from edge.pipeline.stopping import stop_deployments
 
     if not reason.strip():
         raise EdgeError("say why the key is removed (--reason)")
     cfg = load_config(config_path, state_dir)
-    by = (by or getpass.getuser()).strip()
-    kind, kid, name = identity.find_trusted(cfg.state_dir, who)
+    by = who_is(who)
+    kind, kid, name = identity.find_trusted(cfg.state_dir, key)
     _audit(cfg)("trust_removed", what=kind, key_id=kid, name=name, by=by, reason=reason.strip())
     receipts: list[dict] = []
     if kind == "issuer":
