@@ -50,7 +50,7 @@ def load_command(path, config_path, state_dir):
 def end_command(deployment_id, reason, who, config_path, state_dir):
     """End a deployment now: no window issued before now revives it; its lists are purged with receipts."""
     from edge.errors import EdgeError
-    from edge.pipeline.stopping import stop_deployments
+    from edge.pipeline.stopping import receipt_line, stop_deployments
 
     if not reason.strip():
         raise EdgeError("say why the deployment ends (--reason)")
@@ -59,7 +59,7 @@ def end_command(deployment_id, reason, who, config_path, state_dir):
     receipts = stop_deployments(cfg, [deployment_id], by=by, reason=reason.strip(), ending="command")
     click.echo(f"deployment {deployment_id} ended by {by}: {reason.strip()}")
     for rc in receipts:
-        click.echo(f"list {rc['list_id']} purged ({rc['entries']} entries): receipt signed at {rc['time']}")
+        click.echo(receipt_line(rc))
     if not receipts:
         click.echo("no watch list of this deployment was on the box")
 
@@ -72,9 +72,14 @@ def end_command(deployment_id, reason, who, config_path, state_dir):
 def status_command(config_path, state_dir, as_json):
     """List the deployments on the box and whether each is active, upcoming or ended."""
     from edge import deployment as dep_mod
+    from edge.errors import EdgeError
 
+    try:  # a box that requires an authority reference: windows without one are emergency use
+        require_ref = load_config(config_path, state_dir).deployment.require_authority_ref
+    except EdgeError:
+        require_ref = False  # a state dir looked at without its config
     problems: list[str] = []
-    deps = dep_mod.status(resolve_state_dir(config_path, state_dir), problems=problems)
+    deps = dep_mod.status(resolve_state_dir(config_path, state_dir), problems=problems, require_ref=require_ref)
     if as_json:
         click.echo(json.dumps(deps, indent=2))
         return

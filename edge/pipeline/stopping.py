@@ -47,3 +47,8 @@ def stop_deployments(cfg, ids: list[str], *, by: str, reason: str, ending: str) 
         rc = svc.deployment_ended(dep_id, force=True)
         out += [rc] if rc else []
     return out
+
+
+def receipt_line(rc: dict) -> str:
+    """How a command that ended a list says so."""
+    return f"list {rc['list_id']} purged ({rc['entries']} entries): receipt signed at {rc['time']}"

@@ -145,7 +145,7 @@ def remove(key, reason, who, config_path, state_dir):
     """Stop trusting an issuer or a console (by key id or name), at once. An issuer's deployments stop and
     their lists are purged with receipts; a console gets nothing more."""
     from edge import deployment
-    from edge.pipeline.stopping import stop_deployments
+    from edge.pipeline.stopping import receipt_line, stop_deployments
 
     if not reason.strip():
         raise EdgeError("say why the key is removed (--reason)")
@@ -165,7 +165,7 @@ def remove(key, reason, who, config_path, state_dir):
     identity.remove_trusted(cfg.state_dir, kind, kid)
     click.echo(f"removed {kind} {kid}" + (f" ({name})" if name else "") + f": {reason.strip()}")
     for rc in receipts:
-        click.echo(f"list {rc['list_id']} purged ({rc['entries']} entries): receipt signed at {rc['time']}")
+        click.echo(receipt_line(rc))
 
 
 @trust.command("list")
