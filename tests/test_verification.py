@@ -151,3 +151,21 @@ def test_an_unknown_console_time_zone_is_refused_in_one_sentence(tmp_path):
     r = CliRunner().invoke(cli, ["console", "--box", "tcp://127.0.0.1:1=box.pub.json", "--timezone", "Mars/Phobos",
                                  "--data", str(tmp_path)])
     assert r.exit_code != 0 and "unknown time zone 'Mars/Phobos'" in r.output and "Traceback" not in r.output
+
+
+def test_a_first_verification_left_waiting_when_the_rule_lapses_is_told_not_lost(box, tmp_path):
+    op = Operator(tmp_path, box)
+    try:
+        box.daemon.cfg.alerts.verification = "two"
+        assert wait_for(lambda: op.link.verification() == "two")
+        alert_id = one_card(op, box)
+        op.decide(alert_id, "alice", decision="confirm", action="arrested")
+        box.daemon.cfg.alerts.verification = "one"  # the window that required two people has closed
+        assert wait_for(lambda: op.link.verification() == "one")
+        op.decide(alert_id, "bob", decision="dismiss", reason="not the person")
+        (told,) = op.console.state("alice")["notices"]
+        assert "not counted: the box's rule became one operator, and bob decided the encounter alone" in told["text"]
+        assert wait_for(lambda: len(records(box, "adjudication_refused")) == 1)
+    finally:
+        op.stop()
+    assert records(box, "adjudication_refused")[0]["operator"] == "alice"

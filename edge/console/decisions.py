@@ -109,6 +109,10 @@ def _settle(db, store, first, mine, policy, supervisor, tz) -> dict | str:
                           "('first','disagreed') ORDER BY time", key)
     operator, decision = mine["operator"], mine["decision"]
     if policy != "two":
+        for w in waiting:  # verifications under a two-person rule that has since lapsed: told, never lost
+            db.execute("DELETE FROM decisions WHERE decision_id=?", (w["decision_id"],))
+            _refuse(db, w, first, f"not counted: the box's rule became one operator, and {operator} decided "
+                                  f"the encounter alone at {when(mine['time'], tz)}", w["role"])
         return _count(db, store, first, [], mine, "single")
     if not waiting:
         if decision == "dismiss":  # not the person: no action is taken, one operator suffices
