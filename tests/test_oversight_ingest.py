@@ -109,12 +109,12 @@ def test_database_and_config_refuse_in_one_sentence(tmp_path):
     r = runner.invoke(edge_cli, ["oversight", "report", "-c", str(cfg)])
     assert r.exit_code == 1 and "does not exist: run 'edge oversight migrate'" in r.output
     assert "Traceback" not in r.output
-    assert "schema version 1" in runner.invoke(edge_cli, ["oversight", "migrate", "-c", str(cfg)]).output
+    assert "schema version 2" in runner.invoke(edge_cli, ["oversight", "migrate", "-c", str(cfg)]).output
     with sqlite3.connect(tmp_path / "o.db") as conn:
         conn.execute("UPDATE schema_version SET version = 99")
     for cmd in ("report", "migrate"):
         r = runner.invoke(edge_cli, ["oversight", cmd, "-c", str(cfg)])
-        assert r.exit_code == 1 and "schema version 99, newer than this service knows (1): update the service" \
+        assert r.exit_code == 1 and "schema version 99, newer than this service knows (2): update the service" \
             in r.output, r.output
     cfg.write_text('[database]\nurl = "o.db"\nurll = "x"\n')
     r = runner.invoke(edge_cli, ["oversight", "report", "-c", str(cfg)])
@@ -187,3 +187,27 @@ def test_a_log_cut_back_is_truncated_at_the_next_contact(tmp_path):
     out = ing.accept("b1", [], "link", box_last=7)  # the box now says its log ends at seq 7
     assert db.q("SELECT kind, from_seq, to_seq FROM incidents") == [("truncated", 8, len(ls))]
     assert f"holds seqs 8..{len(ls)}" in out.incidents[0]
+
+
+def test_migration_2_files_each_decision_and_deletion_on_its_alert(tmp_path):
+    """A version 1 store (alerts, decisions and deletions in their own tables) is brought up to version 2 in
+    place: each alert row then holds its decision and its deletion, which the report reads."""
+    from edge.oversight.db import Database
+    from edge.oversight.report import Scope, build
+
+    db = Database(str(tmp_path / "o.db"))
+    db.migrate(upto=1)
+    with db.tx():
+        db.x("INSERT INTO boxes VALUES ('b1', 'S', 'private', 'k', 'now')")
+        for n in (1, 2, 3):
+            db.x("INSERT INTO alerts VALUES ('b1', ?, 0, ?, '2026-11-22T08:00:00.000Z', 'WL-1', 'L1', 'i', '', "
+                 "'cam1', 0.4)", (f"a{n}", n))
+        db.x("INSERT INTO decisions VALUES ('b1', 'a1', 0, 7, 't', 'confirm', 'arrested', '', 'PC 1')")
+        db.x("INSERT INTO decisions VALUES ('b1', 'a2', 0, 8, 't', 'dismiss', '', 'poor image', 'PC 1')")
+        db.x("INSERT INTO deletions VALUES ('b1', 'a1', 0, 9, 't')")
+    assert db.version() == 1 and db.migrate() == [2] and db.version() == 2
+    assert db.q("SELECT alert_id, decision, action, decision_seq, deleted_seq FROM alerts ORDER BY alert_id") == [
+        ("a1", "confirm", "arrested", 7, 9), ("a2", "dismiss", "poor image", 8, None), ("a3", None, None, None, None)]
+    t = build(db, Scope())["total"]
+    assert (t["action"]["confirmed"], t["action"]["dismissed"], t["action"]["undecided"]) == (1, 1, 1)
+    assert t["action"]["actions"] == {"arrested": 1} and t["deleted"]["alerts_deleted"] == 1

@@ -60,8 +60,22 @@ CREATE INDEX lists_loaded ON lists (loaded);
 CREATE INDEX records_kind ON records (box_id, kind)
 """
 
+# version 2: each alert row also holds its decision and its deletion (the fleet report reads one table)
+DECIDED = """
+ALTER TABLE alerts ADD COLUMN decision TEXT;
+ALTER TABLE alerts ADD COLUMN action TEXT;
+ALTER TABLE alerts ADD COLUMN decision_seq BIGINT;
+ALTER TABLE alerts ADD COLUMN deleted_seq BIGINT;
+UPDATE alerts SET decision = (SELECT d.decision FROM decisions d WHERE d.box_id = alerts.box_id AND
+  d.alert_id = alerts.alert_id), action = (SELECT CASE WHEN d.decision = 'confirm' THEN d.action ELSE d.reason END
+  FROM decisions d WHERE d.box_id = alerts.box_id AND d.alert_id = alerts.alert_id), decision_seq = (SELECT d.seq
+  FROM decisions d WHERE d.box_id = alerts.box_id AND d.alert_id = alerts.alert_id), deleted_seq = (SELECT x.seq
+  FROM deletions x WHERE x.box_id = alerts.box_id AND x.alert_id = alerts.alert_id)
+"""
+
 # version -> the statements that bring the version before it to this one (never edit a released one)
-MIGRATIONS: dict[int, list[str]] = {1: [s.strip() for s in TABLES.split(";") if s.strip()]}
+MIGRATIONS: dict[int, list[str]] = {n: [s.strip() for s in sql.split(";") if s.strip()]
+                                    for n, sql in ((1, TABLES), (2, DECIDED))}
 VERSION = max(MIGRATIONS)
 
 
@@ -200,8 +214,9 @@ class Database:
             raise EdgeError(f"the oversight database {self.where} is at schema version {v}, not {VERSION}: "
                             "run 'edge oversight migrate'")
 
-    def migrate(self, reader_role: str = "") -> list[int]:
-        """Apply every migration above the database's version, in one transaction; the versions applied."""
+    def migrate(self, reader_role: str = "", upto: int = VERSION) -> list[int]:
+        """Apply every migration above the database's version (up to ``upto``), in one transaction; the
+        versions applied."""
         if self.readonly:
             raise EdgeError("a read-only connection cannot migrate the database")
         done = []
@@ -212,7 +227,7 @@ class Database:
             if v == 0:
                 self.x("CREATE TABLE schema_version (version INTEGER NOT NULL)")
                 self.x("INSERT INTO schema_version (version) VALUES (0)")
-            for n in range(v + 1, VERSION + 1):
+            for n in range(v + 1, upto + 1):
                 for stmt in MIGRATIONS[n]:
                     self.x(stmt)
                 self.x("UPDATE schema_version SET version = ?", (n,))

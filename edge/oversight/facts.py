@@ -99,6 +99,12 @@ class Facts:
                 "ON CONFLICT (box_id, deployment_id, day) DO UPDATE SET faces = faces.faces + excluded.faces",
                 [(self.box_id, dep, day, n) for (dep, day), n in self.faces.items()])
         db.many("UPDATE deployments SET ended = ? WHERE box_id = ? AND deployment_id = ?", self.dep_ends)
+        # the alert row carries its first decision and its deletion (the report reads alerts alone)
+        db.many("UPDATE alerts SET decision = ?, action = ?, decision_seq = ? WHERE box_id = ? AND alert_id = ? "
+                "AND decision IS NULL", [(d[5], d[6] if d[5] == "confirm" else d[7], d[3], d[0], d[1])
+                                         for d in self.rows["decisions"]])
+        db.many("UPDATE alerts SET deleted_seq = ? WHERE box_id = ? AND alert_id = ? AND deleted_seq IS NULL",
+                [(x[3], x[0], x[1]) for x in self.rows["deletions"]])
 
 
 def _int(v: Any) -> int | None:
@@ -109,7 +115,8 @@ SQL = {
     "lists": "INSERT INTO lists (box_id, list_id, issuer, issuer_name, deployment, sequence, entries, images, refs, "
              "loaded, loaded_seq, branch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     "refusals": "INSERT INTO refusals VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    "alerts": "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    "alerts": "INSERT INTO alerts (box_id, alert_id, branch, seq, time, ref, list_id, issuer, deployment_id, "
+              "camera_id, distance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     "decisions": "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     "deletions": "INSERT INTO deletions VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     "deployments": "INSERT INTO deployments (box_id, deployment_id, issuer, location, started) VALUES (?, ?, ?, ?, ?) "

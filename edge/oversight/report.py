@@ -97,16 +97,12 @@ def _queries(scope: Scope, key_l: str, key_a: str, key_r: str) -> dict[str, tupl
                    "SUM(CASE WHEN l.ended IS NULL THEN 1 ELSE 0 END) "
                    f"FROM lists l JOIN boxes b ON b.box_id = l.box_id WHERE {wl} GROUP BY 1", al),
         "matched": (f"SELECT {key_a}, COUNT(*), COUNT(DISTINCT a.ref), COUNT(DISTINCT a.list_id), "
-                    "SUM(CASE WHEN d.decision = 'confirm' THEN 1 ELSE 0 END), "
-                    "SUM(CASE WHEN d.decision = 'dismiss' THEN 1 ELSE 0 END), "
-                    "SUM(CASE WHEN x.alert_id IS NOT NULL THEN 1 ELSE 0 END) "
-                    "FROM alerts a JOIN boxes b ON b.box_id = a.box_id "
-                    "LEFT JOIN decisions d ON d.box_id = a.box_id AND d.alert_id = a.alert_id "
-                    "LEFT JOIN deletions x ON x.box_id = a.box_id AND x.alert_id = a.alert_id "
-                    f"WHERE {wa} GROUP BY 1", aa),
-        "actions": (f"SELECT {key_a}, d.decision, CASE WHEN d.decision = 'confirm' THEN d.action ELSE d.reason END, "
-                    "COUNT(*) FROM alerts a JOIN boxes b ON b.box_id = a.box_id JOIN decisions d ON "
-                    f"d.box_id = a.box_id AND d.alert_id = a.alert_id WHERE {wa} GROUP BY 1, 2, 3", aa),
+                    "SUM(CASE WHEN a.decision = 'confirm' THEN 1 ELSE 0 END), "
+                    "SUM(CASE WHEN a.decision = 'dismiss' THEN 1 ELSE 0 END), "
+                    "SUM(CASE WHEN a.deleted_seq IS NOT NULL THEN 1 ELSE 0 END) "
+                    f"FROM alerts a JOIN boxes b ON b.box_id = a.box_id WHERE {wa} GROUP BY 1", aa),
+        "actions": (f"SELECT {key_a}, a.decision, a.action, COUNT(*) FROM alerts a JOIN boxes b ON "
+                    f"b.box_id = a.box_id WHERE {wa} AND a.decision IS NOT NULL GROUP BY 1, 2, 3", aa),
         "refused": (f"SELECT {key_r}, COUNT(*) FROM refusals r "
                     f"JOIN boxes b ON b.box_id = r.box_id WHERE {wr} GROUP BY 1", ar),
     }
@@ -173,10 +169,7 @@ def _drill(db: Database, scope: Scope) -> tuple[list[dict[str, Any]], list[dict[
     wa, aa = scope.where("a", "a.time", "a.deployment_id", ("a.issuer",))
     alerts = [dict(zip(("box_id", "site", "alert_id", "time", "ref", "list_id", "seq", "hash", "decision", "action",
                         "decision_seq", "deleted_seq"), r, strict=True)) for r in db.q(
-        "SELECT a.box_id, b.site, a.alert_id, a.time, a.ref, a.list_id, a.seq, r.hash, d.decision, "
-        "CASE WHEN d.decision = 'confirm' THEN d.action ELSE d.reason END, d.seq, x.seq FROM alerts a "
-        "JOIN boxes b ON b.box_id = a.box_id LEFT JOIN records r ON r.box_id = a.box_id AND r.branch = a.branch "
-        "AND r.seq = a.seq LEFT JOIN decisions d ON d.box_id = a.box_id AND d.alert_id = a.alert_id "
-        f"LEFT JOIN deletions x ON x.box_id = a.box_id AND x.alert_id = a.alert_id WHERE {wa} "
-        "ORDER BY a.time, a.box_id", aa)]
+        "SELECT a.box_id, b.site, a.alert_id, a.time, a.ref, a.list_id, a.seq, r.hash, a.decision, a.action, "
+        "a.decision_seq, a.deleted_seq FROM alerts a JOIN boxes b ON b.box_id = a.box_id LEFT JOIN records r ON "
+        f"r.box_id = a.box_id AND r.branch = a.branch AND r.seq = a.seq WHERE {wa} ORDER BY a.time, a.box_id", aa)]
     return lists, alerts
