@@ -37,7 +37,8 @@ def env(tmp_path_factory):
     box = Box(tmp, gap=1.0, images=[jpeg(f, 120) for f in PEOPLE])
     try:
         with running_console(tmp / "console", {box.endpoint: box.state}, "--timezone", "Asia/Kolkata",
-                             users=(("bob", "bob's long password", "operator"),)) as url:
+                             users=(("bob", "bob's long password", "operator"),
+                                    ("sam", "sam's long password", "supervisor"))) as url:
             browsers = {}
             try:
                 for name, pw in (("alice", None), ("bob", "bob's long password")):
@@ -195,3 +196,31 @@ def test_two_people_verify_blind_and_both_names_are_in_the_report(env):
     text = report_text(box)
     assert "verified (first): alice confirmed (arrested)" in text
     assert "verified (second): bob confirmed (arrested)" in text
+
+
+def test_a_disagreement_goes_to_a_supervisor_who_sees_both_choices(env):
+    box, alice, bob = env["box"], env["alice"], env["bob"]
+    ref = REFS[2]
+    target = alice.execute_script("return [...document.querySelectorAll('#queue .card')].find(c => "
+                                  f"c.querySelector('.ref').textContent === '{ref}').dataset.alertId")
+    reach(alice, target)
+    press(alice, "c", "3")  # alice: confirm, arrested
+    wait_js(bob, f"const c = document.querySelector(\".card[data-alert-id='{target}'] .verify-stage\"); "
+                 "return c && c.textContent.includes('2 of 2')", 15, "bob's second stage")
+    reach(bob, target)
+    press(bob, "d", "1")  # bob: dismiss, not the person
+    told = wait_js(bob, f"const c = document.querySelector(\".card[data-alert-id='{target}'] .verify-stage\"); "
+                        "return c && c.textContent.includes('DISAGREE') && c.textContent", 15, "the disagreement")
+    assert "A supervisor decides" in told
+    alice.find_element("id", "logout").click()  # the supervisor takes alice's screen
+    wait_js(alice, "return location.pathname === '/login'", 10, "the login page")
+    log_in(alice, "sam", "sam's long password")
+    wait_js(alice, LOGGED_IN_JS, 10, "sam's login")
+    seen = wait_js(alice, f"const c = document.querySelector(\".card[data-alert-id='{target}'] .verify-stage\"); "
+                          "return c && c.textContent.includes('supervisor') && c.textContent", 15, "sam's view")
+    assert "alice confirmed (arrested) vs bob dismissed (not the person)" in seen and "your decision counts" in seen
+    reach(alice, target)
+    press(alice, "d", "1")  # sam: dismiss, not the person
+    wait_js(alice, f"return !document.querySelector(\".card[data-alert-id='{target}']\")", 20, "the card to leave")
+    assert wait_for(lambda: any(len(r.get("verifications") or []) == 3 for r in records(box, "adjudication")))
+    assert "verified (supervisor): sam dismissed (not the person)" in report_text(box)
