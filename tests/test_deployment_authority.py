@@ -193,3 +193,37 @@ def test_the_log_is_kept_at_least_six_months(box, tmp_path):
     assert r.exit_code == 1 and "audit.retention_days: must be at least 183" in r.output
     cfg.write_text(cfg.read_text().replace("retention_days = 30", "retention_days = 400"))
     assert edge(runner, cfg, "audit", "retention").exit_code == 0
+
+
+def test_a_lapsed_emergency_use_stops_matching_and_purges_its_list_in_the_daemon(box, tmp_path):
+    """[deployment] require_authority_ref: 24 h after its start, a window without a reference closes its run and
+    the daemon purges its list with a receipt (the window itself still runs to its end elsewhere)."""
+    from edge import config
+    from edge.pipeline.daemon import Daemon
+
+    runner, keys, state, cfg = box
+    assert load(runner, state, now_window(runner, keys, state, tmp_path / "e.json", hours=30)).exit_code == 0
+    assert edge(runner, cfg, "watchlist", "load", keys / "L-1.wlb").exit_code == 0
+    from conftest import free_port
+
+    text = cfg.read_text().replace("[alerts]\n", f'[alerts]\nendpoint = "tcp://127.0.0.1:{free_port()}"\n')
+    daemon = Daemon(config.parse(text + "[deployment]\nrequire_authority_ref = true\n"))
+    daemon.prepare_state_dir()
+    daemon.duties.start()
+    daemon.open_channel()
+    daemon.start_watchlist_service()
+    try:
+        assert daemon.duties.allows("cam1") and daemon.matching_status()["emergency"]
+        later = datetime.now(UTC).timestamp() + 24 * 3600
+        daemon.duties.clock = daemon.duties.gate.clock = lambda: later
+        daemon.duties.tick({}, reload=True)
+        assert not daemon.duties.allows("cam1") and daemon.matcher.current is None
+    finally:
+        daemon.watchlist.stop()
+        daemon.publisher.stop()
+        daemon.duties.stop({})
+    recs = verify_log(state).records
+    (end,) = [r["data"] for r in recs if r["kind"] == "deployment_end" and r["data"]["reason"] != "service stopped"]
+    assert end["reason"].startswith("emergency use without an authority reference lapsed")
+    (purged,) = [r["data"] for r in recs if r["kind"] == "watchlist_purged"]
+    assert purged["list_id"] == "L-1" and purged["reason"] == "deployment Op Lantern ended early"
