@@ -27,7 +27,7 @@ from typing import Any
 import zmq
 
 from edge import codec, files
-from edge.audit.log import LOG_NAME, Record
+from edge.audit.log import LOG_NAME, MAX_RECORD, Record
 from edge.errors import EdgeError
 from edge.identity import key_id
 
@@ -153,8 +153,7 @@ class Uplink:
             self._thread.join(5)
 
     def _caught_up(self) -> bool:
-        recs = _scan(self.path)
-        return bool(recs) and self.acked_seq == recs[-1][0]
+        return self.acked_seq == self._last()[0]
 
     def _run(self) -> None:
         ctx = zmq.Context()
@@ -203,8 +202,20 @@ class Uplink:
             ctx.term()
 
     def _last(self) -> tuple[int, str]:
-        recs = [r for r in _scan(self.path) if r[0] >= 0]
-        return (recs[-1][0], recs[-1][1]) if recs else (0, "0" * 64)
+        """(seq, hash) of the log's last complete record, from its tail (a record is at most MAX_RECORD bytes)."""
+        try:
+            with open(self.path, "rb") as f:
+                size = f.seek(0, 2)
+                f.seek(max(0, size - 2 * MAX_RECORD))
+                tail = f.read()
+        except FileNotFoundError:
+            return 0, "0" * 64
+        end = tail.rfind(b"\n")
+        try:
+            rec = json.loads(tail[tail.rfind(b"\n", 0, end) + 1:end])
+            return int(rec["seq"]), str(rec["hash"])
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return 0, "0" * 64
 
     def _start_from(self, have: list) -> int:
         """The offset after the newest record the service holds with the same hash (0: from the start)."""
