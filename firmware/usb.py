@@ -25,7 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from edge.watchlist.bundle import MAX_FILE
+from edge.errors import EdgeError
+from edge.watchlist.bundle import MAX_FILE, framing
+from edge.watchlist.service.files import signed_where_it_lies
 
 MOUNT_OPTIONS = "ro,noexec,nosuid,nodev,noatime"
 MAX_FILES = 20
@@ -33,8 +35,10 @@ MAX_SIZE = MAX_FILE  # the watch-list format's own limit (a 10,000-entry list wi
 STAGE_ROOT = "/run/edge-usb"
 
 
-def copy_bundles(src: Path, dest: Path, log=print) -> list[Path]:
-    """Copy the top-level *.wlb regular files of ``src`` to ``dest``; returns the copies."""
+def copy_bundles(src: Path, dest: Path, log=print, issuers: dict[str, bytes] | None = None) -> list[Path]:
+    """Copy the top-level *.wlb regular files of ``src`` to ``dest``; returns the copies. Each file's framing
+    must account for its size and, with ``issuers`` (the box's trusted issuer keys), its signature verify where
+    it lies, before a byte of it is copied."""
     out = []
     for entry in sorted(os.scandir(src), key=lambda e: e.name):
         if not entry.name.lower().endswith(".wlb") or entry.name.startswith("."):
@@ -49,7 +53,7 @@ def copy_bundles(src: Path, dest: Path, log=print) -> list[Path]:
         else:
             copy = dest / entry.name
             try:
-                _copy_regular(entry.path, copy)
+                _copy_regular(entry.path, copy, issuers)
             except ValueError as exc:
                 log(f"{entry.name}: skipped ({exc})")
                 copy.unlink(missing_ok=True)
@@ -59,7 +63,7 @@ def copy_bundles(src: Path, dest: Path, log=print) -> list[Path]:
     return out
 
 
-def _copy_regular(src: str, dest: Path) -> None:
+def _copy_regular(src: str, dest: Path, issuers: dict[str, bytes] | None = None) -> None:
     """Copy a file that is, when opened, still a regular file no larger than MAX_SIZE (no symlink swapped
     in between the look and the open, no FIFO that would block)."""
     fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
@@ -67,6 +71,12 @@ def _copy_regular(src: str, dest: Path) -> None:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SIZE:
             raise ValueError("not a regular file of at most the size limit")
+        try:  # its framing must account for its exact size before a byte is copied (a 1 GiB file of zeros is not)
+            framing(lambda n, off: os.pread(f.fileno(), n, off), st.st_size)
+            if issuers is not None:
+                signed_where_it_lies(f.fileno(), st.st_size, issuers)
+        except EdgeError as exc:
+            raise ValueError(str(exc)) from None
         copied = 0
         while chunk := f.read(1 << 20):
             copied += len(chunk)
@@ -94,6 +104,17 @@ def service_user(name: str):
         return None
 
 
+def _issuers(config: str) -> dict[str, bytes] | None:
+    """The box's trusted issuer keys (None when its config cannot be read: framing is still checked)."""
+    from edge import config as config_mod
+    from edge import identity
+
+    try:
+        return identity.issuers(config_mod.load(config).state_dir)
+    except (EdgeError, OSError):
+        return None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m firmware.usb", description=__doc__.splitlines()[0])
     ap.add_argument("device", help="the block device, e.g. /dev/sdb1 (or a folder, for testing)")
@@ -112,7 +133,7 @@ def main(argv=None) -> int:
             mnt = Path(tempfile.mkdtemp(prefix="mnt-", dir=stage.parent))
             subprocess.run(["mount", "-o", MOUNT_OPTIONS, str(src), str(mnt)], check=True, timeout=60)
             src = mnt
-        files = copy_bundles(src, stage, log)
+        files = copy_bundles(src, stage, log, _issuers(args.config))
         if mnt is not None:
             subprocess.run(["umount", str(mnt)], check=True, timeout=60)
             mnt.rmdir()

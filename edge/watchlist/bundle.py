@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +159,26 @@ def parse_prefix(data: bytes, size: int | None = None) -> tuple[int, str, int]:
     if not 2 <= hlen <= MAX_HEADER:
         raise BundleError(f"header length {hlen} is out of range (2..{MAX_HEADER} bytes)")
     return version, issuer.hex(), hlen
+
+
+def framing(read: Callable[[int, int], bytes], size: int) -> tuple[int, str, int]:
+    """(version, issuer key id, length of what the signature covers) of a file of ``size`` bytes, read with
+    ``read(n, offset)``, once its fixed framing is checked to account for exactly ``size`` bytes: what the box
+    checks before it copies a file in (a 1 GiB file of zeros, or one whose framing promises another length, is
+    refused having read 20 + 8 bytes of it)."""
+    version, issuer, hlen = parse_prefix(read(PREFIX.size, 0), size)
+    pos = PREFIX.size + hlen
+    if size < pos + 8:
+        raise BundleError(f"the file is truncated ({size} bytes, the header runs past the end)")
+    (clen,) = struct.unpack(">Q", read(8, pos))
+    cap = MAX_PAYLOAD if version == VERSION else MAX_STREAM
+    if clen > cap:
+        raise BundleError(f"payload length {clen} is larger than the {cap}-byte limit")
+    if size < pos + 8 + clen + SIG_LEN:
+        raise BundleError(f"the file is truncated ({size} bytes, expected {pos + 8 + clen + SIG_LEN})")
+    if size > pos + 8 + clen + SIG_LEN:
+        raise BundleError(f"unexpected {size - pos - 8 - clen - SIG_LEN} bytes after the signature")
+    return version, issuer, pos + 8 + clen
 
 
 def parse(data: bytes) -> Parsed:

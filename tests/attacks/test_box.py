@@ -90,7 +90,7 @@ def test_usb_staging_copies_only_regular_files(tmp_path):
     stick, dest = tmp_path / "stick", tmp_path / "stage"
     stick.mkdir()
     dest.mkdir()
-    (stick / "good.wlb").write_bytes(b"EDGEWL")
+    (stick / "good.wlb").write_bytes(Box(tmp_path).bundle(sequence=1))
     os.symlink("/dev/zero", stick / "zero.wlb")
     os.symlink(stick / "good.wlb", stick / "link.wlb")
     f = fifo(stick / "pipe.wlb")

@@ -122,3 +122,72 @@ def test_a_list_past_its_end_never_matches_even_before_the_purge(tmp_path):
     assert box.matches_alex()
     time.sleep(2.5)  # no tick, no timer running: nothing has purged it yet
     assert box.matcher.current is not None and not box.matches_alex()
+
+
+# --- issue 24, item 9: size and framing are checked before anything is copied -------------------------------
+
+GIB = 1 << 30
+
+
+def _keyless(kind: str) -> tuple[bytes, bytes]:
+    """(start, end) of a 1 GiB sparse file with no valid signature: what each kind's framing claims."""
+    import json
+    import struct
+
+    from attacks.hostile import ISSUER
+    from edge import identity
+
+    trusted = bytes.fromhex(identity.key_id(identity.raw_public(ISSUER)))
+    kid = b"\x42" * 8 if kind == "unknown issuer, framing consistent" else trusted
+    version = 1 if kind.startswith("version 1") else 2
+    h = json.dumps({"list_id": "L-1", "format": "edge-watchlist"}).encode()
+    pos = bundle.PREFIX.size + len(h)
+    clen = 100 if kind == "framing promises another length" else GIB - pos - 8 - bundle.SIG_LEN
+    if kind == "zeros":
+        return b"", b""
+    return bundle.PREFIX.pack(bundle.MAGIC, version, kid, len(h)) + h + struct.pack(">Q", clen), b"\0" * 64
+
+
+KEYLESS = ["zeros", "framing promises another length", "unknown issuer, framing consistent",
+           "trusted issuer's key id, framing consistent, no signature",
+           "version 1 framing, trusted issuer's key id, no signature"]
+
+
+@pytest.mark.parametrize("kind", KEYLESS)
+def test_a_keyless_1_gib_file_is_refused_before_it_is_copied(tmp_path, usb, kind):
+    """In a child that may write files of 32 MiB at most: copying the file in (to the box's state dir, or to the
+    USB unit's staging folder) would fail with "File too large" instead of the refusal's own reason."""
+    head, tail = _keyless(kind)
+    path = usb / "big.wlb"
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(GIB)
+        f.seek(GIB - len(tail))
+        f.write(tail)
+    code = f"""
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (32 << 20, 32 << 20))
+sys.path[:0] = [{str(REPO)!r}, {str(REPO / "tests")!r}]
+from pathlib import Path
+from attacks.hostile import Box
+from edge.errors import EdgeError
+from firmware.usb import copy_bundles
+box = Box(Path({str(tmp_path)!r}))
+try:
+    box.svc.load(Path({str(path)!r}), via="usb", mount={str(usb)!r})
+except EdgeError as exc:
+    print("refused:", exc)
+said = []
+dest = Path({str(tmp_path)!r}) / "stage"
+dest.mkdir()
+from edge import identity
+staged = copy_bundles(Path({str(usb)!r}), dest, said.append, identity.issuers(box.state))
+print("staged:", [p.name for p in staged], said)
+print("recorded:", len(box.records("watchlist_refused")))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    out = r.stdout
+    assert r.returncode == 0 and "refused:" in out and "recorded: 1" in out, out + r.stderr[-2000:]
+    assert "too large" not in out and "cannot write" not in out, out
+    assert "staged: []" in out, out

@@ -22,10 +22,12 @@ MALFORMED = (ValueError, TypeError, KeyError, IndexError, RecursionError, Overfl
              UnicodeError, AttributeError)  # what a hostile bundle could make a parser raise
 
 
-def stage_bundle_file(path, dest: Path, max_size: int | None = None,
-                      timeout: float = READ_TIMEOUT_S) -> tuple[str, tuple[int, bytes]]:
+def stage_bundle_file(path, dest: Path, max_size: int | None = None, timeout: float = READ_TIMEOUT_S,
+                      issuers: dict[str, bytes] | None = None) -> tuple[str, tuple[int, bytes]]:
     """Copy a bundle a user or a USB stick handed us (a regular file, bounded, read against a deadline:
-    ``_copy_user_file``) to ``dest`` (0600, fsynced) in blocks, never whole in memory. Returns its
+    ``_copy_user_file``) to ``dest`` (0600, fsynced) in blocks, never whole in memory. Nothing is copied before
+    its framing accounts for its exact size and, with ``issuers`` (the trusted issuer keys), before its signature
+    verifies where it lies (``signed_where_it_lies``): a keyless file never reaches the disk. Returns its
     SHA-256 (hex) and, from the same pass, (n, SHA-256 of its first n bytes) for n = its size - 64:
     what a version-2 signature covers, so the copy need not be read again to check it."""
     signed, tail, copied = hashlib.sha256(), b"", 0
@@ -48,19 +50,54 @@ def stage_bundle_file(path, dest: Path, max_size: int | None = None,
                     signed.update(joined[:-bundle.SIG_LEN])
                     tail = joined[-bundle.SIG_LEN:]
 
-            _copy_user_file(path, write, max_size, timeout)
+            check = None if issuers is None else (lambda fd, size: signed_where_it_lies(fd, size, issuers))
+            before = _copy_user_file(path, write, max_size, timeout, check)
             out.flush()
             os.fsync(out.fileno())
     except OSError as exc:
         raise EdgeError(f"cannot write {dest}: {exc.strerror}") from None
     whole = signed.copy()
     whole.update(tail)
+    if before is not None and before != whole.digest():
+        raise BundleError(f"{Path(path).name} changed while it was read: refused")
     return whole.hexdigest(), (max(0, copied - bundle.SIG_LEN), signed.digest())
 
 
-def _copy_user_file(path, sink, max_size: int | None, timeout: float) -> None:
+def signed_where_it_lies(fd: int, size: int, issuers: dict[str, bytes]) -> bytes:
+    """Before a byte is copied: the framing accounts for ``size``, the issuer is trusted and its signature
+    verifies over the file as it lies (read in place, or mapped: never whole in memory). Returns the file's
+    SHA-256, which the copy must match. BundleError otherwise."""
+    import mmap
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from edge.watchlist import bundle_v2
+
+    version, issuer, end = bundle.framing(lambda n, off: os.pread(fd, n, off), size)
+    raw = issuers.get(issuer)
+    if raw is None:
+        raise BundleError(f"signed by an unknown issuer {issuer}: register its key with 'edge trust add-issuer' first")
+    whole = hashlib.sha256()
+    with mmap.mmap(fd, size, prot=mmap.PROT_READ) as m:
+        for off in range(0, size, 1 << 20):
+            whole.update(m[off:off + (1 << 20)])
+        signed = hashlib.sha256(m[:end]).digest() if version != bundle.VERSION else b""
+        try:
+            key = Ed25519PublicKey.from_public_bytes(raw)
+            if version == bundle.VERSION:
+                key.verify(m[end:], memoryview(m)[:end])
+            else:
+                key.verify(m[end:], bundle_v2.SIG_CONTEXT + signed)
+        except InvalidSignature:
+            raise BundleError(f"bad signature: the file was altered or not signed by issuer {issuer}") from None
+    return whole.digest()
+
+
+def _copy_user_file(path, sink, max_size: int | None, timeout: float, check=None) -> bytes | None:
     """Feed a regular file (no symlink, FIFO or device) of at most ``max_size`` bytes to ``sink`` in
-    blocks, within ``timeout`` seconds; EdgeError in one sentence otherwise."""
+    blocks, within ``timeout`` seconds; EdgeError in one sentence otherwise. ``check(fd, size)`` runs on the
+    opened file before anything is fed (its result is returned)."""
     if not path or not isinstance(path, str | Path):
         raise EdgeError("no bundle file given")
     path, cap = Path(path), bundle.MAX_FILE if max_size is None else max_size
@@ -76,6 +113,7 @@ def _copy_user_file(path, sink, max_size: int | None, timeout: float) -> None:
             raise BundleError(f"{path.name} is not a regular file: refused")
         if st.st_size > cap:
             raise BundleError(f"{path.name} is too large to be a watch-list bundle")
+        checked = check(fd, st.st_size) if check is not None else None
         got, deadline = 0, time.monotonic() + timeout
         while True:
             chunk = os.read(fd, min(1 << 20, cap + 1 - got))
@@ -87,6 +125,7 @@ def _copy_user_file(path, sink, max_size: int | None, timeout: float) -> None:
             sink(chunk)
             if time.monotonic() > deadline:
                 raise BundleError(f"{path.name} could not be read within {timeout:.0f} s: refused")
+        return checked
     except BlockingIOError:
         raise BundleError(f"{path.name} is not a regular file: refused") from None
     except OSError as exc:

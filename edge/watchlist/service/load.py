@@ -124,7 +124,8 @@ class Loading(Endings):
         with self._lock:
             try:
                 self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-                digest, known = stage_bundle_file(path, staged)  # a full disk refuses it before anything is said
+                digest, known = stage_bundle_file(path, staged,  # framing and signature checked before copying
+                                                  issuers=identity_mod.issuers(self.cfg.state_dir))
                 if skip_stored and digest == self._stored_digest():
                     return None
                 return self._load_staged(staged, digest, arrival, source=Path(path) if via == "usb" else None,
@@ -230,6 +231,14 @@ class Loading(Endings):
         except (OSError, EdgeError, *MALFORMED):
             return {}
         out = {"issuer": issuer, "issuer_name": self._issuer_name(issuer)}
+        try:  # which file it was: what `enrol reconcile` matches a refusal against the issued bundle by
+            if isinstance(data, Path):
+                with open(data, "rb") as f:
+                    out["bundle_sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
+            else:
+                out["bundle_sha256"] = hashlib.sha256(data).hexdigest()
+        except OSError:
+            pass
         try:
             claimed = bundle.load_json(head[bundle.PREFIX.size:bundle.PREFIX.size + hlen], "header").get("list_id")
             if isinstance(claimed, str) and len(claimed) <= 64:
