@@ -211,13 +211,13 @@ def logins() -> list[str]:
 
     import uvicorn
 
-    from edge.console.web import Console, create_app
+    from edge.console.web import Console, create_app, server_config
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "c.db")
         store.add_user("alice", "correct horse battery")
         port = _port()
-        server = uvicorn.Server(uvicorn.Config(create_app(Console(store, [])), host="127.0.0.1", port=port,
+        server = uvicorn.Server(server_config(create_app(Console(store, [])), "127.0.0.1", port,
                                                log_level="error"))
         th = threading.Thread(target=server.run, daemon=True)
         th.start()

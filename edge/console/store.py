@@ -289,6 +289,11 @@ class Store:
             ok = False
         return bool(rows) and ok
 
+    def credential(self, name: str) -> str:
+        """The operator's password hash now ("" if no such operator): a session is ended when it changes."""
+        rows = self._query("SELECT hash FROM users WHERE name=?", (name,))
+        return str(rows[0]["hash"]) if rows else ""
+
     def has_users(self) -> bool:
         return bool(self._query("SELECT 1 FROM users LIMIT 1"))
 

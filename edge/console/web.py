@@ -20,10 +20,12 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -47,6 +49,7 @@ SEEN_AGAIN_S = 3600.0  # a decided encounter seen again after its decision is sh
 CSRF_HEADER = "x-csrf-token"
 FAIL_WINDOW_S, MAX_FAILS, MAX_FAILS_CLIENT, LOCKOUT_S = 900.0, 5, 20, 300.0
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+MAX_BODY = 64 * 1024  # bytes of any request body (a login or a decision is well under 4 KiB)
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY"),
@@ -122,6 +125,7 @@ class Console:
         self.timezone, self.tz = timezone, zone(timezone)
         self.retention = retention.Policy(retention_days, "console --retention-days")
         self.sessions: dict[str, tuple[str, float, str]] = {}  # token -> (operator, expires, csrf token)
+        self.credentials: dict[str, str] = {}  # token -> the operator's password hash at login
         self.guard = LoginGuard()
         for link in links:
             link.on_change = self.hub.publish
@@ -132,9 +136,18 @@ class Console:
         return retention.apply_per_box(self.store, self.retention, clock=clock)
 
     def user(self, request: Request) -> str | None:
+        """The session's operator; None when it expired, or the operator's password was reset or the account
+        removed since the login (`edge console adduser` again ends every session of that name)."""
         token = request.cookies.get(COOKIE, "")
         name, expires, _ = self.sessions.get(token, ("", 0.0, ""))
-        return name if expires > time.time() else None
+        if expires <= time.time():
+            return None
+        if self.store.credential(name) != self.credentials.get(token):
+            self.sessions.pop(token, None)
+            self.credentials.pop(token, None)
+            log.info("session of operator %r ended: password reset or account removed", name[:64])
+            return None
+        return name
 
     def csrf(self, request: Request) -> str:
         return self.sessions.get(request.cookies.get(COOKIE, ""), ("", 0.0, ""))[2]
@@ -265,6 +278,7 @@ def create_app(console: Console) -> ASGIApp:
         console.guard.succeeded(keys[0])
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         console.sessions[token] = (name, time.time() + SESSION_S, csrf)
+        console.credentials[token] = console.store.credential(name)
         log.info("operator %r logged in from %s", name[:64], client)
         resp = JSONResponse({"ok": True, "name": name, "csrf": csrf})
         resp.set_cookie(COOKIE, token, max_age=SESSION_S, httponly=True, samesite="strict")
@@ -306,6 +320,8 @@ def create_app(console: Console) -> ASGIApp:
             hours = float(request.query_params.get("hours", shift.SHIFT_H))
         except ValueError:
             hours = shift.SHIFT_H
+        if not math.isfinite(hours):
+            return JSONResponse({"error": "hours must be a number of hours (0.1 to 48)"}, 400)
         return JSONResponse(await asyncio.to_thread(shift.summary, console.store, dict(console.sessions),
                                                     min(max(hours, 0.1), 48.0)))
 
@@ -446,12 +462,60 @@ def create_app(console: Console) -> ASGIApp:
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "lifespan":
                 return await inner(scope, receive, send)
+            if scope["type"] == "http":
+                bounded = await _bounded_body(scope, receive, send)
+                if bounded is None:
+                    return
+                receive = bounded
             await with_headers(scope, receive, send)
 
     return App()
 
 
+async def _bounded_body(scope: Scope, receive: Receive, send: Send) -> Receive | None:
+    """Every request body is capped (MAX_BODY): one that says or turns out to be larger is answered 413 after
+    reading at most MAX_BODY + one chunk of it, never held whole. Returns the receive to hand on (the body read
+    here is replayed first), or None when the request was answered."""
+    size = dict(scope.get("headers") or []).get(b"content-length", b"0")
+    too_big = JSONResponse({"error": f"request body larger than {MAX_BODY} bytes"}, 413,
+                           headers={"Connection": "close"})
+    if not size.isdigit() or int(size) > MAX_BODY:
+        await too_big(scope, receive, send)
+        return None
+    if scope.get("method", "GET") in SAFE_METHODS and size == b"0":
+        return receive
+    body, more = b"", True
+    while more:
+        msg = await receive()
+        if msg["type"] != "http.request":
+            return receive
+        body += msg.get("body", b"")
+        more = msg.get("more_body", False)
+        if len(body) > MAX_BODY:
+            await too_big(scope, receive, send)
+            return None
+    replayed = False
+
+    async def replay() -> Any:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def server_config(app: ASGIApp, host: str, port: int, **kw: Any) -> Any:
+    """The console's uvicorn settings (serve, and the tests that serve it): the client address is the
+    connection's own, never an ``X-Forwarded-For`` header (which would get around the per-client lockout)."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=False, forwarded_allow_ips="",
+                          **{"log_level": "warning", "timeout_graceful_shutdown": 2, **kw})
+
+
 def serve(console: Console, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(console), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    uvicorn.Server(server_config(create_app(console), host, port)).run()

@@ -39,8 +39,8 @@ class Site:
             self.store.receive("tcp://box", a)
         self.console = Console(self.store, [])
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(create_app(self.console), host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(web.server_config(create_app(self.console), "127.0.0.1", self.port,
+                                                       lifespan="on"))  # as `edge console serve` runs it
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
@@ -197,3 +197,85 @@ def test_no_session_no_data(site):
 def test_a_wrong_password_gets_in_nowhere(site):
     status, h, _ = site.login(password="wrong")
     assert status == 401 and "set-cookie" not in h
+
+
+# --- issue 24: request bodies, forwarded addresses, absurd parameters, reset passwords --------------------
+
+def _raw(site, head: bytes, body_parts=(), read_timeout=20.0) -> int:
+    """Send a hand-made request (headers, then body chunks) on a socket; the status the console answers."""
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", site.port), timeout=read_timeout)
+    try:
+        s.sendall(head)
+        for part in body_parts:
+            try:
+                s.sendall(part)
+            except OSError:  # the console answered and closed while the rest was still coming
+                break
+        data = s.recv(4096)
+        return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+    except TimeoutError:
+        return 0  # it is still reading (or holding) what it was sent
+    finally:
+        s.close()
+
+
+def _head(site, path: str, length: str | None, cookie: str = "", csrf: str = "") -> bytes:
+    size = f"Content-Length: {length}\r\n" if length is not None else "Transfer-Encoding: chunked\r\n"
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{site.port}\r\nOrigin: {site.origin}\r\n"
+            f"Content-Type: application/json\r\n{size}"
+            + (f"Cookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\n" if cookie else "") + "\r\n").encode()
+
+
+def _chunks(total: int, size: int = 1 << 16):
+    for _ in range(total // size):
+        yield f"{size:x}\r\n".encode() + b"a" * size + b"\r\n"
+    yield b"0\r\n\r\n"
+
+
+BODIES = {
+    "login saying 300 MB, 1 MB sent": lambda s, c: _raw(s, _head(s, "/api/login", "300000000"),
+                                                        [b"a" * (1 << 16)] * 16, 10),
+    "login of 2 MB, chunked": lambda s, c: _raw(s, _head(s, "/api/login", None), list(_chunks(2 << 20))),
+    "login of 1 MB with its length": lambda s, c: _raw(s, _head(s, "/api/login", str(1 << 20)), [b"a" * (1 << 20)]),
+    "decision of 1 MB": lambda s, c: _raw(s, _head(s, f"/api/alerts/{s.alerts[0]['alert_id']}/decision",
+                                                   str(1 << 20), *c), [b"a" * (1 << 20)]),
+    "logout of 2 MB, chunked": lambda s, c: _raw(s, _head(s, "/api/logout", None, *c), list(_chunks(2 << 20))),
+}
+
+
+@pytest.mark.parametrize("case", list(BODIES))
+def test_every_request_body_is_capped(site, case):
+    status = BODIES[case](site, site.session())
+    assert status == 413, f"answered {status or 'nothing'}: the body was read (or is being read) whole"
+
+
+def test_a_forwarded_address_does_not_get_around_the_client_lockout(site):
+    codes = [site.login(name=f"user{i}", password="x", client_headers={"X-Forwarded-For": f"10.0.{i}.1"})[0]
+             for i in range(web.MAX_FAILS_CLIENT + 2)]
+    assert codes[-1] == 429, codes
+
+
+@pytest.mark.parametrize("hours", ["nan", "inf", "-inf", "1e999", "-nan"])
+def test_an_absurd_shift_length_is_refused_in_words(site, hours):
+    cookie, _ = site.session()
+    status, _, body = site.request("GET", f"/api/shift?hours={hours}", headers={"Cookie": cookie})
+    assert status == 400 and b"hours must be" in body, (status, body)
+
+
+@pytest.mark.parametrize("how", ["password reset", "account gone"])
+def test_resetting_an_operators_password_ends_their_sessions(site, how):
+    cookie, csrf = site.session()
+    assert site.request("GET", "/api/state", headers={"Cookie": cookie})[0] == 200
+    if how == "password reset":
+        site.store.add_user("alice", "a brand new passphrase")  # what `edge console adduser alice` does
+    else:
+        with site.store._tx() as db:
+            db.execute("DELETE FROM users WHERE name='alice'")
+    assert site.request("GET", "/api/state", headers={"Cookie": cookie})[0] == 401
+    aid = site.alerts[0]["alert_id"]
+    status, _, _ = site.request("POST", f"/api/alerts/{aid}/decision", CONFIRM,
+                                {"Cookie": cookie, "Origin": site.origin, "Content-Type": "application/json",
+                                 "X-CSRF-Token": csrf})
+    assert status == 401 and site.is_open(aid)
