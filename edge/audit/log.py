@@ -89,6 +89,7 @@ KINDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 TIME_FIELDS = {"alert": ("time",), "sighting": ("time",), "deployment_loaded": ("start", "end")}  # in data
 DECISIONS = ("confirm", "dismiss")
+FACES_EVERY_S = 60.0  # the daemon records faces_processed this often: a kill -9 loses at most this much
 Record = dict[str, Any]  # one parsed audit record (docs/audit-format.md)
 
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
+from edge.audit.log import FACES_EVERY_S
 from edge.audit.report_lists import iso
 from edge.audit.report_matches import encounter_of
 from edge.codec import fmt_time, parse_time
-
-FACES_EVERY_S = 60  # the daemon records faces_processed this often (edge/pipeline/duties.py)
 
 
 def _ms(t: datetime | None) -> str | None:
@@ -98,7 +97,7 @@ def runs(recs, lo: datetime, hi: datetime, sights: list[tuple], encs: list[dict]
                                       - {""}))
         if run["down"]:
             run["counts_lost"] = (f"faces counted after {run['faces_flushed']} were lost when the box went down "
-                                  f"(counts are recorded every {FACES_EVERY_S} s)")
+                                  f"(counts are recorded every {FACES_EVERY_S:.0f} s)")
     outside = [d for t, d in sights if lo <= t < hi and id(d) not in inside]
     keep = {dep: v for dep, v in out.items() if v["runs"] or v["windows"] or v["refused"] or v["stopped"]}
     return {"deployments": keep, "unauthorised": {"sightings": len(outside),

@@ -21,12 +21,11 @@ import time
 
 from edge.alerts import messages
 from edge.audit import configdiff
-from edge.audit.log import AuditLog
+from edge.audit.log import FACES_EVERY_S, AuditLog
 from edge.deployment import Gate
 from edge.errors import EdgeError
 
 COUNTED = ("faces", "encodes", "not_authorised")  # camera counters summed into faces_processed
-FACES_EVERY_S = 60.0  # faces_processed is recorded this often: a kill -9 loses at most this much of the counts
 
 
 class Duties:
