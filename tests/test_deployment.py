@@ -162,6 +162,9 @@ def test_spec_vector():
 
     text = (Path(__file__).parent.parent / "docs" / "deployment-format.md").read_text()
     v2, v1 = (json.loads(m) for m in re.findall(r"```json\n(.*?)```", text, re.S))
+    vectors = Path(__file__).parent / "data" / "vectors"
+    assert v2 == json.loads((vectors / "deployment-v2.json").read_text())  # the files are the page's documents
+    assert v1 == json.loads((vectors / "deployment-v1.json").read_text())
     pub = base64.b64decode("Kay64UG8yvCyLhqU000LxzYeUm0L/hLIl5S8kyKWbdc=")
     issuers = {identity.key_id(pub): pub}
     dep = deployment.verify(v2, issuers, "box-test")
