@@ -26,6 +26,8 @@ class ImageStore(Protocol):
 
     def close(self) -> None: ...
 
+    def __len__(self) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Image:

@@ -101,6 +101,13 @@ class Loading(Endings):
             raise
         if wl.image_store is None:
             src.close()  # version 1: everything is in memory now
+        elif not reload:  # each reference image against its signed SHA-256 now, not first when a console asks
+            try:
+                for i in range(len(wl.image_store)):
+                    wl.image_store.read(i)
+            except BaseException:
+                wl.wipe()
+                raise
         return wl
 
     # --- load / purge -----------------------------------------------------------------------
@@ -160,7 +167,7 @@ class Loading(Endings):
                 wl.wipe()
                 raise
             summary = self._summary(h)
-            old = self.header
+            old = self.header or self._stored_header()  # the daemon stopped: the stored list is replaced too
             old_id = old["list_id"] if old else None
             try:
                 try:
@@ -171,6 +178,8 @@ class Loading(Endings):
                     raise BundleError(f"the list cannot be recorded in the audit log ({exc}), "
                                       "so it is not put in force") from None
                 os.replace(staged, self.stored)  # a version-2 list keeps reading its images from this file
+                if old and old_id != h["list_id"] and old["issuer"] != h["issuer"]:
+                    self._save_sequence(old, purged=True)  # never loaded again, whoever signed its successor
                 self._save_sequence(h)
             except (EdgeError, OSError) as exc:
                 wl.wipe()

@@ -80,8 +80,39 @@ class ListState:
             raise EdgeError(f"the list sequence record {path} is damaged: no list can be loaded until an "
                             "engineer restores it") from None
 
+    def _logged_sequences(self) -> dict:
+        """Each issuer's last list as the audit log tells it ({issuer: {sequence, list_id, purged}}): a sequence
+        record deleted or put back to an older copy cannot let an older or ended list load again."""
+        out: dict[str, dict] = {}
+        try:
+            f = open(Path(self.cfg.state_dir) / "audit" / "audit.log", "rb")  # noqa: SIM115
+        except OSError:
+            return out
+        with f:
+            for line in f:
+                if b'"watchlist_' not in line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                    kind, d = rec["kind"], rec["data"]
+                    issuer, lid = str(d["issuer"]), str(d["list_id"])
+                except (ValueError, KeyError, TypeError, RecursionError):
+                    continue
+                last = out.get(issuer)
+                if kind == "watchlist_loaded" and isinstance(d.get("sequence"), int) \
+                        and (last is None or d["sequence"] >= last["sequence"]):
+                    out[issuer] = {"sequence": d["sequence"], "list_id": lid, "purged": False}
+                elif kind == "watchlist_purged" and last is not None and last["list_id"] == lid:
+                    last["purged"] = True
+        return out
+
     def _check_sequence(self, h: dict, reload: bool) -> None:
         last = self._sequences().get(h["issuer"])
+        logged = self._logged_sequences().get(h["issuer"])
+        if logged and (not last or logged["sequence"] > last["sequence"]
+                       or logged["sequence"] == last["sequence"] and logged["list_id"] == last["list_id"]
+                       and logged["purged"]):
+            last = logged
         if not last:
             return
         seq, prev = h["sequence"], last["sequence"]
