@@ -153,9 +153,11 @@ def create(state_dir: StrPath, box_id: str, rotate: bool = False, model: dict[st
         load(state_dir)  # refuses: the private key was provisioned and is gone; new keys only on purpose
     if (_keys_dir(state_dir) / KEY_FILE).exists() and not rotate:
         ident = load(state_dir)
-        if ident.box_id != box_id or (model and model != _declared(state_dir).get("model")):
+        if ident.box_id != box_id:
             ident.box_id = box_id
             _save(state_dir, ident, model)
+        elif model and model != _declared(state_dir).get("model"):
+            _publish(state_dir, ident, model=model)  # the keys stay as they are: only the declaration changes
         return ident
     cpub, csec = zmq.curve_keypair()
     ident = Identity(box_id, Ed25519PrivateKey.generate(), X25519PrivateKey.generate(), cpub, csec)

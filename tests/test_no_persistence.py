@@ -25,8 +25,9 @@ from edge import identity
 
 JPEG_B64 = b"/9j/"  # base64 of a JPEG's first bytes
 FLOAT_RUN = re.compile(rb"(-?\d+\.\d+\s*,\s*){15,}")  # 16+ numbers in a row: a template, or part of one
+# keys/box.pub.json: the box's public identity, declaring the face model it runs (written when that changes)
 ALLOWED = re.compile(r"^(audit/(audit\.(log|head|lock)|last-config\.json)|audit\.anchor|outbox\.db(-wal|-shm)?"
-                     r"|control\.sock)$")
+                     r"|control\.sock|keys/box\.pub\.json)$")
 
 
 def snapshot(*roots):

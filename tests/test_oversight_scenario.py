@@ -114,7 +114,9 @@ def world(tmp_path):
     box_pub = state / "keys" / "box.pub.json"
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cfg = tmp_path / "edge.toml"
-    cfg.write_text(f'box_id = "scn-box"\nstate_dir = "{state}"\n[[cameras]]\nid = "cam1"\nsource = "fed:1"\n'
+    # dlib: the scenario feeds enrol's dlib descriptors as a camera would (tests/scenario_box.py)
+    cfg.write_text(f'box_id = "scn-box"\nmodel = "dlib-resnet"\nstate_dir = "{state}"\n'
+                   '[[cameras]]\nid = "cam1"\nsource = "fed:1"\n'
                    f'[[cameras]]\nid = "cam2"\nsource = "fed:2"\n[alerts]\nendpoint = "{endpoint}"\n'
                    f'group_window_s = {GROUP_S}\n[watchlist]\nusb_mounts = ["{usb}"]\n[health]\nlog_interval = 1.0\n'
                    '[deployment]\nrequired = false\n')

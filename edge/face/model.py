@@ -198,6 +198,9 @@ class DlibResNet(FaceModel):
     def encode(self, chips: list[np.ndarray]) -> np.ndarray:
         return api.encode_chips(chips, self.backend)
 
+    def warm_up(self) -> None:
+        api.warm_up(self.backend)
+
 
 DEFAULT = MobileFaceNet.id
 DLIB = DlibResNet.id

@@ -127,8 +127,7 @@ class CameraWorker:
 
     def start(self) -> Capture:
         encoder.set_threads(self.cfg.encode.threads)  # one camera process, one core
-        api.warm_up(self.cfg.encode.backend)  # load models here, in this process
-        self.model.warm_up()
+        self.model.warm_up()  # load the face model here, in this process (dlib's: HOG, landmarks, its encoder)
         self.capture = Capture(self.cam.source, self.cam.loop, self.cam.realtime,
                                self.cfg.health.reconnect_max_backoff, self.on_state)
         self.capture.start()
