@@ -23,6 +23,7 @@ from edge.errors import EdgeError
 from edge.watchlist import operating
 
 LEVELS = (0.01, 0.001)
+RULE_NAMES = {"ratio": "ratio d1/d2", "distance": "plain nearest distance"}
 DET_FPIR = np.logspace(-3, -0.3, 28)  # FPIR points of the DET curve per size
 
 
@@ -50,17 +51,27 @@ def search(probes: np.ndarray, templates: np.ndarray, owners: np.ndarray) -> Sea
     return Searched(ids[two[:, 0]], v[:, 0], v[:, 1])
 
 
-def _probe(desc, rows, fuse, rng):
-    """One search per row: the row's own descriptor, or the mean of ``fuse`` photos of the same person."""
-    return desc[rows] if fuse <= 1 else np.stack([desc[rng.choice(g, size=min(fuse, len(g)), replace=False)].mean(0)
-                                                  for g in rows])
+def _tracks(desc, groups) -> list[np.ndarray]:
+    """Each group of rows is one track's views in order; the descriptors the box decides on are the fused
+    running means of its views (operating.fused, as edge.pipeline.fusion: the first view alone, then the first
+    two fused, ...)."""
+    out = []
+    for g in groups:
+        v = desc[g].astype(np.float64)
+        out.append(operating.fused(np.cumsum(v, axis=0), np.arange(1, len(g) + 1),
+                                   np.cumsum(np.linalg.norm(v, axis=1))))
+    return out
 
 
 def run_split(desc, labels, n: int, seed: int, target: float, cap: float, refs: int = 1, fuse: int = 1,
-              reps: int = 10, min_photos: int = 2) -> dict:
+              reps: int = 30, min_photos: int = 2, ref_desc=None,
+              rules: tuple[str, ...] = operating.RULES, model_id: str | None = None) -> dict:
     """One split; listed people need ``min_photos`` (at least refs + fuse) photos, so that options can be
-    compared on the same people."""
+    compared on the same people. A search is a track of ``fuse`` photos of one person, decided as the box
+    decides: on each running mean of its views, found (or alerting) if any decision is a hit. Reference
+    templates come from ``ref_desc`` (e.g. mirrored and averaged) when given."""
     rng = np.random.default_rng(seed)
+    ref_desc = desc if ref_desc is None else ref_desc
     ids, counts = np.unique(labels, return_counts=True)
     need = max(min_photos, refs + max(1, fuse))
     multi, single = rng.permutation(ids[counts >= need]), rng.permutation(ids[counts == 1])
@@ -78,56 +89,67 @@ def run_split(desc, labels, n: int, seed: int, target: float, cap: float, refs: 
         gallery += list(rows[:refs])
         owner += [i] * refs
         rest = rows[refs:]
-        mated += [rest] if fuse > 1 else [np.array([r]) for r in rest]
+        mated += [rest[:fuse]] if fuse > 1 else [np.array([r]) for r in rest]
     for i in extra:
         gallery.append(np.flatnonzero(labels == i)[0])
         owner.append(i)
-    non_mated = ([np.flatnonzero(labels == i) for i in walkers] if fuse > 1
+    non_mated = ([rng.permutation(np.flatnonzero(labels == i))[:fuse] for i in walkers] if fuse > 1
                  else [np.array([r]) for r in np.flatnonzero(np.isin(labels, walkers))])
     gallery_rows, owners = np.array(gallery), np.array(owner)
     keep = np.isin(labels, a)
     if len(np.unique(labels[keep])) >= operating.MIN_CAL_PEOPLE:
-        cal = operating.calibrate(desc[keep], labels[keep], f"half-A-{seed}", "held-out half", seed=seed, reps=reps)
+        cal = operating.calibrate(desc[keep], labels[keep], f"half-A-{seed}", "held-out half", seed=seed, reps=reps,
+                                  templates=ref_desc[keep], **({"model_id": model_id} if model_id else {}))
     else:  # too few people to calibrate on: the box's own calibration (then half A is simply unused)
-        cal = operating.load_calibration()
-    m_rows = [g[:1] if fuse <= 1 else g for g in mated]
-    n_rows = [g[:1] if fuse <= 1 else g for g in non_mated]
-    mp = _probe(desc, [g[0] for g in m_rows] if fuse <= 1 else m_rows, fuse, rng)
-    np_ = _probe(desc, [g[0] for g in n_rows] if fuse <= 1 else n_rows, fuse, rng)
-    truth = np.array([labels[g[0]] for g in m_rows])
-    ms, ns = search(mp, desc[gallery_rows], owners), search(np_, desc[gallery_rows], owners)
-    correct = ms.entry == truth
-    out: dict[str, Any] = {"n": n, "mated": len(truth), "non_mated": len(np_), "calibration": cal.name, "rules": {}}
-    for rule in operating.RULES:
-        m_sc = np.where(ms.d1 <= cap, operating.scores(ms.d1, ms.d2, rule), np.inf)
-        n_sc = np.where(ns.d1 <= cap, operating.scores(ns.d1, ns.d2, rule), np.inf)
+        cal = operating.load_calibration(**({"model_id": model_id} if model_id else {}))
+    truth = np.array([labels[g[0]] for g in mated])
+    views = [len(g) for g in mated], [len(g) for g in non_mated]
+    ms = search(np.concatenate(_tracks(desc, mated)), ref_desc[gallery_rows], owners)
+    ns = search(np.concatenate(_tracks(desc, non_mated)), ref_desc[gallery_rows], owners)
+    m_track = np.repeat(np.arange(len(mated)), views[0])
+    n_track = np.repeat(np.arange(len(non_mated)), views[1])
+    correct = ms.entry == np.repeat(truth, views[0])
+    out: dict[str, Any] = {"n": n, "mated": len(truth), "non_mated": len(non_mated), "calibration": cal.name,
+                           "rules": {}}
+    for rule in rules:
+        # a track's best decision: the lowest score of its views (for a listed person, of those naming them)
+        m_sc = np.full(len(mated), np.inf)
+        np.minimum.at(m_sc, m_track, np.where(correct & (ms.d1 <= cap), operating.scores(ms.d1, ms.d2, rule), np.inf))
+        n_sc = np.full(len(non_mated), np.inf)
+        np.minimum.at(n_sc, n_track, np.where(ns.d1 <= cap, operating.scores(ns.d1, ns.d2, rule), np.inf))
+
         def at(f, m_sc=m_sc, n_sc=n_sc):  # FNIR where FPIR is f on this split
-            return 1.0 - float((correct & (m_sc <= np.quantile(n_sc, f, method="lower"))).mean())
+            return 1.0 - float((m_sc <= np.quantile(n_sc, f, method="lower")).mean())
 
         op = operating.derive(cal, n, target, cap, rule)
+        found, alerted = np.zeros(len(mated), bool), np.zeros(len(non_mated), bool)
+        np.logical_or.at(found, m_track, correct & op.hits(ms.d1, ms.d2))
+        np.logical_or.at(alerted, n_track, op.hits(ns.d1, ns.d2))
         out["rules"][rule] = {
             "fnir_at": {str(f): at(f) for f in LEVELS},
             "det": [[float(f), at(f)] for f in DET_FPIR],
             "threshold": op.threshold, "cap": op.cap, "expected_fpir": op.expected_fpir,
-            "fpir": float(op.hits(ns.d1, ns.d2).mean()),
-            "fnir": 1.0 - float((correct & op.hits(ms.d1, ms.d2)).mean()),
+            "fpir": float(alerted.mean()), "fnir": 1.0 - float(found.mean()),
         }
     return out
 
 
 def evaluate(desc, labels, sizes, splits: int, seed: int, target: float, cap: float, refs: int = 1,
-             fuse: int = 1, min_photos: int = 2) -> dict:
+             fuse: int = 1, min_photos: int = 2, ref_desc=None,
+             rules: tuple[str, ...] = operating.RULES, adopted: str = operating.DEFAULT_RULE,
+             model_id: str | None = None) -> dict:
     """Every size over ``splits`` random splits -> {"sizes": {n: {rule: {figure: spread}}}, ...} (JSON-able)."""
     from edge.eval.metrics import spread
 
     out: dict[str, Any] = {"target_fpir": target, "cap": cap, "refs": refs, "fuse": fuse, "splits": splits,
-                           "min_photos": min_photos, "adopted_rule": operating.DEFAULT_RULE, "sizes": {}}
+                           "min_photos": min_photos, "adopted_rule": adopted, "sizes": {}}
     for n in sizes:
-        runs = [run_split(desc, labels, n, seed + s, target, cap, refs, fuse, min_photos=min_photos)
+        runs = [run_split(desc, labels, n, seed + s, target, cap, refs, fuse, min_photos=min_photos,
+                          ref_desc=ref_desc, rules=rules, model_id=model_id)
                 for s in range(splits)]
         size = {"mated": runs[0]["mated"], "non_mated": runs[0]["non_mated"], "rules": {},
                 "calibration": runs[0]["calibration"]}
-        for rule in operating.RULES:
+        for rule in rules:
             rs = [r["rules"][rule] for r in runs]
             size["rules"][rule] = {
                 **{f"fnir_at_fpir_{f}": spread([r["fnir_at"][str(f)] for r in rs]) for f in LEVELS},
@@ -138,7 +160,7 @@ def evaluate(desc, labels, sizes, splits: int, seed: int, target: float, cap: fl
     return out
 
 
-def _pct(s: dict) -> str:
+def pct(s: dict) -> str:
     return "n/a" if s["mean"] is None else f"{100 * s['mean']:.1f} % ± {100 * s['sd']:.1f}"
 
 
@@ -154,9 +176,9 @@ def format_table(rep: dict) -> str:
                   "threshold | distance cap |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for rule, r in size["rules"].items():
-            name = "ratio d1/d2 (adopted)" if rule == rep["adopted_rule"] else "plain nearest distance"
-            lines.append(f"| {name} | {_pct(r['fnir_at_fpir_0.01'])} | {_pct(r['fnir_at_fpir_0.001'])} | "
-                         f"{_pct(r['fpir'])} | {_pct(r['expected_fpir'])} | {_pct(r['fnir'])} | "
+            name = RULE_NAMES[rule] + (" (adopted)" if rule == rep["adopted_rule"] else "")
+            lines.append(f"| {name} | {pct(r['fnir_at_fpir_0.01'])} | {pct(r['fnir_at_fpir_0.001'])} | "
+                         f"{pct(r['fpir'])} | {pct(r['expected_fpir'])} | {pct(r['fnir'])} | "
                          f"{r['threshold']['mean']:.3f} | {r['cap']['mean']:.3f} |")
         lines.append("")
     return "\n".join(lines)

@@ -63,6 +63,19 @@ def scores(d1: npt.ArrayLike, d2: npt.ArrayLike, rule: str) -> np.ndarray:
     raise EdgeError(f"unknown decision rule {rule!r} (use one of: {', '.join(RULES)})")
 
 
+def fused(total: np.ndarray, count: npt.ArrayLike, norm_total: npt.ArrayLike) -> np.ndarray:
+    """The descriptor a track's views are decided on (edge.pipeline.fusion; ``edge eval``'s tracks): their mean
+    (``total`` / ``count``), scaled back to their mean length (``norm_total`` / ``count``). A mean of unit
+    vectors is shorter than its views, so it would come out nearer every template than any view and alert
+    more than the calibration says; scaled, a cosine model's mean is a unit vector again. Rows of a 2-D
+    ``total`` are fused alike."""
+    t = np.asarray(total, np.float64)
+    length = np.asarray(norm_total, np.float64) / np.asarray(count, np.float64)
+    out: np.ndarray = t * (length[..., None] if t.ndim > 1 else length) / np.maximum(
+        np.linalg.norm(t, axis=-1, keepdims=True), 1e-12)
+    return out
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
     rule: str
@@ -281,8 +294,12 @@ KEEP_SHARE = MAX_TARGET  # the lowest 2 % of each size's scores are kept
 
 
 def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed: int = 0,
-              reps: int = 20, sizes: Sequence[int] = CAL_SIZES, model_id: str = face_model.DLIB) -> Calibration:
-    """Simulate non-mated searches: each identity's face against ``reps`` random lists of others."""
+              reps: int = 20, sizes: Sequence[int] = CAL_SIZES, model_id: str = face_model.DLIB,
+              templates: np.ndarray | None = None) -> Calibration:
+    """Simulate non-mated searches: each identity's face against ``reps`` random lists of others.
+
+    ``templates``: the same faces as the lists hold them, when references are made differently from what a
+    camera searches with (a model's references averaged with their mirror image); else ``desc``."""
     rng = np.random.default_rng(seed)
     idents = np.unique(labels)
     if len(idents) < MIN_CAL_PEOPLE:
@@ -290,7 +307,7 @@ def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed
                         f"(this data set has {len(idents)} with a usable face)")
     one = np.array([rng.choice(np.flatnonzero(labels == i)) for i in idents])
     p = np.asarray(desc, np.float64)[one]
-    dm = distances(p, p)
+    dm = distances(p, p if templates is None else np.asarray(templates, np.float64)[one])
     m = len(p)
     rows = np.arange(m)[:, None]
     # a random list holds at most half of the people: larger ones would be nearly the same list every time
