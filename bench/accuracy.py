@@ -30,7 +30,6 @@ SIZES = (100, 1000)
 SPLITS = 6
 DLIB, MFN = "dlib-resnet", "yunet-mobilefacenet"
 CAPS = {DLIB: 0.6, MFN: 1.2}  # each model's distance cap (match.threshold's default for it)
-ADOPTED = {DLIB: "ratio", MFN: "distance"}  # operating.ADOPTED_RULE: what each model's lists are matched by
 # one person under two names in lfw-dev (news captions): merged, so that they are not counted as false alerts
 ALIASES = (("Joseph_Blatter", "Sepp_Blatter"), ("Mireya_Moscoso", "Mireya_Elisa_Moscoso_Rodriguez"),
            ("Felipe_De_Borbon", "Prince_Felipe"), ("Cristina_Fernandez", "Cristina_Kirchner"))
@@ -205,8 +204,7 @@ def main() -> None:
           f"target {operating.one_in(target)}\n")
     print("### 1. The two models, one photo per search and per entry\n")
     for model, desc, labels in models:
-        rep = scale.evaluate(desc, labels, SIZES, SPLITS, 0, target, CAPS[model],
-                             adopted=ADOPTED[model], model_id=model)
+        rep = scale.evaluate(desc, labels, SIZES, SPLITS, 0, target, CAPS[model], model_id=model)
         print(f"#### {model} (distance cap {CAPS[model]})\n")
         print(scale.format_table(rep))
         if model == MFN:
@@ -226,7 +224,7 @@ def main() -> None:
                              ("the list as cohort: minus the mean of the next 10 entries", m_desc, "listk")):
         if desc is None:
             rep = scale.evaluate(m_desc, m_labels, (1000,), SPLITS, 0, target, CAPS[MFN], ref_desc=mirrored,
-                                 rules=("distance",), adopted="distance", model_id=MFN)
+                                 rules=("distance",), model_id=MFN)
             r = rep["sizes"]["1000"]["rules"]["distance"]
             print(f"| {name} | {scale.pct(r['fnir_at_fpir_0.01'])} | {scale.pct(r['fnir_at_fpir_0.001'])} |")
             continue
@@ -238,7 +236,7 @@ def main() -> None:
           "is decided, a track alerts if any decision does):\n")
     for refs, fuse, need in ((1, 1, 3), (1, 2, 3), (2, 1, 3), (2, 2, 4)):
         rep = scale.evaluate(m_desc, m_labels, SIZES, SPLITS, 0, target, CAPS[MFN], refs=refs, fuse=fuse,
-                             min_photos=need, rules=("distance",), adopted="distance", model_id=MFN)
+                             min_photos=need, rules=("distance",), model_id=MFN)
         print(scale.format_table(rep))
 
     print("### 3. The shipped calibrations' default point at 10,000 entries, modelled (pooled distances, "
@@ -248,7 +246,7 @@ def main() -> None:
     for model, desc, labels in models:
         cal = operating.load_calibration(model_id=model)
         for n in (1000, 10_000):
-            m = modelled(desc, labels, n, cal, ADOPTED[model], CAPS[model], target)
+            m = modelled(desc, labels, n, cal, operating.adopted_rule(model), CAPS[model], target)
             print(f"| {model} | {n:,}{' (extrapolated)' if m['extrapolated'] else ''} | {m['threshold']:.3f} | "
                   f"{m['cap']:.3f} | {100 * m['expected']:.2f} % | {100 * m['fpir']:.2f} % | "
                   f"{100 * m['fnir']:.1f} % |")

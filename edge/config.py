@@ -71,7 +71,9 @@ class MatchConfig:
     threshold: float | None = None  # distance cap: no hit is farther than this, whatever the list's operating point
     threshold_floor: float | None = None  # the daemon refuses a more lenient threshold than this
     target_fpir: float = 0.001  # share of passers-by who may alert (1 in 1,000); the list's policy can be stricter
-    rule: str = "ratio"  # decision rule for lists that do not sign one: "ratio" (nearest/second-nearest) or "distance"
+    # decision rule for lists that do not sign one: "ratio" (nearest/second-nearest) or "distance"; not set: the
+    # face model's adopted rule (operating.ADOPTED_RULE: dlib-resnet ratio, yunet-mobilefacenet distance)
+    rule: str | None = None
     fuse_views: bool = True  # match a track's encodes as one mean descriptor (fewer misses, same FPIR)
     calibration: str = ""  # impostor calibration file (`edge eval --calibrate`); "" = the one shipped with the box
     max_false_alert_rate: float = 0.1  # warn when operators dismiss more than this share as "not the person"
@@ -243,7 +245,7 @@ def _check(cfg: Config) -> None:
          "alerts.control_endpoint", "must be an ipc:// path (the control socket is unauthenticated, so TCP "
          "is refused); leave it out to use <state_dir>/control.sock")
     need(0.0 < cfg.match.target_fpir <= 0.02, "match.target_fpir", "must be more than 0 and at most 0.02")
-    need(cfg.match.rule in ("ratio", "distance"), "match.rule", 'must be "ratio" or "distance"')
+    need(cfg.match.rule in (None, "ratio", "distance"), "match.rule", 'must be "ratio" or "distance"')
     need(0.0 < cfg.match.max_false_alert_rate <= 1.0, "match.max_false_alert_rate", "must be between 0 and 1")
     need(0 < cfg.alerts.retention_days <= 3650, "alerts.retention_days", "must be between 0 and 3650")
     need(MIN_AUDIT_RETENTION_DAYS <= cfg.audit.retention_days <= 36500, "audit.retention_days",

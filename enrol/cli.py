@@ -84,8 +84,9 @@ def keygen(out_dir, name, passphrase):
               default=operating.DEFAULT_TARGET_FPIR, show_default=True,
               help="Policy: the share of passers-by who may alert (0.001 = 1 in 1,000); the threshold is derived "
                    "from it for this list's size.")
-@click.option("--rule", type=click.Choice(operating.RULES), default=operating.DEFAULT_RULE, show_default=True,
-              help="Decision rule: nearest/second-nearest ratio (the list as its own cohort) or plain distance.")
+@click.option("--rule", type=click.Choice(operating.RULES), default=None,
+              help="Decision rule: nearest/second-nearest ratio (the list as its own cohort) or plain distance "
+                   "(default: the face model's adopted rule: ratio for dlib-resnet, distance for yunet-mobilefacenet).")
 @click.option("--calibration", "calibration_path", default=None, type=click.Path(dir_okay=False),
               help="Impostor calibration from 'edge eval --calibrate' (default: the one shipped with the box).")
 @click.option("--min-face-px", type=click.IntRange(20), default=QualityConfig.min_face_px, show_default=True)

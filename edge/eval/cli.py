@@ -161,7 +161,7 @@ def _at_scale(enc, ds, match, calibrate_path, list_sizes, target_fpir, splits, s
     sizes = _sizes(list_sizes)
     target = target_fpir or match.target_fpir
     cap = match.threshold or model.get(enc.model).cap
-    rep = scale.evaluate(enc.descriptors, enc.labels, sizes, splits, seed, target, cap, refs, fuse)
+    rep = scale.evaluate(enc.descriptors, enc.labels, sizes, splits, seed, target, cap, refs, fuse, model_id=enc.model)
     plot.scale_plot(rep, plot_path)
     click.echo(json.dumps(rep, indent=1, sort_keys=True) if as_json else scale.format_table(rep))
     if not as_json:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.face import model as face_model
 from edge.watchlist import operating
 
 LEVELS = (0.01, 0.001)
@@ -63,9 +64,25 @@ def _tracks(desc, groups) -> list[np.ndarray]:
     return out
 
 
+_calibrations: dict[tuple, operating.Calibration] = {}
+
+
+def _half_a(desc, ref_desc, labels, a: np.ndarray, seed: int, reps: int, model_id: str) -> operating.Calibration:
+    """Half A's calibration (the same half for every list size and option of a split: made once per process)."""
+    key = (id(desc), id(ref_desc), a.tobytes(), seed, reps, model_id)
+    if key not in _calibrations:
+        keep = np.isin(labels, a)
+        if len(np.unique(labels[keep])) >= operating.MIN_CAL_PEOPLE:
+            _calibrations[key] = operating.calibrate(desc[keep], labels[keep], f"half-A-{seed}", "held-out half",
+                                                     seed=seed, reps=reps, model_id=model_id, templates=ref_desc[keep])
+        else:  # too few people to calibrate on: the box's own calibration (then half A is simply unused)
+            _calibrations[key] = operating.load_calibration(model_id=model_id)
+    return _calibrations[key]
+
+
 def run_split(desc, labels, n: int, seed: int, target: float, cap: float, refs: int = 1, fuse: int = 1,
-              reps: int = 30, min_photos: int = 2, ref_desc=None,
-              rules: tuple[str, ...] = operating.RULES, model_id: str | None = None) -> dict:
+              reps: int = 20, min_photos: int = 2, ref_desc=None,
+              rules: tuple[str, ...] = operating.RULES, model_id: str = face_model.DLIB) -> dict:
     """One split; listed people need ``min_photos`` (at least refs + fuse) photos, so that options can be
     compared on the same people. A search is a track of ``fuse`` photos of one person, decided as the box
     decides: on each running mean of its views, found (or alerting) if any decision is a hit. Reference
@@ -96,12 +113,7 @@ def run_split(desc, labels, n: int, seed: int, target: float, cap: float, refs: 
     non_mated = ([rng.permutation(np.flatnonzero(labels == i))[:fuse] for i in walkers] if fuse > 1
                  else [np.array([r]) for r in np.flatnonzero(np.isin(labels, walkers))])
     gallery_rows, owners = np.array(gallery), np.array(owner)
-    keep = np.isin(labels, a)
-    if len(np.unique(labels[keep])) >= operating.MIN_CAL_PEOPLE:
-        cal = operating.calibrate(desc[keep], labels[keep], f"half-A-{seed}", "held-out half", seed=seed, reps=reps,
-                                  templates=ref_desc[keep], **({"model_id": model_id} if model_id else {}))
-    else:  # too few people to calibrate on: the box's own calibration (then half A is simply unused)
-        cal = operating.load_calibration(**({"model_id": model_id} if model_id else {}))
+    cal = _half_a(desc, ref_desc, labels, np.sort(a), seed, reps, model_id)
     truth = np.array([labels[g[0]] for g in mated])
     views = [len(g) for g in mated], [len(g) for g in non_mated]
     ms = search(np.concatenate(_tracks(desc, mated)), ref_desc[gallery_rows], owners)
@@ -136,13 +148,13 @@ def run_split(desc, labels, n: int, seed: int, target: float, cap: float, refs: 
 
 def evaluate(desc, labels, sizes, splits: int, seed: int, target: float, cap: float, refs: int = 1,
              fuse: int = 1, min_photos: int = 2, ref_desc=None,
-             rules: tuple[str, ...] = operating.RULES, adopted: str = operating.DEFAULT_RULE,
-             model_id: str | None = None) -> dict:
+             rules: tuple[str, ...] = operating.RULES, model_id: str = face_model.DLIB) -> dict:
     """Every size over ``splits`` random splits -> {"sizes": {n: {rule: {figure: spread}}}, ...} (JSON-able)."""
     from edge.eval.metrics import spread
 
     out: dict[str, Any] = {"target_fpir": target, "cap": cap, "refs": refs, "fuse": fuse, "splits": splits,
-                           "min_photos": min_photos, "adopted_rule": adopted, "sizes": {}}
+                           "min_photos": min_photos, "model": model_id,
+                           "adopted_rule": operating.adopted_rule(model_id), "sizes": {}}
     for n in sizes:
         runs = [run_split(desc, labels, n, seed + s, target, cap, refs, fuse, min_photos=min_photos,
                           ref_desc=ref_desc, rules=rules, model_id=model_id)
@@ -167,7 +179,8 @@ def pct(s: dict) -> str:
 def format_table(rep: dict) -> str:
     lines = []
     for n, size in rep["sizes"].items():
-        lines += [f"list of {n} entries ({size['mated']} mated / {size['non_mated']} non-mated searches per split; "
+        lines += [f"{rep['model']}, list of {n} entries ({size['mated']} mated / {size['non_mated']} non-mated "
+                  "searches per split; "
                   f"refs {rep['refs']}, fuse {rep['fuse']}, listed people with {rep['min_photos']}+ photos; "
                   f"mean ± sd over {rep['splits']} splits; "
                   f"calibration {size['calibration']})", "",

@@ -8,12 +8,18 @@ threshold is derived for the list's size from a :class:`Calibration` of non-mate
 
 Decision rules (one home: :func:`scores` and :meth:`OperatingPoint.hits`):
 
-- ``distance``: the nearest entry's distance ``d1`` is at or under the threshold (the classic rule);
-- ``ratio`` (default): the list is its own cohort: ``d1 / min(d2, 0.8)`` (``d2`` the second-nearest
+- ``distance``: the nearest entry's distance ``d1`` is at or under the threshold (the classic rule; for a
+  cosine model, plain cosine);
+- ``ratio``: the list is its own cohort: ``d1 / min(d2, 0.8)`` (``d2`` the second-nearest
   *entry*) is at or under the threshold, and ``d1`` at or under the distance cap. A passer-by tends
   to be about as far from the nearest entry as from the next one; a listed person is much nearer
-  their own entry than any other. On lfw-dev it misses far fewer listed people at the same FPIR
-  (docs/eval.md, ``make bench``).
+  their own entry than any other. On lfw-dev, with dlib's ResNet, it misses far fewer listed people at
+  the same FPIR (docs/eval.md, ``make bench``).
+
+Each face model is matched by the rule that won for it on held-out lfw-dev people (:data:`ADOPTED_RULE`,
+``make bench`` section accuracy): dlib's by the ratio rule; MobileFaceNet's by plain cosine (the ratio
+rule, cohort score normalisation and mirrored views gave it nothing beyond their spread). A rule of
+``None`` means the model's adopted one.
 
 Both rules also keep the box's distance cap (``match.threshold`` and the list's threshold floor).
 """
@@ -36,7 +42,8 @@ from edge.errors import EdgeError
 from edge.face import model as face_model
 
 RULES = ("ratio", "distance")
-DEFAULT_RULE = "ratio"
+DEFAULT_RULE = "ratio"  # dlib's (lists and boxes from before models were named)
+ADOPTED_RULE = {"dlib-resnet": "ratio", "yunet-mobilefacenet": "distance"}  # face model id -> its rule
 DEFAULT_TARGET_FPIR = 0.001  # 1 false alert per 1,000 passers-by
 MAX_TARGET = 0.02  # a calibration keeps the lowest 2 % of scores: targets above that cannot be placed
 RATIO_D2_CAP = 0.8  # a second-nearest entry farther than this counts as this far (tiny lists)
@@ -255,15 +262,21 @@ def _read_calibration(path: str, _mtime_ns: int, _size: int) -> Calibration:
         raise EdgeError(f"calibration file {path} is not valid JSON") from None
 
 
-def derive(cal: Calibration, n: int, target: float, cap: float, rule: str = DEFAULT_RULE,
+def adopted_rule(model_id: str) -> str:
+    """The decision rule a face model's lists are matched by when nothing names another."""
+    return ADOPTED_RULE.get(model_id, DEFAULT_RULE)
+
+
+def derive(cal: Calibration, n: int, target: float, cap: float, rule: str | None = None,
            own: tuple[np.ndarray, np.ndarray] | None = None) -> OperatingPoint:
     """The operating point for a list of ``n`` entries that meets ``target`` FPIR.
 
     ``own``: (d1, d2) of the list's own entries searched against the rest of the list (build time:
     N different-person searches of this list's population). Their FPIR is pooled with the
     calibration's, weighted by the number of searches, so a list of unusually alike faces is
-    held to the target too.
+    held to the target too. ``rule`` None: the calibration's model's adopted rule.
     """
+    rule = rule or adopted_rule(cal.model_id)
     if rule not in RULES:
         raise EdgeError(f"unknown decision rule {rule!r} (use one of: {', '.join(RULES)})")
     if not 0.0 < target <= MAX_TARGET:
@@ -369,7 +382,7 @@ def own_searches(templates: np.ndarray, owners: np.ndarray, limit: int = 5000,
 
 # -- the box: the operating point of a list it loads -------------------------------------------------
 
-def for_list(cal: Calibration, n: int, cap: float, target: float, rule: str = DEFAULT_RULE,
+def for_list(cal: Calibration, n: int, cap: float, target: float, rule: str | None = None,
              signed: dict[str, Any] | None = None) -> tuple[OperatingPoint, str]:
     """(the operating point the box matches this list at, "" or the one sentence it is refused for).
 

@@ -1,0 +1,90 @@
+"""Each face model is matched by the decision that won on held-out lfw-dev people, at its own calibration.
+
+The descriptors are lfw-dev faces through YuNet and MobileFaceNet (tests/data/eval/lfw-dev-mobilefacenet.npz:
+1,000 people, 400 of them with 2+ photos; made by bench.accuracy). The lists are built from them the way a
+SPOC would, and every other person walks past. ``make bench`` (section accuracy) has the full figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.face import model as face_model
+from edge.pipeline.fusion import TrackFusion
+from edge.watchlist import operating
+from edge.watchlist.base import Entry, Matcher, WatchList
+
+DATA = Path(__file__).parent / "data" / "eval" / "lfw-dev-mobilefacenet.npz"
+MFN = face_model.DEFAULT
+
+
+@pytest.fixture(scope="module")
+def lfw():
+    z = np.load(DATA)
+    d = z["descriptors"].astype(np.float32)
+    return d / np.linalg.norm(d, axis=1, keepdims=True), z["labels"]
+
+
+def _list(desc, labels, n, refs=1, seed=0):
+    """A list of ``n`` people: 2+-photo people (``refs`` photos each) and single-photo people; their
+    other photos, and everyone else."""
+    rng = np.random.default_rng(seed)
+    ids, counts = np.unique(labels, return_counts=True)
+    multi = rng.permutation(ids[counts >= refs + 1])[: n // 3]
+    listed = np.concatenate([multi, rng.permutation(ids[counts == 1])[: n - len(multi)]])
+    rows, owners, mated = [], [], []
+    for k, i in enumerate(listed):
+        mine = rng.permutation(np.flatnonzero(labels == i))
+        rows += list(mine[:refs] if i in multi else mine[:1])
+        owners += [k] * (refs if i in multi else 1)
+        mated += [list(mine[refs:])] if i in multi else []
+    wl = WatchList("mfn", [Entry(ref=f"PN-{i}") for i in listed], desc[rows], np.array(owners), model=MFN)
+    walkers = np.flatnonzero(~np.isin(labels, listed))
+    return wl, mated, walkers
+
+
+def _box(wl):
+    cal = operating.load_calibration(model_id=MFN)
+    wl.operating, problem = operating.for_list(cal, len(wl), face_model.get(MFN).cap, operating.DEFAULT_TARGET_FPIR)
+    assert problem == ""
+    m = Matcher(face_model.get(MFN).cap)
+    m.swap(wl)
+    return m
+
+
+def test_the_new_model_is_matched_by_plain_cosine_at_its_own_calibration(lfw):
+    desc, labels = lfw
+    wl, mated, walkers = _list(desc, labels, 500)
+    box = _box(wl)
+    assert wl.operating.rule == "distance" and wl.operating.calibration == "lfw-dev-yunet-mobilefacenet"
+    assert operating.for_list(operating.load_calibration(model_id=face_model.DLIB), 500, 0.6, 0.001)[0].rule == "ratio"
+    fpir = np.mean([h is not None for h in box.match_batch(desc[walkers])])
+    rows = [r for g in mated for r in g]
+    hits = box.match_batch(desc[rows])
+    found = np.mean([h is not None and h[0].ref == f"PN-{labels[r]}" for h, r in zip(hits, rows, strict=True)])
+    assert fpir <= 0.003, f"{fpir:.2%} of {len(walkers)} passers-by alerted"
+    assert found >= 0.75, f"found {found:.1%} of {len(rows)} searches by listed people"
+
+
+def test_a_track_fused_from_unit_vectors_is_decided_as_a_unit_vector_and_finds_more(lfw):
+    """Two views of a listed person fused: the mean of two unit vectors is shorter than either, so unscaled it
+    would come nearer every template (more false alerts than the calibration says); scaled, it is a unit
+    vector, and the fused track still finds more listed people than either view alone."""
+    desc, labels = lfw
+    wl, mated, walkers = _list(desc, labels, 300)
+    box = _box(wl)
+    f = TrackFusion()
+    a, b = desc[walkers[0]], desc[walkers[1]]
+    f.add("t", a, 0.0)
+    assert np.linalg.norm(f.add("t", b, 0.0)) == pytest.approx(1.0, abs=1e-5)
+    single = fused = 0
+    for k, g in enumerate(g for g in mated if len(g) >= 2):
+        f = TrackFusion()
+        ref = f"PN-{labels[g[0]]}"
+        views = [box.match(f.add(str(k), desc[r], 0.0)) for r in g[:2]]
+        single += sum(h is not None and h[0].ref == ref for h in views[:1])
+        fused += any(h is not None and h[0].ref == ref for h in views)
+    assert fused > single
