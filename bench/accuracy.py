@@ -191,6 +191,24 @@ def _spread(a) -> str:
     return f"{100 * np.mean(a):.1f} % ± {100 * np.std(a):.1f}"
 
 
+def ship_calibration() -> Path:
+    """``python -m bench.accuracy --calibrate``: the calibration shipped for yunet-mobilefacenet
+    (edge/watchlist/calibration-yunet-mobilefacenet.json), made on all of lfw-dev as edge eval --calibrate
+    makes one, but from these encodings: each photo's named face and the aliases merged."""
+    import json
+
+    from edge.files import write_atomic
+
+    d, _, labels = mfn_encodings()
+    cal = operating.calibrate(d, labels, "lfw-dev-yunet-mobilefacenet",
+                              f"lfw-dev (LFW subset, {len(np.unique(labels)):,} people: 4 named twice merged; each "
+                              "photo's central face), YuNet + MobileFaceNet, bench.accuracy --calibrate",
+                              seed=0, reps=20, model_id=MFN)
+    out = HERE.parent / "edge" / "watchlist" / "calibration-yunet-mobilefacenet.json"
+    write_atomic(out, json.dumps(cal.to_json(), separators=(",", ":")).encode())
+    return out
+
+
 def main() -> None:
     if not LFW.is_dir():
         print(f"(skipped: {LFW} is not here)")
@@ -253,4 +271,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    print(ship_calibration()) if sys.argv[1:] == ["--calibrate"] else main()
