@@ -245,7 +245,7 @@ def test_list_sizes_report_both_rules_and_the_operating_point(tmp_path):
     assert rep["model"] == "yunet-mobilefacenet" and rep["adopted_rule"] == "distance"  # the model's own rule
     for r in size["rules"].values():
         assert {"fnir_at_fpir_0.01", "fnir_at_fpir_0.001", "fpir", "fnir", "threshold", "det"} <= set(r)
-    assert size["calibration"] == "lfw-dev-yunet-mobilefacenet"  # too few people to calibrate on: the model's shipped one
+    assert size["calibration"] == "lfw-dev-yunet-mobilefacenet"  # too few people to calibrate on: the shipped one
     assert plot.read_bytes()[:4] == b"\x89PNG"
     bad = run(IDENTITIES, "--list-sizes", "ten", "--no-progress")
     assert bad.exit_code == 1 and "is not a comma-separated list of sizes" in bad.output

@@ -119,7 +119,7 @@ def _what_the_box_does(m, match, n: int, target_fpir: float | None) -> dict:
     cap = match.threshold or m.cap
     cal = operating.load_calibration(match.calibration or None, m.id)
     op = operating.derive(cal, n, target, cap, match.rule)
-    plain = op if match.rule == "distance" else operating.derive(cal, n, target, cap, "distance")
+    plain = op if op.rule == "distance" else operating.derive(cal, n, target, cap, "distance")
     text = (f"face model: {m.describe()}\n"
             f"the box, for a list of {n:,} at {operating.one_in(target)} passers-by (calibration {cal.name}): "
             f"{op.describe()}\n"

@@ -323,8 +323,11 @@ def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed
     dm = distances(p, p if templates is None else np.asarray(templates, np.float64)[one])
     m = len(p)
     rows = np.arange(m)[:, None]
-    # a random list holds at most half of the people: larger ones would be nearly the same list every time
-    usable = [s for s in sizes if s <= m // 2] or [max(1, m // 2)]
+    # a random list holds at most half of the people: larger ones would be nearly the same list every time; a
+    # larger size asked for is simulated at half (extrapolating from there, not from the size below it)
+    usable = [s for s in sizes if s <= m // 2]
+    if len(usable) < len(sizes) and (not usable or usable[-1] < m // 2):
+        usable.append(max(1, m // 2))
     samples: dict[int, int] = {}
     low: dict[str, dict[int, list[list[float]]]] = {r: {} for r in RULES}
     q90: dict[int, float] = {}
