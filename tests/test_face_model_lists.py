@@ -200,3 +200,51 @@ def test_the_console_names_the_model_that_matched(tmp_path):
     finally:
         store.close()
     assert f"model {NEW}" in watch.describe(alert)  # edge watch, the terminal console
+
+
+def test_the_model_vector_reads_by_the_page_alone_and_by_the_box():
+    """docs/watchlist-format.md with header ``model``: the templates section is rows x dim x 4 bytes."""
+    import base64
+    import hashlib
+    import importlib.util
+    import json
+    import struct
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from edge.watchlist import reader
+
+    vectors = Path(__file__).parent / "data" / "vectors"
+    vec = json.loads((vectors / "watchlist-v2-model.json").read_text())
+    data = (vectors / "watchlist-v2-model.wlb").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == vec["sha256"]
+    _, version, _, hlen = struct.unpack_from(">6sH8sI", data)
+    hb = data[20:20 + hlen]
+    (clen,) = struct.unpack_from(">Q", data, 20 + hlen)
+    h = json.loads(hb)
+    assert version == 2 and h["model"] == face_model.get(NEW).ref()
+    box = X25519PrivateKey.from_private_bytes(bytes.fromhex(vec["box_wl_private"]))
+    eph = base64.b64decode(h["wrap"]["ephemeral"])
+    wrap_key = HKDF(hashes.SHA256(), 32, eph + identity.raw_public(box), b"edge-watchlist/v2 wrap").derive(
+        box.exchange(X25519PublicKey.from_public_bytes(eph)))
+    file_key = AESGCM(wrap_key).decrypt(bytes(12), base64.b64decode(h["wrap"]["wrapped_key"]), None)
+    key = AESGCM(HKDF(hashes.SHA256(), 32, base64.b64decode(h["payload"]["nonce"]),
+                      b"edge-watchlist/v2 payload").derive(file_key))
+    plain = key.decrypt(bytes(11) + b"\x01", data[28 + hlen:28 + hlen + clen], hashlib.sha256(hb).digest())
+    rows, dim = h["payload"]["rows"], h["model"]["dim"]
+    templates = np.frombuffer(plain[:rows * dim * 4], "<f4").reshape(rows, dim)
+    assert np.array_equal(templates[0], ((np.arange(192) - 96) / 192).astype(np.float32))
+    assert np.frombuffer(plain[rows * dim * 4:rows * (dim * 4 + 8)], "<u4").tolist() == [0, 0]
+
+    issuer = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vec["issuer_seed"]))
+    raw = identity.raw_public(issuer)
+    wl = reader.open_list(reader.verify(data, {identity.key_id(raw): raw}), box)
+    assert wl.model == NEW and wl.templates.shape == (1, 192) and np.array_equal(wl.templates, templates)
+    spec = importlib.util.spec_from_file_location("make_vector", vectors / "make_watchlist_vector.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.build_v2_model() == data  # reproduced byte for byte

@@ -1,7 +1,8 @@
 """Regenerate the watch-list test vectors (docs/watchlist-format.md): python make_watchlist_vector.py
 
 watchlist-v1.{wlb,json}: version 1 (one JSON payload); watchlist-v2.{wlb,json}: version 2 (chunked
-stream, two entries, three images with provenance, a stream of two chunks).
+stream, two entries, three images with provenance, a stream of two chunks); watchlist-v2-model.{wlb,json}:
+version 2 naming its face model (yunet-mobilefacenet, 192 numbers a template; docs/models.md).
 
 Every secret and random value is fixed, so the output is byte-for-byte reproducible.
 """
@@ -105,8 +106,35 @@ def build_v2(inputs=INPUTS_V2) -> bytes:
         nonce=bytes.fromhex(inputs["stream_nonce"]))
 
 
+MODEL = {"id": "yunet-mobilefacenet", "dim": 192,
+         "sha256": "42417535354dc9fc042dc2ad1e8dfb7f8722737f81b92f38aee8e28048d859d1"}
+INPUTS_V2_MODEL = dict(INPUTS_V2, header=dict(INPUTS_V2["header"], list_id="0123456789abcdf0", sequence=9,
+                                              model=MODEL, policy=dict(INPUTS_V2["header"]["policy"],
+                                                                       threshold_floor=1.2)),
+                       entries=[{"ref": "PN-0001", "category": "wanted", "reason": "test vector",
+                                 "templates": "row 0: float32 (i - 96) / 192, for i in 0..191",
+                                 "images": [{"jpeg": "ffd8ffe0" + b"model picture".hex() + "ffd9"}],
+                                 "row_image": [0]}])
+
+
+def build_v2_model(inputs=INPUTS_V2_MODEL) -> bytes:
+    """One entry, one 192-number template of the model the header names."""
+    from edge.identity import raw_public
+
+    e = inputs["entries"][0]
+    item = bundle_v2.Item(e["ref"], e["category"], e["reason"], ((np.arange(192) - 96) / 192).astype(np.float32)[None],
+                          [bundle_v2.RefImage(bytes.fromhex(e["images"][0]["jpeg"]))], e["row_image"])
+    box_pub = X25519PrivateKey.from_private_bytes(bytes.fromhex(inputs["box_wl_private"])).public_key()
+    return bundle_v2.write(
+        inputs["header"], [item], Ed25519PrivateKey.from_private_bytes(bytes.fromhex(inputs["issuer_seed"])),
+        raw_public(box_pub), file_key=bytes.fromhex(inputs["file_key"]),
+        ephemeral=X25519PrivateKey.from_private_bytes(bytes.fromhex(inputs["ephemeral_private"])),
+        nonce=bytes.fromhex(inputs["stream_nonce"]))
+
+
 if __name__ == "__main__":
-    for name, data, inputs in (("watchlist-v1", build(), INPUTS), ("watchlist-v2", build_v2(), INPUTS_V2)):
+    for name, data, inputs in (("watchlist-v1", build(), INPUTS), ("watchlist-v2", build_v2(), INPUTS_V2),
+                               ("watchlist-v2-model", build_v2_model(), INPUTS_V2_MODEL)):
         (HERE / f"{name}.wlb").write_bytes(data)
         out = dict(inputs, sha256=hashlib.sha256(data).hexdigest(), length=len(data))
         (HERE / f"{name}.json").write_text(json.dumps(out, indent=1) + "\n")
