@@ -133,14 +133,15 @@ def main(argv=None) -> int:
             mnt = Path(tempfile.mkdtemp(prefix="mnt-", dir=stage.parent))
             subprocess.run(["mount", "-o", MOUNT_OPTIONS, str(src), str(mnt)], check=True, timeout=60)
             src = mnt
-        files = copy_bundles(src, stage, log, _issuers(args.config))
+        skipped: list[str] = []  # every line copy_bundles says is a file it refused to copy
+        files = copy_bundles(src, stage, lambda m: (skipped.append(m), log(m)), _issuers(args.config))
         if mnt is not None:
             subprocess.run(["umount", str(mnt)], check=True, timeout=60)
             mnt.rmdir()
             mnt = None
         if not files:
-            log("no .wlb watch-list files found")
-            return 0
+            log("no .wlb watch-list files found" if not skipped else "no .wlb file could be copied")
+            return 1 if skipped else 0
         edge_cmd = [str(Path(sys.executable).parent / "edge")]
         if pw is not None:
             os.chown(stage, 0, pw.pw_gid)
@@ -148,7 +149,7 @@ def main(argv=None) -> int:
                 os.chown(f, 0, pw.pw_gid)
             os.chmod(stage, 0o750)
             edge_cmd = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--", *edge_cmd]
-        return 1 if load_all(files, edge_cmd, args.config, log) else 0
+        return 1 if load_all(files, edge_cmd, args.config, log) or skipped else 0
     except (OSError, subprocess.SubprocessError) as exc:
         log(f"failed: {exc}")
         return 1
