@@ -244,7 +244,9 @@ def main(argv: list[str] | None = None) -> None:
           f"deployments, {total:,} signed records generated in {gen_s:.0f} s (2 boxes tampered)\n")
     tmp = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     pg = None
-    results = []
+    print("| engine | records | ingest (records/s) | fleet report, by issuer | issuer X at private sites, "
+          "drill-down | database | catch-up after 72 h offline | incidents |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
     try:
         for engine in args.engines.split(","):
             if engine == "sqlite":
@@ -255,19 +257,15 @@ def main(argv: list[str] | None = None) -> None:
 
                 pg = Postgres().start()
                 url = pg.new_database()[0]
-            results.append(run_engine(engine, url, args.boxes, args.weeks, tmp, fleet))
+            r = run_engine(engine, url, args.boxes, args.weeks, tmp, fleet)
+            print(f"| {r['engine']} | {r['records']:,} | {r['rate']:,.0f} ({r['ingest_s']:.0f} s) | "
+                  f"{r['report_s']:.2f} s ({r['encounters']:,} encounters) | {r['question_s']:.2f} s "
+                  f"({r['q_images']:,} images, {r['q_alerts']:,} alerts) | {r['size'] / 2**20:,.0f} MiB | "
+                  f"{r['catch_records']} records in {r['catch_s']:.1f} s | {r['incidents']} |", flush=True)
     finally:
         if pg is not None:
             pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("| engine | records | ingest (records/s) | fleet report, by issuer | issuer X at private sites, "
-          "drill-down | database | catch-up after 72 h offline | incidents |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['engine']} | {r['records']:,} | {r['rate']:,.0f} ({r['ingest_s']:.0f} s) | {r['report_s']:.2f} s "
-              f"({r['encounters']:,} encounters) | {r['question_s']:.2f} s ({r['q_images']:,} images, "
-              f"{r['q_alerts']:,} alerts) | {r['size'] / 2**20:,.0f} MiB | {r['catch_records']} records in "
-              f"{r['catch_s']:.1f} s | {r['incidents']} |")
 
 
 if __name__ == "__main__":
