@@ -47,7 +47,9 @@ def daemon_box(tmp_path, model_id: str = NEW):
     daemon.publish = published.append
     ident = identity.create(state, "box-a", model=face_model.get(model_id).ref())
     trust_issuer(state, ISSUER)
-    return daemon, WatchlistService(cfg, ident, daemon.matcher), ident, published
+    daemon.audited = []  # what the box records, kind and fields (the audit log's contents)
+    daemon.record = lambda kind, **fields: daemon.audited.append((kind, fields))
+    return daemon, WatchlistService(cfg, ident, daemon.matcher, record=daemon.record), ident, published
 
 
 def encoding(desc: np.ndarray, model_id: str | None, track: str = "t-1") -> dict:
@@ -69,6 +71,11 @@ def test_a_list_built_before_models_loads_on_the_new_model_and_matches(tmp_path)
     daemon.on_encodings([encoding(new_face("biden2.jpg")[0], NEW)])
     (alert,) = [m for m in published if m.get("type") == "alert"]
     assert alert["ref"] == "PN-0001" and alert["model"] == NEW
+    assert alert["model_sha256"] == face_model.get(NEW).encoder_weights[1]  # id and weights, in the alert
+    (loaded,) = [f for k, f in daemon.audited if k == "watchlist_loaded"]
+    assert loaded["model"] == face_model.get(NEW).ref() and loaded["templates_from"] == face_model.DLIB
+    (audited,) = [f for k, f in daemon.audited if k == "alert"]
+    assert (audited["model"], audited["model_sha256"]) == (NEW, face_model.get(NEW).encoder_weights[1])
     # a passer-by (not on the list) does not
     daemon.on_encodings([encoding(new_face("kit_harington_john1.jpeg")[0], NEW, "t-2")])
     assert len([m for m in published if m.get("type") == "alert"]) == 1

@@ -194,13 +194,14 @@ class Daemon(Lifecycle):
             alert_id=alert_id, encounter_id=enc.encounter_id, sighting=sighting, state=enc.state,
             decision=decision)
         alert.update(cards.extras(msg, wl, entry, probe))
-        alert["model"] = wl.model if wl else msg.get("model", face_model.DLIB)  # the face model that matched
+        matched = face_model.get(wl.model if wl else msg.get("model", face_model.DLIB))  # the face model that matched
+        alert.update(model=matched.id, model_sha256=matched.encoder_weights[1])
         # the audit record first: an alert is never delivered without being in the log
         fields = dict(alert_id=alert_id, camera_id=alert["camera_id"], time=alert["time"], ref=entry.ref,
                       distance=alert["distance"], track_id=alert["track_id"], encounter_id=enc.encounter_id,
                       sighting=sighting, crop_sha256=hashlib.sha256(messages.unb64(alert["crop_jpeg"])).hexdigest(),
                       reference_sha256=hashlib.sha256(messages.unb64(alert["reference_jpeg"])).hexdigest(),
-                      model=alert["model"])
+                      model=alert["model"], model_sha256=alert["model_sha256"])
         where = [msg.get("frame_no"), *(msg.get("box") or [])]  # the frame in the stream, the face in it
         if len(where) == 5 and all(type(v) is int for v in where):
             fields.update(frame_no=where[0], box=where[1:])

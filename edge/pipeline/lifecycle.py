@@ -111,7 +111,8 @@ class Lifecycle:
             keep = self.retention()  # the stricter of the config and the stored list's signed period
             self.duties.start(first=("service_start", {"cameras": [c.id for c in self.cfg.cameras],
                                                        "config": self.cfg.path, "retention_days": keep.days,
-                                                       "retention_source": keep.source}))
+                                                       "retention_source": keep.source,
+                                                       "model": face_model.get(self.cfg.model).ref()}))
             stops.callback(self.open_uplink())  # stops after the books close: the signed stop goes out first
             stops.push(lambda _type, exc, _tb: self.close_books(exc))
             stops.callback(self.open_channel().stop_serving)
