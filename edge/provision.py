@@ -23,6 +23,7 @@ import click
 from edge import codec, identity
 from edge import config as config_mod
 from edge.audit.log import record as audit_record
+from edge.audit.log import rotation
 from edge.config import toml_dumps
 from edge.errors import EdgeError
 from edge.face import model as face_model
@@ -105,6 +106,19 @@ def previous_keys(state_dir: Path, rotate: bool) -> dict | None:
         return {"signing_key_id": "unknown", "fingerprint": "unknown"}
 
 
+def _old_signing_key(state_dir: Path):
+    """The signing key about to be replaced, after it signed the log so far (a checkpoint): it then endorses
+    its successor in the ``key_rotated`` record. None when it cannot be read (the rotation is recorded without)."""
+    from edge.audit.log import AuditLog
+
+    try:
+        key = identity.load(state_dir).signing_key
+        AuditLog(state_dir, signing_key=key).checkpoint()
+        return key
+    except EdgeError:
+        return None
+
+
 def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alerts_endpoint: str,
               console_keys=(), issuer_keys=(), rotate: bool = False, user: str = SERVICE_USER,
               base: dict | None = None) -> dict:
@@ -118,6 +132,7 @@ def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alert
     check_key_files(issuer_keys, console_keys)
     make_layout(state_dir)
     old = previous_keys(state_dir, rotate)
+    endorser = _old_signing_key(state_dir) if old is not None and rotate else None
     ident = identity.create(state_dir, box_id, rotate=rotate, model=face_model.get(cfg.model).ref())
     identity.publish_cameras(state_dir, [c["id"] for c in cameras])
     signing = {"signing_public": codec.b64(ident.signing_public),
@@ -126,9 +141,10 @@ def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alert
         audit_record(state_dir, "provisioned", box_id=box_id, signing_key_id=identity.key_id(ident.signing_public),
                      cameras=[c["id"] for c in cameras], **signing)
     elif rotate:
-        audit_record(state_dir, "key_rotated", old_key_id=old["signing_key_id"],
-                     new_key_id=identity.key_id(ident.signing_public),
-                     previous_fingerprint=old["fingerprint"], **signing)
+        endorsed = rotation(endorser, box_id, ident.signing_public) if endorser is not None else {}
+        audit_record(state_dir, "key_rotated", **{"old_key_id": old["signing_key_id"],
+                     "new_key_id": identity.key_id(ident.signing_public), "previous_fingerprint": old["fingerprint"],
+                     **signing, **endorsed})
     issuers = [identity.add_issuer(state_dir, k) for k in issuer_keys]
     consoles = [identity.add_console(state_dir, k) for k in console_keys]
     for what, ids in (("issuer", issuers), ("console", consoles)):

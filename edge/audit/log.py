@@ -38,6 +38,7 @@ VERSION = 1
 GENESIS = "0" * 64
 HASH_PREFIX = b"edge-audit-v1\n"
 CHECKPOINT_DOMAIN = "edge-audit-checkpoint-v1"
+ROTATION_DOMAIN = "edge-key-rotation-v1"  # the old key's endorsement of the new one, in key_rotated
 LOG_NAME = "audit.log"
 HEAD_NAME = "audit.head"
 ANCHOR_NAME = "audit.anchor"  # in the state dir, apart from audit/: the newest checkpoint, never lowered
@@ -91,6 +92,30 @@ TIME_FIELDS = {"alert": ("time",), "sighting": ("time",), "deployment_loaded": (
 DECISIONS = ("confirm", "dismiss")
 FACES_EVERY_S = 60.0  # the daemon records faces_processed this often: a kill -9 loses at most this much
 Record = dict[str, Any]  # one parsed audit record (docs/audit-format.md)
+
+
+def rotation(old_key: Ed25519PrivateKey, box_id: str, new_public: bytes) -> dict[str, str]:
+    """The fields of a ``key_rotated`` record: the old key signs the new one (``endorsed``), so whoever holds
+    the box's original public key (oversight's box.pub.json) verifies the log across the rotation."""
+    doc = {"box_id": box_id, "old_key_id": key_id(raw_public(old_key)), "new_key_id": key_id(new_public),
+           "signing_public": codec.b64(new_public)}
+    return {**{k: v for k, v in doc.items() if k != "box_id"}, "endorsed": codec.sign(ROTATION_DOMAIN, doc, old_key)}
+
+
+def endorsed_key(rec: Record, old_public: bytes) -> bytes | None:
+    """The new key a ``key_rotated`` record names, if ``old_public`` endorsed it there; else None."""
+    d = rec.get("data")
+    if not isinstance(d, dict):
+        return None
+    doc = {"box_id": rec.get("box_id"), "old_key_id": d.get("old_key_id"), "new_key_id": d.get("new_key_id"),
+           "signing_public": d.get("signing_public")}
+    try:
+        new = codec.unb64(d.get("signing_public"), "signing_public", 32)
+    except EdgeError:
+        return None
+    if key_id(new) != d.get("new_key_id") or key_id(old_public) != d.get("old_key_id"):
+        return None
+    return new if codec.verify(ROTATION_DOMAIN, doc, d.get("endorsed"), old_public) else None
 
 
 def stamp(t: float) -> str:

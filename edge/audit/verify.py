@@ -30,6 +30,7 @@ from edge.audit.log import (
     Record,
     checkpoint_message,
     damage,
+    endorsed_key,
     read_lines,
     record_hash,
 )
@@ -59,6 +60,7 @@ class Result:
     checkpoints: int = 0
     signed_through: int = 0  # last seq covered by a good checkpoint (or export signature) of the trusted key
     unusable: set[int] = field(default_factory=set)  # seqs of records a report cannot read (damaged, unknown kind)
+    box_keys: set[bytes] = field(default_factory=set)  # the trusted key and the keys its rotations endorsed
 
     @property
     def usable(self) -> list[Record]:
@@ -170,6 +172,37 @@ def _verify_sig(public: bytes, sig_b64: object, message: bytes) -> bool:
     return codec.verify_message(message, sig_b64, public)
 
 
+def _box_keys(parsed: list[tuple[int, Record]], trusted: bytes | None) -> set[bytes]:
+    """The trusted key and every key joined to it by a ``key_rotated`` record whose old key endorsed the new
+    one (docs/audit-format.md): forward (oversight's original box.pub.json verifies a log the box signs with a
+    later key) and back (a key the box signed with before it rotated is still the box's, so a console's witness
+    checkpoint signed by it still proves what it saw)."""
+    if trusted is None:
+        return set()
+    keys, pubs, links = {trusted}, {key_id(trusted): trusted}, []
+    for _, rec in parsed:
+        d = rec["data"]
+        if rec["kind"] in ("provisioned", "key_rotated", "checkpoint"):
+            try:
+                pub = codec.unb64(d.get("signing_public"), "signing_public", 32)
+                pubs.setdefault(key_id(pub), pub)
+            except EdgeError:
+                pass
+        if rec["kind"] == "key_rotated" and d.get("endorsed"):
+            links.append(rec)
+    grew = True
+    while grew:
+        grew = False
+        for rec in links:
+            old = pubs.get(str(rec["data"].get("old_key_id")))
+            new = endorsed_key(rec, old) if old is not None else None
+            if old is None or new is None or (old in keys) == (new in keys):
+                continue
+            keys |= {old, new}
+            grew = True
+    return keys
+
+
 def _check_checkpoints(parsed: list[tuple[int, Record]], res: Result, trusted: bytes | None,
                        strict_keys: bool) -> None:
     introduced: set[str] = set()
@@ -197,7 +230,7 @@ def _check_checkpoints(parsed: list[tuple[int, Record]], res: Result, trusted: b
                                                              f"signed by key {d['key_id']}, which is not this box's"))
             continue
         last_good = rec["seq"]
-        if pub == trusted:
+        if pub in res.box_keys:
             res.signed_through = max(res.signed_through, rec["seq"])
         else:
             others.append((lineno, rec["seq"], d["key_id"]))
@@ -225,6 +258,7 @@ def verify_records(data: bytes, trusted: bytes | None, anchor_seq: int = 0, anch
     res = Result()
     parsed = _parse_lines(data, res, first_line)
     res.records = [r for _, r in parsed]
+    res.box_keys = _box_keys(parsed, trusted)
     _check_chain(parsed, res, anchor_seq, anchor_hash)
     _check_checkpoints(parsed, res, trusted, strict_keys)
     return res
@@ -282,14 +316,22 @@ def _read_checkpoint(path: Path) -> Record | None:
         return {}
 
 
-def _signed_by(rec: Record, trusted: bytes | None) -> bool:
+def _signed_by(rec: Record, keys: set[bytes]) -> bool:
+    """Is this checkpoint signed by one of the box's keys?"""
+    return any(_self_signed(rec) == k for k in keys)
+
+
+def _self_signed(rec: Record) -> bytes | None:
+    """The key a checkpoint record names, if it signed the record; else None."""
     data = rec.get("data")
     if not isinstance(data, dict):
-        data = {}
-    if trusted is None:
-        return False
-    return (data.get("signing_public") == codec.b64(trusted)
-            and _verify_sig(trusted, data.get("sig"), checkpoint_message(rec)))
+        return None
+    try:
+        pub = codec.unb64(data.get("signing_public"), "signing_public", 32)
+        ok = _verify_sig(pub, data.get("sig"), checkpoint_message(rec))
+    except (EdgeError, KeyError, TypeError, ValueError):
+        return None
+    return pub if ok else None
 
 
 def _against(rec: Record, res: Result, who: str) -> None:
@@ -314,7 +356,7 @@ def _check_anchor(path: Path, res: Result, trusted: bytes | None, who: str) -> b
         return False
     if not rec:
         res.warnings.append(f"{path} ({who}) is unreadable")
-    elif trusted is not None and not _signed_by(rec, trusted):
+    elif trusted is not None and not _signed_by(rec, res.box_keys):
         res.warnings.append(f"{path} ({who}) is not signed by this box key")
     else:
         _against(rec, res, who)
@@ -346,10 +388,19 @@ def _check_witness(w: Record, res: Result, trusted: bytes | None) -> None:
     except (KeyError, TypeError, ValueError):
         res.warnings.append(f"a witness ({who}) is not a checkpoint record: ignored")
         return
-    if not _signed_by(rec, trusted):
+    if _signed_by(rec, res.box_keys):
+        _against(rec, res, who)
+        return
+    signer = _self_signed(rec)
+    box_id = next((r["box_id"] for r in res.records if r.get("box_id")), None)
+    if signer is None or trusted is None or rec.get("box_id") != box_id:
         res.warnings.append(f"the checkpoint {who} is not signed by this box key: ignored")
         return
-    _against(rec, res, who)
+    # signed, for this box, by a key this log never had: the log was replaced (wiped, re-provisioned, or rolled back
+    # and its key rotated without an endorsement) after the console saw it
+    res.problems.append(Problem("missing", 0, f"the checkpoint seq {rec['seq']} {who} is signed by key "
+                                              f"{key_id(signer)}, which this log never had: the log was replaced "
+                                              "since (wiped or re-provisioned)"))
 
 
 # --- exports -----------------------------------------------------------------------------------------
