@@ -142,11 +142,11 @@ def ours(scene: street.Scene, frames, refs: dict | None = None, daemon_match: bo
     for key, value in detect.items():
         setattr(cfg.detect, key, value)
     matcher = Matcher(face_model.cap(cfg))
-    wl = watchlist(refs)
+    wl = watchlist(refs, face_model.for_config(cfg))  # the box's own templates of the list, as it loads a folder
     if daemon_match:
         m = cfg.match
-        op, _ = operating.for_list(operating.load_calibration(m.calibration or None), len(wl), m.threshold,
-                                   m.target_fpir, m.rule)
+        op, _ = operating.for_list(operating.load_calibration(m.calibration or None, cfg.model), len(wl),
+                                   face_model.cap(cfg), m.target_fpir, m.rule)
         wl = dataclasses.replace(wl, operating=op)
     matcher.swap(wl)
     fusion = TrackFusion()
@@ -187,7 +187,8 @@ def ours(scene: street.Scene, frames, refs: dict | None = None, daemon_match: bo
                 print("encode", tid, walk and (walk.id, walk.kind if hasattr(walk, "kind") else "", walk.person),
                       i, msg["quality"], msg["encode_no"])
             probe = np.asarray(msg["descriptor"], dtype=np.float32)
-            hit = matcher.match(fusion.add(msg["track_id"], probe, i / street.FPS) if daemon_match else probe)
+            hit = matcher.match(fusion.add(msg["track_id"], probe, i / street.FPS) if daemon_match else probe,
+                                msg.get("model"))
             if hit is not None:
                 at = _walk_at(scene, msg["frame_no"], tuple(msg["box"]))  # the face encoded, as live
                 tally.alert(at, hit[0].ref, ("track", tid))
@@ -275,17 +276,20 @@ def naive(scene: street.Scene, frames, step: int = NAIVE_STEP, refs: dict | None
 _WL: dict = {}
 
 
-def watchlist(refs: dict | None = None):
-    """The watch list of ``refs`` (person -> photo; default: the street's), loaded once."""
-    refs = street.references() if refs is None else refs
-    key = tuple(sorted((p, str(path)) for p, path in refs.items()))
-    if key not in _WL:
-        from edge.watchlist.folder import load_folder
+def watchlist(refs: dict | None = None, model=None):
+    """The watch list of ``refs`` (person -> photo; default: the street's) with templates of face ``model``
+    (default: dlib's, as the naive loop compares), loaded once."""
+    from edge.face import model as face_model
+    from edge.watchlist.folder import load_folder
 
+    refs = street.references() if refs is None else refs
+    m = model or face_model.get(face_model.DLIB)
+    key = (m.id, *sorted((p, str(path)) for p, path in refs.items()))
+    if key not in _WL:
         folder = Path(tempfile.mkdtemp(prefix="street-wl-"))
         for person, path in refs.items():
             (folder / f"{person}{path.suffix}").write_bytes(path.read_bytes())
-        _WL[key] = load_folder(folder)
+        _WL[key] = load_folder(folder, m)
     return _WL[key]
 
 

@@ -138,6 +138,17 @@ class CameraWorker:
             self.capture.stop()
         self.send("health", stats=self.health())
 
+    def _face(self, face, at: api.Box, box: api.Box) -> face_model.Face:
+        """The face detected at ``at`` (frame px) as the model prepares it in the region around it, where it
+        is ``box``: YuNet's landmarks from the detection itself (no second landmark run), or for dlib's
+        model the HOG-like box its landmark model reads."""
+        if self.model.id == face_model.DLIB:
+            return face_model.Face(_dlib_box(box), None, 1.0)
+        if face is None or face.landmarks is None:  # (a live track holds its detection: not expected)
+            return face_model.Face(box, None, 1.0)
+        shift = np.array((at[3] - box[3], at[0] - box[0]), dtype=np.float32)
+        return face_model.Face(box, face.landmarks - shift, face.score)
+
     # -- the per-frame work -----------------------------------------------------------------------
     def process(self, frame) -> None:
         c = self.counters
@@ -155,7 +166,8 @@ class CameraWorker:
         faces = self.strategy.detect(frame.image, self.tracker.lookouts(frame.time), frame.seq)
         c.detect_ms = _ema(c.detect_ms, (time.perf_counter() - t0) * 1000)
         c.faces += len(faces)
-        live = self.tracker.update([f.box for f in faces], frame.time)
+        found = {f.box: f for f in faces}  # a track joined this pass holds its detection's box
+        live = self.tracker.update(list(found), frame.time)
         if live and not self.encode_allowed.is_set():
             c.not_authorised += len(live)
             for track in live:
@@ -173,9 +185,7 @@ class CameraWorker:
                 continue
             track.judged = frame.time
             rgb, box = _around(frame.image, track.box)  # the face and its context, in RGB; box in that region
-            # dlib's landmark model reads a HOG-like box; the new model finds its landmarks around YuNet's
-            found = _dlib_box(box) if self.model.id == face_model.DLIB else box
-            chip, qual = self.model.prepare(rgb, face_model.Face(found, None, 1.0), gate)
+            chip, qual = self.model.prepare(rgb, self._face(found.get(track.box), track.box, box), gate)
             if not qual.ok:
                 setattr(c, f"rejected_{qual.reason}", getattr(c, f"rejected_{qual.reason}") + 1)
                 self.tracker.settle(track, None)
