@@ -255,3 +255,17 @@ def test_the_model_vector_reads_by_the_page_alone_and_by_the_box():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.build_v2_model() == data  # reproduced byte for byte
+
+
+def test_a_tracks_views_are_fused_as_a_unit_vector_for_a_cosine_model(tmp_path):
+    daemon, svc, ident, published = daemon_box(tmp_path)
+    (tmp_path / "old.wlb").write_bytes(make_bundle(ISSUER, ident.wl_public, PEOPLE))
+    svc.load(tmp_path / "old.wlb")
+    wl = daemon.matcher.current
+    views = [new_face("biden2.jpg")[0], new_face("biden.jpg")[0]]
+    daemon.fused("t-9", views[0], wl)
+    fused = daemon.fused("t-9", views[1], wl)  # two views of one track
+    mean = np.mean(views, axis=0)
+    assert np.allclose(fused, mean / np.linalg.norm(mean), atol=1e-6) and np.linalg.norm(mean) < 0.99
+    template = wl.templates[1]  # the raw mean would sit nearer every template than its direction does
+    assert np.linalg.norm(mean - template) < np.linalg.norm(fused - template)
