@@ -88,3 +88,12 @@ def test_a_track_fused_from_unit_vectors_is_decided_as_a_unit_vector_and_finds_m
         single += sum(h is not None and h[0].ref == ref for h in views[:1])
         fused += any(h is not None and h[0].ref == ref for h in views)
     assert fused > single
+
+
+def test_a_calibration_reaches_as_far_as_its_people_allow(lfw):
+    """A list size beyond half of the calibration's people is simulated at half of them, not left to an
+    extrapolation from the size below (which set the threshold at 1,000 entries from 500)."""
+    desc, labels = lfw
+    cal = operating.calibrate(desc, labels, "t", "t", reps=2, sizes=(1, 10, 1000), model_id=MFN)
+    assert cal.sizes == [1, 10, 500] and cal.model_id == MFN
+    assert not operating.derive(cal, 500, 0.01, 1.2).extrapolated and operating.derive(cal, 501, 0.01, 1.2).extrapolated
