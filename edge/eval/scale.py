@@ -14,6 +14,7 @@ FNIR it gives on half B.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,10 +68,17 @@ def _tracks(desc, groups) -> list[np.ndarray]:
 _calibrations: dict[tuple, operating.Calibration] = {}
 
 
+def _digest(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
 def _half_a(desc, ref_desc, labels, a: np.ndarray, seed: int, reps: int, model_id: str) -> operating.Calibration:
-    """Half A's calibration (the same half for every list size and option of a split: made once per process)."""
-    key = (id(desc), id(ref_desc), a.tobytes(), seed, reps, model_id)
+    """Half A's calibration (the same half for every list size and option of a split: made once per process,
+    keyed by what it is made of)."""
+    key = (_digest(desc), _digest(ref_desc), _digest(labels), a.tobytes(), seed, reps, model_id)
     if key not in _calibrations:
+        if len(_calibrations) >= 64:
+            _calibrations.clear()
         keep = np.isin(labels, a)
         if len(np.unique(labels[keep])) >= operating.MIN_CAL_PEOPLE:
             _calibrations[key] = operating.calibrate(desc[keep], labels[keep], f"half-A-{seed}", "held-out half",
