@@ -113,6 +113,15 @@ def _uptime(recs, lo, hi, box_down_s: float) -> dict:
     return out
 
 
+def unauthorised_runs(recs, lo, hi) -> list[str]:
+    """Start times of the daemon's runs in the period that matched with no deployment window required
+    (``[deployment] required = false``, which their ``service_start`` says)."""
+    starts = [t for t, r in recs if r["kind"] == "service_start"]
+    flags = [r["data"].get("deployment_required") is False for _, r in recs if r["kind"] == "service_start"]
+    ends = starts[1:] + [hi] if starts else []
+    return [_iso(t) for t, e, off in zip(starts, ends, flags, strict=True) if off and t < hi and e > lo]
+
+
 def _bucket(span: timedelta) -> tuple[str, timedelta]:
     if span <= timedelta(days=2):
         return "hour", timedelta(hours=1)
@@ -171,6 +180,8 @@ def build(records: list[dict], start: datetime, end: datetime, verification: str
         "verification": verification,
         "records": len(in_period),
         "deployments": lists_.deployments(recs, start, end),
+        # runs that matched with no signed deployment window required: said at the top of the report
+        "matching_without_authorisation": unauthorised_runs(recs, start, end),
         "watchlists": wls,
         "refused": refused,
         "watchlists_refused": len(refused),

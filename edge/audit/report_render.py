@@ -193,9 +193,17 @@ def _period(rep: dict) -> str:
     return f"{p['from']} to {p['to']}" + (f" (whole days: {p['start']} up to {p['end']})" if days else "")
 
 
+def unauthorised(rep: dict) -> str:
+    runs = rep["matching_without_authorisation"]
+    return (f"WARNING: MATCHING WITHOUT AUTHORISATION in {len(runs)} run(s) of the box in this period (from "
+            f"{runs[0]}): its config said [deployment] required = false, so no signed deployment window limited "
+            "where and when it matched")
+
+
 def render_text(rep: dict) -> str:
     rep = printable_tree(rep)  # names, notes, file names: shown, never run as a terminal's control codes
-    out = [f"Oversight report for box {rep['box_id']}: {_period(rep)}", f"Audit log: {rep['verification']}", ""]
+    out = [f"Oversight report for box {rep['box_id']}: {_period(rep)}", f"Audit log: {rep['verification']}",
+           *([unauthorised(rep)] if rep.get("matching_without_authorisation") else []), ""]
     for key, title in SUMMARY_TITLES.items():
         out += [f"Summary. {title}", *_text_table(rep["summary"][key]), ""]
     for title, items in sections(rep):
@@ -278,7 +286,9 @@ def render_html(rep: dict) -> str:
     rep = printable_tree(rep)
     legend = "".join(f'<span style="background:{c}"></span>{k}' for k, c in COLOURS.items())
     body = [f"<h1>Oversight report: box {e(rep['box_id'])}</h1>",
-            f"<p>{e(_period(rep))}. Audit log: {e(rep['verification'])}</p>", '<h2>Summary</h2>']
+            f"<p>{e(_period(rep))}. Audit log: {e(rep['verification'])}</p>",
+            *([f'<p class="warning"><b>{e(unauthorised(rep))}</b></p>'] if rep.get("matching_without_authorisation")
+              else []), '<h2>Summary</h2>']
     for key, title in SUMMARY_TITLES.items():
         t = rep["summary"][key]
         body.append(f'<h3>{e(title)}</h3><table class="summary" id="summary-{key}"><thead><tr>'

@@ -66,6 +66,10 @@ def banners(links: list[dict], now: float | None = None) -> list[dict]:
             out.append(_b("warn", f"authorised:{box}:{cams}",
                           f"Box {box} is NOT matching on {cams}: no deployment window is open for "
                           f"{'it' if len(m['not_authorised']) == 1 else 'them'}."))
+        if m.get("unauthorised"):
+            out.append(_b("alarm", f"unauthorised:{box}",
+                          f"Box {box} matches WITHOUT AUTHORISATION: its config says [deployment] required = false, "
+                          "so no signed deployment window limits where and when it matches."))
         for note in m.get("emergency") or []:
             out.append(_b("alarm", f"emergency:{box}:{note}",
                           f"Box {box} matches under EMERGENCY USE, without a prior authorisation reference: "

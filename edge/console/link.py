@@ -240,4 +240,4 @@ def _matching(status: dict) -> dict:
         urgent = []
     return {"on": m["on"], "why": text("why"), "list_id": text("list_id"), "entries": entries,
             "not_after": text("not_after") or None, "not_authorised": [str(c)[:64] for c in cams[:64]],
-            "emergency": [str(x)[:200] for x in urgent[:16]]}
+            "emergency": [str(x)[:200] for x in urgent[:16]], "unauthorised": m.get("unauthorised") is True}

@@ -313,7 +313,8 @@ class Daemon(Lifecycle):
         return {"on": not why, "why": why, "list_id": wl.list_id if wl else "", "entries": len(wl) if wl else 0,
                 "not_after": wl.not_after.isoformat() if wl is not None and wl.not_after else None,
                 "not_authorised": [c for c in self.cameras if c not in allowed],
-                "emergency": self.duties.gate.emergency_notes()}
+                "emergency": self.duties.gate.emergency_notes(),
+                "unauthorised": not self.duties.require}  # [deployment] required = false: no window needed
 
     def hello(self) -> dict:
         """What the channel tells each console that connects (its hello ``status``, docs/alerts.md)."""

@@ -67,6 +67,9 @@ def format_status(st: dict) -> str:
 
         lines.append(live.format_line(st["accuracy"]))
     dep = st.get("deployment") or {}
+    if dep and not dep.get("deployment_required"):  # said first: nothing signed limits where and when it matches
+        lines.insert(0, "WARNING: MATCHING WITHOUT AUTHORISATION: [deployment] required = false, no signed "
+                        "deployment window is needed")
     if dep.get("deployment_required"):
         auth = dep.get("authorised", {})
         lines.append("deployment: " + ", ".join(

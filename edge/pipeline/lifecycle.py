@@ -112,7 +112,8 @@ class Lifecycle:
             self.duties.start(first=("service_start", {"cameras": [c.id for c in self.cfg.cameras],
                                                        "config": self.cfg.path, "retention_days": keep.days,
                                                        "retention_source": keep.source,
-                                                       "model": face_model.get(self.cfg.model).ref()}))
+                                                       "model": face_model.get(self.cfg.model).ref(),
+                                                       "deployment_required": self.cfg.deployment.required}))
             stops.callback(self.open_uplink())  # stops after the books close: the signed stop goes out first
             stops.push(lambda _type, exc, _tb: self.close_books(exc))
             stops.callback(self.open_channel().stop_serving)

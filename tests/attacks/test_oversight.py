@@ -226,3 +226,43 @@ def test_no_command_prints_control_codes_from_what_it_reads(tmp_path, esc):
     r = CliRunner().invoke(cli, ["audit", "verify", "--state-dir", str(box.state), "--witness", str(bad)], color=True)
     assert r.exit_code != 0 and len(r.output.strip().splitlines()) == 1, r.output
     _clean(r.output)
+
+
+# --- item 10: matching without authorisation is said at the top -------------------------------------------
+
+def _unauthorised_box(tmp_path) -> Box:
+    box = Box(tmp_path)
+    box.log.append("service_start", cameras=["cam1"], deployment_required=False)
+    box.log.append("alert", alert_id="a1", camera_id="cam1", time="2026-12-01T08:00:00Z", ref="PN-0000",
+                   distance=0.4)
+    box.log.close()
+    return box
+
+
+@pytest.mark.parametrize("fmt", ["text", "html", "json"])
+def test_matching_without_authorisation_is_said_at_the_top_of_the_report(tmp_path, fmt):
+    box = _unauthorised_box(tmp_path)
+    r = CliRunner().invoke(cli, ["audit", "report", "--state-dir", str(box.state), "--format", fmt])
+    assert r.exit_code == 0, r.output
+    if fmt == "json":
+        assert json.loads(r.output)["matching_without_authorisation"], r.output[:500]
+    else:
+        top = r.output.splitlines()[2] if fmt == "text" else r.output[:r.output.index("<h2>")]
+        assert "MATCHING WITHOUT AUTHORISATION" in top, top
+
+
+def test_matching_without_authorisation_is_said_first_in_the_status():
+    from edge.pipeline.health import format_status
+
+    text = format_status({"box_id": "box-a", "deployment": {"deployment_required": False, "authorised": {}}})
+    assert text.splitlines()[0].startswith("WARNING: MATCHING WITHOUT AUTHORISATION"), text
+
+
+def test_matching_without_authorisation_is_an_alarm_on_the_console():
+    from edge.console import alarms
+    from edge.console.link import _matching
+
+    m = _matching({"matching": {"on": True, "why": "", "list_id": "L", "entries": 3, "not_authorised": [],
+                                "emergency": [], "unauthorised": True}})
+    out = alarms.banners([{"box_id": "box-a", "state": "connected", "cameras": {}, "matching": m}])
+    assert any(b["level"] == "alarm" and "WITHOUT AUTHORISATION" in b["text"] for b in out), out
