@@ -263,8 +263,8 @@ def test_a_tracks_views_are_fused_as_a_unit_vector_for_a_cosine_model(tmp_path):
     svc.load(tmp_path / "old.wlb")
     wl = daemon.matcher.current
     views = [new_face("biden2.jpg")[0], new_face("biden.jpg")[0]]
-    daemon.fused("t-9", views[0], wl)
-    fused = daemon.fused("t-9", views[1], wl)  # two views of one track
+    daemon.fusion.add("t-9", views[0], 0.0)
+    fused = daemon.fusion.add("t-9", views[1], 0.0)  # two views of one track, as the daemon fuses them
     mean = np.mean(views, axis=0)
     assert np.allclose(fused, mean / np.linalg.norm(mean), atol=1e-6) and np.linalg.norm(mean) < 0.99
     template = wl.templates[1]  # the raw mean would sit nearer every template than its direction does

@@ -159,7 +159,8 @@ class Daemon(Lifecycle):
                 self.counts.other_model += 1  # never compared: another model's descriptor means nothing here
                 continue
             usable.append(msg)
-            probes.append(self.fused(msg["track_id"], probe, wl) if self.cfg.match.fuse_views else probe)
+            probes.append(self.fusion.add(msg["track_id"], probe, time.monotonic()) if self.cfg.match.fuse_views
+                          else probe)  # fused: a cosine model's mean is a unit vector again (operating.fused)
         if not usable:
             return
         try:
@@ -171,14 +172,6 @@ class Daemon(Lifecycle):
             if hit is not None:
                 self.raise_alert(msg, *hit, probe=probe)
         del probes  # passers-by's descriptors go no further
-
-    def fused(self, track_id: str, probe: np.ndarray, wl) -> np.ndarray:
-        """The descriptor to match for a track's new view: the mean of its views (TrackFusion), as a unit vector
-        for a model compared by cosine (the views' mean direction; a raw mean is shorter, so nearer everything)."""
-        out = self.fusion.add(track_id, probe, time.monotonic())
-        if wl is not None and face_model.get(wl.model).metric == "cosine":
-            out = out / max(float(np.linalg.norm(out)), 1e-12)
-        return out
 
     def raise_alert(self, msg: dict, entry, distance: float, probe=None) -> None:
         """A hit: a sighting of its entry's encounter; the first sighting is the alert to decide."""
