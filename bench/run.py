@@ -4,7 +4,8 @@ Sections (each also runs alone as `python -m bench.NAME`):
 - pipeline: the naive per-frame face_recognition loop vs our pipeline on the Hamilton clip
 - walks:    people walking across 1080p cameras: tracks, encodes and alerts per walk vs the naive loop
 - encoder:  ms per face and faces/s/core for each encoder candidate
-- accuracy: open-set FNIR/FPIR on lfw-dev at list sizes 100 and 1,000: plain distance vs the adopted ratio rule
+- accuracy: open-set FNIR/FPIR on lfw-dev (held-out halves, 6 splits), dlib and yunet-mobilefacenet side by side at
+  list sizes 100 and 1,000, each decision on top measured (rules, fusion, references, mirrors, cohorts), 10,000 modelled
 - scale:    matching against 100k / 1M templates, list load time, memory
 - cameras:  2, 4, 8 feeds of 1080p 25 fps on this box; crowd clip (faces per frame)
 - smallfaces: a busy street, faces 40-160 px: recall by face size and yaw next to the naive loop; both
