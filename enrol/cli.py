@@ -286,11 +286,31 @@ def reconcile(register_file, report_file):
 @cli.command("register")
 @click.option("--issuer-key", required=True, type=click.Path(dir_okay=False),
               help="Your issuer.key (or issuer.pub): the registers are kept next to it.")
+@click.option("--export", "export_file", type=click.Path(dir_okay=False),
+              help="Write bundles.jsonl signed with issuer.key for the oversight service (docs/register-export.md).")
 @user_errors
-def register_command(issuer_key):
+def register_command(issuer_key, export_file):
     """List what you issued: every watch list built and every deployment window signed, oldest first."""
     from edge.codec import printable
     from enrol import register
+
+    if export_file:
+        import json
+        import time
+
+        from edge import files
+        from edge.codec import fmt_time
+        from edge.watchlist import register_export
+
+        folder = Path(issuer_key).resolve().parent
+        lines = [ln.encode() for ln in files.read_text(folder / register.BUNDLES, "register", register.MAX_READ)
+                 .splitlines() if ln.strip()]
+        pub = folder / "issuer.pub"
+        name = str(json.loads(pub.read_text()).get("name", "")) if pub.is_file() else ""
+        data = register_export.make(lines, load_issuer_private(issuer_key), name, fmt_time(time.time()))
+        files.write_atomic(Path(export_file).resolve(), data, 0o644)
+        click.echo(f"{len(lines)} issued list(s) written to {export_file}, signed by your issuer key")
+        return
 
     rows = register.table(Path(issuer_key).resolve().parent)
     cols = ["when", "what", "deployment", "id", "box", "entries", "valid", "file"]

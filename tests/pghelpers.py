@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+
 def _newest_bin() -> Path:
     """Debian installs each major version under /usr/lib/postgresql/N/bin (15 on bookworm)."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)

@@ -211,3 +211,23 @@ def test_migration_2_files_each_decision_and_deletion_on_its_alert(tmp_path):
     t = build(db, Scope())["total"]
     assert (t["action"]["confirmed"], t["action"]["dismissed"], t["action"]["undecided"]) == (1, 1, 1)
     assert t["action"]["actions"] == {"arrested": 1} and t["deleted"]["alerts_deleted"] == 1
+
+
+def test_register_export_vector():
+    """docs/register-export.md's vector is what the code writes, and any change to it is refused."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from edge.watchlist import register_export
+
+    doc = (REPO / "docs" / "register-export.md").read_text()
+    vector = doc.split("```\n")[1].encode()
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    assert register_export.make([b'{"box_id":"box-test","list_id":"L1"}'], key, "Test SPOC",
+                                "2026-11-22T08:00:00Z") == vector
+    header, lines = register_export.verify(vector)
+    assert (header["issuer"], header["name"], lines) == ("56475aa75463474c", "Test SPOC",
+                                                        [b'{"box_id":"box-test","list_id":"L1"}'])
+    for bad, why in ((vector.replace(b"L1", b"L2"), "does not verify"), (vector.rsplit(b"\n", 2)[0], "cut short"),
+                     (vector.replace(b'"issuer":"5', b'"issuer":"6'), "bad header")):
+        with pytest.raises(EdgeError, match=why):
+            register_export.verify(bad)

@@ -79,7 +79,8 @@ def make_box(tmp: Path, box_id: str, endpoint: str, service_pub: Path | None) ->
     state = tmp / box_id
     identity.create(state, box_id)
     cfg = tmp / f"{box_id}.toml"
-    text = (f'box_id = "{box_id}"\nstate_dir = "{state}"\nmodel = "dlib-resnet"\n[[cameras]]\nid = "cam1"\nsource = "fed:1"\n'
+    text = (f'box_id = "{box_id}"\nstate_dir = "{state}"\nmodel = "dlib-resnet"\n'
+            '[[cameras]]\nid = "cam1"\nsource = "fed:1"\n'
             f'[alerts]\nendpoint = "tcp://127.0.0.1:{free_port()}"\n[health]\nlog_interval = 1.0\n'
             '[deployment]\nrequired = false\n')
     if service_pub:
@@ -208,9 +209,13 @@ def test_fleet_streams_catches_up_flags_rollback_and_reconciles(engine, tmp_path
         edge_cli, ["oversight", "ingest", "-c", str(cfg), "--export", str(export)]))
     assert stored_lines(cfg, "van-4") == export.read_text().splitlines()[1:-1]
 
-    # the two SPOCs' registers, reconciled across the fleet: the receipt box 2 never gave, the list never loaded
-    ok(runner.invoke(edge_cli, ["oversight", "ingest", "-c", str(cfg), "--register", str(a / "bundles.jsonl"),
-                                "--register", str(b_ / "bundles.jsonl")]))
+    # the two SPOCs' registers (A's bundles.jsonl, B's signed export), reconciled across the fleet: the receipt
+    # box 2 never gave, the list never loaded
+    signed = tmp_path / "spoc-b.register"
+    ok(runner.invoke(enrol_cli, ["register", "--issuer-key", str(b_ / "issuer.key"), "--export", str(signed)]))
+    out = ok(runner.invoke(edge_cli, ["oversight", "ingest", "-c", str(cfg), "--register", str(a / "bundles.jsonl"),
+                                      "--register", str(signed)]))
+    assert out.count("2 list(s) added, 0 already held") == 2
     r = runner.invoke(edge_cli, ["oversight", "reconcile", "-c", str(cfg)])
     assert r.exit_code == 1, r.output
     found = sorted(ln for ln in r.output.splitlines() if ln.startswith("DISCREPANCY"))

@@ -1,7 +1,8 @@
 """The issuers' registers in the oversight store, and reconciling them with what every box recorded.
 
 ``ingest(db, register, issuer_pub)``: a SPOC's ``bundles.jsonl`` (``enrol build`` writes one line per list
-it issues), under the issuer key beside it (``issuer.pub``): ingesting it again adds only new lines.
+it issues), under the issuer key beside it (``issuer.pub``), or its signed export (``enrol register --export``,
+docs/register-export.md), which names and proves its issuer: ingesting either again adds only new lines.
 ``reconcile(db)``: across the fleet, every list any issuer issued to any box was loaded or refused by that
 box, and every loaded list ended with a deletion receipt the box's registered key verifies; every list
 a box loaded is in an issuer's register. Each discrepancy is one line naming the box and the issuer.
@@ -16,13 +17,14 @@ from typing import Any
 from edge import files, identity
 from edge.errors import EdgeError
 from edge.oversight.db import Database
+from edge.watchlist import register_export
 
 MAX_READ = 256 << 20
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
+def _lines(path: Path, text: str) -> list[dict[str, Any]]:
     out = []
-    for n, ln in enumerate(files.read_text(path, "register", MAX_READ).splitlines(), start=1):
+    for n, ln in enumerate(text.splitlines(), start=1):
         if not ln.strip():
             continue
         try:
@@ -39,19 +41,28 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 def ingest(db: Database, register: str | Path, issuer_pub: str | Path | None, now: str) -> tuple[str, int, int]:
     """(issuer key id, lines new, lines already held)."""
     register = Path(register)
-    pub_path = Path(issuer_pub) if issuer_pub else register.parent / "issuer.pub"
-    if not pub_path.is_file():
-        raise EdgeError(f"no issuer key beside the register ({pub_path}): name it with --issuer-key")
-    text = files.read_text(pub_path, "issuer key file", 64 * 1024)
-    issuer = identity.key_id(identity.parse_issuer_key(text, str(pub_path)))
-    name = str(json.loads(text).get("name", ""))
+    data = files.read_text(register, "register", MAX_READ).encode()
+    if register_export.is_export(data):  # signed by the issuer: it names (and proves) its issuer
+        header, lines = register_export.verify(data)
+        issuer, name, text, source = header["issuer"], str(header.get("name") or ""), \
+            b"\n".join(lines).decode(), f"signed export {register.resolve()}"
+        if issuer_pub and identity.key_id(identity.parse_issuer_key(files.read_text(issuer_pub, "issuer key file",
+                                                                                    64 * 1024))) != issuer:
+            raise EdgeError(f"{register} is signed by issuer {issuer}, not by the key in {issuer_pub}")
+    else:
+        pub_path = Path(issuer_pub) if issuer_pub else register.parent / "issuer.pub"
+        if not pub_path.is_file():
+            raise EdgeError(f"no issuer key beside the register ({pub_path}): name it with --issuer-key")
+        key_text = files.read_text(pub_path, "issuer key file", 64 * 1024)
+        issuer = identity.key_id(identity.parse_issuer_key(key_text, str(pub_path)))
+        name, text, source = str(json.loads(key_text).get("name", "")), data.decode(), str(register.resolve())
     rows = []
-    for r in _lines(register):
+    for r in _lines(register, text):
         images: dict[str, Any] = r["images"] if isinstance(r.get("images"), dict) else {}
         rows.append((issuer, name, r["list_id"], r["box_id"], str(r.get("deployment") or ""), r.get("sequence"),
                      str(r.get("created") or ""), str(r.get("not_after") or ""), int(r.get("entries") or 0),
                      sum(len(v) for v in images.values() if isinstance(v, list)), json.dumps(r.get("refs") or []),
-                     str(r.get("box_signing_public") or ""), str(register.resolve()), now))
+                     str(r.get("box_signing_public") or ""), source, now))
     with db.tx():
         before = db.one("SELECT COUNT(*) FROM registers WHERE issuer = ?", (issuer,))
         db.many("INSERT INTO registers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
