@@ -48,19 +48,9 @@ def entry(header: dict, box: dict, images: dict[str, list[dict]], output, bundle
 
 
 def read(path) -> list[dict]:
-    lines = files.read_text(path, "register", MAX_READ).splitlines()
-    out = []
-    for n, ln in enumerate(lines, start=1):
-        if not ln.strip():
-            continue
-        try:
-            rec = json.loads(ln)
-        except ValueError:
-            raise EdgeError(f"{path} line {n} is not JSON: is this a bundles.jsonl register?") from None
-        if not isinstance(rec, dict) or "list_id" not in rec or "box_id" not in rec:
-            raise EdgeError(f"{path} line {n} is not a bundle register entry (no list_id/box_id)")
-        out.append(rec)
-    return out
+    from edge.watchlist.register_export import parse_lines
+
+    return parse_lines(files.read_text(path, "register", MAX_READ), str(path))
 
 
 def read_report(path) -> dict:

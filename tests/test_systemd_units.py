@@ -58,21 +58,22 @@ def test_units_verify_clean(root, unit):
     assert r.returncode == 0 and r.stdout.strip() == "" and r.stderr.strip() == "", r.stdout + r.stderr
 
 
+def exposure(unit: str) -> float:
+    r = analyze("security", "--offline=true", str(UNITS[unit]))
+    m = re.search(rf"Overall exposure level for {re.escape(unit)}: (\d+\.\d+)", r.stdout)
+    assert m, r.stdout + r.stderr
+    return float(m.group(1))
+
+
 @needs_analyze
 def test_edge_service_exposure_is_at_most_2():
-    r = analyze("security", "--offline=true", str(UNITS["edge.service"]))
-    m = re.search(r"Overall exposure level for edge\.service: (\d+\.\d+)", r.stdout)
-    assert m, r.stdout + r.stderr
-    assert float(m.group(1)) <= MAX_EXPOSURE, r.stdout
+    assert exposure("edge.service") <= MAX_EXPOSURE
 
 
 @needs_analyze
 def test_oversight_service_is_as_hardened_as_the_box():
     """The fleet's store holds every box's log: at most the box's exposure, no capabilities, its own state."""
-    r = analyze("security", "--offline=true", str(UNITS["edge-oversight.service"]))
-    m = re.search(r"Overall exposure level for edge-oversight\.service: (\d+\.\d+)", r.stdout)
-    assert m, r.stdout + r.stderr
-    assert float(m.group(1)) <= MAX_EXPOSURE, r.stdout
+    assert exposure("edge-oversight.service") <= MAX_EXPOSURE
     text = UNITS["edge-oversight.service"].read_text()
     settings = dict(line.split("=", 1) for line in text.splitlines() if re.match(r"^[A-Za-z]+=", line))
     assert settings["Type"] == "notify" and settings["User"] == "edge-oversight"

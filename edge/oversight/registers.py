@@ -22,22 +22,6 @@ from edge.watchlist import register_export
 MAX_READ = 256 << 20
 
 
-def _lines(path: Path, text: str) -> list[dict[str, Any]]:
-    out = []
-    for n, ln in enumerate(text.splitlines(), start=1):
-        if not ln.strip():
-            continue
-        try:
-            rec = json.loads(ln)
-        except ValueError:
-            raise EdgeError(f"{path} line {n} is not JSON: is this a bundles.jsonl register?") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("list_id"), str) or not isinstance(rec.get("box_id"),
-                                                                                                    str):
-            raise EdgeError(f"{path} line {n} is not a bundle register entry (no list_id/box_id)")
-        out.append(rec)
-    return out
-
-
 def ingest(db: Database, register: str | Path, issuer_pub: str | Path | None, now: str) -> tuple[str, int, int]:
     """(issuer key id, lines new, lines already held)."""
     register = Path(register)
@@ -57,7 +41,7 @@ def ingest(db: Database, register: str | Path, issuer_pub: str | Path | None, no
         issuer = identity.key_id(identity.parse_issuer_key(key_text, str(pub_path)))
         name, text, source = str(json.loads(key_text).get("name", "")), data.decode(), str(register.resolve())
     rows = []
-    for r in _lines(register, text):
+    for r in register_export.parse_lines(text, str(register)):
         images: dict[str, Any] = r["images"] if isinstance(r.get("images"), dict) else {}
         rows.append((issuer, name, r["list_id"], r["box_id"], str(r.get("deployment") or ""), r.get("sequence"),
                      str(r.get("created") or ""), str(r.get("not_after") or ""), int(r.get("entries") or 0),

@@ -23,6 +23,23 @@ from edge.identity import key_id, raw_public
 TYPE, END, DOMAIN = "edge-register-export", "edge-register-export-end", "edge-register-export-v1"
 
 
+def parse_lines(text: str, source: str) -> list[dict[str, Any]]:
+    """The entries of a register (``bundles.jsonl``); EdgeError naming the first line that is not one."""
+    out = []
+    for n, ln in enumerate(text.splitlines(), start=1):
+        if not ln.strip():
+            continue
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            raise EdgeError(f"{source} line {n} is not JSON: is this a bundles.jsonl register?") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("list_id"), str) or not isinstance(rec.get("box_id"),
+                                                                                                    str):
+            raise EdgeError(f"{source} line {n} is not a bundle register entry (no list_id/box_id)")
+        out.append(rec)
+    return out
+
+
 def make(lines: list[bytes], key: Ed25519PrivateKey, name: str, created: str) -> bytes:
     pub = raw_public(key)
     header = {"type": TYPE, "v": 1, "issuer": key_id(pub), "issuer_public": codec.b64(pub), "name": name,
