@@ -105,13 +105,13 @@ def unrecorded(exc: Exception) -> str:
 
 
 def held_ids(outbox: Any, console: str, alert_ids: list[str], seen: set[str]) -> list[str]:
-    """Of the alert ids a console says it deleted, those this box holds and sent to that console, each once and
-    not already in ``seen`` (what it reported before in this run): the ids a prune notice may put in the log."""
+    """Of the alert ids a console says it deleted, those this box sent to that console (held, or since deleted
+    by retention here), each once and not already in ``seen`` (what it reported before in this run): the ids a
+    prune notice may put in the log."""
     if len(seen) > 100_000:
         seen.clear()
     held = []
     for a in dict.fromkeys(alert_ids):
-        found = outbox.find_alert(a)
-        if found is not None and a not in seen and outbox.was_sent(console, found[0]):
+        if a not in seen and outbox.sent_alert(console, a):
             held.append(a)
     return held

@@ -32,7 +32,10 @@ CREATE TABLE IF NOT EXISTS adjudications (
     alert_id TEXT PRIMARY KEY, received REAL NOT NULL, console TEXT NOT NULL, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS sent (console TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS sent_console ON sent (console);
+CREATE TABLE IF NOT EXISTS expired_sent (alert_id TEXT NOT NULL, console TEXT NOT NULL, expired REAL NOT NULL,
+    PRIMARY KEY (alert_id, console));
 """
+EXPIRED_KEPT_S = 400 * 86400.0  # ids (no content) of expired alerts a console may still report deleting
 KINDS = {"alert": "alert_id", "event": "event_id"}
 
 
@@ -98,6 +101,15 @@ class Outbox:
             self._db.execute("UPDATE sent SET lo=min(lo, ?), hi=max(hi, ?) WHERE rowid=?", (lo, hi, row))
             return row
 
+    def sent_alert(self, console: str, alert_id: str) -> bool:
+        """Whether this alert went to ``console``: held and sent, or sent before retention deleted it here."""
+        found = self.find_alert(alert_id)
+        if found is not None:
+            return self.was_sent(console, found[0])
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM expired_sent WHERE alert_id=? AND console=?",
+                                    (alert_id, console)).fetchone() is not None
+
     def was_sent(self, console: str, seq: int) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM sent WHERE console=? AND lo<=? AND ?<=hi LIMIT 1",
@@ -158,6 +170,11 @@ class Outbox:
         with self._lock, self._tx():
             rows = self._db.execute("SELECT msg_id, created, body FROM messages WHERE type='alert' AND created < ? "
                                     "ORDER BY seq", (cutoff,)).fetchall()
+            now = time.time()
+            self._db.execute("INSERT OR IGNORE INTO expired_sent SELECT m.msg_id, s.console, ? FROM messages m "
+                             "JOIN sent s ON m.seq BETWEEN s.lo AND s.hi WHERE m.type='alert' AND m.created < ?",
+                             (now, cutoff))
+            self._db.execute("DELETE FROM expired_sent WHERE expired < ?", (now - EXPIRED_KEPT_S,))
             n = self._db.execute("DELETE FROM messages WHERE created < ?", (cutoff,)).rowcount
             decisions = self._db.execute("DELETE FROM adjudications WHERE received < ?", (cutoff,)).rowcount
             self._db.execute("DELETE FROM sent WHERE hi < (SELECT COALESCE(min(seq), 0) FROM messages)")

@@ -137,8 +137,8 @@ class Loading(Endings):
                     return None
                 return self._load_staged(staged, digest, arrival, source=Path(path) if via == "usb" else None,
                                          known=known)
-            except EdgeError as exc:
-                self._refused(arrival, exc, staged)
+            except EdgeError as exc:  # refused before staging (framing, signature): what the file itself claims
+                self._refused(arrival, exc, Path(path) if isinstance(path, str | Path) and path else staged)
                 raise
             finally:
                 staged.unlink(missing_ok=True)
@@ -241,7 +241,9 @@ class Loading(Endings):
             return {}
         out = {"issuer": issuer, "issuer_name": self._issuer_name(issuer)}
         try:  # which file it was: what `enrol reconcile` matches a refusal against the issued bundle by
-            if isinstance(data, Path):
+            if size > bundle.MAX_FILE:
+                pass  # no bundle is that large: not read through (a stick's huge file)
+            elif isinstance(data, Path):
                 with open(data, "rb") as f:
                     out["bundle_sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
             else:
