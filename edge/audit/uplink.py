@@ -125,6 +125,15 @@ def _scan(path: Path) -> list[tuple[int, str, int, int]]:
     return out
 
 
+def _send_now(sock: zmq.Socket, data: bytes) -> bool:
+    """Send if the service is connected (False otherwise: tried again later, never queued up)."""
+    try:
+        sock.send(data, flags=zmq.NOBLOCK)
+        return True
+    except zmq.Again:
+        return False
+
+
 class Uplink:
     """The box's sender thread: started by the daemon when ``[oversight] endpoint`` is set."""
 
@@ -162,6 +171,7 @@ class Uplink:
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        sock.setsockopt(zmq.IMMEDIATE, 1)  # nothing queued while the service is away: no pile of stale hellos
         sock.curve_serverkey = self.service["curve_public"]
         sock.curve_publickey, sock.curve_secretkey = self.keys
         sock.connect(self.endpoint)
@@ -192,7 +202,7 @@ class Uplink:
                     if now - last_hello > HELLO_S:
                         last_hello = now
                         seq, h = self._last()
-                        sock.send(dumps("uplink_hello", box_id=self.box_id, last_seq=seq, last_hash=h))
+                        _send_now(sock, dumps("uplink_hello", box_id=self.box_id, last_seq=seq, last_hash=h))
                 elif inflight is None:
                     inflight = self._send(sock, pos, force=False)
         except Exception:  # noqa: BLE001 - a bug here must not stop the box; the log waits for the next start
@@ -241,9 +251,13 @@ class Uplink:
             return None
         size = sum(len(ln) + 1 for ln in lines)
         last_seq = self._last()[0]
-        sent_seq = json.loads(lines[-1]).get("seq", -1) if lines else -1
-        sock.send(dumps("uplink_records", box_id=self.box_id, records=[ln.decode() for ln in lines],
-                        box_last_seq=last_seq))
+        try:
+            sent_seq = int(json.loads(lines[-1])["seq"]) if lines else -1
+        except (ValueError, KeyError, TypeError, RecursionError):
+            sent_seq = -1  # a damaged line: the service refuses it and says up to where it holds the log
+        if not _send_now(sock, dumps("uplink_records", box_id=self.box_id, records=[ln.decode() for ln in lines],
+                                     box_last_seq=last_seq)):
+            return None
         self.counts["sent"] += len(lines)
         return sent_seq, time.monotonic(), pos + size
 
