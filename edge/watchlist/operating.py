@@ -312,7 +312,11 @@ def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed
     """Simulate non-mated searches: each identity's face against ``reps`` random lists of others.
 
     ``templates``: the same faces as the lists hold them, when references are made differently from what a
-    camera searches with (a model's references averaged with their mirror image); else ``desc``."""
+    camera searches with (a model's references averaged with their mirror image); else ``desc``.
+
+    Two people's faces nearer than the model's ``same_face`` distance (the one face re-saved: enrol warns of
+    it) are one photo filed under two names, not a passer-by and an entry: such a pair is left out of every
+    search (one such pair, in every repetition that lists it, would otherwise set the tail)."""
     rng = np.random.default_rng(seed)
     idents = np.unique(labels)
     if len(idents) < MIN_CAL_PEOPLE:
@@ -322,6 +326,9 @@ def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed
     p = np.asarray(desc, np.float64)[one]
     dm = distances(p, p if templates is None else np.asarray(templates, np.float64)[one])
     m = len(p)
+    same = dm < face_model.get(model_id).same_face
+    same[np.arange(m), np.arange(m)] = False
+    dm[same] = np.inf
     rows = np.arange(m)[:, None]
     # a random list holds at most half of the people: larger ones would be nearly the same list every time; a
     # larger size asked for is simulated at half (extrapolating from there, not from the size below it)
