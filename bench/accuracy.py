@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.eval import plot, scale
+from edge.face import model as face_model
 from edge.watchlist import operating
 
 HERE = Path(__file__).resolve().parent
@@ -28,8 +29,7 @@ CACHE = OUT / "lfw-dev-encodings.npz"  # dlib, through edge.eval.encode
 MFN_CACHE = OUT / "lfw-dev-mobilefacenet.npz"
 SIZES = (100, 1000)
 SPLITS = 6
-DLIB, MFN = "dlib-resnet", "yunet-mobilefacenet"
-CAPS = {DLIB: 0.6, MFN: 1.2}  # each model's distance cap (match.threshold's default for it)
+DLIB, MFN = face_model.DlibResNet.id, face_model.MobileFaceNet.id
 # one person under two names in lfw-dev (news captions): merged, so that they are not counted as false alerts
 ALIASES = (("Joseph_Blatter", "Sepp_Blatter"), ("Mireya_Moscoso", "Mireya_Elisa_Moscoso_Rodriguez"),
            ("Felipe_De_Borbon", "Prince_Felipe"), ("Cristina_Fernandez", "Cristina_Kirchner"))
@@ -237,8 +237,8 @@ def main(modelled_only: bool = False) -> None:
 def sections(models, m_desc, m_mirror, m_labels, target: float) -> None:
     print("### 1. The two models, one photo per search and per entry\n")
     for model, desc, labels in models:
-        rep = scale.evaluate(desc, labels, SIZES, SPLITS, 0, target, CAPS[model], model_id=model)
-        print(f"#### {model} (distance cap {CAPS[model]})\n")
+        rep = scale.evaluate(desc, labels, SIZES, SPLITS, 0, target, face_model.get(model).cap, model_id=model)
+        print(f"#### {model} (distance cap {face_model.get(model).cap})\n")
         print(scale.format_table(rep))
         if model == MFN:
             print(f"DET per list size: {plot.scale_plot(rep, OUT / 'accuracy-det.png')}\n")
@@ -256,8 +256,8 @@ def sections(models, m_desc, m_mirror, m_labels, target: float) -> None:
                              ("t-norm: the search's and the entry's cohort means taken off", m_desc, "tnorm"),
                              ("the list as cohort: minus the mean of the next 10 entries", m_desc, "listk")):
         if desc is None:
-            rep = scale.evaluate(m_desc, m_labels, (1000,), SPLITS, 0, target, CAPS[MFN], ref_desc=mirrored,
-                                 rules=("distance",), model_id=MFN)
+            rep = scale.evaluate(m_desc, m_labels, (1000,), SPLITS, 0, target, face_model.get(MFN).cap,
+                                 ref_desc=mirrored, rules=("distance",), model_id=MFN)
             r = rep["sizes"]["1000"]["rules"]["distance"]
             print(f"| {name} | {scale.pct(r['fnir_at_fpir_0.01'])} | {scale.pct(r['fnir_at_fpir_0.001'])} |")
             continue
@@ -268,7 +268,7 @@ def sections(models, m_desc, m_mirror, m_labels, target: float) -> None:
     print("A track's views fused and several references per entry (the box: each running mean of a track's views "
           "is decided, a track alerts if any decision does):\n")
     for refs, fuse, need in ((1, 1, 3), (1, 2, 3), (2, 1, 3), (2, 2, 4)):
-        rep = scale.evaluate(m_desc, m_labels, SIZES, SPLITS, 0, target, CAPS[MFN], refs=refs, fuse=fuse,
+        rep = scale.evaluate(m_desc, m_labels, SIZES, SPLITS, 0, target, face_model.get(MFN).cap, refs=refs, fuse=fuse,
                              min_photos=need, rules=("distance",), model_id=MFN)
         print(scale.format_table(rep))
 
@@ -283,7 +283,7 @@ def print_modelled(models, target: float) -> None:
     for model, desc, labels in models:
         cal = operating.load_calibration(model_id=model)
         for n in (1000, 10_000):
-            m = modelled(desc, labels, n, cal, operating.adopted_rule(model), CAPS[model], target)
+            m = modelled(desc, labels, n, cal, operating.adopted_rule(model), face_model.get(model).cap, target)
             print(f"| {model} | {n:,}{' (extrapolated)' if m['extrapolated'] else ''} | {m['threshold']:.3f} | "
                   f"{m['cap']:.3f} | {100 * m['expected']:.2f} % | {100 * m['fpir']:.2f} % | "
                   f"{100 * m['fnir']:.1f} % | " + ("— | — |" if m["fit_threshold"] is None else
