@@ -140,7 +140,7 @@ def export(config_path, state_dir, start, end, output):
     log = open_log(state)
     log.checkpoint()
     data, n = make_export(state, lo, hi, ident.signing_key, ident.box_id, fmt_time(time.time(), ms=True))
-    files.write_atomic(Path(output).resolve(), data, 0o644)
+    files.write_atomic(Path(output).resolve(), data, 0o600)  # for whom it is handed to, not every user
     log.append("audit_exported", **{"from": lo.isoformat(), "to": hi.isoformat(), "records": n,
                                     "sha256": hashlib.sha256(data).hexdigest()})
     click.echo(f"exported {n} records to {output}")
@@ -185,7 +185,7 @@ def report(config_path, state_dir, start, end, fmt, output, export_file, box_key
     if output:
         from edge.files import write_atomic
 
-        write_atomic(Path(output).resolve(), text.encode(), 0o644)
+        write_atomic(Path(output).resolve(), text.encode(), 0o600)
         click.echo(f"report written to {output}")
     else:
         click.echo(text, nl=False)

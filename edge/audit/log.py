@@ -368,9 +368,11 @@ class AuditLog:
             return rec
 
     def _raise_anchor(self, seq: int, line: bytes) -> None:
-        """The anchor only ever moves forward: a log (and head) put back to an older copy stays behind it."""
+        """The anchor only ever moves forward: a log (and head) put back to an older copy stays behind it. An
+        anchor this box did not sign (an unsigned one with a huge seq) does not hold it back: it is replaced."""
         try:
-            if int(json.loads(self.anchor_path.read_bytes())["seq"]) >= seq:
+            old = json.loads(self.anchor_path.read_bytes())
+            if int(old["seq"]) >= seq and self._signed_here(old):
                 return
         except FileNotFoundError:
             pass
@@ -378,6 +380,14 @@ class AuditLog:
             pass  # damaged: replaced by the newest checkpoint
         write_atomic(self.anchor_path, line, 0o600)
         match_owner(self.anchor_path, self.state_dir)
+
+    def _signed_here(self, rec: Record) -> bool:
+        """Is this checkpoint record signed by the box's signing key now?"""
+        if self.signing_key is None or not isinstance(rec.get("data"), dict):
+            return False
+        pub = raw_public(self.signing_key)
+        return (rec["data"].get("signing_public") == codec.b64(pub)
+                and codec.verify_message(checkpoint_message(rec), rec["data"].get("sig"), pub))
 
     def _witness(self, rec: Record) -> None:
         if self.on_checkpoint is None:

@@ -116,7 +116,7 @@ def witness(data, output):
            "witnesses": [dict(w, console=socket.gethostname()) for w in rows]}
     text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
     if output:
-        write_atomic(Path(output), text.encode())
+        write_atomic(Path(output), text.encode(), 0o600)
         click.echo(f"wrote {output}: {len(rows)} box(es)")
     else:
         click.echo(text, nl=False)

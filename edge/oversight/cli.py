@@ -169,7 +169,7 @@ def report(config_path, issuer, site_kind, site, box, deployment, start, end, by
     if output:
         from edge.files import write_atomic
 
-        write_atomic(Path(output).resolve(), text.encode(), 0o644)
+        write_atomic(Path(output).resolve(), text.encode(), 0o600)
         click.echo(f"report written to {output}")
     else:
         click.echo(text, nl=False)

@@ -91,7 +91,7 @@ def purge(reason, out, config_path, state_dir):
     rc = _run(cfg, "watchlist_purge", reason=reason)["receipt"]
     text = json.dumps(rc, indent=1)
     if out:
-        files.write_atomic(Path(out), text.encode() + b"\n")
+        files.write_atomic(Path(out), text.encode() + b"\n", 0o600)
     click.echo(text)
 
 

@@ -180,3 +180,26 @@ def test_checkpoints_reach_the_console_and_its_witness_file_catches_a_rollback(t
     assert verify_log(box.state).ok  # the box alone cannot tell
     r = CliRunner().invoke(cli, ["audit", "verify", "--state-dir", str(box.state), "--witness", str(wfile)])
     assert r.exit_code == 1 and "witnessed by console" in r.output and f"seq {newest}" in r.output, r.output
+
+
+# --- issue 24, Lows: a forged anchor, reports and exports readable by anyone ----------------------------
+
+@pytest.mark.parametrize("seq", [10**18])
+def test_an_unsigned_anchor_with_a_huge_seq_does_not_freeze_the_anchor(box, seq):
+    state, _ = box
+    (state / "audit.anchor").write_text(json.dumps({"seq": seq, "hash": "f" * 64, "kind": "checkpoint"}))
+    log = AuditLog(state, checkpoint_every=5, checkpoint_interval=1e9)
+    _alerts(log, 5, 100)
+    log.close()
+    anchor = json.loads((state / "audit.anchor").read_bytes())
+    assert anchor["seq"] == log.head()["seq"] and anchor["hash"] == log.head()["hash"], "the anchor stayed forged"
+
+
+@pytest.mark.parametrize("what", ["report", "report --format json", "export"])
+def test_reports_and_exports_written_with_o_are_for_their_owner_only(box, tmp_path, what):
+    state, _ = box
+    out = tmp_path / "out.file"
+    args = ["audit", *what.split()[:1], "--state-dir", str(state), "-o", str(out), *what.split()[1:]]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_mode & 0o077 == 0, oct(out.stat().st_mode)

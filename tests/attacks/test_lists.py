@@ -132,3 +132,23 @@ def _header(box: Box, n: int) -> dict:
     return {"list_id": "L-img", "deployment": "test op", "box_id": "box", "created": t(), "not_before": t(minutes=-1),
             "not_after": t(hours=2), "sequence": 3, "entries": n,
             "policy": {"max_entries": 100, "threshold_floor": 0.6, "retention_days": 31}}
+
+
+@pytest.mark.parametrize("how", ["swapped for another file", "removed", "replaced by a FIFO"])
+def test_a_lists_usb_file_changed_before_its_deployment_ends_is_recorded(tmp_path, how):
+    import os
+
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    box = Box(tmp_path, usb=[usb])
+    (usb / "list.wlb").write_bytes(box.bundle(sequence=2, list_id="L-usb"))
+    box.svc.scan_usb()
+    assert box.svc.status()["list_id"] == "L-usb"
+    (usb / "list.wlb").unlink()
+    if how.startswith("swapped"):
+        (usb / "list.wlb").write_bytes(b"another file")
+    elif how.endswith("FIFO"):
+        os.mkfifo(usb / "list.wlb")
+    assert box.svc.deployment_ended("test op") is not None
+    left = [r["data"] for r in box.records("watchlist_file_left")]
+    assert left and left[0]["file"] == "list.wlb" and left[0]["list_id"] == "L-usb", "the ending left no record"

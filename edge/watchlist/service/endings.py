@@ -117,13 +117,19 @@ class Endings(ListState):
             (self.dir / "source.json").unlink()
         except (OSError, ValueError, KeyError, TypeError):
             return
+        left = {"list_id": h["list_id"], "file": path.name, "mount": str(path.parent)}
         try:
-            if not path.exists() or file_digest(path) != digest:
+            if not path.exists():
+                self.record("watchlist_file_left", **left, reason="it is no longer on the mount (removed earlier)")
+                return
+            if file_digest(path) != digest:
+                self.record("watchlist_file_left", **left, reason="it is no longer the list that was loaded "
+                                                                  "(changed or replaced on the mount): left there")
                 return
             path.unlink()
-            self.record("watchlist_file_deleted", list_id=h["list_id"], file=path.name, mount=str(path.parent))
+            self.record("watchlist_file_deleted", **left)
         except EdgeError:
-            return  # no longer the regular file we loaded: leave it
+            self.record("watchlist_file_left", **left, reason="it is no longer a regular file: left there")
         except OSError as exc:
             self.record("watchlist_file_left", list_id=h["list_id"], file=path.name, mount=str(path.parent),
                         reason=f"cannot delete it: {exc.strerror}")

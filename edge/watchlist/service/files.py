@@ -164,6 +164,10 @@ def short(text, limit: int = 300) -> str:
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 (hex) of a file, read in blocks."""
-    with open(path, "rb") as f:
+    """SHA-256 (hex) of a regular file, read in blocks; EdgeError for anything else (a FIFO put where a list
+    was must not hang the box: it is opened without blocking and without following a link)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise EdgeError(f"{Path(path).name} is not a regular file")
         return hashlib.file_digest(f, "sha256").hexdigest()

@@ -163,7 +163,7 @@ class ListState:
     def _stored_digest(self) -> str | None:
         try:
             return file_digest(self.stored)
-        except OSError:
+        except (OSError, EdgeError):
             return None
 
 
