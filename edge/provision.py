@@ -145,6 +145,8 @@ def provision(*, box_id: str, cameras: list[dict], config_path, state_dir, alert
         audit_record(state_dir, "key_rotated", **{"old_key_id": old["signing_key_id"],
                      "new_key_id": identity.key_id(ident.signing_public), "previous_fingerprint": old["fingerprint"],
                      **signing, **endorsed})
+    if old is not None and old.get("box_id") and old["box_id"] != box_id:  # the same keys, a new name
+        audit_record(state_dir, "box_renamed", old_box_id=str(old["box_id"]), new_box_id=box_id)
     issuers = [identity.add_issuer(state_dir, k) for k in issuer_keys]
     consoles = [identity.add_console(state_dir, k) for k in console_keys]
     for what, ids in (("issuer", issuers), ("console", consoles)):

@@ -100,7 +100,8 @@ def reconcile(register: list[dict], rep: dict) -> tuple[list[str], dict]:
     """(discrepancies, counts) between the SPOC's register and one box's report. Lists are matched by issuer,
     list id and bundle hash; a report whose log did not verify is itself a discrepancy."""
     box = rep.get("box_id", "")
-    issued = {r["list_id"]: r for r in register if r["box_id"] == box}
+    names = set(rep.get("box_ids") or []) | {box}  # a renamed box: the lists issued under its earlier names too
+    issued = {r["list_id"]: r for r in register if r["box_id"] in names}
     out: list[str] = [why] if (why := unverified(rep)) else []
     loaded = [w for w in rep.get("watchlists") or [] if isinstance(w, dict)]
     refused = [r for r in rep.get("refused") or [] if isinstance(r, dict) and r.get("claimed_list_id")]
@@ -154,7 +155,7 @@ def reconcile(register: list[dict], rep: dict) -> tuple[list[str], dict]:
             rc = end["receipt"]
             if why:
                 out.append(f"list {lid}: its deletion receipt does not verify: {why}")
-            elif rc.get("list_id") != lid or rc.get("box_id") != box:
+            elif rc.get("list_id") != lid or rc.get("box_id") not in names:
                 out.append(f"list {lid}: its deletion receipt is for list {rc.get('list_id')} "
                            f"on box {rc.get('box_id')}")
             else:

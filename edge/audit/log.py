@@ -52,6 +52,7 @@ KINDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "provisioned": {"box_id": S, "signing_key_id": S, "signing_public": S},
     "key_rotated": {"old_key_id": S, "new_key_id": S, "signing_public": S},
     "trust_added": {"what": S, "key_id": S},
+    "box_renamed": {"old_box_id": S, "new_box_id": S},  # edge provision --box-id NEW on a provisioned box
     "service_start": {},
     "service_stop": {},
     "config_changed": {"diff": D},

@@ -174,7 +174,11 @@ def build(records: list[dict], start: datetime, end: datetime, verification: str
     label = period_label or (_iso(start), _iso(end))
     rep = {
         "type": "edge-oversight-report", "v": VERSION,
-        "box_id": next((r["box_id"] for r in records if r.get("box_id")), ""),
+        "box_id": next((r["box_id"] for r in reversed(records) if r.get("box_id")), ""),
+        # every name the box had (a rename is recorded: box_renamed): the lists issued to any of them are its own
+        "box_ids": sorted({str(r["box_id"]) for r in records if r.get("box_id")}
+                          | {str(r["data"].get(k)) for r in records if r["kind"] == "box_renamed"
+                             for k in ("old_box_id", "new_box_id")}),
         "period": {"from": label[0], "to": label[1], "start": _iso(start), "end": _iso(end)},
         "generated": _iso(datetime.fromtimestamp(time.time(), UTC)),
         "verification": verification,

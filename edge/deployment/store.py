@@ -73,6 +73,15 @@ def _stop(dep: Deployment, at: datetime, why: str) -> Deployment:
     return replace(dep, stopped=at, stop_reason=why)
 
 
+def _issuer_of(path: Path) -> str:
+    """The issuer key id of a window stored on the box ("" if none is stored there)."""
+    try:
+        doc = json.loads(path.read_bytes())
+        return str(doc.get("issuer") or "") if isinstance(doc, dict) else ""
+    except (OSError, ValueError, RecursionError):
+        return ""
+
+
 def load(state_dir: StatePath, path: StatePath, *, record: Record | None = None,
          now: datetime | None = None) -> Deployment:
     """Check a deployment file and store it on the box; logged as deployment_loaded or _refused."""
@@ -94,6 +103,10 @@ def load(state_dir: StatePath, path: StatePath, *, record: Record | None = None,
                             "a window issued before that cannot revive it")
         if dep.end <= now:
             raise EdgeError(f"the deployment ended at {fmt_time(dep.end)}")
+        held = _issuer_of(deployments_dir(state_dir) / f"{dep.deployment_id}.json")
+        if held and held != dep.issuer:
+            raise EdgeError(f"deployment {dep.deployment_id} is already authorised by issuer {held}: a window from "
+                            f"issuer {dep.issuer} cannot replace it")
     except EdgeError as exc:
         record("deployment_refused", file=Path(path).name, reason=str(exc), **named)
         raise

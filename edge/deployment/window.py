@@ -30,8 +30,8 @@ EMERGENCY = timedelta(hours=24)  # how long a window without authority_ref may r
 NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._ -]{0,62}[A-Za-z0-9._-])?")
 NAME_RULE = ("1-64 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit and not ending "
              "with a space")
-CAMERA = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+CAMERA = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" would let a trailing newline through
+SHA256 = re.compile(r"[0-9a-f]{64}")  # fullmatch
 Doc = dict[str, Any]  # a JSON document
 FIELDS = {"deployment_id": str, "box_id": str, "location": str, "cameras": list, "start": str, "end": str,
           "purpose": str, "issuer": str, "issuer_name": str, "issued": str, "lists": list, "authority_ref": str}
@@ -113,7 +113,7 @@ def _lists(items: list[Any]) -> tuple[tuple[str, str], ...]:
     out = []
     for it in items:
         if not (isinstance(it, dict) and isinstance(it.get("list_id"), str) and 0 < len(it["list_id"]) <= 64
-                and isinstance(it.get("sha256"), str) and SHA256.match(it["sha256"])):
+                and isinstance(it.get("sha256"), str) and SHA256.fullmatch(it["sha256"])):
             raise EdgeError("each list a deployment window names needs a list_id and the bundle's sha256")
         out.append((it["list_id"], it["sha256"]))
     return tuple(out)
@@ -138,7 +138,7 @@ def check(doc: Doc) -> Deployment:
     if len(doc["authority_ref"]) > 200 or doc["authority_ref"] != doc["authority_ref"].strip():
         raise EdgeError("the authority reference must be at most 200 characters, without surrounding spaces")
     cams = doc["cameras"]
-    if not cams or len(cams) > 64 or not all(isinstance(c, str) and CAMERA.match(c) for c in cams):
+    if not cams or len(cams) > 64 or not all(isinstance(c, str) and CAMERA.fullmatch(c) for c in cams):
         raise EdgeError("deployment cameras must be a list of 1-64 camera ids")
     if doc.get("verification", "one") not in ("one", "two"):
         raise EdgeError('the deployment\'s verification must be "one" or "two"')

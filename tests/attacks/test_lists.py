@@ -152,3 +152,47 @@ def test_a_lists_usb_file_changed_before_its_deployment_ends_is_recorded(tmp_pat
     assert box.svc.deployment_ended("test op") is not None
     left = [r["data"] for r in box.records("watchlist_file_left")]
     assert left and left[0]["file"] == "list.wlb" and left[0]["list_id"] == "L-usb", "the ending left no record"
+
+
+# --- deployment windows (issue 24, Lows) --------------------------------------------------------------------
+
+def _window(key, deployment_id: str, cameras: list[str]) -> bytes:
+    """A window signed by ``key`` as `enrol authorise` writes it, but with whatever camera ids a hostile (or
+    careless) issuer tool puts in (``window.make`` itself checks them)."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from edge import codec, identity
+    from edge.deployment import window
+
+    now = datetime.now(UTC)
+    doc = {"type": window.DOC_TYPE, "v": window.VERSION, "deployment_id": deployment_id, "box_id": "box-a",
+           "location": "King's Cross", "cameras": cameras, "start": codec.fmt_time(now - timedelta(minutes=1)),
+           "end": codec.fmt_time(now + timedelta(hours=2)), "purpose": "wanted persons",
+           "issuer": identity.key_id(identity.raw_public(key)), "issuer_name": "", "authority_ref": "",
+           "issued": codec.fmt_time(now, ms=True), "lists": [{"list_id": "L-1", "sha256": "0" * 64}]}
+    doc["signature"] = codec.sign(window.SIGN_DOMAIN, doc, key)
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize("cam", ["cam1\n"])
+def test_a_window_camera_id_with_a_trailing_newline_is_refused(tmp_path, cam):
+    from edge.deployment import store
+
+    box = Box(tmp_path)
+    path = box.file(_window(ISSUER, "dep-1", [cam]), "w.json")
+    with pytest.raises(EdgeError, match="camera"):
+        store.load(box.state, path, record=box.log.append)
+    assert box.records("deployment_refused")
+
+
+def test_a_window_from_another_issuer_does_not_replace_one_with_the_same_id(tmp_path):
+    from edge.deployment import store
+
+    box = Box(tmp_path)
+    trust_issuer(box.state, OTHER)
+    store.load(box.state, box.file(_window(ISSUER, "dep-1", ["cam1"]), "a.json"), record=box.log.append)
+    with pytest.raises(EdgeError, match="already authorised by issuer"):
+        store.load(box.state, box.file(_window(OTHER, "dep-1", ["cam1", "cam2"]), "b.json"), record=box.log.append)
+    (dep,) = store.stored(box.state)
+    assert dep.cameras == ("cam1",) and box.records("deployment_refused")

@@ -23,13 +23,13 @@ def _edge(*args) -> tuple[int, str]:
     return r.exit_code, r.output
 
 
-def _provision(tmp, *extra) -> tuple[object, object]:
+def _provision(tmp, *extra, box_id: str = "ldn-kx-01") -> tuple[object, object]:
     cfg, state = tmp / "etc" / "edge.toml", tmp / "state"
     issuer = tmp / "issuer.pub"
     if not issuer.exists():
         issuer.write_text(json.dumps(identity.issuer_public_doc(identity.raw_public(Ed25519PrivateKey.generate()))))
         (tmp / "console.pub").write_bytes(zmq.curve_keypair()[0] + b"\n")
-    code, out = _edge("provision", "--box-id", "ldn-kx-01", "--config", cfg, "--state-dir", state,
+    code, out = _edge("provision", "--box-id", box_id, "--config", cfg, "--state-dir", state,
                       "--issuer-key", issuer, "--console-key", tmp / "console.pub",
                       "--alerts-endpoint", f"tcp://127.0.0.1:{free_port()}", "--camera", f"entrance={HAMILTON}",
                       *extra)
@@ -101,3 +101,24 @@ def test_a_legitimate_rotation_verifies_with_the_original_box_key(box, tmp_path,
         code, out = _edge("audit", "verify", "--state-dir", state, "--box-key", tmp_path / "original.pub.json",
                           *extra)
         assert code == 0 and out.startswith(f"audit log {state}") and ": OK:" in out, out
+
+
+def test_renaming_the_box_is_recorded_and_reconciles(tmp_path):
+    """`edge provision --box-id NEW` on a provisioned box: the rename is a record, and a list issued under the
+    old name is still the box's own when the register is reconciled (no false "neither loaded nor refused")."""
+    from enrol.cli import cli as enrol_cli
+
+    cfg, state = _provision(tmp_path)
+    log = AuditLog(state)
+    log.append("watchlist_loaded", issuer="k1", list_id="L-1", entries=1, refs=["WL-1"], bundle_sha256="a" * 64)
+    log.close()
+    _provision(tmp_path, box_id="ldn-kx-02")
+    code, out = _edge("audit", "report", "--state-dir", state, "--format", "json", "-o", tmp_path / "rep.json")
+    assert code == 0, out
+    rep = json.loads((tmp_path / "rep.json").read_text())
+    (tmp_path / "reg.jsonl").write_text(json.dumps({"list_id": "L-1", "box_id": "ldn-kx-01", "issuer": "k1",
+                                                    "bundle_sha256": "a" * 64, "refs": ["WL-1"]}) + "\n")
+    r = CliRunner().invoke(enrol_cli, ["reconcile", str(tmp_path / "reg.jsonl"), str(tmp_path / "rep.json")])
+    assert "neither loaded nor refused" not in r.output and "1 loaded" in r.output, r.output
+    assert any('"kind":"box_renamed"' in ln for ln in (state / "audit" / "audit.log").read_text().splitlines())
+    assert rep["box_id"] == "ldn-kx-02"
