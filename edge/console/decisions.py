@@ -37,6 +37,22 @@ WAITING = ("first", "disagreed")
 NOUN = {"confirm": "confirmation", "dismiss": "dismissal"}
 
 
+def _note(value: object) -> str:
+    """The operator's note, whole, or EdgeError in words: never cut short, never one the box's audit log would
+    refuse (it would refuse the decision with it)."""
+    from edge.audit.log import check_value
+
+    note, limit = str(value or ""), protocol.MAX_TEXT["note"]
+    if len(note) > limit:
+        raise EdgeError(f"the note is {len(note)} characters; at most {limit} are kept: shorten it and decide again")
+    try:
+        check_value(note, "note")
+    except EdgeError:
+        raise EdgeError("the note looks like encoded data (a pasted token, key or image?), which the audit log "
+                        "does not keep: remove it and decide again") from None
+    return note
+
+
 class Refused(EdgeError):
     """A decision that was not counted: the sentence its operator is told."""
 
@@ -76,11 +92,12 @@ def decide(store, alert_id: str, operator: str, body: dict, *, policy: str = "on
         protocol.check_decision(decision, action or None, reason or None)
     except messages.MessageError as exc:
         raise EdgeError(str(exc)) from None
+    note = _note(body.get("note"))
     now = time.time()
     mine = {"decision_id": str(uuid.uuid4()), "box_id": first["box_id"], "encounter_id": first["group_id"],
             "alert_id": first["alert_id"], "operator": operator, "decision": decision,
             "action": action if decision == "confirm" else "", "reason": reason if decision == "dismiss" else "",
-            "note": str(body.get("note") or "")[:500], "time": now, "stamp": messages.utcnow()}
+            "note": note, "time": now, "stamp": messages.utcnow()}
     with store._tx() as db:  # one decision at a time: the race is settled here, in order
         out = _settle(db, store, first, mine, policy, supervisor, tz)
     if isinstance(out, str):

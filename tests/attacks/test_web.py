@@ -279,3 +279,14 @@ def test_resetting_an_operators_password_ends_their_sessions(site, how):
                                 {"Cookie": cookie, "Origin": site.origin, "Content-Type": "application/json",
                                  "X-CSRF-Token": csrf})
     assert status == 401 and site.is_open(aid)
+
+
+@pytest.mark.parametrize("note", ["a" * 501, "QUJD" * 75])
+def test_a_note_the_box_could_not_keep_is_refused_to_the_operator_in_words(site, note):
+    cookie, csrf = site.session()
+    aid = site.alerts[0]["alert_id"]
+    ok = {"Cookie": cookie, "Origin": site.origin, "Content-Type": "application/json", "X-CSRF-Token": csrf}
+    status, _, reply = site.request("POST", f"/api/alerts/{aid}/decision",
+                                    {"decision": "dismiss", "reason": "other", "note": note}, ok)
+    assert status == 409 and "note" in json.loads(reply)["error"], (status, reply)
+    assert site.is_open(aid)  # cut short or lost at the box, it was neither; the operator decides again
