@@ -16,6 +16,7 @@ from edge.cli_options import (
     who_option,
 )
 from edge.cli_options import who as who_is
+from edge.codec import printable
 
 
 @click.group()
@@ -37,9 +38,9 @@ def load_command(path, config_path, state_dir):
         dep = dep_mod.load(state, path, record=log.append)
     finally:
         log.close()
-    click.echo(f"deployment {dep.deployment_id} loaded: {dep.location}, cameras {', '.join(dep.cameras)}, "
+    click.echo(printable(f"deployment {dep.deployment_id} loaded: {dep.location}, cameras {', '.join(dep.cameras)}, "
                f"{dep_mod.fmt_time(dep.start)} to {dep_mod.fmt_time(dep.end)}, authorised by "
-               f"{dep.issuer_name or dep.issuer}")
+               f"{dep.issuer_name or dep.issuer}"))
 
 
 @deployment.command("end")
@@ -88,9 +89,10 @@ def status_command(config_path, state_dir, as_json):
     if not any(d["state"] == "active" for d in deps):
         click.echo("not authorised: no deployment window is active now (no face is encoded or matched)")
     for d in deps:
-        click.echo(f"{d['state']:8} {d['deployment_id']}: {d['location']}, cameras {', '.join(d['cameras'])}, "
+        cams = ", ".join(d["cameras"])
+        click.echo(printable(f"{d['state']:8} {d['deployment_id']}: {d['location']}, cameras {cams}, "
                    f"{d['start']} to {d['end']}, purpose: {d['purpose']}, authorised by {d['issuer']}, lists "
                    f"{', '.join(x['list_id'] for x in d['lists'])}"
                    + (f"; {d['stop_reason']} at {d['stopped']}" if d.get("stopped") else "")
                    + ("; EMERGENCY USE: no authority reference, stops 24 h after its start" if d["emergency"]
-                      else ""))
+                      else "")))

@@ -266,3 +266,36 @@ def test_matching_without_authorisation_is_an_alarm_on_the_console():
                                 "emergency": [], "unauthorised": True}})
     out = alarms.banners([{"box_id": "box-a", "state": "connected", "cameras": {}, "matching": m}])
     assert any(b["level"] == "alarm" and "WITHOUT AUTHORISATION" in b["text"] for b in out), out
+
+
+def test_a_window_location_cannot_drive_the_terminal_in_deployment_status(tmp_path):
+    """A signed window's location is an issuer's text: `edge deployment status` shows it, never runs it."""
+    from datetime import UTC, datetime, timedelta
+
+    from edge.deployment import store, window
+
+    box = Box(tmp_path)
+    now = datetime.now(UTC)
+    doc = window.make(ISSUER, box_id="box-a", deployment_id="dep-1", location="KX\x1b[2J\nOK: all clear",
+                      cameras=["cam1"], start=now - timedelta(minutes=1), end=now + timedelta(hours=1),
+                      purpose="wanted\rOK", lists=[("L-1", "0" * 64)])
+    (tmp_path / "w.json").write_text(json.dumps(doc))
+    store.load(box.state, tmp_path / "w.json")
+    r = CliRunner().invoke(cli, ["deployment", "status", "--state-dir", str(box.state)], color=True)
+    _clean(r.output)
+    assert not any(ln.startswith("OK") for ln in r.output.splitlines()), r.output
+
+
+def test_offline_status_of_an_expired_list_says_expired(tmp_path):
+    import time
+
+    from attacks.hostile import t, write_config
+
+    box = Box(tmp_path)
+    cfg = write_config(box)
+    cfg.write_text(cfg.read_text() + "[deployment]\nrequired = false\n")
+    box.bundle(sequence=1)  # the sample face encoded once, before the clock starts
+    box.svc.load(box.file(box.bundle(sequence=2, not_after=t(seconds=3))))
+    time.sleep(3.5)
+    r = CliRunner().invoke(cli, ["watchlist", "status", "--config", str(cfg)])
+    assert "EXPIRED" in r.output and "in -" not in r.output, r.output
