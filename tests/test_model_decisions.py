@@ -121,7 +121,7 @@ def test_the_point_for_a_list_follows_the_tail_not_the_calibrations_few_closest_
     falls off as exp((t - 1) / 0.05) below distance 1 (the bulk of lfw-dev's tail): the target of 1 in 1,000
     sits at 1 + 0.05 ln(0.001 / 0.02) = 0.850. Three look-alike pairs more (each in the eight simulated lists
     that held it, at 0.60-0.70: what one half of lfw-dev's people happens to hold and the other does not) must
-    not move the point far: counted, they set it at 0.75, where a third of listed people are missed."""
+    not move the point far (counted below 30 samples, they set it at 0.75, far stricter than the target)."""
     n, share, scale = 28_000, 0.02, 0.05
     bulk = 1.0 + scale * np.log(np.arange(1, int(share * n) + 1) / n / share)  # the score at each rank
 
