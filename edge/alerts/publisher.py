@@ -349,7 +349,7 @@ class Channel:
         encounter_id = messages.encounter_of(found[1]) if found else ""
         if msg["box_id"] != self.box_id:
             why = "meant for another box"
-        elif console not in identity.consoles(self.state_dir):  # its key was removed since it connected
+        elif not self.trusted(console):  # its key was removed since it connected
             why = "unknown console"
         elif found is None:
             why = "no such alert"

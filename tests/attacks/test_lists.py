@@ -53,12 +53,18 @@ def test_a_list_replaced_with_the_daemon_stopped_leaves_proof_and_never_returns(
     _ended_for_good(box, x)
 
 
-@pytest.mark.parametrize("who", ["same issuer", "another issuer"])
-def test_a_list_replaced_on_a_live_box_never_loads_again(tmp_path, who):
-    box = Box(tmp_path)
+def _replaced_live(box: Box, who: str):
+    """List X loaded on a running box, then replaced by list Y (``who`` signed it); X's file."""
     x = box.file(box.bundle(sequence=4, list_id="X"), "x.wlb")
     box.svc.load(x)
     box.svc.load(box.file(_second(box, who), "y.wlb"))
+    return x
+
+
+@pytest.mark.parametrize("who", ["same issuer", "another issuer"])
+def test_a_list_replaced_on_a_live_box_never_loads_again(tmp_path, who):
+    box = Box(tmp_path)
+    x = _replaced_live(box, who)
     _ended_for_good(box, x)
     with pytest.raises(EdgeError, match="purged from this box|older"):
         box.svc.load(x)
@@ -85,9 +91,7 @@ def test_the_sequence_record_rolled_back_does_not_let_an_older_list_load(tmp_pat
 @pytest.mark.parametrize("who", ["same issuer", "another issuer"])
 def test_the_sequence_record_deleted_after_a_replacement_does_not_bring_the_list_back(tmp_path, who):
     box = Box(tmp_path)
-    x = box.file(box.bundle(sequence=4, list_id="X"), "x.wlb")
-    box.svc.load(x)
-    box.svc.load(box.file(_second(box, who), "y.wlb"))
+    x = _replaced_live(box, who)
     (box.state / "watchlist" / "sequence.json").unlink()
     fresh = WatchlistService(box.cfg, box.ident, box.matcher, record=box.log.append)
     with pytest.raises(EdgeError, match="purged from this box|older"):
