@@ -35,27 +35,35 @@ MAX_SIZE = MAX_FILE  # the watch-list format's own limit (a 10,000-entry list wi
 STAGE_ROOT = "/run/edge-usb"
 
 
-def copy_bundles(src: Path, dest: Path, log=print, issuers: dict[str, bytes] | None = None) -> list[Path]:
+def copy_bundles(src: Path, dest: Path, log=print, issuers: dict[str, bytes] | None = None,
+                 refused: list[tuple[str, str]] | None = None) -> list[Path]:
     """Copy the top-level *.wlb regular files of ``src`` to ``dest``; returns the copies. Each file's framing
     must account for its size and, with ``issuers`` (the box's trusted issuer keys), its signature verify where
-    it lies, before a byte of it is copied."""
+    it lies, before a byte of it is copied. Each file not copied is said (``log``) and, when ``refused`` is
+    given, added to it as (file name, why)."""
     out = []
+
+    def skip(name: str, why: str) -> None:
+        log(f"{name}: skipped ({why})")
+        if refused is not None:
+            refused.append((name, why))
+
     for entry in sorted(os.scandir(src), key=lambda e: e.name):
         if not entry.name.lower().endswith(".wlb") or entry.name.startswith("."):
             continue
         st = entry.stat(follow_symlinks=False)
         if not stat.S_ISREG(st.st_mode):
-            log(f"{entry.name}: skipped (not a regular file)")
+            skip(entry.name, "not a regular file")
         elif st.st_size > MAX_SIZE:
-            log(f"{entry.name}: skipped (larger than {MAX_SIZE >> 20} MiB)")
+            skip(entry.name, f"larger than {MAX_SIZE >> 20} MiB")
         elif len(out) >= MAX_FILES:
-            log(f"{entry.name}: skipped (more than {MAX_FILES} .wlb files)")
+            skip(entry.name, f"more than {MAX_FILES} .wlb files")
         else:
             copy = dest / entry.name
             try:
                 _copy_regular(entry.path, copy, issuers)
             except ValueError as exc:
-                log(f"{entry.name}: skipped ({exc})")
+                skip(entry.name, str(exc))
                 copy.unlink(missing_ok=True)
                 continue
             os.chmod(copy, 0o640)
@@ -115,6 +123,23 @@ def _issuers(config: str) -> dict[str, bytes] | None:
         return None
 
 
+def _record_refusals(config: str, device: str, refused: list[tuple[str, str]], log) -> None:
+    """Every refusal is recorded: the files refused at staging go in the box's audit log (watchlist_refused,
+    arrived by usb) as those `edge watchlist load` refuses do."""
+    if not refused:
+        return
+    from edge import config as config_mod
+    from edge.audit.log import record
+
+    try:
+        state_dir = config_mod.load(config).state_dir
+        for name, why in refused:
+            record(state_dir, "watchlist_refused", file=name[:200], arrived="usb", mount=str(device)[:200],
+                   reason=f"refused before it was copied: {why}"[:300])
+    except (EdgeError, OSError) as exc:
+        log(f"could not record the refusals in the audit log: {exc}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m firmware.usb", description=__doc__.splitlines()[0])
     ap.add_argument("device", help="the block device, e.g. /dev/sdb1 (or a folder, for testing)")
@@ -133,8 +158,9 @@ def main(argv=None) -> int:
             mnt = Path(tempfile.mkdtemp(prefix="mnt-", dir=stage.parent))
             subprocess.run(["mount", "-o", MOUNT_OPTIONS, str(src), str(mnt)], check=True, timeout=60)
             src = mnt
-        skipped: list[str] = []  # every line copy_bundles says is a file it refused to copy
-        files = copy_bundles(src, stage, lambda m: (skipped.append(m), log(m)), _issuers(args.config))
+        skipped: list[tuple[str, str]] = []  # (file, why) of each file refused before it was copied
+        files = copy_bundles(src, stage, log, _issuers(args.config), skipped)
+        _record_refusals(args.config, args.device, skipped, log)
         if mnt is not None:
             subprocess.run(["umount", str(mnt)], check=True, timeout=60)
             mnt.rmdir()

@@ -163,6 +163,9 @@ def test_usb_stick_loads_its_watch_list_then_doctor_is_happy(tmp_path):
     lines = r.stdout.splitlines()
     assert any("a-list.wlb: loaded list" in ln for ln in lines), r.stdout
     assert any("b-junk.wlb: skipped" in ln for ln in lines) and any("c-link.wlb: skipped" in ln for ln in lines)
+    refused = [json.loads(ln)["data"] for ln in (state / "audit" / "audit.log").read_text().splitlines()
+               if '"kind":"watchlist_refused"' in ln]  # refused at staging: recorded like any refusal
+    assert {r["file"] for r in refused} >= {"b-junk.wlb", "c-link.wlb"} and all(r["arrived"] == "usb" for r in refused)
     assert (state / "watchlist" / "current.wlb").read_bytes() == (stick / "a-list.wlb").read_bytes()
 
     code, out = edge("doctor", "--config", cfg)
