@@ -521,3 +521,29 @@ def test_the_signature_digest_taken_while_staging_is_the_files_own(tmp_path):
     assert box.svc.open(tmp_path / "copy.wlb", known=known).meta["header"]["sequence"] == 4
     with pytest.raises(BundleError, match="^bad signature"):
         box.svc.open(tmp_path / "copy.wlb", known=(known[0], hashlib.sha256(b"other").digest()))
+
+
+def test_checking_a_large_files_signature_where_it_lies_holds_none_of_it_in_memory(tmp_path):
+    """A 100,000-entry list is ~650 MiB: the signature check before staging hashed a copy of the whole file
+    (an mmap slice is bytes), so the daemon's heap peaked at the file's size on top of the list. A 64 MiB file
+    framed for a trusted issuer (sparse, signature of zeros) is refused for its signature with little held."""
+    from edge.watchlist.service.files import signed_where_it_lies
+
+    size = 64 << 20
+    h = json.dumps({"list_id": "L-1", "format": "edge-watchlist"}).encode()
+    kid = bytes.fromhex(identity.key_id(ISSUER_RAW))
+    clen = size - bundle.PREFIX.size - len(h) - 8 - bundle.SIG_LEN
+    path = tmp_path / "big.wlb"
+    with open(path, "wb") as f:
+        f.write(bundle.PREFIX.pack(bundle.MAGIC, 2, kid, len(h)) + h + struct.pack(">Q", clen))
+        f.truncate(size)
+    fd = os.open(path, os.O_RDONLY)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BundleError, match="^bad signature"):
+            signed_where_it_lies(fd, size, {kid.hex(): ISSUER_RAW})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        os.close(fd)
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB held while checking a 64 MiB file"

@@ -78,11 +78,14 @@ def signed_where_it_lies(fd: int, size: int, issuers: dict[str, bytes]) -> bytes
     raw = issuers.get(issuer)
     if raw is None:
         raise BundleError(f"signed by an unknown issuer {issuer}: register its key with 'edge trust add-issuer' first")
-    whole = hashlib.sha256()
+    whole, prefix = hashlib.sha256(), hashlib.sha256()
     with mmap.mmap(fd, size, prot=mmap.PROT_READ) as m:
-        for off in range(0, size, 1 << 20):
-            whole.update(m[off:off + (1 << 20)])
-        signed = hashlib.sha256(m[:end]).digest() if version != bundle.VERSION else b""
+        for off in range(0, size, 1 << 20):  # one pass, a block at a time (a slice of the map is a copy)
+            block = m[off:off + (1 << 20)]
+            whole.update(block)
+            if version != bundle.VERSION and off < end:
+                prefix.update(block[:end - off])
+        signed = prefix.digest() if version != bundle.VERSION else b""
         try:
             key = Ed25519PublicKey.from_public_bytes(raw)
             if version == bundle.VERSION:
