@@ -235,10 +235,13 @@ def models_table(rows: list[dict]) -> str:
 
 def run_models(report: Callable[[str], None] = print) -> list[dict]:
     """Both face models, step by step on one thread: hand the table to ``report``, return the rows."""
+    from edge.face import api
+
     rows = measure_models()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     report(f"Face models side by side, one thread on one core (load average {load:.1f}; CPU time is the figure "
-           f"to read on a shared box), {len(FACES)} bundled faces, frames of a generated street\n")
+           f"to read on a shared box), {len(FACES)} bundled faces, frames of a generated street; dlib-resnet "
+           f"encodes on the box's default backend ({api.encoder_name('auto')})\n")
     report(models_table(rows))
     return rows
 
