@@ -288,9 +288,30 @@ def watchlist(refs: dict | None = None, model=None):
     if key not in _WL:
         folder = Path(tempfile.mkdtemp(prefix="street-wl-"))
         for person, path in refs.items():
-            (folder / f"{person}{path.suffix}").write_bytes(path.read_bytes())
+            _one_face(path, folder / f"{person}.png", m)
         _WL[key] = load_folder(folder, m)
     return _WL[key]
+
+
+def _one_face(src: Path, dest: Path, m) -> None:
+    """A reference photo as the SPOC would crop it: where the model finds several faces (YuNet finds a
+    news photo's bystanders that HOG missed), the one nearest the centre (LFW centres the named person)."""
+    import cv2
+
+    from edge.face import api
+
+    rgb = api.load_image(src)
+    faces = m.find(rgb)
+    if len(faces) > 1:
+        h, w = rgb.shape[:2]
+        keep = min(faces, key=lambda f: ((f.box[1] + f.box[3]) / 2 - w / 2) ** 2
+                   + ((f.box[0] + f.box[2]) / 2 - h / 2) ** 2)
+        rgb = rgb.copy()
+        for f in faces:  # the others greyed out, as a SPOC's crop leaves them out
+            if f is not keep:
+                t, r, b, l_ = f.box
+                rgb[t:b, l_:r] = 128
+    cv2.imwrite(str(dest), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
 def kind_table(ours_row: dict, naive_row: dict, kinds) -> str:
