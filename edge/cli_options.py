@@ -24,6 +24,7 @@ import click
 
 from edge.codec import printable
 from edge.errors import EdgeError
+from edge.files import write_atomic
 
 DEFAULT_CONFIG = "/etc/edge/edge.toml"
 
@@ -121,3 +122,12 @@ def load_config(config_path: str, state_dir: str | None):
 def resolve_state_dir(config_path: str, state_dir: str | None) -> Path:
     """``--state-dir`` as given, else the config's state dir."""
     return Path(state_dir) if state_dir else Path(load_config(config_path, None).state_dir)
+
+
+def emit_report(text: str, output: str | None) -> None:
+    """A report to ``-o`` (0600: for whom it is handed to, not every user on the box) or to stdout."""
+    if output:
+        write_atomic(Path(output).resolve(), text.encode(), 0o600)
+        click.echo(f"report written to {output}")
+    else:
+        click.echo(text, nl=False)

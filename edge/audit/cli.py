@@ -14,6 +14,7 @@ from edge import files
 from edge.cli_options import (
     box_key_option,
     config_option,
+    emit_report,
     load_config,
     resolve_state_dir,
     state_dir_option,
@@ -182,13 +183,7 @@ def report(config_path, state_dir, start, end, fmt, output, export_file, box_key
     r = rep.build(res.usable, lo, hi, verification=res.summary(), period_label=label, check_receipt=checker,
                   issuer_names=names)
     text = {"text": rep.render_text, "json": rep.render_json, "html": rep.render_html}[fmt](r)
-    if output:
-        from edge.files import write_atomic
-
-        write_atomic(Path(output).resolve(), text.encode(), 0o600)
-        click.echo(f"report written to {output}")
-    else:
-        click.echo(text, nl=False)
+    emit_report(text, output)
 
 
 def trusted_issuer_names(state: Path) -> dict[str, str]:

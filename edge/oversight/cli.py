@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from edge.cli_options import user_errors
+from edge.cli_options import emit_report, user_errors
 from edge.errors import EdgeError
 
 config_opt = click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False),
@@ -166,13 +166,7 @@ def report(config_path, issuer, site_kind, site, box, deployment, start, end, by
     finally:
         db.close()
     text = {"text": render.render_text, "json": render.render_json, "html": render.render_html}[fmt](rep)
-    if output:
-        from edge.files import write_atomic
-
-        write_atomic(Path(output).resolve(), text.encode(), 0o600)
-        click.echo(f"report written to {output}")
-    else:
-        click.echo(text, nl=False)
+    emit_report(text, output)
 
 
 @oversight.command()
