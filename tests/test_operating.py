@@ -161,13 +161,33 @@ def test_calibration_test_vector_reads_as_the_spec_says():
     assert round(f, 4) == 0.0432 and extrapolated
 
 
+VECTOR_V3 = VECTOR.with_name("calibration-v3.json")
+
+
+def test_calibration_v3_test_vector_reads_as_the_spec_says():
+    """docs/calibration-format.md, version 3: the plain distance rule's FPIR from the photo pairs' tail."""
+    cal = operating.load_calibration(VECTOR_V3)
+    assert cal.pairs is not None and cal.pairs.pairs == 6424 and len(cal.pairs.low) == 6424
+    d = operating.derive(cal, 5, 0.02, 1.0, "distance").to_json()
+    assert (d["threshold"], d["expected_fpir"], d["extrapolated"]) == (0.57921, 0.02, False)
+    assert round(cal.pairs.fmr(0.5), 6) == 0.000345
+    f, extrapolated = cal.fpir("distance", 40, 0.55, 1.0)
+    assert round(f, 4) == 0.0664 and extrapolated
+    ratio = operating.derive(cal, 5, 0.02, 1.0, "ratio").threshold  # the ratio rule still reads the simulated lists
+    cal.pairs = None
+    assert operating.derive(cal, 5, 0.02, 1.0, "ratio").threshold == ratio
+    assert operating.derive(cal, 5, 0.02, 1.0, "distance").threshold != d["threshold"]
+
+
 def test_a_damaged_or_newer_calibration_is_refused_in_one_sentence(tmp_path):
     import json
 
     from edge.errors import EdgeError
 
     doc = json.loads(VECTOR.read_text())
-    for change, words in (({"version": 3}, "unsupported calibration version 3"),
+    for change, words in (({"version": 4}, "unsupported calibration version 4"),
+                          ({"version": 3, "model": json.loads(VECTOR_V3.read_text())["model"]},
+                           "has no photo pairs' tail"),
                           ({"version": 2}, "does not name its face model"),
                           ({"version": 2, "model": {"id": "yunet-mobilefacenet", "dim": 192, "sha256": "0" * 64}},
                            "other weights of face model"),

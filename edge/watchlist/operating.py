@@ -40,6 +40,8 @@ import numpy.typing as npt
 
 from edge.errors import EdgeError
 from edge.face import model as face_model
+from edge.watchlist import pairtail
+from edge.watchlist.pairtail import PairTail
 
 RULES = ("ratio", "distance")
 DEFAULT_RULE = "ratio"  # dlib's (lists and boxes from before models were named)
@@ -50,7 +52,8 @@ RATIO_D2_CAP = 0.8  # a second-nearest entry farther than this counts as this fa
 TAIL_FIT = 30  # short tail: under this many samples in a point, a power-law fit; a long tail is fitted from this rank
 FIT_BELOW = 100  # a long tail (2 x this many kept): below this many samples within a point, FPIR is its fit
 CAL_FORMAT = "edge-calibration"
-CAL_VERSION = 2  # version 2 names its face model (``model``); a version 1 file is dlib's
+CAL_VERSION = 3  # version 3 adds the photo pairs' tail (``pairs``); 2 names its face model; a version 1 file is dlib's
+CAL_READS = (1, 2, 3)
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -137,6 +140,7 @@ class Calibration:
     low: dict[str, dict[int, list[list[float]]]] = field(default_factory=dict)  # rule -> size -> [[score, d1]]
     nearest_q90: dict[int, float] = field(default_factory=dict)  # 90th percentile of passers-by's nearest distance
     model: dict[str, Any] | None = None  # the face model whose distances these are (FaceModel.ref(); None: dlib)
+    pairs: PairTail | None = None  # version 3: different-person photo pairs' tail (the distance rule's FPIR)
 
     @property
     def model_id(self) -> str:
@@ -160,6 +164,8 @@ class Calibration:
         """(expected FPIR, extrapolated) of ``rule`` at ``threshold``/``cap`` on a list of ``n`` entries."""
         n = max(1, int(n))
         sizes = self.sizes
+        if rule == "distance" and self.pairs is not None:  # any entry within t: 1 - (1 - FMR)^n
+            return self.pairs.fpir(n, min(threshold, cap)), n > sizes[-1]
         if n >= sizes[-1]:
             f = self._at(rule, sizes[-1], threshold, cap)
             if rule == "distance":  # every further entry is another chance: 1 - (1 - f)^(n / largest)
@@ -220,24 +226,29 @@ class Calibration:
                 "nearest_q90": {str(k): round(v, 4) for k, v in self.nearest_q90.items()},
                 "samples": {str(k): v for k, v in self.samples.items()},
                 "low": {r: {str(k): v for k, v in by.items()}
-                        for r, by in self.low.items()}}
+                        for r, by in self.low.items()},
+                **({"pairs": self.pairs.to_json()} if self.pairs is not None else {})}
 
     @classmethod
     def from_json(cls, d: object) -> Calibration:
         if not isinstance(d, dict) or d.get("format") != CAL_FORMAT:
             raise EdgeError("not an edge calibration file (make one with 'edge eval --calibrate')")
-        if d.get("version") not in (1, CAL_VERSION):
-            raise EdgeError(f"unsupported calibration version {d.get('version')} (this box reads versions 1, 2)")
-        if d["version"] == CAL_VERSION and not isinstance(d.get("model"), dict):
-            raise EdgeError("the calibration file does not name its face model (version 2 must)")
-        model = d.get("model") if d["version"] == CAL_VERSION else None
+        if d.get("version") not in CAL_READS:
+            raise EdgeError(f"unsupported calibration version {d.get('version')} (this box reads versions "
+                            f"{', '.join(map(str, CAL_READS))})")
+        if d["version"] >= 2 and not isinstance(d.get("model"), dict):
+            raise EdgeError(f"the calibration file does not name its face model (version {d['version']} must)")
+        if d["version"] >= 3 and not isinstance(d.get("pairs"), dict):
+            raise EdgeError("the calibration file has no photo pairs' tail (version 3 must)")
+        model = d.get("model") if d["version"] >= 2 else None
         face_model.of(model, "the calibration file")  # a model this box has, with these weights
         try:
             sizes = sorted(int(s) for s in d["sizes"])
             return cls(name=str(d["name"]), source=str(d["source"]), identities=int(d["identities"]),
                        sizes=sizes, samples={int(k): int(v) for k, v in d["samples"].items()},
                        low={r: {int(k): v for k, v in by.items()} for r, by in d["low"].items()},
-                       nearest_q90={int(k): float(v) for k, v in d.get("nearest_q90", {}).items()}, model=model)
+                       nearest_q90={int(k): float(v) for k, v in d.get("nearest_q90", {}).items()}, model=model,
+                       pairs=PairTail.from_json(d["pairs"]) if d["version"] >= 3 else None)
         except (KeyError, TypeError, ValueError, AttributeError):
             raise EdgeError("the calibration file is damaged (a field is missing or of the wrong type)") from None
 
@@ -370,7 +381,31 @@ def calibrate(desc: np.ndarray, labels: np.ndarray, name: str, source: str, seed
             s = scores(d1, d2, rule)
             order = np.argsort(s)[:keep]
             low[rule][size] = [[round(float(s[i]), 4), round(float(d1[i]), 4)] for i in order]
-    return Calibration(name, source, m, usable, samples, low, q90, face_model.get(model_id).ref())
+    tail = pair_tail(desc, labels, face_model.get(model_id).same_face, templates)
+    return Calibration(name, source, m, usable, samples, low, q90, face_model.get(model_id).ref(), tail)
+
+
+def pair_tail(desc: np.ndarray, labels: np.ndarray, same_face: float, templates: np.ndarray | None = None,
+              keep: int = pairtail.KEEP) -> PairTail:
+    """Every photo against every photo of another person (as ``templates`` holds it, when the list's references
+    are made otherwise): the number of pairs and the lowest ``keep`` distances (pairtail). Pairs nearer than
+    ``same_face`` (one photo filed under two names) are left out, as in the simulated searches."""
+    p = np.asarray(desc, np.float64)
+    t = p if templates is None else np.asarray(templates, np.float64)
+    labels = np.asarray(labels)
+    pairs, best = 0, np.zeros(0)
+    for s in range(0, len(p), 512):
+        rows = np.arange(s, min(s + 512, len(p)))
+        d = distances(p[rows], t)
+        ok = (labels[rows][:, None] != labels[None, :]) & (d >= same_face)
+        if templates is None:
+            ok &= np.arange(len(t))[None, :] > rows[:, None]  # each pair once
+        v = d[ok]
+        pairs += len(v)
+        best = np.concatenate([best, v if len(v) <= keep else np.partition(v, keep)[:keep]])
+        if len(best) > keep:
+            best = np.partition(best, keep)[:keep]
+    return PairTail(pairs, tuple(float(x) for x in np.sort(best)))
 
 
 def own_searches(templates: np.ndarray, owners: np.ndarray, limit: int = 5000,
