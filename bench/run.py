@@ -43,11 +43,24 @@ class Tee(io.TextIOBase):
         return len(s)
 
 
+def commit() -> str:
+    """The commit measured, and whether the tree differed from it (docs/bench-results.md names it; a test checks
+    that the code has not changed since)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=OUT.parents[2], capture_output=True, text=True).stdout.strip()
+
+    sha = git("rev-parse", "HEAD") or "unknown"
+    return sha + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else " (clean)")
+
+
 def main(argv: list[str] | None = None) -> None:
     names = (argv if argv is not None else sys.argv[1:]) or SECTIONS
     OUT.parent.mkdir(exist_ok=True)
     with OUT.open("w") as f, contextlib.redirect_stdout(Tee(sys.stdout, f)):
         print(f"# make bench — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+        print(f"commit {commit()}, sections: {', '.join(names)}\n")
         for name in names:
             print(f"\n## {name}\n")
             t0 = time.monotonic()
