@@ -64,20 +64,29 @@ def naive(frames: list[np.ndarray]) -> dict:
             "fps": len(frames) / elapsed, "encodes": encodes, "true_hit_frames": hits, "alerts": len(alerts)}
 
 
-def ours(frames: list[np.ndarray], backend: str = "auto", **detect) -> dict:
+def ours(frames: list[np.ndarray], model_id: str, backend: str = "auto", **detect) -> dict:
+    """The camera code path of a box running face model ``model_id``, its list (the demo's two references) loaded
+    as the box loads a folder: its own templates, the operating point derived for the list's size."""
+    import dataclasses
+
     from edge import config
     from edge.face import model as face_model
     from edge.pipeline.camera import CameraWorker
     from edge.pipeline.capture import Frame
+    from edge.watchlist import operating
     from edge.watchlist.base import Matcher
     from edge.watchlist.folder import load_folder
 
-    cfg = config.parse('box_id = "bench"\n[[cameras]]\nid = "a"\nsource = "clip"\n')
+    cfg = config.parse(f'box_id = "bench"\nmodel = "{model_id}"\n[[cameras]]\nid = "a"\nsource = "clip"\n')
     cfg.encode.backend = backend
     for key, value in detect.items():
         setattr(cfg.detect, key, value)
     matcher = Matcher(face_model.cap(cfg))
-    matcher.swap(load_folder(REPO / "demo" / "watchlist"))
+    wl = load_folder(REPO / "demo" / "watchlist", face_model.for_config(cfg))
+    m = cfg.match
+    op, _ = operating.for_list(operating.load_calibration(m.calibration or None, cfg.model), len(wl),
+                               face_model.cap(cfg), m.target_fpir, m.rule)
+    matcher.swap(dataclasses.replace(wl, operating=op))
     out: queue.Queue = queue.Queue()
     allowed = threading.Event()
     allowed.set()
@@ -85,7 +94,7 @@ def ours(frames: list[np.ndarray], backend: str = "auto", **detect) -> dict:
                           allowed)
     from edge.face import api
 
-    api.warm_up(backend)
+    face_model.for_config(cfg).warm_up()
     matched_tracks: set[int] = set()
     alerts: set[tuple[str, str]] = set()
     hits = 0
@@ -104,8 +113,8 @@ def ours(frames: list[np.ndarray], backend: str = "auto", **detect) -> dict:
     elapsed = time.process_time() - t0
     c = worker.counters
     d = cfg.detect
-    return {"name": f"edge pipeline ({api.encoder_name(backend)} encoder, detect every {d.every_n_frames}, "
-                    f"upsample {d.upsample})", "frames": len(frames),
+    enc = f"{api.encoder_name(backend)} encoder" if model_id == face_model.DLIB else "YuNet, MobileFaceNet"
+    return {"name": f"edge pipeline, {model_id} ({enc}, detect every {d.every_n_frames})", "frames": len(frames),
             "seconds": elapsed, "fps": len(frames) / elapsed, "encodes": c.encodes,
             "true_hit_frames": hits, "alerts": len(alerts), "tracks": worker.tracker.started}
 
@@ -114,8 +123,10 @@ def run() -> list[dict]:
     frames = read_frames(CLIP)
     base = naive(frames)
     rows = [base]
-    for backend in ("dlib", "auto"):
-        r = ours(frames, backend)
+    from edge.face import model as face_model
+
+    for model_id, backend in ((face_model.DLIB, "dlib"), (face_model.DLIB, "auto"), (face_model.DEFAULT, "auto")):
+        r = ours(frames, model_id, backend)
         if rows[-1]["name"] == r["name"]:
             continue
         r["speedup"] = r["fps"] / base["fps"]
